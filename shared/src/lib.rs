@@ -1,0 +1,38 @@
+//! # saksi-shared
+//!
+//! The document model of Saksi, shared by the server, the PWA (through wasm) and every test
+//! client. It is sans-IO: no sockets, no threads, no clock, no random source of its own. Time
+//! (`now`, milliseconds since the epoch) and randomness (ids, actor ids) are passed in, so it
+//! builds for `wasm32-unknown-unknown` and its tests are deterministic.
+//!
+//! - [`id`]: document ids compatible with automerge-repo (`automerge:` URLs).
+//! - [`catalogue`]: record kinds and every field, with English and Khmer labels.
+//! - [`record`]: a typed API over one record's automerge document: fields, narratives, lists,
+//!   conflicts, resolution, workflow, review trail, history.
+//! - [`workflow`]: roles, statuses and who may move a record along.
+//! - [`validate`]: checks before submission, messages in both languages.
+//! - [`schema`]: schema versions and forward migrations.
+//! - [`changes`] and [`policy`]: what a change touches, and whether its sender may make it
+//!   (the server's write authorisation).
+//! - [`cbor`] and [`protocol`]: the automerge-repo wire protocol v1.
+//! - [`sync`]: the sans-IO sync engine ([`sync::DocSync`] per document, [`sync::Repo`] per
+//!   client); [`testing::Hub`] runs many peers in one process.
+
+pub mod catalogue;
+pub mod cbor;
+pub mod changes;
+pub mod id;
+pub mod policy;
+pub mod protocol;
+pub mod record;
+pub mod schema;
+pub mod sync;
+pub mod testing;
+pub mod validate;
+pub mod workflow;
+
+pub use automerge;
+pub use catalogue::{FieldType, Lang, RecordKind};
+pub use id::DocumentId;
+pub use record::{Editor, FieldInput, FieldValue, Millis, Record, RecordView};
+pub use workflow::{Role, Status};

@@ -1,0 +1,573 @@
+//! Who may read a record, and which changes a user may make to it.
+//!
+//! The server runs [`check_change`] on every incoming change *before* it is stored: a change is
+//! accepted only if every operation in it is something the sender's role may do to this record.
+//! The rules, in the record's terms:
+//!
+//! - **Attribution.** A change that names its author in the commit message must name the sender
+//!   and the sending device. (That each actor id belongs to one device is checked by the server,
+//!   which keeps the binding.)
+//! - **Creation.** A new document must become a complete record of a kind the sender may create,
+//!   in a case the sender may write to (a case document names itself), created by the sender,
+//!   in `draft`.
+//! - **Immutable identity.** `kind`, `case`, `created_by` and `created_at` never change.
+//! - **Fields.** Team members and reviewers may write catalogue fields with values of the right
+//!   type; nobody but reviewers may write to an archived record.
+//! - **Workflow.** A status change must be an allowed step for the sender's role, from the status
+//!   the sender saw when making it (so two monitors submitting the same record offline are both
+//!   fine).
+//! - **Review trail.** Entries may only be appended, must name the sender as author with the
+//!   sender's role, and never change afterwards.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::{ActorId, Automerge, Change, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{FieldType, MAX_LIST_ITEMS, RecordKind};
+use crate::changes::{Action, Place, touches};
+use crate::id::DocumentId;
+use crate::record::{
+    CASE, CREATED_AT, CREATED_BY, CommitNote, FIELDS, FieldInput, KIND, MAX_COMMENT_CHARS, REVIEW,
+    REVIEW_KEYS, RecordMeta, RecordRef, SCHEMA_VERSION, STATUS, check_scalar,
+};
+use crate::schema::CURRENT_SCHEMA_VERSION;
+use crate::sync::ChangeGate;
+use crate::workflow::{ReviewAction, Role, Status, transition};
+
+/// The signed-in sender of a change, as the server knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub device: String,
+    pub role: Role,
+    /// The cases this user may write records in: their teams' cases, or every case for
+    /// coordinators and admins.
+    pub cases: HashSet<DocumentId>,
+}
+
+impl Principal {
+    /// The author, the case team, coordinators and admins may read a record.
+    pub fn may_read(&self, meta: &RecordMeta) -> bool {
+        self.role.reviews() || meta.created_by == self.user || self.cases.contains(&meta.case)
+    }
+
+    /// The case team, coordinators and admins may write to a record.
+    pub fn may_write(&self, meta: &RecordMeta) -> bool {
+        self.role.reviews() || self.cases.contains(&meta.case)
+    }
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// The change claims another user or device, or uses an actor bound to another device.
+    ForgedAttribution,
+    /// The sender may not write to this record (not in the case team), or create this kind.
+    NotAllowed,
+    /// The document is not a complete record after its creating changes.
+    IncompleteRecord,
+    /// A value of the wrong type, an unknown choice or field, or too long.
+    InvalidValue,
+    /// An attempt to change what never changes (identity keys, written review entries).
+    Immutable,
+    /// A status step the sender's role may not take.
+    Workflow,
+    /// A review entry that names someone else, or a role or action the sender does not have.
+    ReviewForgery,
+    /// The record is archived.
+    Archived,
+    /// An operation outside the record schema.
+    OutsideSchema,
+}
+
+/// A refused change: a code for logs and clients, and a detail without record contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{code:?}: {detail}")]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub detail: String,
+}
+
+fn refuse(code: RefusalCode, detail: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// Checks that the attribution in `change`'s message, if any, names `who`.
+pub fn check_attribution(change: &Change, who: &Principal) -> Result<(), Refusal> {
+    if let Some(note) = change.message().and_then(CommitNote::parse)
+        && (note.user != who.user || note.device != who.device)
+    {
+        return Err(refuse(
+            RefusalCode::ForgedAttribution,
+            "commit message names another user or device",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one change against the document it is about to be applied to.
+///
+/// `doc_id` is the id of the document (a case document must name itself as its case).
+pub fn check_change(
+    doc_id: &DocumentId,
+    doc: &Automerge,
+    change: &Change,
+    who: &Principal,
+) -> Result<(), Refusal> {
+    check_attribution(change, who)?;
+    let touched = touches(doc, change);
+    let existing = RecordRef::new(doc);
+    match existing.meta() {
+        None if doc.get(ROOT, KIND).ok().flatten().is_some() => Err(refuse(
+            RefusalCode::IncompleteRecord,
+            "the document is not a valid record",
+        )),
+        None => check_creation(doc_id, &touched, who),
+        Some(meta) => check_edit(doc, change, &meta, &touched, who),
+    }
+}
+
+/// Checks that a document created by a batch of changes is a complete record.
+pub fn check_created(doc_id: &DocumentId, doc: &Automerge) -> Result<RecordMeta, Refusal> {
+    let record = RecordRef::new(doc);
+    let meta = record.meta().ok_or_else(|| {
+        refuse(
+            RefusalCode::IncompleteRecord,
+            "a new document must set kind, case and created_by",
+        )
+    })?;
+    if meta.kind == RecordKind::Case && meta.case != *doc_id {
+        return Err(refuse(
+            RefusalCode::IncompleteRecord,
+            "a case document must name itself as its case",
+        ));
+    }
+    if record.view().is_err() {
+        return Err(refuse(
+            RefusalCode::IncompleteRecord,
+            "a new record must have its fields and review containers",
+        ));
+    }
+    Ok(meta)
+}
+
+fn scalar_str(v: &ScalarValue) -> Option<&str> {
+    v.as_str()
+}
+
+/// An integer stored as an integer (not a float, counter or timestamp).
+fn exact_int(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::Int(n) => Some(*n),
+        ScalarValue::Uint(n) => i64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+fn check_creation(
+    doc_id: &DocumentId,
+    touched: &[crate::changes::Touch],
+    who: &Principal,
+) -> Result<(), Refusal> {
+    // First the identity keys, which decide the rules for the rest.
+    let mut kind = None;
+    for t in touched {
+        if t.place != Place::Root {
+            continue;
+        }
+        let key = t.key.as_deref().unwrap_or_default();
+        match (key, &t.action) {
+            (KIND, Action::Put(v)) => {
+                let k = scalar_str(v)
+                    .and_then(RecordKind::parse)
+                    .ok_or_else(|| refuse(RefusalCode::InvalidValue, "unknown record kind"))?;
+                if !who.role.may_create(k) {
+                    return Err(refuse(
+                        RefusalCode::NotAllowed,
+                        format!("a {} may not create a {}", who.role.as_str(), k.as_str()),
+                    ));
+                }
+                kind = Some(k);
+            }
+            (CASE, Action::Put(v)) => {
+                let case = scalar_str(v)
+                    .and_then(|s| DocumentId::parse(s).ok())
+                    .ok_or_else(|| {
+                        refuse(RefusalCode::InvalidValue, "case is not a document id")
+                    })?;
+                // A case document names itself; anything else must be in one of the sender's cases.
+                if case != *doc_id && !who.cases.contains(&case) {
+                    return Err(refuse(
+                        RefusalCode::NotAllowed,
+                        "the record names a case the sender is not a member of",
+                    ));
+                }
+            }
+            (CREATED_BY, Action::Put(v)) => {
+                if scalar_str(v) != Some(who.user.as_str()) {
+                    return Err(refuse(
+                        RefusalCode::ForgedAttribution,
+                        "created_by must name the sender",
+                    ));
+                }
+            }
+            (CREATED_AT, Action::Put(v)) => {
+                if exact_int(v).is_none() {
+                    return Err(refuse(
+                        RefusalCode::InvalidValue,
+                        "created_at must be a number",
+                    ));
+                }
+            }
+            (SCHEMA_VERSION, Action::Put(v)) => {
+                if !v
+                    .as_u64()
+                    .is_some_and(|n| (1..=CURRENT_SCHEMA_VERSION).contains(&n))
+                {
+                    return Err(refuse(
+                        RefusalCode::InvalidValue,
+                        "unsupported schema_version",
+                    ));
+                }
+            }
+            (STATUS, Action::Put(v)) => {
+                if scalar_str(v) != Some(Status::Draft.as_str()) {
+                    return Err(refuse(
+                        RefusalCode::Workflow,
+                        "a new record starts as a draft",
+                    ));
+                }
+            }
+            (FIELDS, Action::Make(ObjType::Map)) | (REVIEW, Action::Make(ObjType::List)) => {}
+            _ => {
+                return Err(refuse(
+                    RefusalCode::OutsideSchema,
+                    format!("unexpected operation on root key `{key}`"),
+                ));
+            }
+        }
+    }
+    if touched.is_empty() {
+        // An empty change (automerge-repo makes one when it creates a document) carries nothing.
+        return Ok(());
+    }
+    let kind = kind.ok_or_else(|| {
+        refuse(
+            RefusalCode::IncompleteRecord,
+            "the first change of a record must set its kind",
+        )
+    })?;
+    let mut lengths = HashMap::new();
+    for t in touched.iter().filter(|t| t.place != Place::Root) {
+        check_field_op(kind, t, None, &mut lengths)?;
+    }
+    Ok(())
+}
+
+fn check_edit(
+    doc: &Automerge,
+    change: &Change,
+    meta: &RecordMeta,
+    touched: &[crate::changes::Touch],
+    who: &Principal,
+) -> Result<(), Refusal> {
+    if touched.is_empty() {
+        return Ok(());
+    }
+    if !who.may_write(meta) {
+        return Err(refuse(
+            RefusalCode::NotAllowed,
+            "the sender is not in this record's case team",
+        ));
+    }
+    if meta.status == Status::Archived && !who.role.reviews() {
+        return Err(refuse(RefusalCode::Archived, "the record is archived"));
+    }
+    let mut lengths: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut entries_made = 0usize;
+    let mut entries_signed = 0usize;
+    for t in touched {
+        match (&t.place, t.key.as_deref(), &t.action) {
+            (Place::Root, Some(STATUS), Action::Put(v)) => {
+                let to = scalar_str(v)
+                    .and_then(Status::parse)
+                    .ok_or_else(|| refuse(RefusalCode::InvalidValue, "unknown status"))?;
+                // The step is judged from what the sender saw: the status at the change's deps.
+                let seen = doc
+                    .get_all_at(ROOT, STATUS, change.deps())
+                    .map_err(|_| refuse(RefusalCode::Workflow, "status history unavailable"))?;
+                let allowed = seen.iter().any(|(value, _)| {
+                    let from = match value {
+                        Value::Scalar(s) => s.as_str().and_then(Status::parse),
+                        Value::Object(_) => None,
+                    };
+                    from.is_some_and(|from| transition(from, to, who.role).is_some())
+                });
+                if !allowed {
+                    return Err(refuse(
+                        RefusalCode::Workflow,
+                        format!(
+                            "a {} may not move this record to {}",
+                            who.role.as_str(),
+                            to.as_str()
+                        ),
+                    ));
+                }
+            }
+            (Place::Root, Some(SCHEMA_VERSION), Action::Put(v)) => {
+                let current = RecordRef::new(doc).schema_version();
+                if !v
+                    .as_u64()
+                    .is_some_and(|n| n > current && n <= CURRENT_SCHEMA_VERSION)
+                {
+                    return Err(refuse(
+                        RefusalCode::InvalidValue,
+                        "schema_version may only grow",
+                    ));
+                }
+            }
+            (Place::Root, key, _) => {
+                return Err(refuse(
+                    RefusalCode::Immutable,
+                    format!("root key `{}` cannot be changed", key.unwrap_or_default()),
+                ));
+            }
+            (Place::Review, None, Action::Make(ObjType::Map)) if t.insert => entries_made += 1,
+            (Place::Review, _, _) => {
+                return Err(refuse(
+                    RefusalCode::Immutable,
+                    "review entries can only be appended",
+                ));
+            }
+            (Place::ReviewEntry { created_here: true }, Some(key), Action::Put(v)) => {
+                if key == "author" {
+                    entries_signed += 1;
+                }
+                check_review_value(key, v, who)?;
+            }
+            (Place::ReviewEntry { .. }, _, _) => {
+                return Err(refuse(
+                    RefusalCode::Immutable,
+                    "a review entry cannot change once written",
+                ));
+            }
+            _ => check_field_op(meta.kind, t, Some(doc), &mut lengths)?,
+        }
+    }
+    if entries_made != entries_signed {
+        return Err(refuse(
+            RefusalCode::ReviewForgery,
+            "every new review entry must name its author",
+        ));
+    }
+    Ok(())
+}
+
+fn check_review_value(key: &str, v: &ScalarValue, who: &Principal) -> Result<(), Refusal> {
+    let ok = match key {
+        "author" => scalar_str(v) == Some(who.user.as_str()),
+        "role" => scalar_str(v) == Some(who.role.as_str()),
+        "action" => scalar_str(v)
+            .and_then(ReviewAction::parse)
+            .is_some_and(|a| a.allowed_for(who.role)),
+        "text" => scalar_str(v).is_some_and(|s| s.chars().count() <= MAX_COMMENT_CHARS),
+        "at" => exact_int(v).is_some(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else if REVIEW_KEYS.contains(&key) {
+        Err(refuse(
+            RefusalCode::ReviewForgery,
+            format!("review entry `{key}` does not match the sender"),
+        ))
+    } else {
+        Err(refuse(
+            RefusalCode::OutsideSchema,
+            format!("review entries have no key `{key}`"),
+        ))
+    }
+}
+
+/// Checks an operation on `fields` or inside a field container. `doc` is the current document
+/// (absent while creating). `lengths` accumulates inserted and deleted elements per container.
+fn check_field_op(
+    kind: RecordKind,
+    t: &crate::changes::Touch,
+    doc: Option<&Automerge>,
+    lengths: &mut HashMap<String, (usize, usize)>,
+) -> Result<(), Refusal> {
+    let def = kind.def();
+    let unknown = |field: &str| {
+        refuse(
+            RefusalCode::InvalidValue,
+            format!("`{field}` is not a field of {}", kind.as_str()),
+        )
+    };
+    match (&t.place, t.key.as_deref(), &t.action) {
+        (Place::Fields, Some(field), action) => {
+            let f = def.field(field).ok_or_else(|| unknown(field))?;
+            match (f.field_type, action) {
+                (FieldType::LongText, Action::Make(ObjType::Text))
+                | (FieldType::List, Action::Make(ObjType::List)) => {
+                    // Containers are made with the record, or by a migration for a new field.
+                    let exists = doc.is_some_and(|d| field_container(d, field).is_some());
+                    if exists {
+                        return Err(refuse(
+                            RefusalCode::Immutable,
+                            format!("`{field}` already has its container"),
+                        ));
+                    }
+                    Ok(())
+                }
+                (FieldType::LongText | FieldType::List, _) => Err(refuse(
+                    RefusalCode::InvalidValue,
+                    format!("`{field}` is edited in place, not replaced"),
+                )),
+                (_, Action::Delete) => Ok(()),
+                (_, Action::Put(v)) => {
+                    let input = if let Some(s) = v.as_str() {
+                        FieldInput::Text(s.to_owned())
+                    } else if let Some(n) = exact_int(v) {
+                        FieldInput::Number(n)
+                    } else {
+                        return Err(refuse(
+                            RefusalCode::InvalidValue,
+                            format!("`{field}` takes text or a number"),
+                        ));
+                    };
+                    check_scalar(f, &input)
+                        .map_err(|e| refuse(RefusalCode::InvalidValue, e.to_string()))
+                }
+                _ => Err(refuse(
+                    RefusalCode::InvalidValue,
+                    format!("`{field}` holds a single value"),
+                )),
+            }
+        }
+        (Place::FieldContent(field), None, action) => {
+            let f = def.field(field).ok_or_else(|| unknown(field))?;
+            let entry = lengths.entry(field.clone()).or_default();
+            match (f.field_type, action) {
+                (FieldType::LongText | FieldType::List, Action::Delete) if !t.insert => {
+                    entry.1 += 1;
+                }
+                (FieldType::LongText, Action::Put(v)) if t.insert => {
+                    let s = v.as_str().ok_or_else(|| {
+                        refuse(RefusalCode::InvalidValue, "text holds characters")
+                    })?;
+                    entry.0 += s.chars().count();
+                }
+                (FieldType::List, Action::Put(v)) => {
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| refuse(RefusalCode::InvalidValue, "list items are text"))?;
+                    if s.chars().count() > f.max_chars() {
+                        return Err(refuse(
+                            RefusalCode::InvalidValue,
+                            format!("an item of `{field}` is too long"),
+                        ));
+                    }
+                    if t.insert {
+                        entry.0 += 1;
+                    }
+                }
+                _ => {
+                    return Err(refuse(
+                        RefusalCode::OutsideSchema,
+                        format!("unsupported operation inside `{field}`"),
+                    ));
+                }
+            }
+            let current = doc
+                .and_then(|d| field_container(d, field))
+                .map_or(0, |(d, obj)| d.length(&obj));
+            let (inserted, deleted) = *entry;
+            let max = if f.field_type == FieldType::List {
+                MAX_LIST_ITEMS
+            } else {
+                f.max_chars()
+            };
+            if (current + inserted).saturating_sub(deleted) > max {
+                return Err(refuse(
+                    RefusalCode::InvalidValue,
+                    format!("`{field}` would exceed {max}"),
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(refuse(
+            RefusalCode::OutsideSchema,
+            "operation outside the record schema",
+        )),
+    }
+}
+
+fn field_container<'a>(
+    doc: &'a Automerge,
+    field: &str,
+) -> Option<(&'a Automerge, automerge::ObjId)> {
+    let (_, fields) = doc
+        .get(ROOT, FIELDS)
+        .ok()
+        .flatten()
+        .filter(|(v, _)| matches!(v, Value::Object(ObjType::Map)))?;
+    let (_, obj) = doc
+        .get(&fields, field)
+        .ok()
+        .flatten()
+        .filter(|(v, _)| matches!(v, Value::Object(_)))?;
+    Some((doc, obj))
+}
+
+/// Which device each automerge actor id belongs to. An actor is bound to the first device that
+/// sends a change made with it; changes under an actor bound to another device are refused.
+pub trait ActorBindings {
+    /// The device an actor is bound to, if any.
+    fn device_of(&self, actor: &ActorId) -> Option<String>;
+    /// Binds a new actor to a device.
+    fn bind(&mut self, actor: &ActorId, device: &str);
+}
+
+impl ActorBindings for HashMap<ActorId, String> {
+    fn device_of(&self, actor: &ActorId) -> Option<String> {
+        self.get(actor).cloned()
+    }
+
+    fn bind(&mut self, actor: &ActorId, device: &str) {
+        self.insert(actor.clone(), device.to_owned());
+    }
+}
+
+/// The server's gate: actor binding, then the record policy.
+#[derive(Debug)]
+pub struct PolicyGate<'a, B: ActorBindings> {
+    pub doc_id: DocumentId,
+    pub who: &'a Principal,
+    pub bindings: &'a mut B,
+}
+
+impl<B: ActorBindings> ChangeGate for PolicyGate<'_, B> {
+    fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal> {
+        let actor = change.actor_id();
+        match self.bindings.device_of(actor) {
+            Some(device) if device != self.who.device => {
+                return Err(refuse(
+                    RefusalCode::ForgedAttribution,
+                    "the change's actor belongs to another device",
+                ));
+            }
+            _ => {}
+        }
+        check_change(&self.doc_id, doc, change, self.who)?;
+        if self.bindings.device_of(actor).is_none() {
+            self.bindings.bind(actor, &self.who.device);
+        }
+        Ok(())
+    }
+}

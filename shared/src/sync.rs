@@ -1,0 +1,669 @@
+//! A sans-IO sync engine: automerge sync per (peer, document), speaking the automerge-repo
+//! protocol, with every incoming change passed through a [`ChangeGate`] before it is applied.
+//!
+//! Two layers:
+//! - [`DocSync`]: one document and its sync state with each peer. The server keeps one per
+//!   document in use and checks incoming changes with the write policy; clients accept all.
+//! - [`Repo`]: a client's whole set of documents over one connection to a server: handshake,
+//!   `request` / `sync` / `doc-unavailable` / refusals, and what to send next.
+//!
+//! Nothing here touches a socket, a clock or a random source: bytes in, bytes out, time and
+//! randomness passed in. Two peers sync like this:
+//!
+//! ```
+//! use saksi_shared::sync::{Repo, Event};
+//! use saksi_shared::record::Editor;
+//! use saksi_shared::catalogue::RecordKind;
+//! use saksi_shared::workflow::Role;
+//! use saksi_shared::record::FieldInput;
+//! use saksi_shared::testing::Hub;
+//!
+//! let editor = Editor { user: "dara".into(), device: "phone-1".into(), role: Role::Monitor };
+//! let mut hub = Hub::new();
+//! let case = hub.create_case([9; 16], 1);
+//! hub.add_member("dara", case);
+//!
+//! let mut phone = Repo::new("phone-1-tab".into(), [1; 16]);
+//! let id = phone.create(RecordKind::CourtObservation, &case, &editor, 1_000, [2; 16]);
+//! phone.edit(&id, |r| r.set_field("court", FieldInput::Text("សាលាដំបូងខេត្ត".into()), &editor, 2_000))
+//!     .unwrap()
+//!     .unwrap();
+//!
+//! // Connect and pump messages until neither side has anything to say.
+//! let conn = hub.connect(&editor);
+//! let join = phone.connect();
+//! hub.deliver(conn, &join);
+//! loop {
+//!     let to_phone = hub.take_outgoing(conn);
+//!     for frame in &to_phone {
+//!         phone.receive(frame).unwrap();
+//!     }
+//!     let to_hub = phone.take_outgoing();
+//!     for frame in &to_hub {
+//!         hub.deliver(conn, frame);
+//!     }
+//!     if to_phone.is_empty() && to_hub.is_empty() {
+//!         break;
+//!     }
+//! }
+//! assert_eq!(hub.record(&id).unwrap().field("court").unwrap().unwrap().display(), "សាលាដំបូងខេត្ត");
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use automerge::sync::{Message as SyncMessage, State, SyncDoc};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+
+use crate::catalogue::RecordKind;
+use crate::id::DocumentId;
+use crate::policy::Refusal;
+use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, ProtocolError};
+use crate::record::{Editor, Millis, Record, RecordError};
+
+/// Decides whether an incoming change may be applied. Called once per new change, in causal
+/// order, with the document as it is just before that change.
+pub trait ChangeGate {
+    fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal>;
+}
+
+/// Accepts every change (clients trust the server they sync with).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcceptAll;
+
+impl ChangeGate for AcceptAll {
+    fn check(&mut self, _doc: &Automerge, _change: &Change) -> Result<(), Refusal> {
+        Ok(())
+    }
+}
+
+/// What one incoming sync message did.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Changes that were new and applied, in the order applied. A server persists exactly these.
+    pub applied: Vec<Change>,
+    /// Changes refused by the gate (and changes depending on them), with the reason.
+    pub refused: Vec<(ChangeHash, Refusal)>,
+    /// Changes whose dependencies are missing; the sync protocol asks for them again.
+    pub deferred: usize,
+}
+
+/// Why a sync message could not be handled. The document is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error("malformed automerge sync message: {0}")]
+    Malformed(String),
+    #[error("malformed change in sync message: {0}")]
+    MalformedChange(String),
+    #[error("sync message carries more than {0} changes")]
+    TooManyChanges(usize),
+    #[error("automerge refused the change: {0}")]
+    Apply(String),
+}
+
+/// Most changes accepted in one sync message.
+pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
+
+/// One document and its automerge sync state with each peer.
+#[derive(Debug)]
+pub struct DocSync {
+    record: Record,
+    peers: HashMap<String, State>,
+}
+
+impl DocSync {
+    pub fn new(record: Record) -> Self {
+        DocSync {
+            record,
+            peers: HashMap::new(),
+        }
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    pub fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
+    pub fn into_record(self) -> Record {
+        self.record
+    }
+
+    /// Starts syncing with `peer`, resuming from a persisted state if there is one.
+    pub fn add_peer(&mut self, peer: &str, persisted: Option<&[u8]>) {
+        let state = persisted
+            .and_then(|b| State::decode(b).ok())
+            .unwrap_or_default();
+        self.peers.insert(peer.to_owned(), state);
+    }
+
+    pub fn has_peer(&self, peer: &str) -> bool {
+        self.peers.contains_key(peer)
+    }
+
+    /// Stops syncing with `peer`; returns its state in persistable form.
+    pub fn remove_peer(&mut self, peer: &str) -> Option<Vec<u8>> {
+        self.peers.remove(peer).map(|s| s.encode())
+    }
+
+    /// The persistable sync state of `peer` (the heads both sides are known to share).
+    pub fn peer_state(&self, peer: &str) -> Option<Vec<u8>> {
+        self.peers.get(peer).map(State::encode)
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.peers.keys().map(String::as_str)
+    }
+
+    /// Whether `peer` is known to have everything this document has.
+    pub fn peer_in_sync(&self, peer: &str) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|s| s.their_heads.as_ref())
+            .is_some_and(|theirs| {
+                let mut ours = self.record.heads();
+                let mut theirs = theirs.clone();
+                ours.sort();
+                theirs.sort();
+                ours == theirs
+            })
+    }
+
+    /// Handles an automerge sync message from `peer`: every change not yet in the document is
+    /// offered to `gate` in causal order and applied if accepted.
+    pub fn receive(
+        &mut self,
+        peer: &str,
+        data: &[u8],
+        gate: &mut dyn ChangeGate,
+    ) -> Result<Received, SyncError> {
+        let mut message =
+            SyncMessage::decode(data).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        let incoming = extract_changes(&message)?;
+        let doc = self.record.doc_mut();
+        let mut received = Received::default();
+
+        // Keep only new changes, then apply in causal order: a change goes once all its
+        // dependencies are in the document.
+        let mut pending: Vec<Change> = Vec::new();
+        let mut seen = HashSet::new();
+        for change in incoming {
+            let hash = change.hash();
+            if doc.get_change_by_hash(&hash).is_none() && seen.insert(hash) {
+                pending.push(change);
+            }
+        }
+        let mut refused_hashes: HashSet<ChangeHash> = HashSet::new();
+        loop {
+            let mut progressed = false;
+            let mut still_pending = Vec::with_capacity(pending.len());
+            for change in pending {
+                if change.deps().iter().any(|d| refused_hashes.contains(d)) {
+                    refused_hashes.insert(change.hash());
+                    let cause = received
+                        .refused
+                        .first()
+                        .map(|(_, r)| r.clone())
+                        .expect("a dependency was refused first");
+                    received.refused.push((change.hash(), cause));
+                    progressed = true;
+                    continue;
+                }
+                if !change
+                    .deps()
+                    .iter()
+                    .all(|d| doc.get_change_by_hash(d).is_some())
+                {
+                    still_pending.push(change);
+                    continue;
+                }
+                progressed = true;
+                match gate.check(doc, &change) {
+                    Ok(()) => {
+                        doc.apply_changes([change.clone()])
+                            .map_err(|e| SyncError::Apply(e.to_string()))?;
+                        received.applied.push(change);
+                    }
+                    Err(refusal) => {
+                        refused_hashes.insert(change.hash());
+                        received.refused.push((change.hash(), refusal));
+                    }
+                }
+            }
+            pending = still_pending;
+            if !progressed || pending.is_empty() {
+                break;
+            }
+        }
+        received.deferred = pending.len();
+
+        // Let automerge update the sync state from the message, minus the changes (already
+        // applied, refused or deferred).
+        message.changes = Vec::<Vec<u8>>::new().into();
+        let state = self.peers.entry(peer.to_owned()).or_default();
+        doc.receive_sync_message(state, message)
+            .map_err(|e| SyncError::Apply(e.to_string()))?;
+        Ok(received)
+    }
+
+    /// The next automerge sync message for `peer`, if there is anything to say.
+    pub fn generate(&mut self, peer: &str) -> Option<Vec<u8>> {
+        let state = self.peers.entry(peer.to_owned()).or_default();
+        self.record
+            .doc()
+            .generate_sync_message(state)
+            .map(SyncMessage::encode)
+    }
+}
+
+/// The individual changes carried by a sync message: change chunks, or a whole document (the
+/// V2 format sends a saved document when that is smaller).
+fn extract_changes(message: &SyncMessage) -> Result<Vec<Change>, SyncError> {
+    let mut changes = Vec::new();
+    for chunk in message.changes.iter() {
+        match Change::from_bytes(chunk.to_vec()) {
+            Ok(change) => changes.push(change),
+            Err(change_err) => {
+                let doc = Automerge::load(chunk).map_err(|doc_err| {
+                    SyncError::MalformedChange(format!(
+                        "neither a change ({change_err}) nor a document ({doc_err})"
+                    ))
+                })?;
+                changes.extend(doc.get_changes(&[]));
+            }
+        }
+        if changes.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(SyncError::TooManyChanges(MAX_CHANGES_PER_MESSAGE));
+        }
+    }
+    Ok(changes)
+}
+
+/// Something the application should know after [`Repo::receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake finished: the server's peer id.
+    Connected { server: String },
+    /// A document received changes from the server.
+    DocumentChanged(DocumentId),
+    /// The server does not have the document or will not share it (the same answer).
+    DocumentUnavailable(DocumentId),
+    /// The server refused local changes to a document. They stay on this device.
+    ChangesRefused {
+        document: DocumentId,
+        message: String,
+    },
+    /// The server reported an error and will close the connection.
+    ServerError(String),
+}
+
+/// Why [`Repo::receive`] failed; the connection should be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("the server sent `{0}` before the handshake finished")]
+    NotConnected(&'static str),
+    #[error("the server selected protocol version `{0}`")]
+    WrongVersion(String),
+    #[error("unexpected `{0}` message from the server")]
+    Unexpected(&'static str),
+    #[error("sync of {document}: {error}")]
+    Sync {
+        document: DocumentId,
+        error: SyncError,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocState {
+    /// Exists locally; not yet announced on this connection.
+    Idle,
+    /// A `request` or `sync` went out on this connection.
+    Syncing,
+    /// The server said it does not have it.
+    Unavailable,
+    /// The server refused changes to it; not synced again until the next connection.
+    Refused,
+}
+
+#[derive(Debug)]
+struct DocEntry {
+    sync: DocSync,
+    state: DocState,
+    /// Something may need sending (local edit or incoming message).
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Connection {
+    Closed,
+    AwaitingPeer,
+    Ready { server: String },
+}
+
+/// A client's documents and its sync with one server.
+#[derive(Debug)]
+pub struct Repo {
+    peer_id: String,
+    storage_id: Option<String>,
+    actor: ActorId,
+    docs: BTreeMap<DocumentId, DocEntry>,
+    connection: Connection,
+    /// Persisted sync states per document, from the last time the server was seen.
+    saved_states: HashMap<DocumentId, Vec<u8>>,
+}
+
+impl Repo {
+    /// `peer_id` names this tab or process on the wire; `actor` (16 random bytes, passed in) is
+    /// the automerge actor used for this device's edits.
+    pub fn new(peer_id: String, actor: [u8; 16]) -> Self {
+        Repo {
+            peer_id,
+            storage_id: None,
+            actor: ActorId::from(actor),
+            docs: BTreeMap::new(),
+            connection: Connection::Closed,
+            saved_states: HashMap::new(),
+        }
+    }
+
+    /// Advertise a storage id, so the server keeps sync state across reconnects.
+    pub fn set_storage_id(&mut self, storage_id: String) {
+        self.storage_id = Some(storage_id);
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.connection, Connection::Ready { .. })
+    }
+
+    /// Creates a record locally; it syncs when a connection is up. `id_bytes` are 16 random
+    /// bytes for the document id.
+    pub fn create(
+        &mut self,
+        kind: RecordKind,
+        case: &DocumentId,
+        editor: &Editor,
+        now: Millis,
+        id_bytes: [u8; 16],
+    ) -> DocumentId {
+        let id = DocumentId::from_bytes(id_bytes);
+        let case = if kind == RecordKind::Case { id } else { *case };
+        let record = Record::create(kind, &case, self.actor.clone(), editor, now);
+        self.insert(id, record);
+        id
+    }
+
+    /// Creates a record whose case is itself (a new case).
+    fn insert(&mut self, id: DocumentId, record: Record) {
+        self.docs.insert(
+            id,
+            DocEntry {
+                sync: DocSync::new(record),
+                state: DocState::Idle,
+                dirty: true,
+            },
+        );
+    }
+
+    /// Adds a document loaded from local storage, with its persisted sync state if any.
+    pub fn add_document(
+        &mut self,
+        id: DocumentId,
+        bytes: &[u8],
+        sync_state: Option<&[u8]>,
+    ) -> Result<(), RecordError> {
+        let record = Record::load(bytes, self.actor.clone())?;
+        self.insert(id, record);
+        if let Some(state) = sync_state {
+            self.saved_states.insert(id, state.to_vec());
+        }
+        Ok(())
+    }
+
+    /// Asks the server for a document this device does not have yet.
+    pub fn request(&mut self, id: DocumentId) {
+        if !self.docs.contains_key(&id) {
+            self.insert(id, Record::empty(self.actor.clone()));
+        }
+    }
+
+    /// Forgets a document locally (it stays on the server).
+    pub fn remove(&mut self, id: &DocumentId) -> Option<Record> {
+        self.saved_states.remove(id);
+        self.docs.remove(id).map(|e| e.sync.into_record())
+    }
+
+    pub fn documents(&self) -> impl Iterator<Item = &DocumentId> {
+        self.docs.keys()
+    }
+
+    pub fn record(&self, id: &DocumentId) -> Option<&Record> {
+        self.docs.get(id).map(|e| e.sync.record())
+    }
+
+    /// Edits a record; the change is sent on the next [`Repo::take_outgoing`].
+    pub fn edit<T>(&mut self, id: &DocumentId, f: impl FnOnce(&mut Record) -> T) -> Option<T> {
+        let entry = self.docs.get_mut(id)?;
+        entry.dirty = true;
+        Some(f(entry.sync.record_mut()))
+    }
+
+    /// The persistable sync state of a document with the current server.
+    pub fn sync_state(&self, id: &DocumentId) -> Option<Vec<u8>> {
+        match &self.connection {
+            Connection::Ready { server } => self.docs.get(id)?.sync.peer_state(server),
+            _ => self.saved_states.get(id).cloned(),
+        }
+    }
+
+    /// Whether the server is known to have every local change of the document.
+    pub fn is_synced(&self, id: &DocumentId) -> bool {
+        match &self.connection {
+            Connection::Ready { server } => self
+                .docs
+                .get(id)
+                .is_some_and(|e| e.sync.peer_in_sync(server)),
+            _ => false,
+        }
+    }
+
+    /// Documents the server refused changes to on this connection.
+    pub fn refused(&self) -> impl Iterator<Item = &DocumentId> {
+        self.docs
+            .iter()
+            .filter(|(_, e)| e.state == DocState::Refused)
+            .map(|(id, _)| id)
+    }
+
+    /// Starts a connection: returns the `join` frame to send first.
+    pub fn connect(&mut self) -> Vec<u8> {
+        self.connection = Connection::AwaitingPeer;
+        Message::Join {
+            sender_id: self.peer_id.clone(),
+            supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
+            metadata: Some(PeerMetadata {
+                storage_id: self.storage_id.clone(),
+                is_ephemeral: self.storage_id.is_none(),
+            }),
+        }
+        .encode()
+    }
+
+    /// The connection went away. Sync states are kept in their persistable form, so the next
+    /// connection resumes from what both sides were known to share.
+    pub fn disconnected(&mut self) {
+        if let Connection::Ready { server } = &self.connection {
+            for (id, entry) in &mut self.docs {
+                if let Some(state) = entry.sync.remove_peer(server) {
+                    self.saved_states.insert(*id, state);
+                }
+            }
+        }
+        for entry in self.docs.values_mut() {
+            entry.state = DocState::Idle;
+            entry.dirty = true;
+        }
+        self.connection = Connection::Closed;
+    }
+
+    /// Handles one frame from the server.
+    pub fn receive(&mut self, frame: &[u8]) -> Result<Vec<Event>, RepoError> {
+        let message = Message::decode(frame)?;
+        let mut events = Vec::new();
+        match (&self.connection, message) {
+            (
+                Connection::AwaitingPeer,
+                Message::Peer {
+                    sender_id,
+                    selected_protocol_version,
+                    ..
+                },
+            ) => {
+                if selected_protocol_version != PROTOCOL_VERSION {
+                    return Err(RepoError::WrongVersion(selected_protocol_version));
+                }
+                for (id, entry) in &mut self.docs {
+                    let saved = self.saved_states.get(id).map(Vec::as_slice);
+                    entry.sync.add_peer(&sender_id, saved);
+                    entry.state = DocState::Idle;
+                    entry.dirty = true;
+                }
+                events.push(Event::Connected {
+                    server: sender_id.clone(),
+                });
+                self.connection = Connection::Ready { server: sender_id };
+            }
+            (
+                _,
+                Message::Error {
+                    message,
+                    document_id: Some(document),
+                    ..
+                },
+            ) => {
+                if let Some(entry) = self.docs.get_mut(&document) {
+                    entry.state = DocState::Refused;
+                }
+                events.push(Event::ChangesRefused { document, message });
+            }
+            (_, Message::Error { message, .. }) => events.push(Event::ServerError(message)),
+            (
+                Connection::Ready { server },
+                Message::Sync {
+                    document_id, data, ..
+                },
+            )
+            | (
+                Connection::Ready { server },
+                Message::Request {
+                    document_id, data, ..
+                },
+            ) => {
+                let server = server.clone();
+                if !self.docs.contains_key(&document_id) {
+                    self.insert(document_id, Record::empty(self.actor.clone()));
+                }
+                let entry = self.docs.get_mut(&document_id).expect("inserted above");
+                if !entry.sync.has_peer(&server) {
+                    entry.sync.add_peer(&server, None);
+                }
+                let received =
+                    entry
+                        .sync
+                        .receive(&server, &data, &mut AcceptAll)
+                        .map_err(|error| RepoError::Sync {
+                            document: document_id,
+                            error,
+                        })?;
+                if entry.state != DocState::Refused {
+                    entry.state = DocState::Syncing;
+                }
+                entry.dirty = true;
+                if !received.applied.is_empty() {
+                    events.push(Event::DocumentChanged(document_id));
+                }
+            }
+            (Connection::Ready { .. }, Message::DocUnavailable { document_id, .. }) => {
+                if let Some(entry) = self.docs.get_mut(&document_id) {
+                    entry.state = DocState::Unavailable;
+                }
+                events.push(Event::DocumentUnavailable(document_id));
+            }
+            (
+                Connection::Ready { .. },
+                Message::Ephemeral { .. }
+                | Message::RemoteHeadsChanged { .. }
+                | Message::RemoteSubscriptionChange { .. },
+            ) => {}
+            (Connection::Ready { .. }, Message::Leave { .. }) => {
+                self.disconnected();
+            }
+            (Connection::Ready { .. }, other) => {
+                return Err(RepoError::Unexpected(other.type_name()));
+            }
+            (_, other) => return Err(RepoError::NotConnected(other.type_name())),
+        }
+        Ok(events)
+    }
+
+    /// Frames to send now: sync messages for documents with something new.
+    pub fn take_outgoing(&mut self) -> Vec<Vec<u8>> {
+        let Connection::Ready { server } = &self.connection else {
+            return Vec::new();
+        };
+        let mut frames = Vec::new();
+        for (id, entry) in &mut self.docs {
+            if !entry.dirty {
+                continue;
+            }
+            entry.dirty = false;
+            if matches!(entry.state, DocState::Refused | DocState::Unavailable) {
+                continue;
+            }
+            let Some(data) = entry.sync.generate(server) else {
+                continue;
+            };
+            let message = if entry.state == DocState::Idle && entry.sync.record().is_empty() {
+                Message::Request {
+                    sender_id: self.peer_id.clone(),
+                    target_id: server.clone(),
+                    document_id: *id,
+                    data,
+                }
+            } else {
+                Message::Sync {
+                    sender_id: self.peer_id.clone(),
+                    target_id: server.clone(),
+                    document_id: *id,
+                    data,
+                }
+            };
+            entry.state = DocState::Syncing;
+            frames.push(message.encode());
+        }
+        frames
+    }
+
+    /// The number of documents with local changes the server is not known to have.
+    pub fn unsynced_count(&self) -> usize {
+        self.docs
+            .keys()
+            .filter(|id| {
+                self.docs
+                    .get(*id)
+                    .is_some_and(|e| !e.sync.record().is_empty())
+                    && !self.is_synced(id)
+            })
+            .count()
+    }
+}
