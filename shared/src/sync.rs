@@ -108,6 +108,9 @@ pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
 pub struct DocSync {
     record: Record,
     peers: HashMap<String, State>,
+    /// Changes from each peer that arrived before their dependencies: kept, neither checked nor
+    /// applied, until that peer sends what they depend on (which [`DocSync::generate`] asks for).
+    deferred: HashMap<String, Vec<Change>>,
 }
 
 impl DocSync {
@@ -115,6 +118,7 @@ impl DocSync {
         DocSync {
             record,
             peers: HashMap::new(),
+            deferred: HashMap::new(),
         }
     }
 
@@ -144,6 +148,7 @@ impl DocSync {
 
     /// Stops syncing with `peer`; returns its state in persistable form.
     pub fn remove_peer(&mut self, peer: &str) -> Option<Vec<u8>> {
+        self.deferred.remove(peer);
         self.peers.remove(peer).map(|s| s.encode())
     }
 
@@ -171,7 +176,8 @@ impl DocSync {
     }
 
     /// Handles an automerge sync message from `peer`: every change not yet in the document is
-    /// offered to `gate` in causal order and applied if accepted.
+    /// offered to `gate` in causal order and applied if accepted. Changes whose dependencies
+    /// are missing wait (per peer) for a later message from the same peer.
     pub fn receive(
         &mut self,
         peer: &str,
@@ -184,10 +190,11 @@ impl DocSync {
         let doc = self.record.doc_mut();
         let mut received = Received::default();
 
-        // Keep only new changes, then apply in causal order: a change goes once all its
-        // dependencies are in the document.
-        let mut pending: Vec<Change> = Vec::new();
-        let mut seen = HashSet::new();
+        // Keep only new changes (with those still waiting from this peer), then apply in causal
+        // order: a change goes once all its dependencies are in the document.
+        let mut pending: Vec<Change> = self.deferred.remove(peer).unwrap_or_default();
+        pending.retain(|c| doc.get_change_by_hash(&c.hash()).is_none());
+        let mut seen: HashSet<ChangeHash> = pending.iter().map(Change::hash).collect();
         for change in incoming {
             let hash = change.hash();
             if doc.get_change_by_hash(&hash).is_none() && seen.insert(hash) {
@@ -237,10 +244,23 @@ impl DocSync {
             }
         }
         received.deferred = pending.len();
+        if pending.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(SyncError::TooManyChanges(MAX_CHANGES_PER_MESSAGE));
+        }
+        if !pending.is_empty() {
+            self.deferred.insert(peer.to_owned(), pending);
+        }
 
-        // Let automerge update the sync state from the message, minus the changes (already
-        // applied, refused or deferred).
-        message.changes = Vec::<Vec<u8>>::new().into();
+        // Let automerge update the sync state from the message. It gets back only the accepted
+        // changes: loading them again is a no-op, and it tells automerge that this message did
+        // carry changes (with none, it would take the sender's heads for ours and stop
+        // answering).
+        message.changes = received
+            .applied
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into();
         let state = self.peers.entry(peer.to_owned()).or_default();
         doc.receive_sync_message(state, message)
             .map_err(|e| SyncError::Apply(e.to_string()))?;
@@ -248,36 +268,95 @@ impl DocSync {
     }
 
     /// The next automerge sync message for `peer`, if there is anything to say.
+    ///
+    /// Automerge asks only for the peer's heads it lacks; the dependencies of changes that wait
+    /// in [`DocSync::receive`] are asked for too, or the peer (which believes it sent them, or
+    /// whose bloom filter said we had them) would never send them and sync would stall.
     pub fn generate(&mut self, peer: &str) -> Option<Vec<u8>> {
         let state = self.peers.entry(peer.to_owned()).or_default();
-        self.record
-            .doc()
-            .generate_sync_message(state)
-            .map(SyncMessage::encode)
+        let doc = self.record.doc();
+        let mut message = doc.generate_sync_message(state)?;
+        if let Some(waiting) = self.deferred.get(peer) {
+            let held: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
+            for dep in waiting.iter().flat_map(Change::deps) {
+                if doc.get_change_by_hash(dep).is_none()
+                    && !held.contains(dep)
+                    && !message.need.contains(dep)
+                {
+                    message.need.push(*dep);
+                }
+            }
+            // The encoding requires sorted hashes.
+            message.need.sort();
+        }
+        Some(message.encode())
     }
 }
 
 /// The individual changes carried by a sync message: change chunks, or a whole document (the
-/// V2 format sends a saved document when that is smaller).
+/// V2 format sends a saved document when that is smaller). A V2 message carries all its
+/// changes as one byte string of concatenated chunks, so every entry is split first.
 fn extract_changes(message: &SyncMessage) -> Result<Vec<Change>, SyncError> {
     let mut changes = Vec::new();
-    for chunk in message.changes.iter() {
-        match Change::from_bytes(chunk.to_vec()) {
-            Ok(change) => changes.push(change),
-            Err(change_err) => {
-                let doc = Automerge::load(chunk).map_err(|doc_err| {
-                    SyncError::MalformedChange(format!(
-                        "neither a change ({change_err}) nor a document ({doc_err})"
-                    ))
-                })?;
-                changes.extend(doc.get_changes(&[]));
+    for entry in message.changes.iter() {
+        for chunk in split_chunks(entry)? {
+            match Change::from_bytes(chunk.to_vec()) {
+                Ok(change) => changes.push(change),
+                Err(change_err) => {
+                    let doc = Automerge::load(chunk).map_err(|doc_err| {
+                        SyncError::MalformedChange(format!(
+                            "neither a change ({change_err}) nor a document ({doc_err})"
+                        ))
+                    })?;
+                    changes.extend(doc.get_changes(&[]));
+                }
             }
-        }
-        if changes.len() > MAX_CHANGES_PER_MESSAGE {
-            return Err(SyncError::TooManyChanges(MAX_CHANGES_PER_MESSAGE));
+            if changes.len() > MAX_CHANGES_PER_MESSAGE {
+                return Err(SyncError::TooManyChanges(MAX_CHANGES_PER_MESSAGE));
+            }
         }
     }
     Ok(changes)
+}
+
+/// Splits concatenated automerge chunks. Each chunk is: magic bytes (4), checksum (4), chunk
+/// type (1), data length (unsigned LEB128), data. Contents are checked later, by automerge.
+fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, SyncError> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    const FIXED_HEADER: usize = 9;
+    let malformed = |what: &str| SyncError::MalformedChange(format!("chunk {what}"));
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < FIXED_HEADER || bytes[..4] != MAGIC {
+            return Err(malformed("header is invalid"));
+        }
+        let mut len: u64 = 0;
+        let mut pos = FIXED_HEADER;
+        let mut shift = 0u32;
+        loop {
+            let byte = *bytes
+                .get(pos)
+                .ok_or_else(|| malformed("length is truncated"))?;
+            pos += 1;
+            // Nine LEB128 bytes (63 bits) are far more than any chunk can be.
+            if shift > 56 {
+                return Err(malformed("length is too large"));
+            }
+            len |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| pos.checked_add(len))
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| malformed("is truncated"))?;
+        chunks.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    Ok(chunks)
 }
 
 /// Something the application should know after [`Repo::receive`].
