@@ -441,7 +441,8 @@ impl Record {
             .map_err(|failure| failure.error)
     }
 
-    /// Writes a scalar field (text, date, time, number, enum, yes/no/unknown).
+    /// Writes a scalar field (text, date, time, number, enum, yes/no/unknown). Writing the value
+    /// the field already holds (and nothing else) commits nothing.
     pub fn set_field(
         &mut self,
         field: &str,
@@ -454,11 +455,7 @@ impl Record {
         check_scalar(def, &value)?;
         let fields = self.read().fields_obj()?;
         self.commit(editor, now, |tx| {
-            match value {
-                FieldInput::Number(n) => tx.put(&fields, def.id, n)?,
-                FieldInput::Text(s) => tx.put(&fields, def.id, s)?,
-            }
-            Ok(())
+            Ok(put_scalar(tx, &fields, def.id, value)?)
         })
     }
 
@@ -712,9 +709,11 @@ impl Record {
         })
     }
 
-    /// Adds a comment to the review trail.
+    /// Adds a comment to the review trail. Field staff cannot comment on an archived record
+    /// (the server refuses every change they make to one).
     pub fn comment(&mut self, text: &str, editor: &Editor, now: Millis) -> Result<(), RecordError> {
         self.read().kind_def()?;
+        self.read().ensure_editable(editor)?;
         check_comment(text)?;
         let review = self.read().review_obj()?;
         self.commit(editor, now, |tx| {
@@ -739,10 +738,7 @@ impl Record {
         let fields = self.read().fields_obj()?;
         let review = self.read().review_obj()?;
         self.commit(editor, now, |tx| {
-            match value {
-                FieldInput::Number(n) => tx.put(&fields, def.id, n)?,
-                FieldInput::Text(s) => tx.put(&fields, def.id, s)?,
-            }
+            put_scalar(tx, &fields, def.id, value)?;
             write_review_entry(tx, &review, editor, now, ReviewAction::Resolve, def.id)
         })
     }
@@ -1049,6 +1045,29 @@ pub(crate) fn create_containers(
     Ok(())
 }
 
+/// Writes a scalar field so that the new value supersedes every value the writer can see.
+///
+/// Writing the value a field already holds (alone) changes nothing. But when the field is in
+/// conflict and the value is the one currently shown, automerge would record only a deletion of
+/// the *other* values and leave the shown value's original operation standing: a write made
+/// concurrently elsewhere would then replace it without any conflict being reported, and the
+/// history would call the edit a clear. Deleting every value first makes the put a value of
+/// its own, concurrent with whatever others wrote meanwhile.
+fn put_scalar(
+    tx: &mut Transaction<'_>,
+    fields: &ObjId,
+    key: &str,
+    value: FieldInput,
+) -> Result<(), automerge::AutomergeError> {
+    if tx.get_all(fields, key)?.len() > 1 {
+        tx.delete(fields, key)?;
+    }
+    match value {
+        FieldInput::Number(n) => tx.put(fields, key, n),
+        FieldInput::Text(s) => tx.put(fields, key, s),
+    }
+}
+
 fn write_review_entry(
     tx: &mut Transaction<'_>,
     review: &ObjId,
@@ -1194,6 +1213,9 @@ pub(crate) fn summarise(touched: &[crate::changes::Touch]) -> Vec<Edit> {
                     .as_str()
                     .map(|s| FieldValue::Text(s.to_owned()))
                     .or_else(|| v.as_i64().map(FieldValue::Number));
+                // A put after a delete of the same field in one change is one write (see
+                // `put_scalar`), not a clear and a write.
+                edits.retain(|e| !matches!(e, Edit::ClearedField { field: f } if f == field));
                 match value {
                     Some(value) => edits.push(Edit::SetField {
                         field: field.to_owned(),
