@@ -12,7 +12,8 @@
 //!   in `draft`.
 //! - **Immutable identity.** `kind`, `case`, `created_by` and `created_at` never change.
 //! - **Fields.** Team members and reviewers may write catalogue fields with values of the right
-//!   type; nobody but reviewers may write to an archived record.
+//!   type; nobody but reviewers may write to an archived record (archived as the sender saw it:
+//!   an edit made offline, concurrently with the archiving, is kept).
 //! - **Workflow.** A status change must be an allowed step for the sender's role, from the status
 //!   the sender saw when making it (so two monitors submitting the same record offline are both
 //!   fine).
@@ -285,7 +286,14 @@ fn check_edit(
             "the sender is not in this record's case team",
         ));
     }
-    if meta.status == Status::Archived && !who.role.reviews() {
+    // Judged, like a workflow step, from the record as the sender saw it (at the change's
+    // deps): an edit made offline before the sender could know of the archiving is not lost.
+    let archived_when_made = match doc.get_at(ROOT, STATUS, change.deps()) {
+        Ok(Some((Value::Scalar(s), _))) => s.as_str() == Some(Status::Archived.as_str()),
+        Ok(_) => false,
+        Err(_) => meta.status == Status::Archived,
+    };
+    if archived_when_made && !who.role.reviews() {
         return Err(refuse(RefusalCode::Archived, "the record is archived"));
     }
     let mut lengths: HashMap<String, (usize, usize)> = HashMap::new();
