@@ -180,6 +180,14 @@ pub struct RecordView {
     pub heads: Vec<String>,
 }
 
+/// A record's index entry: identity, title, and whether a coordinator has conflicts to resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub meta: RecordMeta,
+    pub title: String,
+    pub has_conflicts: bool,
+}
+
 /// The identity of a record, as the server indexes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMeta {
@@ -868,6 +876,35 @@ impl<'a> RecordRef<'a> {
             review: self.review_entries()?,
             updated_at: self.updated_at(),
             heads,
+        })
+    }
+
+    /// What an index keeps of a record (kind, case, author, status, title, whether any field
+    /// is in conflict), computed without reading the change history.
+    pub fn summary(&self) -> Result<Summary, RecordError> {
+        let def = self.kind_def()?;
+        let meta = self.meta().ok_or(RecordError::NotARecord(CASE))?;
+        let fields_obj = self.fields_obj()?;
+        let mut title = Vec::new();
+        for id in def.title_fields {
+            let f = self.field_def(id)?;
+            if let Some(value) = self.field_value(&fields_obj, f)?
+                && !value.is_empty()
+            {
+                title.push(value.display());
+            }
+        }
+        let mut has_conflicts = self.scalar_conflict(&ROOT, STATUS)?.is_some();
+        for f in def.fields.iter().filter(|f| f.field_type.is_scalar()) {
+            if has_conflicts {
+                break;
+            }
+            has_conflicts = self.scalar_conflict(&fields_obj, f.id)?.is_some();
+        }
+        Ok(Summary {
+            meta,
+            title: title.join(" · "),
+            has_conflicts,
         })
     }
 

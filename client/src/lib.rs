@@ -1,0 +1,547 @@
+//! # saksi-client
+//!
+//! A native Saksi client on top of [`saksi_shared`]: HTTPS login and API calls, and the
+//! automerge-repo sync protocol over a TLS WebSocket, driving a [`saksi_shared::sync::Repo`].
+//! The integration tests, the crash tests and the load generator use it; so can scripts.
+//!
+//! TLS is rustls with the ring provider; the server's certificate is trusted explicitly (the
+//! self-signed `tls-cert.pem` from the server's data directory, or a CA bundle).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use saksi_shared::record::Editor;
+use saksi_shared::sync::{Event, Repo, RepoError};
+use saksi_shared::{Millis, Role};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    #[error("malformed HTTP response: {0}")]
+    BadResponse(String),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("WebSocket: {0}")]
+    WebSocket(#[from] Box<tungstenite::Error>),
+    #[error("sync: {0}")]
+    Sync(#[from] RepoError),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+}
+
+impl From<tungstenite::Error> for ClientError {
+    fn from(e: tungstenite::Error) -> Self {
+        ClientError::WebSocket(Box::new(e))
+    }
+}
+
+/// How to reach and trust a server.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    host: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .field("host", &self.host)
+            .finish()
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Client {
+    /// A client for the server at `addr`, presenting itself as `host` (the certificate's name),
+    /// trusting the certificates in `ca_pem`.
+    pub fn new(addr: SocketAddr, host: &str, ca_pem: &[u8]) -> Result<Client, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Client {
+            addr,
+            host: host.to_owned(),
+            tls: Arc::new(config),
+        })
+    }
+
+    async fn connect_tls(&self) -> Result<TlsStream<TcpStream>, ClientError> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let name =
+            ServerName::try_from(self.host.clone()).map_err(|e| ClientError::Tls(e.to_string()))?;
+        Ok(TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?)
+    }
+
+    /// Sends one HTTP/1.1 request (`Connection: close`) and reads the whole response.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, ClientError> {
+        let mut stream = self.connect_tls().await?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n",
+            self.host,
+            self.addr.port()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        if let Some(b) = body {
+            stream.write_all(b).await?;
+        }
+        stream.flush().await?;
+        let mut raw = Vec::new();
+        match stream.read_to_end(&mut raw).await {
+            Ok(_) => {}
+            // Servers may close without TLS close_notify after Connection: close.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(e.into()),
+        }
+        parse_response(&raw)
+    }
+
+    /// POSTs JSON; returns the response whatever its status.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<Response, ClientError> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        self.request("POST", path, &headers, Some(body.to_string().as_bytes()))
+            .await
+    }
+
+    /// GETs a path with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Response, ClientError> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        self.request("GET", path, &headers, None).await
+    }
+
+    /// Signs in and registers a device.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device_name: &str,
+    ) -> Result<Session, ClientError> {
+        let res = self
+            .post_json(
+                "/api/login",
+                None,
+                &serde_json::json!({
+                    "username": username,
+                    "password": password,
+                    "device_name": device_name,
+                }),
+            )
+            .await?;
+        if res.status != 200 {
+            return Err(ClientError::Http {
+                status: res.status,
+                body: res.text(),
+            });
+        }
+        let login: LoginResponse = res.json()?;
+        Ok(Session {
+            client: self.clone(),
+            token: login.token,
+            device_id: login.device_id,
+            username: login.user.username,
+            role: login.user.role,
+            expires_at: login.expires_at,
+        })
+    }
+
+    /// Opens a sync WebSocket with the given extra headers and query (for tests of the
+    /// authentication variants).
+    pub async fn open_socket(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<SyncSocket, ClientError> {
+        let stream = self.connect_tls().await?;
+        let url = format!("wss://{}:{}{path_and_query}", self.host, self.addr.port());
+        let mut request = url.into_client_request()?;
+        for (k, v) in headers {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|e| ClientError::BadResponse(e.to_string()))?,
+                http::HeaderValue::from_str(v)
+                    .map_err(|e| ClientError::BadResponse(e.to_string()))?,
+            );
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(64 << 20))
+            .max_frame_size(Some(64 << 20));
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        Ok(SyncSocket { ws })
+    }
+}
+
+fn parse_response(raw: &[u8]) -> Result<Response, ClientError> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| ClientError::BadResponse("no end of headers".into()))?;
+    let head = std::str::from_utf8(&raw[..split])
+        .map_err(|_| ClientError::BadResponse("headers are not UTF-8".into()))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ClientError::BadResponse(format!("status line `{status_line}`")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, ClientError> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| ClientError::BadResponse("bad chunk".into()))?;
+        let size_text = std::str::from_utf8(&data[..line_end])
+            .map_err(|_| ClientError::BadResponse("bad chunk size".into()))?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| ClientError::BadResponse("bad chunk size".into()))?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = data
+            .get(..size)
+            .ok_or_else(|| ClientError::BadResponse("truncated chunk".into()))?;
+        out.extend_from_slice(chunk);
+        data = data.get(size + 2..).unwrap_or_default();
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginResponse {
+    token: String,
+    device_id: String,
+    user: LoginUser,
+    expires_at: Millis,
+}
+
+#[derive(Deserialize)]
+struct LoginUser {
+    username: String,
+    role: Role,
+}
+
+/// A signed-in device.
+#[derive(Clone)]
+pub struct Session {
+    pub client: Client,
+    pub token: String,
+    pub device_id: String,
+    pub username: String,
+    pub role: Role,
+    pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("device_id", &self.device_id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A case as listed by `/api/records`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaseInfo {
+    pub id: saksi_shared::DocumentId,
+    pub name: String,
+}
+
+/// A record as listed by `/api/records`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordInfo {
+    pub id: saksi_shared::DocumentId,
+    pub kind: String,
+    pub case: saksi_shared::DocumentId,
+    pub title: String,
+    pub status: String,
+    pub created_by: String,
+    pub has_conflicts: bool,
+    pub updated_at: Millis,
+}
+
+/// What `/api/records` returns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listing {
+    pub cases: Vec<CaseInfo>,
+    pub records: Vec<RecordInfo>,
+}
+
+impl Session {
+    /// The editor identity for local edits.
+    pub fn editor(&self) -> Editor {
+        Editor {
+            user: self.username.clone(),
+            device: self.device_id.clone(),
+            role: self.role,
+        }
+    }
+
+    /// The cases and records this device may sync.
+    pub async fn records(&self) -> Result<Listing, ClientError> {
+        let res = self.client.get("/api/records", Some(&self.token)).await?;
+        if res.status != 200 {
+            return Err(ClientError::Http {
+                status: res.status,
+                body: res.text(),
+            });
+        }
+        res.json()
+    }
+
+    /// Opens the sync WebSocket with the bearer token.
+    pub async fn socket(&self) -> Result<SyncSocket, ClientError> {
+        let auth = format!("Bearer {}", self.token);
+        self.client
+            .open_socket("/sync", &[("Authorization", &auth)])
+            .await
+    }
+
+    /// Connects `repo` to the server: opens the socket and completes the handshake.
+    pub async fn sync(&self, repo: Repo) -> Result<SyncClient, ClientError> {
+        let socket = self.socket().await?;
+        SyncClient::start(socket, repo).await
+    }
+}
+
+/// One sync WebSocket.
+#[derive(Debug)]
+pub struct SyncSocket {
+    ws: WebSocketStream<TlsStream<TcpStream>>,
+}
+
+impl SyncSocket {
+    pub async fn send(&mut self, frame: Vec<u8>) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Binary(frame.into())).await?;
+        Ok(())
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// The next binary frame; `None` once the server has closed.
+    pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+        loop {
+            match self.ws.next().await {
+                None => return Ok(None),
+                Some(Ok(WsMessage::Binary(b))) => return Ok(Some(b.to_vec())),
+                Some(Ok(WsMessage::Close(_))) => return Ok(None),
+                Some(Ok(_)) => continue,
+                Some(Err(tungstenite::Error::ConnectionClosed))
+                | Some(Err(tungstenite::Error::AlreadyClosed)) => return Ok(None),
+                Some(Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ))) => return Ok(None),
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Like [`SyncSocket::recv`] with a deadline.
+    pub async fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        tokio::time::timeout(timeout, self.recv())
+            .await
+            .map_err(|_| ClientError::Timeout("a frame"))?
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// A [`Repo`] synced over a [`SyncSocket`].
+#[derive(Debug)]
+pub struct SyncClient {
+    pub repo: Repo,
+    pub socket: SyncSocket,
+    /// Every event seen so far.
+    pub events: Vec<Event>,
+}
+
+impl SyncClient {
+    /// Sends `join` and waits for `peer`.
+    pub async fn start(mut socket: SyncSocket, mut repo: Repo) -> Result<SyncClient, ClientError> {
+        socket.send(repo.connect()).await?;
+        let mut events = Vec::new();
+        while !repo.is_connected() {
+            let frame = socket
+                .recv_timeout(Duration::from_secs(30))
+                .await?
+                .ok_or(ClientError::Closed)?;
+            events.extend(repo.receive(&frame)?);
+        }
+        Ok(SyncClient {
+            repo,
+            socket,
+            events,
+        })
+    }
+
+    /// Sends whatever the repo has to send.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        for frame in self.repo.take_outgoing() {
+            self.socket.send(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// Exchanges messages until `done(repo, events)` holds, or fails after `timeout`.
+    pub async fn sync_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&Repo, &[Event]) -> bool,
+    ) -> Result<(), ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.flush().await?;
+            if done(&self.repo, &self.events) {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout("the sync condition"));
+            }
+            match tokio::time::timeout(left, self.socket.recv()).await {
+                Err(_) => return Err(ClientError::Timeout("the sync condition")),
+                Ok(Ok(Some(frame))) => {
+                    let events = self.repo.receive(&frame)?;
+                    self.events.extend(events);
+                }
+                Ok(Ok(None)) => {
+                    self.repo.disconnected();
+                    return Err(ClientError::Closed);
+                }
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Syncs until the server is known to hold every local change of every document.
+    pub async fn sync_all(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        self.sync_until(timeout, |repo, _| {
+            repo.documents()
+                .all(|id| repo.is_synced(id) || repo.record(id).is_none_or(|r| r.is_empty()))
+        })
+        .await
+    }
+
+    /// Closes the socket; the repo keeps its documents for the next connection.
+    pub async fn disconnect(mut self) -> Repo {
+        self.repo.disconnected();
+        self.socket.close().await;
+        self.repo
+    }
+}

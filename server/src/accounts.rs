@@ -1,0 +1,291 @@
+//! Passwords, device tokens, sync tickets and login throttling.
+//!
+//! Passwords are hashed with Argon2id. A device token is 32 random bytes shown to the client
+//! once; the server keeps only its SHA-256. A sync ticket is a single-use token for clients that
+//! can only put credentials in a URL, valid for `ticket_seconds`. Failed logins are counted per
+//! account and per client address in a sliding window; past the limit, attempts are refused
+//! before any password is checked.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use base64::Engine as _;
+use saksi_shared::Millis;
+use sha2::{Digest, Sha256};
+
+/// Shortest password accepted when one is set.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// The current time, in milliseconds since the Unix epoch. Injected so tests can move time.
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    fn now(&self) -> Millis;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as Millis)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock tests move by hand. Starts at the system time.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(SystemClock.now()))
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, millis: Millis) {
+        self.0
+            .fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Argon2id hashing with the configured cost.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    params: Params,
+}
+
+/// Why a password was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("password hashing failed")]
+    Hashing,
+}
+
+impl Passwords {
+    pub fn new(memory_kib: u32, iterations: u32) -> Passwords {
+        let params = Params::new(memory_kib, iterations, 1, None)
+            .expect("validated configuration gives valid Argon2 parameters");
+        Passwords { params }
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hashes a new password (checking its length).
+    pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(PasswordError::TooShort);
+        }
+        self.argon2()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|_| PasswordError::Hashing)
+    }
+
+    pub fn verify(&self, password: &str, hash: &str) -> bool {
+        self.argon2()
+            .verify_password(password.as_bytes(), hash)
+            .is_ok()
+    }
+
+    /// Spends the same effort as a real check, for unknown usernames (no timing oracle).
+    pub fn verify_nothing(&self, password: &str) {
+        let _ = self.argon2().hash_password(password.as_bytes());
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes[..]);
+    bytes
+}
+
+/// A new device token (shown once) and the hash the server keeps.
+pub fn new_token() -> (String, [u8; 32]) {
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new device id (not secret).
+pub fn new_device_id() -> String {
+    format!("dev_{}", hex::encode(random_bytes::<10>()))
+}
+
+/// 16 random bytes (document ids, actor ids).
+pub fn random_16() -> [u8; 16] {
+    random_bytes()
+}
+
+/// A random password for the first admin: 20 characters from an unambiguous alphabet.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    random_bytes::<20>()
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Single-use sync tickets, in memory (a restart simply invalidates them).
+#[derive(Debug, Default)]
+pub struct Tickets {
+    live: Mutex<HashMap<[u8; 32], (String, Millis)>>,
+}
+
+impl Tickets {
+    /// Issues a ticket for `device`, valid until `expires_at`.
+    pub fn issue(&self, device: &str, now: Millis, expires_at: Millis) -> String {
+        let (ticket, hash) = new_token();
+        let mut live = self.live.lock().expect("tickets lock");
+        live.retain(|_, (_, exp)| *exp > now);
+        live.insert(hash, (device.to_owned(), expires_at));
+        ticket
+    }
+
+    /// Redeems a ticket once; returns the device it was issued to.
+    pub fn redeem(&self, ticket: &str, now: Millis) -> Option<String> {
+        let hash = token_hash(ticket);
+        let (device, expires_at) = self.live.lock().expect("tickets lock").remove(&hash)?;
+        (expires_at > now).then_some(device)
+    }
+}
+
+/// Counts failed logins per account and per address within a window.
+#[derive(Debug)]
+pub struct Throttle {
+    window: Millis,
+    per_account: usize,
+    per_address: usize,
+    failures: Mutex<HashMap<String, VecDeque<Millis>>>,
+}
+
+impl Throttle {
+    pub fn new(window_seconds: u64, per_account: u32, per_address: u32) -> Throttle {
+        Throttle {
+            window: window_seconds as Millis * 1000,
+            per_account: per_account as usize,
+            per_address: per_address as usize,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(account: &str, address: &str) -> [(String, bool); 2] {
+        [
+            (format!("u:{}", account.to_lowercase()), true),
+            (format!("a:{address}"), false),
+        ]
+    }
+
+    /// `Err(seconds)` until the next attempt is allowed, if a limit is reached.
+    pub fn check(&self, account: &str, address: &str, now: Millis) -> Result<(), u64> {
+        let mut failures = self.failures.lock().expect("throttle lock");
+        let mut wait: Millis = 0;
+        for (key, is_account) in Self::keys(account, address) {
+            let limit = if is_account {
+                self.per_account
+            } else {
+                self.per_address
+            };
+            if let Some(times) = failures.get_mut(&key) {
+                while times.front().is_some_and(|t| *t + self.window <= now) {
+                    times.pop_front();
+                }
+                if times.len() >= limit {
+                    let oldest = times.front().copied().unwrap_or(now);
+                    wait = wait.max(oldest + self.window - now);
+                }
+            }
+        }
+        if wait > 0 {
+            Err(((wait + 999) / 1000) as u64)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn failed(&self, account: &str, address: &str, now: Millis) {
+        let mut failures = self.failures.lock().expect("throttle lock");
+        // Bound memory under a flood of distinct names: forget the oldest windows first.
+        if failures.len() > 100_000 {
+            let window = self.window;
+            failures.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
+        }
+        for (key, _) in Self::keys(account, address) {
+            failures.entry(key).or_default().push_back(now);
+        }
+    }
+
+    /// A successful login clears the account's count (not the address's).
+    pub fn succeeded(&self, account: &str) {
+        self.failures
+            .lock()
+            .expect("throttle lock")
+            .remove(&format!("u:{}", account.to_lowercase()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_and_short_ones_are_refused() {
+        let p = Passwords::new(19_456, 2);
+        let hash = p.hash("correct horse battery").expect("hashes");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse battery", &hash));
+        assert!(!p.verify("correct horse batterY", &hash));
+        assert!(!p.verify("anything", "not a hash"));
+        assert_eq!(p.hash("short"), Err(PasswordError::TooShort));
+    }
+
+    #[test]
+    fn tickets_are_single_use_and_expire() {
+        let t = Tickets::default();
+        let ticket = t.issue("dev_1", 1_000, 61_000);
+        assert_eq!(t.redeem(&ticket, 2_000), Some("dev_1".into()));
+        assert_eq!(t.redeem(&ticket, 2_000), None, "replayed");
+        let late = t.issue("dev_1", 1_000, 61_000);
+        assert_eq!(t.redeem(&late, 61_000), None, "expired");
+        assert_eq!(t.redeem("forged", 2_000), None);
+    }
+
+    #[test]
+    fn throttle_counts_per_account_and_address() {
+        let t = Throttle::new(900, 3, 5);
+        for _ in 0..3 {
+            assert!(t.check("sokha", "10.0.0.1", 0).is_ok());
+            t.failed("sokha", "10.0.0.1", 0);
+        }
+        assert_eq!(t.check("Sokha", "10.0.0.2", 1_000), Err(899));
+        assert!(t.check("vanna", "10.0.0.1", 1_000).is_ok());
+        t.failed("vanna", "10.0.0.1", 1_000);
+        t.failed("dara", "10.0.0.1", 1_000);
+        assert!(
+            t.check("kosal", "10.0.0.1", 2_000).is_err(),
+            "address limit"
+        );
+        assert!(t.check("kosal", "10.0.0.3", 2_000).is_ok());
+        assert!(
+            t.check("sokha", "10.0.0.9", 900_000).is_ok(),
+            "window passed"
+        );
+    }
+}

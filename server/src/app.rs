@@ -1,0 +1,380 @@
+//! The application: shared state, start-up, and the HTTP server.
+//!
+//! [`Application::build`] opens storage, prepares TLS, creates the first admin if the database
+//! is empty, and binds the listener (port 0 works: tests read [`Application::port`]).
+//! [`Application::run_until_stopped`] serves until the process is told to stop.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use saksi_shared::policy::Principal;
+use saksi_shared::{Millis, Role};
+
+use crate::accounts::{Clock, Passwords, SystemClock, Throttle, Tickets};
+use crate::config::Config;
+use crate::db::Db;
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{AuditEvent, Storage, StorageError, User};
+use crate::sync::{Bindings, Connections, Documents};
+
+/// Counters for operations (exposed on `/metrics`). Only counts, never contents.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub changes_stored: AtomicU64,
+    pub changes_refused: AtomicU64,
+    pub logins_failed: AtomicU64,
+}
+
+impl Metrics {
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn message_received(&self, bytes: usize) {
+        self.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    pub fn message_sent(&self, bytes: usize) {
+        self.messages_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    pub fn changes_stored(&self, n: usize) {
+        self.changes_stored.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Everything request handlers and document tasks share.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub sqlite: Arc<SqliteStorage>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: Passwords,
+    pub throttle: Throttle,
+    pub tickets: Tickets,
+    pub documents: Documents,
+    pub connections: Connections,
+    pub bindings: Bindings,
+    pub metrics: Metrics,
+    /// This server's peer id on the sync protocol (stable across restarts).
+    pub peer_id: String,
+    /// The runtime document tasks run on (multi-threaded).
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl AppState {
+    /// Appends to the audit log; a failure is logged (the action itself already happened).
+    pub async fn audit(&self, event: AuditEvent) {
+        if event.action == "change_refused" {
+            self.metrics.changes_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        let action = event.action.clone();
+        if let Err(e) = self.db.run(move |s| s.append_audit(event)).await {
+            tracing::error!(action = %action, error = %e, "audit entry not written");
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+}
+
+/// What a user may access, as the sync policy needs it.
+pub async fn principal(
+    state: &AppState,
+    user: &User,
+    device: &str,
+) -> Result<Principal, StorageError> {
+    let (id, reviews) = (user.id, user.role.reviews());
+    let cases = state
+        .db
+        .run(move |s| {
+            if reviews {
+                Ok(s.cases()?.into_iter().map(|c| c.id).collect())
+            } else {
+                s.cases_of(id)
+            }
+        })
+        .await?;
+    Ok(Principal {
+        user: user.username.clone(),
+        device: device.to_owned(),
+        role: user.role,
+        cases: cases.into_iter().collect(),
+    })
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// What the operator needs to know after start-up.
+#[derive(Debug, Clone)]
+pub struct StartReport {
+    pub url: String,
+    pub tls_fingerprint: Option<String>,
+    pub certificate_generated: bool,
+    /// The first admin's one-time password, if the admin was created just now.
+    pub first_admin_password: Option<String>,
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    state: Arc<AppState>,
+    server: actix_web::dev::Server,
+    addr: SocketAddr,
+    report: StartReport,
+}
+
+/// Opens the storage at the configured path (creating the data directory).
+pub fn open_storage(config: &Config) -> Result<Arc<SqliteStorage>, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(Arc::new(SqliteStorage::open(&config.database_path())?))
+}
+
+/// Creates the `admin` account with a random password if there are no users yet.
+pub fn ensure_first_admin(
+    storage: &dyn Storage,
+    passwords: &Passwords,
+    now: Millis,
+) -> Result<Option<String>, StorageError> {
+    if storage.count_users()? > 0 {
+        return Ok(None);
+    }
+    let password = crate::accounts::random_password();
+    let hash = passwords
+        .hash(&password)
+        .map_err(|e| StorageError::Database(e.to_string()))?;
+    storage.create_user("admin", Role::Admin, &hash, now)?;
+    storage.append_audit(AuditEvent {
+        at: now,
+        username: None,
+        device_id: None,
+        action: "user_created".into(),
+        target: Some("admin".into()),
+        detail: "first admin, role admin".into(),
+    })?;
+    Ok(Some(password))
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build`] with a given clock (tests move time by hand).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Application, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let sqlite = open_storage(&config)?;
+        let storage: Arc<dyn Storage> = sqlite.clone();
+        let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations);
+        let now = clock.now();
+        let first_admin_password = {
+            let (storage, passwords) = (storage.clone(), passwords.clone());
+            tokio::task::spawn_blocking(move || ensure_first_admin(&*storage, &passwords, now))
+                .await
+                .map_err(|_| StorageError::Closed)??
+        };
+        let bindings = {
+            let storage = storage.clone();
+            tokio::task::spawn_blocking(move || storage.actor_bindings())
+                .await
+                .map_err(|_| StorageError::Closed)??
+        };
+        let tls = crate::tls::setup(&config)?;
+        let peer_id = server_peer_id(&config);
+        let state = Arc::new(AppState {
+            throttle: Throttle::new(
+                config.login_window_seconds,
+                config.login_failures_per_account,
+                config.login_failures_per_address,
+            ),
+            config: config.clone(),
+            db: Db::new(storage),
+            sqlite,
+            clock,
+            passwords,
+            tickets: Tickets::default(),
+            documents: Documents::default(),
+            connections: Connections::default(),
+            bindings: Bindings::load(bindings),
+            metrics: Metrics::default(),
+            peer_id,
+            runtime,
+        });
+
+        let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let data = web::Data::from(state.clone());
+        let max_frame = config.max_frame_bytes;
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::JsonConfig::default().limit(64 * 1024))
+                .configure(|cfg| crate::http::routes(cfg, max_frame))
+        })
+        .shutdown_timeout(10);
+        let (server, scheme) = match &tls {
+            Some(t) => (
+                http.listen_rustls_0_23(listener, t.server_config.clone())
+                    .map_err(|source| StartError::Bind {
+                        addr: config.listen,
+                        source,
+                    })?
+                    .run(),
+                "https",
+            ),
+            None => (
+                http.listen(listener)
+                    .map_err(|source| StartError::Bind {
+                        addr: config.listen,
+                        source,
+                    })?
+                    .run(),
+                "http",
+            ),
+        };
+        let host = if addr.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        let report = StartReport {
+            url: format!("{scheme}://{host}:{}/", addr.port()),
+            tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
+            certificate_generated: tls.as_ref().is_some_and(|t| t.generated),
+            first_admin_password,
+        };
+        spawn_revocation_watch(state.clone());
+        Ok(Application {
+            state,
+            server,
+            addr,
+            report,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn report(&self) -> &StartReport {
+        &self.report
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGINT/SIGTERM or [`Application::handle`]). Open sync connections
+    /// are told to close, and every document in memory writes back before this returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let result = self.server.await;
+        let closed = state.connections.close_all("server shutting down");
+        tracing::info!(connections = closed, "server stopped");
+        result
+    }
+}
+
+/// A stable peer id for this server: derived from its database path, so that clients that
+/// persist sync state per storage id can resume after a restart.
+fn server_peer_id(config: &Config) -> String {
+    use sha2::Digest;
+    let path = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
+    format!("saksi-server-{}", hex::encode(&digest[..8]))
+}
+
+/// Devices revoked from outside this process (the admin CLI) are cut off within seconds.
+fn spawn_revocation_watch(state: Arc<AppState>) {
+    let runtime = state.runtime.clone();
+    runtime.spawn(async move {
+        let mut since = state.now();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if Arc::strong_count(&state) == 1 {
+                break;
+            }
+            let from = since;
+            let now = state.now();
+            match state.db.run(move |s| s.revoked_since(from)).await {
+                Ok(devices) => {
+                    for (device, _) in devices {
+                        state.connections.close_device(&device, "device revoked");
+                    }
+                    // Overlap windows: a revocation committed late is still seen.
+                    since = now - 10_000;
+                }
+                Err(StorageError::Closed) => break,
+                Err(e) => tracing::warn!(error = %e, "revocation check failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,360 @@
+//! Configuration: built-in defaults, then a TOML file (`--config`), then `SAKSI_*` environment
+//! variables. Validated at start-up; settings that would weaken the protection of the people
+//! whose records this server holds are refused, not warned about.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How the server speaks to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// A self-signed certificate generated into the data directory on first run.
+    SelfSigned,
+    /// Certificate chain and private key from PEM files (`tls_cert`, `tls_key`).
+    Files,
+    /// Plain HTTP, only on a loopback address, behind a TLS-terminating reverse proxy.
+    Off,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting of the server. See [`EXAMPLE`] for what each one means.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: TlsMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Host names and addresses the self-signed certificate is valid for.
+    pub tls_names: Vec<String>,
+    pub session_days: u64,
+    pub ticket_seconds: u64,
+    pub max_frame_bytes: usize,
+    pub max_documents_per_connection: usize,
+    pub idle_connection_seconds: u64,
+    pub evict_idle_document_seconds: u64,
+    pub compact_after_changes: usize,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_address: u32,
+    pub login_window_seconds: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: PathBuf::from("./data"),
+            tls: TlsMode::SelfSigned,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+            session_days: 30,
+            ticket_seconds: 60,
+            max_frame_bytes: 16 * 1024 * 1024,
+            max_documents_per_connection: 10_000,
+            idle_connection_seconds: 60,
+            evict_idle_document_seconds: 120,
+            compact_after_changes: 256,
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            login_window_seconds: 900,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A commented configuration file with every option at its default (`saksi print-config`).
+pub const EXAMPLE: &str = r#"# Saksi server configuration. Every option is shown at its default value.
+# Precedence: built-in defaults < this file (saksi serve --config FILE) < SAKSI_* environment
+# variables (the upper-case option name, e.g. SAKSI_LISTEN, SAKSI_DATA_DIR).
+
+# Address and port to listen on. Use 0.0.0.0:8443 to accept connections from other machines.
+listen = "127.0.0.1:8443"
+
+# Where the database, the self-signed certificate and backups live. Keep it on an encrypted disk.
+data_dir = "./data"
+
+# "self_signed": generate a certificate into data_dir on first run (for a local network;
+#                phones must accept it once, compare the printed SHA-256 fingerprint).
+# "files":       use tls_cert and tls_key (PEM), e.g. from your certificate authority.
+# "off":         plain HTTP behind a TLS-terminating reverse proxy; only allowed when `listen`
+#                is a loopback address.
+tls = "self_signed"
+# tls_cert = "/etc/saksi/fullchain.pem"
+# tls_key = "/etc/saksi/privkey.pem"
+
+# Names (DNS or IP) written into the self-signed certificate.
+tls_names = ["localhost", "127.0.0.1"]
+
+# Days a device stays signed in before its user must enter the password again (at most 90).
+session_days = 30
+
+# Seconds a single-use sync ticket stays valid (at most 300).
+ticket_seconds = 60
+
+# Largest WebSocket message accepted, in bytes (at most 64 MiB).
+max_frame_bytes = 16777216
+
+# Most documents one connection may sync.
+max_documents_per_connection = 10000
+
+# A connection that sends nothing (not even a pong) for this long is closed.
+idle_connection_seconds = 60
+
+# A document nobody has used for this long is written back and dropped from memory.
+evict_idle_document_seconds = 120
+
+# Stored changes of one document are merged into a snapshot after this many.
+compact_after_changes = 256
+
+# Failed logins allowed per account and per client address within login_window_seconds,
+# after which further attempts are refused until the window has passed.
+login_failures_per_account = 5
+login_failures_per_address = 20
+login_window_seconds = 900
+
+# Argon2id cost for password hashes (OWASP minimum: 19456 KiB, 2 iterations; lower is refused).
+argon2_memory_kib = 19456
+argon2_iterations = 2
+
+# "text" or "json". The level is set with SAKSI_LOG (e.g. "info", "saksi_server=debug").
+log_format = "text"
+"#;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("refused setting `{setting}`: {reason}")]
+    Refused {
+        setting: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_toml_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `SAKSI_<OPTION>` variables. Unknown `SAKSI_` variables are refused (a typo must
+    /// not silently leave a weaker default in place), except `SAKSI_LOG`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut table = toml::Table::new();
+        for (name, value) in vars {
+            let Some(option) = name.strip_prefix("SAKSI_") else {
+                continue;
+            };
+            if option == "LOG" {
+                continue;
+            }
+            let key = option.to_ascii_lowercase();
+            // Interpret the value as TOML if it parses as a typed value, else as a string.
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value.clone()));
+            table.insert(key, parsed);
+        }
+        if table.is_empty() {
+            return Ok(());
+        }
+        let mut current = toml::Table::try_from(&*self)
+            .expect("the configuration always serialises to a TOML table");
+        for (k, v) in table {
+            if !current.contains_key(&k) && !OPTIONAL_KEYS.contains(&k.as_str()) {
+                return Err(ConfigError::Env {
+                    name: format!("SAKSI_{}", k.to_ascii_uppercase()),
+                    message: "not a Saksi setting".into(),
+                });
+            }
+            current.insert(k, v);
+        }
+        *self = current
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env {
+                name: "SAKSI_*".into(),
+                message: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Refuses settings that are unsafe or nonsensical.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let refuse = |setting, reason| Err(ConfigError::Refused { setting, reason });
+        if self.tls == TlsMode::Off && !self.listen.ip().is_loopback() {
+            return refuse(
+                "tls",
+                "plain HTTP is only allowed on a loopback address behind a TLS reverse proxy",
+            );
+        }
+        if self.tls == TlsMode::Files && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return refuse("tls", "tls = \"files\" needs tls_cert and tls_key");
+        }
+        if self.session_days == 0 || self.session_days > 90 {
+            return refuse("session_days", "must be between 1 and 90");
+        }
+        if self.ticket_seconds == 0 || self.ticket_seconds > 300 {
+            return refuse("ticket_seconds", "must be between 1 and 300");
+        }
+        if self.max_frame_bytes < 64 * 1024 || self.max_frame_bytes > 64 * 1024 * 1024 {
+            return refuse("max_frame_bytes", "must be between 64 KiB and 64 MiB");
+        }
+        if self.max_documents_per_connection == 0 {
+            return refuse("max_documents_per_connection", "must be at least 1");
+        }
+        if self.idle_connection_seconds < 5 {
+            return refuse("idle_connection_seconds", "must be at least 5");
+        }
+        if self.compact_after_changes < 2 {
+            return refuse("compact_after_changes", "must be at least 2");
+        }
+        if self.login_failures_per_account == 0
+            || self.login_failures_per_account > 100
+            || self.login_failures_per_address == 0
+            || self.login_failures_per_address > 1000
+        {
+            return refuse(
+                "login_failures_per_*",
+                "must be at least 1 (and at most 100 per account, 1000 per address)",
+            );
+        }
+        if self.login_window_seconds < 60 {
+            return refuse("login_window_seconds", "must be at least 60");
+        }
+        if self.argon2_memory_kib < 19_456 || self.argon2_iterations < 2 {
+            return refuse(
+                "argon2_*",
+                "below the OWASP minimum for Argon2id (19456 KiB, 2 iterations)",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("saksi.sqlite3")
+    }
+}
+
+/// Options that may be absent from the serialised form (no default value).
+const OPTIONAL_KEYS: [&str; 2] = ["tls_cert", "tls_key"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_the_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE).expect("the example parses");
+        assert_eq!(parsed, Config::default());
+        parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_typos_are_refused() {
+        let mut c = Config::default();
+        c.apply_env([
+            ("SAKSI_LISTEN".to_string(), "0.0.0.0:9443".to_string()),
+            ("SAKSI_DATA_DIR".to_string(), "/var/lib/saksi".to_string()),
+            ("SAKSI_SESSION_DAYS".to_string(), "7".to_string()),
+            ("SAKSI_LOG".to_string(), "debug".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ])
+        .expect("valid overrides");
+        assert_eq!(c.listen.port(), 9443);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/saksi"));
+        assert_eq!(c.session_days, 7);
+        let err = Config::default()
+            .apply_env([("SAKSI_SESION_DAYS".to_string(), "7".to_string())])
+            .expect_err("typo refused");
+        assert!(err.to_string().contains("SAKSI_SESION_DAYS"), "{err}");
+        let err = Config::default()
+            .apply_env([("SAKSI_SESSION_DAYS".to_string(), "many".to_string())])
+            .expect_err("bad type refused");
+        assert!(err.to_string().contains("session_days"), "{err}");
+    }
+
+    #[test]
+    fn weak_settings_are_refused() {
+        let weak = [
+            Config {
+                tls: TlsMode::Off,
+                listen: "0.0.0.0:80".parse().expect("addr"),
+                ..Config::default()
+            },
+            Config {
+                argon2_memory_kib: 4096,
+                ..Config::default()
+            },
+            Config {
+                session_days: 365,
+                ..Config::default()
+            },
+            Config {
+                ticket_seconds: 3600,
+                ..Config::default()
+            },
+            Config {
+                tls: TlsMode::Files,
+                ..Config::default()
+            },
+        ];
+        for c in weak {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+        let proxied = Config {
+            tls: TlsMode::Off,
+            listen: "127.0.0.1:8080".parse().expect("addr"),
+            ..Config::default()
+        };
+        proxied.validate().expect("loopback plain HTTP is allowed");
+    }
+}

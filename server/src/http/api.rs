@@ -1,0 +1,394 @@
+//! The JSON API used by the PWA and native clients, and the `/sync` upgrade.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | POST | `/api/login` | `{username, password, device_name}` → registers a device, returns its token (also set as the `saksi_session` cookie) |
+//! | POST | `/api/logout` | revokes the calling device |
+//! | GET | `/api/me` | the signed-in user and device |
+//! | GET | `/api/records` | the cases and records this user may see |
+//! | POST | `/api/sync-ticket` | a single-use ticket for `/sync?ticket=...` |
+//! | GET | `/sync` | WebSocket upgrade (cookie, bearer token or ticket) |
+
+use std::sync::Arc;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{HttpRequest, HttpResponse, web};
+use saksi_shared::{DocumentId, Millis, Role};
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token, same_origin};
+use crate::accounts::{new_device_id, new_token};
+use crate::app::AppState;
+use crate::storage::{AuditEvent, DocumentFilter};
+use crate::sync::connection::{self, Authenticated};
+
+type State = web::Data<AppState>;
+
+/// The largest WebSocket frame accepted (from the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct MaxFrame(pub usize);
+
+pub async fn healthz(state: State) -> Result<HttpResponse, ApiError> {
+    state.db.run(|s| s.count_users()).await?;
+    Ok(HttpResponse::Ok().content_type("text/plain").body("ok"))
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+    device_name: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("device_name", &self.device_name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub device_id: String,
+    pub user: UserInfo,
+    pub expires_at: Millis,
+}
+
+/// The client's address for throttling. Behind a reverse proxy (TLS off, loopback only) the
+/// proxy's forwarded address is used; otherwise the socket's peer, which cannot be forged.
+fn client_address(req: &HttpRequest, behind_proxy: bool) -> String {
+    if behind_proxy && let Some(addr) = req.connection_info().realip_remote_addr() {
+        return addr.to_owned();
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: State,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest {
+        username,
+        password,
+        device_name,
+    } = body.into_inner();
+    let device_name = device_name.trim().to_owned();
+    if username.is_empty()
+        || username.len() > 64
+        || password.len() > 1024
+        || device_name.is_empty()
+        || device_name.chars().count() > 100
+    {
+        return Err(ApiError::BadRequest(
+            "username, password and a device name (at most 100 characters) are required".into(),
+        ));
+    }
+    let now = state.now();
+    let address = client_address(&req, state.config.tls == crate::config::TlsMode::Off);
+    if let Err(wait) = state.throttle.check(&username, &address, now) {
+        tracing::warn!(address = %address, "login throttled");
+        return Err(ApiError::Throttled(wait));
+    }
+    let state_inner = state.clone().into_inner();
+    let (name, pw) = (username.clone(), password);
+    let found = state.db.run(move |s| s.user_by_name(&name)).await?;
+    let verified = tokio::task::spawn_blocking(move || match &found {
+        Some((user, hash)) if !user.disabled => state_inner
+            .passwords
+            .verify(&pw, hash)
+            .then(|| user.clone()),
+        _ => {
+            // Same cost for unknown and disabled accounts: no timing oracle.
+            state_inner.passwords.verify_nothing(&pw);
+            None
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some(user) = verified else {
+        state.throttle.failed(&username, &address, now);
+        state
+            .metrics
+            .logins_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .audit(AuditEvent {
+                at: now,
+                username: None,
+                device_id: None,
+                action: "login_failed".into(),
+                target: Some(username.chars().take(64).collect()),
+                detail: format!("from {address}"),
+            })
+            .await;
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.throttle.succeeded(&username);
+    let (token, hash) = new_token();
+    let device_id = new_device_id();
+    let expires_at = now + state.config.session_days as Millis * 86_400_000;
+    let (id, uid, dname) = (device_id.clone(), user.id, device_name.clone());
+    state
+        .db
+        .run(move |s| s.create_device(&id, uid, &dname, &hash, now, expires_at))
+        .await?;
+    state
+        .audit(AuditEvent {
+            at: now,
+            username: Some(user.username.clone()),
+            device_id: Some(device_id.clone()),
+            action: "login".into(),
+            target: Some(device_id.clone()),
+            detail: "device registered".into(),
+        })
+        .await;
+    tracing::info!(user = user.id, device = %device_id, "signed in");
+    let cookie = Cookie::build(COOKIE, token.clone())
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::days(
+            state.config.session_days as i64,
+        ))
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
+        token,
+        device_id,
+        user: UserInfo {
+            username: user.username,
+            role: user.role,
+        },
+        expires_at,
+    }))
+}
+
+fn check_csrf(req: &HttpRequest, auth: &AuthDevice) -> Result<(), ApiError> {
+    if auth.via_cookie && !same_origin(req) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: State,
+    auth: AuthDevice,
+) -> Result<HttpResponse, ApiError> {
+    check_csrf(&req, &auth)?;
+    let (id, now) = (auth.device.id.clone(), state.now());
+    state.db.run(move |s| s.revoke_device(&id, now)).await?;
+    state
+        .connections
+        .close_device(&auth.device.id, "signed out");
+    state
+        .audit(AuditEvent {
+            at: now,
+            username: Some(auth.user.username.clone()),
+            device_id: Some(auth.device.id.clone()),
+            action: "logout".into(),
+            target: Some(auth.device.id.clone()),
+            detail: String::new(),
+        })
+        .await;
+    let mut expired = Cookie::build(COOKIE, "")
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    expired.make_removal();
+    Ok(HttpResponse::NoContent().cookie(expired).finish())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MeResponse {
+    pub user: UserInfo,
+    pub device_id: String,
+    pub device_name: String,
+    pub expires_at: Millis,
+}
+
+pub async fn me(auth: AuthDevice) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(MeResponse {
+        user: UserInfo {
+            username: auth.user.username,
+            role: auth.user.role,
+        },
+        device_id: auth.device.id,
+        device_name: auth.device.name,
+        expires_at: auth.device.expires_at,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CaseInfo {
+    pub id: DocumentId,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordInfo {
+    pub id: DocumentId,
+    pub kind: String,
+    pub case: DocumentId,
+    pub title: String,
+    pub status: String,
+    pub created_by: String,
+    pub has_conflicts: bool,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordsResponse {
+    pub cases: Vec<CaseInfo>,
+    pub records: Vec<RecordInfo>,
+}
+
+/// The cases and records the caller may see: what a device should sync.
+pub async fn records(state: State, auth: AuthDevice) -> Result<HttpResponse, ApiError> {
+    let user = auth.user.clone();
+    let (cases, rows) = state
+        .db
+        .run(move |s| {
+            let all_cases = s.cases()?;
+            if user.role.reviews() {
+                let rows = s.documents(&DocumentFilter::default())?;
+                return Ok((all_cases, rows));
+            }
+            let mine = s.cases_of(user.id)?;
+            let cases = all_cases
+                .into_iter()
+                .filter(|c| mine.contains(&c.id))
+                .collect();
+            let rows = s.documents(&DocumentFilter {
+                readable_by: Some((user.username.clone(), mine)),
+                ..DocumentFilter::default()
+            })?;
+            Ok((cases, rows))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RecordsResponse {
+        cases: cases
+            .into_iter()
+            .map(|c| CaseInfo {
+                id: c.id,
+                name: c.name,
+            })
+            .collect(),
+        records: rows
+            .into_iter()
+            .map(|r| RecordInfo {
+                id: r.id,
+                kind: r.kind,
+                case: r.case_id,
+                title: r.title,
+                status: r.status,
+                created_by: r.created_by,
+                has_conflicts: r.has_conflicts,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TicketResponse {
+    pub ticket: String,
+    pub expires_in: u64,
+}
+
+pub async fn sync_ticket(
+    req: HttpRequest,
+    state: State,
+    auth: AuthDevice,
+) -> Result<HttpResponse, ApiError> {
+    check_csrf(&req, &auth)?;
+    let now = state.now();
+    let seconds = state.config.ticket_seconds;
+    let ticket = state
+        .tickets
+        .issue(&auth.device.id, now, now + seconds as Millis * 1000);
+    Ok(HttpResponse::Ok().json(TicketResponse {
+        ticket,
+        expires_in: seconds,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct SyncQuery {
+    ticket: Option<String>,
+}
+
+impl std::fmt::Debug for SyncQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncQuery")
+            .field("ticket", &self.ticket.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The WebSocket upgrade. Credentials are checked before the upgrade completes.
+pub async fn sync(
+    req: HttpRequest,
+    body: web::Payload,
+    state: State,
+    query: web::Query<SyncQuery>,
+    max_frame: web::Data<MaxFrame>,
+) -> Result<HttpResponse, ApiError> {
+    let state: Arc<AppState> = state.into_inner();
+    let auth = match &query.ticket {
+        Some(ticket) => {
+            let device = state
+                .tickets
+                .redeem(ticket, state.now())
+                .ok_or(ApiError::Unauthenticated)?;
+            let found = state
+                .db
+                .run(move |s| s.device(&device))
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            check_device(&state, found, false).await?
+        }
+        None => {
+            let (token, via_cookie) = request_token(&req).ok_or(ApiError::Unauthenticated)?;
+            let auth = authenticate(&state, &token, via_cookie).await?;
+            if via_cookie && !same_origin(&req) {
+                return Err(ApiError::Forbidden);
+            }
+            auth
+        }
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    let max = max_frame.0;
+    let stream = stream
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    let authenticated = Authenticated {
+        user: auth.user,
+        device: auth.device.id,
+        device_expires_at: auth.device.expires_at,
+    };
+    actix_web::rt::spawn(connection::run(state, authenticated, session, stream));
+    Ok(response)
+}

@@ -1,0 +1,173 @@
+//! HTTP: routes, the error type at the edge, security headers, and authentication.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpResponse, ResponseError, web};
+use serde::Serialize;
+
+use crate::storage::StorageError;
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig, max_frame_bytes: usize) {
+    cfg.service(
+        web::scope("")
+            .wrap(from_fn(security_headers))
+            .route("/healthz", web::get().to(api::healthz))
+            .service(
+                web::scope("/api")
+                    .route("/login", web::post().to(api::login))
+                    .route("/logout", web::post().to(api::logout))
+                    .route("/me", web::get().to(api::me))
+                    .route("/records", web::get().to(api::records))
+                    .route("/sync-ticket", web::post().to(api::sync_ticket))
+                    .default_service(web::to(api::not_found)),
+            )
+            .app_data(web::Data::new(api::MaxFrame(max_frame_bytes)))
+            .route("/sync", web::get().to(api::sync))
+            .default_service(web::to(assets::serve)),
+    );
+}
+
+/// The Content-Security-Policy of every response: no inline script, no remote origin, wasm
+/// allowed to compile, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+    worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self'; object-src 'none'";
+
+/// Security headers in one place. API and console responses are never stored by caches;
+/// app assets are revalidated (the service worker keeps its own copy for offline use).
+async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let is_asset = !(req.path().starts_with("/api/")
+        || req.path().starts_with("/console")
+        || req.path() == "/sync");
+    let mut res = next.call(req).await?;
+    let h = res.headers_mut();
+    let set = |h: &mut header::HeaderMap, name, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains",
+    );
+    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        h,
+        header::HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    );
+    set(
+        h,
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        h,
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    if is_asset {
+        if !h.contains_key(header::CACHE_CONTROL) {
+            set(h, header::CACHE_CONTROL, "no-cache");
+        }
+    } else {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    Ok(res)
+}
+
+/// The error type at the HTTP edge: a stable code and message for the client, the cause in the
+/// log. Server errors never show their cause to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("sign in first")]
+    Unauthenticated,
+    #[error("this device has been revoked")]
+    DeviceRevoked,
+    #[error("the session has expired; sign in again")]
+    SessionExpired,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("too many attempts; try again in {0} seconds")]
+    Throttled(u64),
+    #[error("not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::DeviceRevoked => "device_revoked",
+            ApiError::SessionExpired => "session_expired",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Throttled(_) => "throttled",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated
+            | ApiError::DeviceRevoked
+            | ApiError::SessionExpired
+            | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if let ApiError::Throttled(seconds) = self {
+            res.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        res.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}

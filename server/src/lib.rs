@@ -1,0 +1,27 @@
+//! # saksi-server
+//!
+//! The Saksi sync server, as a library with a thin binary (`saksi`).
+//!
+//! - [`config`]: defaults < TOML file < `SAKSI_*` environment, validated at start.
+//! - [`app`]: shared state, start-up ([`app::Application`]), first admin.
+//! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation (WAL, group
+//!   commit, migrations); [`db`] runs it off the async runtime.
+//! - [`accounts`]: Argon2id passwords, device tokens, sync tickets, login throttling.
+//! - [`tls`]: rustls, self-signed certificate generation.
+//! - [`http`]: routes, security headers, the JSON API, the embedded PWA.
+//! - [`sync`]: the automerge-repo `/sync` WebSocket and the per-document tasks that check,
+//!   store and forward changes.
+//! - [`admin`]: the `saksi admin ...` commands.
+
+pub mod accounts;
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod storage;
+pub mod sync;
+pub mod tls;
+
+pub use app::Application;
+pub use config::Config;

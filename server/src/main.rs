@@ -1,0 +1,131 @@
+//! The `saksi` binary: `serve`, `print-config`, `admin ...`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use saksi_server::config::{Config, LogFormat};
+use saksi_server::{Application, admin};
+
+const HELP: &str = "\
+saksi: offline-first sync server for human-rights monitoring records
+
+usage:
+  saksi serve [--config FILE]       run the server (HTTPS, data in SAKSI_DATA_DIR or ./data)
+  saksi print-config                print a commented configuration file with every option
+  saksi admin <command> [options]   manage users, devices and cases (saksi admin help)
+  saksi --version
+
+Settings: defaults < --config FILE < SAKSI_* environment variables (see print-config).
+Log level: SAKSI_LOG (e.g. info, debug). Log format: log_format = text | json.
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = run(&args) {
+        eprintln!("saksi: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Splits `--config FILE` out of the arguments.
+fn config_arg(args: &[String]) -> anyhow::Result<(Option<PathBuf>, Vec<String>)> {
+    let mut rest = Vec::new();
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            config = Some(PathBuf::from(it.next().context("--config needs a file")?));
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    Ok((config, rest))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SAKSI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let (config_file, rest) = config_arg(args)?;
+    let command = rest.first().map(String::as_str).unwrap_or("help");
+    match command {
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        "--version" | "-V" => {
+            println!("saksi {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        "print-config" => {
+            print!("{}", saksi_server::config::EXAMPLE);
+            Ok(())
+        }
+        "serve" => {
+            let config = Config::load(config_file.as_deref())?;
+            init_logging(config.log_format);
+            serve(config)
+        }
+        "admin" => {
+            let sub = rest.get(1).map(String::as_str).unwrap_or("help");
+            if matches!(sub, "help" | "--help" | "-h") {
+                print!("{}", admin::USAGE);
+                return Ok(());
+            }
+            let config = Config::load(config_file.as_deref())?;
+            let storage = saksi_server::app::open_storage(&config)?;
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let mut out = std::io::stdout();
+            admin::run(sub, &rest[2..], &config, &*storage, &mut input, &mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+        other => anyhow::bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+#[tokio::main]
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config.clone()).await?;
+    let report = app.report().clone();
+    let mut out = std::io::stdout();
+    writeln!(out, "listening on {}", report.url)?;
+    if let Some(fp) = &report.tls_fingerprint {
+        if report.certificate_generated {
+            writeln!(
+                out,
+                "generated a self-signed TLS certificate in {}",
+                config.data_dir.display()
+            )?;
+        }
+        writeln!(out, "TLS certificate SHA-256 fingerprint: {fp}")?;
+    }
+    if let Some(password) = &report.first_admin_password {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "First start: created the account `admin` with this one-time password:"
+        )?;
+        writeln!(out, "    {password}")?;
+        writeln!(
+            out,
+            "It is shown only now. Sign in at {}console and change it.",
+            report.url
+        )?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    app.run_until_stopped().await?;
+    Ok(())
+}

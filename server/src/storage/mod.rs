@@ -1,0 +1,215 @@
+//! Durable storage behind one trait, [`Storage`]. The SQLite implementation ([`sqlite`]) is the
+//! default; another backend implements the same trait with its own migrations.
+//!
+//! Methods are blocking; async callers run them on the blocking pool (see [`crate::db::Db`]).
+//! [`Storage::append_changes`] returns only once the changes are on disk: the sync endpoint
+//! acknowledges nothing before that.
+
+pub mod sqlite;
+
+use saksi_shared::{DocumentId, Millis, Role};
+use serde::Serialize;
+
+pub type UserId = i64;
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: Millis,
+}
+
+/// One signed-in device (a phone, a browser, a script).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub created_at: Millis,
+    pub last_seen: Option<Millis>,
+    pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// A case and its team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Case {
+    pub id: DocumentId,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// The index entry of a stored document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentRow {
+    pub id: DocumentId,
+    pub kind: String,
+    pub case_id: DocumentId,
+    pub created_by: String,
+    pub title: String,
+    pub status: String,
+    pub has_conflicts: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Which documents to list.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentFilter {
+    /// Only documents readable by a user who created `readable_by.0` records and is in the
+    /// cases `readable_by.1`. `None`: all documents (reviewers).
+    pub readable_by: Option<(String, Vec<DocumentId>)>,
+    pub case: Option<DocumentId>,
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub created_by: Option<String>,
+    pub has_conflicts: Option<bool>,
+    pub updated_from: Option<Millis>,
+    pub updated_to: Option<Millis>,
+    /// Include case documents themselves (not only records).
+    pub include_cases: bool,
+}
+
+/// New changes of one document, to be stored durably in one transaction.
+#[derive(Debug, Clone)]
+pub struct DocumentWrite {
+    /// The index entry after the changes (inserted for a new document).
+    pub row: DocumentRow,
+    /// Raw automerge change chunks.
+    pub changes: Vec<Vec<u8>>,
+    /// Actor ids seen for the first time, with the device that sent them.
+    pub new_actors: Vec<(String, String)>,
+}
+
+/// Something worth recording in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub at: Millis,
+    pub username: Option<String>,
+    pub device_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    /// Ids and counts only; never record contents, passwords or tokens.
+    pub detail: String,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    pub hash: String,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub username: Option<String>,
+    pub target: Option<String>,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub limit: Option<u32>,
+    pub before_seq: Option<i64>,
+}
+
+/// A storage failure. Messages name what failed, never the data involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    #[error("the disk is full")]
+    DiskFull,
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the database is newer than this version of Saksi (schema {0})")]
+    NewerSchema(i64),
+    #[error("the audit log chain is broken at entry {0}")]
+    AuditChainBroken(i64),
+    #[error("storage closed")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// Everything the server stores.
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    // Accounts.
+    fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<User, StorageError>;
+    /// The user and their password hash.
+    fn user_by_name(&self, username: &str) -> Result<Option<(User, String)>, StorageError>;
+    fn user_by_id(&self, id: UserId) -> Result<Option<User>, StorageError>;
+    fn users(&self) -> Result<Vec<User>, StorageError>;
+    fn count_users(&self) -> Result<u64, StorageError>;
+    fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StorageError>;
+    fn set_role(&self, user: UserId, role: Role) -> Result<(), StorageError>;
+    fn set_disabled(&self, user: UserId, disabled: bool) -> Result<(), StorageError>;
+
+    // Devices.
+    fn create_device(
+        &self,
+        device_id: &str,
+        user: UserId,
+        name: &str,
+        token_hash: &[u8],
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Device, StorageError>;
+    fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<(Device, User)>, StorageError>;
+    fn device(&self, id: &str) -> Result<Option<(Device, User)>, StorageError>;
+    fn devices(&self, user: Option<UserId>) -> Result<Vec<(Device, User)>, StorageError>;
+    /// Returns false if the device does not exist or was already revoked.
+    fn revoke_device(&self, id: &str, now: Millis) -> Result<bool, StorageError>;
+    fn touch_device(&self, id: &str, now: Millis) -> Result<(), StorageError>;
+    /// Devices revoked at or after `since`.
+    fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError>;
+
+    // Cases and teams.
+    fn create_case(
+        &self,
+        case: &Case,
+        row: &DocumentRow,
+        snapshot: &[u8],
+    ) -> Result<(), StorageError>;
+    fn cases(&self) -> Result<Vec<Case>, StorageError>;
+    fn add_member(&self, case: &DocumentId, user: UserId) -> Result<(), StorageError>;
+    fn remove_member(&self, case: &DocumentId, user: UserId) -> Result<(), StorageError>;
+    fn members(&self, case: &DocumentId) -> Result<Vec<User>, StorageError>;
+    fn cases_of(&self, user: UserId) -> Result<Vec<DocumentId>, StorageError>;
+
+    // Documents.
+    fn document(&self, id: &DocumentId) -> Result<Option<DocumentRow>, StorageError>;
+    fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, StorageError>;
+    /// The chunks of a document in order (concatenated, they load as one document).
+    fn chunks(&self, id: &DocumentId) -> Result<Vec<Vec<u8>>, StorageError>;
+    /// Stores new changes durably (fsync) before returning.
+    fn append_changes(&self, write: DocumentWrite) -> Result<(), StorageError>;
+    /// Replaces all chunks of a document by one snapshot.
+    fn compact(&self, id: &DocumentId, snapshot: &[u8]) -> Result<(), StorageError>;
+    fn sync_state(&self, device: &str, doc: &DocumentId) -> Result<Option<Vec<u8>>, StorageError>;
+    fn save_sync_states(
+        &self,
+        states: Vec<(String, DocumentId, Vec<u8>)>,
+    ) -> Result<(), StorageError>;
+    /// Every actor binding (actor hex, device id).
+    fn actor_bindings(&self) -> Result<Vec<(String, String)>, StorageError>;
+
+    // Audit.
+    fn append_audit(&self, event: AuditEvent) -> Result<(), StorageError>;
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StorageError>;
+    /// Recomputes the hash chain; returns the number of entries checked.
+    fn verify_audit(&self) -> Result<u64, StorageError>;
+
+    /// Size of the stored data in bytes.
+    fn size_bytes(&self) -> Result<u64, StorageError>;
+}

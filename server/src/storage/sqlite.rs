@@ -1,0 +1,872 @@
+//! SQLite storage (the default): one file in the data directory, WAL mode, `synchronous=FULL`.
+//!
+//! All writes go through one writer thread that owns the only write connection. It takes every
+//! write waiting in its queue, runs each in its own savepoint inside one transaction, and commits
+//! once (group commit): under load many devices' changes share one fsync, and a failing write
+//! rolls back alone. Reads use a small pool of read-only connections, which WAL lets run beside
+//! the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use saksi_shared::{DocumentId, Millis, Role};
+use sha2::{Digest, Sha256};
+
+use super::{
+    AuditEntry, AuditEvent, AuditFilter, Case, Device, DocumentFilter, DocumentRow, DocumentWrite,
+    Storage, StorageError, User, UserId,
+};
+
+/// Migrations, in order. `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Most writes committed together.
+const MAX_BATCH: usize = 512;
+
+type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// SQLite-backed [`Storage`].
+#[derive(Debug)]
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(ref f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+                StorageError::DiskFull
+            }
+            rusqlite::Error::SqliteFailure(ref f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StorageError::Conflict(e.to_string())
+            }
+            other => StorageError::Database(other.to_string()),
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StorageError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(())
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        let conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let handle = thread::Builder::new()
+            .name("saksi-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StorageError::Database(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStorage {
+            path: path.to_owned(),
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Stops the writer after the writes already queued; later writes fail with `Closed`.
+    pub fn close(&self) {
+        self.writer.lock().expect("writer lock").take();
+        if let Some(handle) = self.writer_thread.lock().expect("thread lock").take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Makes a consistent copy of the database into `dest` while it stays in use.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
+        self.read(|conn| {
+            conn.execute("VACUUM INTO ?1", params![dest.to_string_lossy()])?;
+            Ok(())
+        })
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let conn = self.readers.lock().expect("reader pool lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().expect("reader pool lock");
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Runs `f` in the writer's transaction and waits until it is committed.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel::<Result<T, StorageError>>(1);
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |committed| {
+                let _ = reply_tx.send(committed.and(result));
+            });
+            (ok, done)
+        });
+        let sender = self
+            .writer
+            .lock()
+            .expect("writer lock")
+            .clone()
+            .ok_or(StorageError::Closed)?;
+        sender.send(job).map_err(|_| StorageError::Closed)?;
+        reply_rx.recv().map_err(|_| StorageError::Closed)?
+    }
+}
+
+impl Drop for SqliteStorage {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StorageError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema(version));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(to_version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        if let Err(e) = began {
+            let err = StorageError::from(e);
+            for job in batch {
+                let (_, done) = job(&conn);
+                completions.push(done);
+            }
+            for done in completions {
+                done(Err(err.clone()));
+            }
+            continue;
+        }
+        for job in batch {
+            let saved = conn.execute_batch("SAVEPOINT job");
+            let (ok, done) = job(&conn);
+            if saved.is_ok() {
+                if !ok {
+                    let _ = conn.execute_batch("ROLLBACK TO job");
+                }
+                let _ = conn.execute_batch("RELEASE job");
+            }
+            completions.push(done);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(StorageError::from);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if completions.len() > 1 {
+            tracing::trace!(writes = completions.len(), "group commit");
+        }
+        for done in completions {
+            done(committed.clone());
+        }
+    }
+}
+
+fn role_of(s: &str) -> Result<Role, rusqlite::Error> {
+    Role::parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown role {s}").into(),
+        )
+    })
+}
+
+fn doc_id_of(s: &str) -> Result<DocumentId, rusqlite::Error> {
+    DocumentId::parse(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.role, u.disabled, u.created_at";
+
+fn user_from(row: &rusqlite::Row<'_>, at: usize) -> Result<User, rusqlite::Error> {
+    Ok(User {
+        id: row.get(at)?,
+        username: row.get(at + 1)?,
+        role: role_of(&row.get::<_, String>(at + 2)?)?,
+        disabled: row.get(at + 3)?,
+        created_at: row.get(at + 4)?,
+    })
+}
+
+const DEVICE_COLUMNS: &str =
+    "d.id, d.user_id, d.name, d.created_at, d.last_seen, d.expires_at, d.revoked_at";
+
+fn device_from(row: &rusqlite::Row<'_>) -> Result<Device, rusqlite::Error> {
+    Ok(Device {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        name: row.get(2)?,
+        created_at: row.get(3)?,
+        last_seen: row.get(4)?,
+        expires_at: row.get(5)?,
+        revoked_at: row.get(6)?,
+    })
+}
+
+const DOC_COLUMNS: &str =
+    "id, kind, case_id, created_by, title, status, has_conflicts, created_at, updated_at";
+
+fn doc_from(row: &rusqlite::Row<'_>) -> Result<DocumentRow, rusqlite::Error> {
+    Ok(DocumentRow {
+        id: doc_id_of(&row.get::<_, String>(0)?)?,
+        kind: row.get(1)?,
+        case_id: doc_id_of(&row.get::<_, String>(2)?)?,
+        created_by: row.get(3)?,
+        title: row.get(4)?,
+        status: row.get(5)?,
+        has_conflicts: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+    })
+}
+
+fn upsert_document(conn: &Connection, row: &DocumentRow) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO documents (id, kind, case_id, created_by, title, status, has_conflicts,
+                                created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(id) DO UPDATE SET title = excluded.title, status = excluded.status,
+             has_conflicts = excluded.has_conflicts, updated_at = excluded.updated_at",
+        params![
+            row.id.to_string(),
+            row.kind,
+            row.case_id.to_string(),
+            row.created_by,
+            row.title,
+            row.status,
+            row.has_conflicts,
+            row.created_at,
+            row.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The hash of an audit entry: SHA-256 over the previous hash and every field, each field
+/// length-prefixed so that no two entries encode alike.
+fn audit_hash(prev: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    h.update(event.at.to_be_bytes());
+    for field in [
+        event.username.as_deref(),
+        event.device_id.as_deref(),
+        Some(event.action.as_str()),
+        event.target.as_deref(),
+        Some(event.detail.as_str()),
+    ] {
+        match field {
+            None => h.update([0u8]),
+            Some(s) => {
+                h.update([1u8]);
+                h.update((s.len() as u64).to_be_bytes());
+                h.update(s.as_bytes());
+            }
+        }
+    }
+    h.finalize().to_vec()
+}
+
+fn audit_from(row: &rusqlite::Row<'_>) -> Result<(AuditEntry, Vec<u8>), rusqlite::Error> {
+    let hash: Vec<u8> = row.get(7)?;
+    Ok((
+        AuditEntry {
+            seq: row.get(0)?,
+            event: AuditEvent {
+                at: row.get(1)?,
+                username: row.get(2)?,
+                device_id: row.get(3)?,
+                action: row.get(4)?,
+                target: row.get(5)?,
+                detail: row.get(6)?,
+            },
+            hash: hex::encode(&hash),
+        },
+        hash,
+    ))
+}
+
+impl Storage for SqliteStorage {
+    fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<User, StorageError> {
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO users (username, role, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![username, role.as_str(), hash, now],
+            )
+            .map_err(|e| match StorageError::from(e) {
+                StorageError::Conflict(_) => StorageError::Conflict(format!("user {username}")),
+                other => other,
+            })?;
+            Ok(User {
+                id: conn.last_insert_rowid(),
+                username,
+                role,
+                disabled: false,
+                created_at: now,
+            })
+        })
+    }
+
+    fn user_by_name(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE username = ?1"
+                    ),
+                    params![username],
+                    |r| Ok((user_from(r, 0)?, r.get(5)?)),
+                )
+                .optional()?)
+        })
+    }
+
+    fn user_by_id(&self, id: UserId) -> Result<Option<User>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users u WHERE id = ?1"),
+                    params![id],
+                    |r| user_from(r, 0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<User>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users u ORDER BY username"
+            ))?;
+            let rows = stmt.query_map([], |r| user_from(r, 0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn count_users(&self) -> Result<u64, StorageError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StorageError> {
+        let hash = password_hash.to_owned();
+        self.write(move |conn| {
+            match conn.execute(
+                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                params![user, hash],
+            )? {
+                0 => Err(StorageError::NotFound(format!("user {user}"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn set_role(&self, user: UserId, role: Role) -> Result<(), StorageError> {
+        self.write(move |conn| {
+            match conn.execute(
+                "UPDATE users SET role = ?2 WHERE id = ?1",
+                params![user, role.as_str()],
+            )? {
+                0 => Err(StorageError::NotFound(format!("user {user}"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn set_disabled(&self, user: UserId, disabled: bool) -> Result<(), StorageError> {
+        self.write(move |conn| {
+            match conn.execute(
+                "UPDATE users SET disabled = ?2 WHERE id = ?1",
+                params![user, disabled],
+            )? {
+                0 => Err(StorageError::NotFound(format!("user {user}"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn create_device(
+        &self,
+        device_id: &str,
+        user: UserId,
+        name: &str,
+        token_hash: &[u8],
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Device, StorageError> {
+        let device = Device {
+            id: device_id.to_owned(),
+            user_id: user,
+            name: name.to_owned(),
+            created_at: now,
+            last_seen: Some(now),
+            expires_at,
+            revoked_at: None,
+        };
+        let token_hash = token_hash.to_vec();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO devices (id, user_id, name, token_hash, created_at, last_seen,
+                                      expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                params![device.id, user, device.name, token_hash, now, expires_at],
+            )?;
+            Ok(device)
+        })
+    }
+
+    fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<(Device, User)>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {DEVICE_COLUMNS}, {USER_COLUMNS} FROM devices d
+                         JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1"
+                    ),
+                    params![token_hash],
+                    |r| Ok((device_from(r)?, user_from(r, 7)?)),
+                )
+                .optional()?)
+        })
+    }
+
+    fn device(&self, id: &str) -> Result<Option<(Device, User)>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {DEVICE_COLUMNS}, {USER_COLUMNS} FROM devices d
+                         JOIN users u ON u.id = d.user_id WHERE d.id = ?1"
+                    ),
+                    params![id],
+                    |r| Ok((device_from(r)?, user_from(r, 7)?)),
+                )
+                .optional()?)
+        })
+    }
+
+    fn devices(&self, user: Option<UserId>) -> Result<Vec<(Device, User)>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DEVICE_COLUMNS}, {USER_COLUMNS} FROM devices d
+                 JOIN users u ON u.id = d.user_id
+                 WHERE ?1 IS NULL OR d.user_id = ?1
+                 ORDER BY u.username, d.created_at"
+            ))?;
+            let rows =
+                stmt.query_map(params![user], |r| Ok((device_from(r)?, user_from(r, 7)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn revoke_device(&self, id: &str, now: Millis) -> Result<bool, StorageError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, now],
+            )? > 0)
+        })
+    }
+
+    fn touch_device(&self, id: &str, now: Millis) -> Result<(), StorageError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT id, revoked_at FROM devices WHERE revoked_at >= ?1")?;
+            let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn create_case(
+        &self,
+        case: &Case,
+        row: &DocumentRow,
+        snapshot: &[u8],
+    ) -> Result<(), StorageError> {
+        let (case, row, snapshot) = (case.clone(), row.clone(), snapshot.to_vec());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO cases (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![case.id.to_string(), case.name, case.created_at],
+            )?;
+            upsert_document(conn, &row)?;
+            conn.execute(
+                "INSERT INTO chunks (doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
+                params![row.id.to_string(), snapshot],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn cases(&self) -> Result<Vec<Case>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id, name, created_at FROM cases ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Case {
+                    id: doc_id_of(&r.get::<_, String>(0)?)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn add_member(&self, case: &DocumentId, user: UserId) -> Result<(), StorageError> {
+        let case = case.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO case_members (case_id, user_id) VALUES (?1, ?2)",
+                params![case, user],
+            )
+            .map_err(|e| match StorageError::from(e) {
+                StorageError::Conflict(_) => StorageError::NotFound("case or user".into()),
+                other => other,
+            })?;
+            Ok(())
+        })
+    }
+
+    fn remove_member(&self, case: &DocumentId, user: UserId) -> Result<(), StorageError> {
+        let case = case.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM case_members WHERE case_id = ?1 AND user_id = ?2",
+                params![case, user],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn members(&self, case: &DocumentId) -> Result<Vec<User>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users u JOIN case_members m ON m.user_id = u.id
+                 WHERE m.case_id = ?1 ORDER BY u.username"
+            ))?;
+            let rows = stmt.query_map(params![case.to_string()], |r| user_from(r, 0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn cases_of(&self, user: UserId) -> Result<Vec<DocumentId>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT case_id FROM case_members WHERE user_id = ?1")?;
+            let rows = stmt.query_map(params![user], |r| doc_id_of(&r.get::<_, String>(0)?))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn document(&self, id: &DocumentId) -> Result<Option<DocumentRow>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"),
+                    params![id.to_string()],
+                    doc_from,
+                )
+                .optional()?)
+        })
+    }
+
+    fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, StorageError> {
+        let mut sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some((user, cases)) = &filter.readable_by {
+            let list = cases
+                .iter()
+                .map(|c| format!("'{c}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            // Document ids are base58: no quotes can appear in them.
+            arg(
+                &mut sql,
+                &format!(" AND (created_by = ? OR case_id IN ({list}))"),
+                user.clone().into(),
+            );
+        }
+        if !filter.include_cases {
+            sql.push_str(" AND kind <> 'case'");
+        }
+        if let Some(case) = &filter.case {
+            arg(&mut sql, " AND case_id = ?", case.to_string().into());
+        }
+        if let Some(kind) = &filter.kind {
+            arg(&mut sql, " AND kind = ?", kind.clone().into());
+        }
+        if let Some(status) = &filter.status {
+            arg(&mut sql, " AND status = ?", status.clone().into());
+        }
+        if let Some(by) = &filter.created_by {
+            arg(&mut sql, " AND created_by = ?", by.clone().into());
+        }
+        if let Some(c) = filter.has_conflicts {
+            arg(&mut sql, " AND has_conflicts = ?", i64::from(c).into());
+        }
+        if let Some(from) = filter.updated_from {
+            arg(&mut sql, " AND updated_at >= ?", from.into());
+        }
+        if let Some(to) = filter.updated_to {
+            arg(&mut sql, " AND updated_at <= ?", to.into());
+        }
+        sql.push_str(" ORDER BY updated_at DESC, id");
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), doc_from)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn chunks(&self, id: &DocumentId) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT bytes FROM chunks WHERE doc_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map(params![id.to_string()], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn append_changes(&self, write: DocumentWrite) -> Result<(), StorageError> {
+        self.write(move |conn| {
+            upsert_document(conn, &write.row)?;
+            let id = write.row.id.to_string();
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO chunks (doc_id, kind, bytes) VALUES (?1, 'change', ?2)",
+            )?;
+            for change in &write.changes {
+                insert.execute(params![id, change])?;
+            }
+            let mut bind = conn.prepare_cached(
+                "INSERT OR IGNORE INTO actors (actor, device_id, first_seen) VALUES (?1, ?2, ?3)",
+            )?;
+            for (actor, device) in &write.new_actors {
+                bind.execute(params![actor, device, write.row.updated_at])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn compact(&self, id: &DocumentId, snapshot: &[u8]) -> Result<(), StorageError> {
+        let (id, snapshot) = (id.to_string(), snapshot.to_vec());
+        self.write(move |conn| {
+            conn.execute("DELETE FROM chunks WHERE doc_id = ?1", params![id])?;
+            conn.execute(
+                "INSERT INTO chunks (doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
+                params![id, snapshot],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn sync_state(&self, device: &str, doc: &DocumentId) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT state FROM sync_states WHERE device_id = ?1 AND doc_id = ?2",
+                    params![device, doc.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn save_sync_states(
+        &self,
+        states: Vec<(String, DocumentId, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO sync_states (device_id, doc_id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(device_id, doc_id) DO UPDATE SET state = excluded.state",
+            )?;
+            for (device, doc, state) in &states {
+                stmt.execute(params![device, doc.to_string(), state])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn actor_bindings(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT actor, device_id FROM actors")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn append_audit(&self, event: AuditEvent) -> Result<(), StorageError> {
+        self.write(move |conn| {
+            let last: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (seq, prev) = match last {
+                Some((seq, hash)) => (seq + 1, hash),
+                None => (1, vec![0u8; 32]),
+            };
+            let hash = audit_hash(&prev, seq, &event);
+            conn.execute(
+                "INSERT INTO audit (seq, at, username, device_id, action, target, detail, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    seq,
+                    event.at,
+                    event.username,
+                    event.device_id,
+                    event.action,
+                    event.target,
+                    event.detail,
+                    hash
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, at, username, device_id, action, target, detail, hash FROM audit
+                 WHERE (?1 IS NULL OR action = ?1) AND (?2 IS NULL OR username = ?2)
+                   AND (?3 IS NULL OR target = ?3) AND (?4 IS NULL OR at >= ?4)
+                   AND (?5 IS NULL OR at <= ?5) AND (?6 IS NULL OR seq < ?6)
+                 ORDER BY seq DESC LIMIT ?7",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    filter.action,
+                    filter.username,
+                    filter.target,
+                    filter.from,
+                    filter.to,
+                    filter.before_seq,
+                    filter.limit.unwrap_or(200)
+                ],
+                |r| audit_from(r).map(|(e, _)| e),
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn verify_audit(&self) -> Result<u64, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, at, username, device_id, action, target, detail, hash FROM audit
+                 ORDER BY seq",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut prev = vec![0u8; 32];
+            let mut expected_seq = 1;
+            let mut count = 0;
+            while let Some(row) = rows.next()? {
+                let (entry, hash) = audit_from(row)?;
+                if entry.seq != expected_seq || audit_hash(&prev, entry.seq, &entry.event) != hash {
+                    return Err(StorageError::AuditChainBroken(entry.seq));
+                }
+                prev = hash;
+                expected_seq += 1;
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    fn size_bytes(&self) -> Result<u64, StorageError> {
+        self.read(|conn| {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            Ok(u64::try_from(pages * size).unwrap_or(0))
+        })
+    }
+}

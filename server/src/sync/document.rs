@@ -1,0 +1,717 @@
+//! One task per document in use.
+//!
+//! The task owns the document and its sync state with each connected peer, so messages for one
+//! document are handled in order while different documents proceed in parallel. For each
+//! incoming sync message it:
+//!
+//! 1. checks that the sender may read the document (if not, it answers exactly as for a document
+//!    that does not exist);
+//! 2. passes every new change through the write policy ([`PolicyGate`]);
+//! 3. stores the accepted changes durably and only then answers the sender;
+//! 4. forwards the changes to every other peer that has the document open.
+//!
+//! A sync for an unknown id starts a new document private to that connection; it becomes a
+//! stored record once its first changes make a complete record the sender may create. When no
+//! peer has used the document for a while, the task compacts it, saves sync states, and ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use saksi_shared::automerge::ActorId;
+use saksi_shared::policy::{PolicyGate, Refusal, RefusalCode, check_created};
+use saksi_shared::protocol::Message;
+use saksi_shared::record::{Editor, Record, RecordError};
+use saksi_shared::sync::{DocSync, Received};
+use saksi_shared::{DocumentId, Millis};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BindingsBatch, ConnId, Peer, Who};
+use crate::app::AppState;
+use crate::storage::{AuditEvent, DocumentRow, DocumentWrite, StorageError};
+
+/// A read of a document (absent if there is no such document).
+pub type ReadFn = Box<dyn FnOnce(Option<&Record>) + Send>;
+/// An edit made on the server for a signed-in user.
+pub type EditFn = Box<dyn FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send>;
+
+/// A request to a document task.
+pub enum Command {
+    /// A `sync` or `request` message from a connection.
+    Sync {
+        peer: Peer,
+        who: Who,
+        data: Vec<u8>,
+        is_request: bool,
+    },
+    /// The connection closed.
+    Close { conn: ConnId },
+    /// Read the document (console, exports).
+    Read(ReadFn),
+    /// An edit made on the server on behalf of a signed-in user (console review actions and
+    /// conflict resolution); stored and forwarded like any change.
+    Edit {
+        device: String,
+        editor: Editor,
+        edit: EditFn,
+        reply: oneshot::Sender<Result<(), EditError>>,
+    },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Command::Sync { .. } => "Sync",
+            Command::Close { .. } => "Close",
+            Command::Read(_) => "Read",
+            Command::Edit { .. } => "Edit",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Why a server-side edit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("no such document")]
+    NotFound,
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The registry of document tasks.
+#[derive(Debug, Default)]
+pub struct Documents {
+    tasks: Mutex<HashMap<DocumentId, mpsc::Sender<Command>>>,
+}
+
+/// Commands queued per document before senders wait.
+const QUEUE: usize = 256;
+
+impl Documents {
+    /// How many documents are in memory.
+    pub fn loaded(&self) -> usize {
+        self.tasks.lock().expect("documents lock").len()
+    }
+
+    /// Sends a command to the document's task, starting it if needed.
+    pub async fn send(&self, state: &Arc<AppState>, id: DocumentId, mut cmd: Command) {
+        loop {
+            let sender = {
+                let mut tasks = self.tasks.lock().expect("documents lock");
+                tasks
+                    .entry(id)
+                    .or_insert_with(|| {
+                        let (tx, rx) = mpsc::channel(QUEUE);
+                        let task = DocumentTask::new(state.clone(), id);
+                        state.runtime.spawn(task.run(rx));
+                        tx
+                    })
+                    .clone()
+            };
+            match sender.send(cmd).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(returned)) => {
+                    // The task retired between lookup and send: start a new one.
+                    cmd = returned;
+                    let mut tasks = self.tasks.lock().expect("documents lock");
+                    if tasks.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+                        tasks.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a document through its task.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        state: &Arc<AppState>,
+        id: DocumentId,
+        f: impl FnOnce(Option<&Record>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(
+            state,
+            id,
+            Command::Read(Box::new(move |record| {
+                let _ = tx.send(f(record));
+            })),
+        )
+        .await;
+        rx.await.ok()
+    }
+
+    /// Makes an edit on the server for `editor` (signed in on `device`), stores it and
+    /// forwards it to connected peers.
+    pub async fn edit(
+        &self,
+        state: &Arc<AppState>,
+        id: DocumentId,
+        device: &str,
+        editor: Editor,
+        edit: impl FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send + 'static,
+    ) -> Result<(), EditError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(
+            state,
+            id,
+            Command::Edit {
+                device: device.to_owned(),
+                editor,
+                edit: Box::new(edit),
+                reply,
+            },
+        )
+        .await;
+        rx.await
+            .unwrap_or(Err(EditError::Storage(StorageError::Closed)))
+    }
+
+    fn retire(&self, id: &DocumentId, rx: &mpsc::Receiver<Command>) -> bool {
+        let mut tasks = self.tasks.lock().expect("documents lock");
+        if !rx.is_empty() {
+            return false;
+        }
+        tasks.remove(id);
+        true
+    }
+}
+
+/// A stored document in memory.
+struct Loaded {
+    sync: DocSync,
+    row: DocumentRow,
+    /// Chunks stored since the last snapshot.
+    uncompacted: usize,
+}
+
+/// Per-connection state for this document.
+struct PeerState {
+    peer: Peer,
+    /// Changes from this connection were refused: ignore it until it reconnects.
+    refused: bool,
+}
+
+struct DocumentTask {
+    state: Arc<AppState>,
+    id: DocumentId,
+    doc: Option<Loaded>,
+    /// The document could not be loaded (corrupt or unreadable storage).
+    broken: bool,
+    peers: HashMap<ConnId, PeerState>,
+    /// New documents being created by a connection, or ids it may not read.
+    pending: HashMap<ConnId, (Peer, DocSync, bool)>,
+}
+
+fn peer_key(conn: ConnId) -> String {
+    format!("c{conn}")
+}
+
+impl DocumentTask {
+    fn new(state: Arc<AppState>, id: DocumentId) -> Self {
+        DocumentTask {
+            state,
+            id,
+            doc: None,
+            broken: false,
+            peers: HashMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    fn server_actor() -> ActorId {
+        ActorId::from(crate::accounts::random_16())
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        if let Err(e) = self.load().await {
+            tracing::error!(doc = %self.id, error = %e, "document could not be loaded");
+            self.broken = true;
+        }
+        let idle = Duration::from_secs(self.state.config.evict_idle_document_seconds);
+        loop {
+            match tokio::time::timeout(idle, rx.recv()).await {
+                Ok(Some(cmd)) => self.handle(cmd).await,
+                Ok(None) => break,
+                Err(_) => {
+                    if self.peers.is_empty()
+                        && self.pending.is_empty()
+                        && self.state.documents.retire(&self.id, &rx)
+                    {
+                        // Nobody can reach this task any more; finish what was queued.
+                        rx.close();
+                        while let Some(cmd) = rx.recv().await {
+                            self.handle(cmd).await;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        self.finish().await;
+    }
+
+    async fn load(&mut self) -> Result<(), String> {
+        let id = self.id;
+        let stored = self
+            .state
+            .db
+            .run(move |s| match s.document(&id)? {
+                None => Ok(None),
+                Some(row) => Ok(Some((row, s.chunks(&id)?))),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((row, chunks)) = stored {
+            let uncompacted = chunks.len().saturating_sub(1);
+            let record =
+                Record::load(&chunks.concat(), Self::server_actor()).map_err(|e| e.to_string())?;
+            self.doc = Some(Loaded {
+                sync: DocSync::new(record),
+                row,
+                uncompacted,
+            });
+        }
+        Ok(())
+    }
+
+    /// Saves sync states and compacts before the task ends.
+    async fn finish(&mut self) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.close(conn).await;
+        }
+        if let Some(loaded) = &mut self.doc
+            && loaded.uncompacted > 0
+        {
+            let snapshot = loaded.sync.record().save();
+            let id = self.id;
+            match self.state.db.run(move |s| s.compact(&id, &snapshot)).await {
+                Ok(()) => loaded.uncompacted = 0,
+                Err(e) => tracing::warn!(doc = %self.id, error = %e, "compaction failed"),
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Sync {
+                peer,
+                who,
+                data,
+                is_request,
+            } => self.sync(peer, who, data, is_request).await,
+            Command::Close { conn } => self.close(conn).await,
+            Command::Read(f) => f(self.doc.as_ref().map(|d| d.sync.record())),
+            Command::Edit {
+                device,
+                editor,
+                edit,
+                reply,
+            } => {
+                let result = self.edit(&device, editor, edit).await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn close(&mut self, conn: ConnId) {
+        self.pending.remove(&conn);
+        if let Some(p) = self.peers.remove(&conn)
+            && let Some(loaded) = &mut self.doc
+            && let Some(state) = loaded.sync.remove_peer(&peer_key(conn))
+        {
+            let (device, id) = (p.peer.device.clone(), self.id);
+            if let Err(e) = self
+                .state
+                .db
+                .run(move |s| s.save_sync_states(vec![(device, id, state)]))
+                .await
+            {
+                tracing::warn!(doc = %self.id, conn, error = %e, "sync state not saved");
+            }
+        }
+    }
+
+    fn send_sync(&self, peer: &Peer, data: Vec<u8>) {
+        peer.send(
+            Message::Sync {
+                sender_id: self.state.peer_id.clone(),
+                target_id: peer.peer_id.clone(),
+                document_id: self.id,
+                data,
+            }
+            .encode(),
+        );
+    }
+
+    fn send_unavailable(&self, peer: &Peer) {
+        peer.send(
+            Message::DocUnavailable {
+                sender_id: self.state.peer_id.clone(),
+                target_id: peer.peer_id.clone(),
+                document_id: self.id,
+            }
+            .encode(),
+        );
+    }
+
+    fn send_error(&self, peer: &Peer, message: String) {
+        peer.send(
+            Message::Error {
+                sender_id: Some(self.state.peer_id.clone()),
+                target_id: Some(peer.peer_id.clone()),
+                message,
+                document_id: Some(self.id),
+            }
+            .encode(),
+        );
+    }
+
+    async fn audit_refusal(&self, peer: &Peer, who: &Who, refusal: &Refusal, count: usize) {
+        tracing::warn!(
+            doc = %self.id,
+            device = %peer.device,
+            code = ?refusal.code,
+            changes = count,
+            "change refused"
+        );
+        let event = AuditEvent {
+            at: self.state.clock.now(),
+            username: Some(who.user.clone()),
+            device_id: Some(peer.device.clone()),
+            action: "change_refused".into(),
+            target: Some(self.id.to_string()),
+            detail: format!("{:?}: {} change(s)", refusal.code, count),
+        };
+        self.state.audit(event).await;
+    }
+
+    async fn sync(&mut self, peer: Peer, who: Who, data: Vec<u8>, is_request: bool) {
+        let conn = peer.conn;
+        if self.broken {
+            self.send_error(&peer, "this document cannot be served right now".into());
+            return;
+        }
+        let readable = self
+            .doc
+            .as_ref()
+            .map(|d| d.sync.record().meta().is_some_and(|m| who.may_read(&m)));
+        if readable == Some(true) {
+            self.sync_existing(peer, who, data).await;
+            return;
+        }
+        // Unknown or not readable: the same answers in both cases.
+        if is_request && !self.pending.contains_key(&conn) {
+            self.send_unavailable(&peer);
+            return;
+        }
+        let exists = readable.is_some();
+        let (_, mut sync, _) = self.pending.remove(&conn).unwrap_or_else(|| {
+            (
+                peer.clone(),
+                DocSync::new(Record::empty(Self::server_actor())),
+                exists,
+            )
+        });
+        let key = peer_key(conn);
+        if !sync.has_peer(&key) {
+            sync.add_peer(&key, None);
+        }
+        let mut batch = BindingsBatch {
+            shared: &self.state.bindings,
+            added: Vec::new(),
+        };
+        let received = {
+            let mut gate = PolicyGate {
+                doc_id: self.id,
+                who: &who,
+                bindings: &mut batch,
+            };
+            sync.receive(&key, &data, &mut gate)
+        };
+        let received = match received {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_error(&peer, format!("bad sync message: {e}"));
+                return;
+            }
+        };
+        let refusal = match received.refused.first() {
+            Some((_, r)) => Some(r.clone()),
+            None if exists && !sync.record().is_empty() => Some(Refusal {
+                code: RefusalCode::NotAllowed,
+                detail: "the document id is already in use".into(),
+            }),
+            None if !sync.record().is_empty() => check_created(&self.id, sync.record().doc()).err(),
+            None => None,
+        };
+        if let Some(refusal) = refusal {
+            let count = received.applied.len() + received.refused.len();
+            self.audit_refusal(&peer, &who, &refusal, count).await;
+            self.send_error(&peer, format!("change refused: {refusal}"));
+            return;
+        }
+        if sync.record().is_empty() {
+            if let Some(reply) = sync.generate(&key) {
+                self.send_sync(&peer, reply);
+            }
+            self.pending.insert(conn, (peer, sync, exists));
+            return;
+        }
+        // A complete new record: store it, then it is a document like any other.
+        let summary = match sync.record().read().summary() {
+            Ok(s) => s,
+            Err(e) => {
+                self.send_error(&peer, format!("change refused: {e}"));
+                return;
+            }
+        };
+        let now = self.state.clock.now();
+        let row = DocumentRow {
+            id: self.id,
+            kind: summary.meta.kind.as_str().to_owned(),
+            case_id: summary.meta.case,
+            created_by: summary.meta.created_by.clone(),
+            title: summary.title,
+            status: summary.meta.status.as_str().to_owned(),
+            has_conflicts: summary.has_conflicts,
+            created_at: now,
+            updated_at: now,
+        };
+        let changes = sync
+            .record()
+            .doc()
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>();
+        let count = changes.len();
+        let write = DocumentWrite {
+            row: row.clone(),
+            changes,
+            new_actors: batch.added,
+        };
+        if let Err(e) = self.state.db.run(move |s| s.append_changes(write)).await {
+            tracing::error!(doc = %self.id, error = %e, "new document not stored");
+            self.send_error(
+                &peer,
+                format!("the server could not store this document: {e}"),
+            );
+            return;
+        }
+        tracing::info!(doc = %self.id, kind = %row.kind, device = %peer.device, changes = count, "document created");
+        self.state.metrics.changes_stored(count);
+        self.doc = Some(Loaded {
+            sync,
+            row,
+            uncompacted: count,
+        });
+        if let Some(reply) = self
+            .doc
+            .as_mut()
+            .and_then(|d| d.sync.generate(&peer_key(conn)))
+        {
+            self.send_sync(&peer, reply);
+        }
+        self.peers.insert(
+            conn,
+            PeerState {
+                peer,
+                refused: false,
+            },
+        );
+    }
+
+    async fn sync_existing(&mut self, peer: Peer, who: Who, data: Vec<u8>) {
+        let conn = peer.conn;
+        let key = peer_key(conn);
+        if self.peers.get(&conn).is_some_and(|p| p.refused) {
+            return;
+        }
+        if !self.peers.contains_key(&conn) {
+            let (device, id) = (peer.device.clone(), self.id);
+            let saved = self
+                .state
+                .db
+                .run(move |s| s.sync_state(&device, &id))
+                .await
+                .unwrap_or_default();
+            if let Some(loaded) = &mut self.doc {
+                loaded.sync.add_peer(&key, saved.as_deref());
+            }
+            self.peers.insert(
+                conn,
+                PeerState {
+                    peer: peer.clone(),
+                    refused: false,
+                },
+            );
+        }
+        let Some(loaded) = &mut self.doc else { return };
+        let heads_before = loaded.sync.record().heads();
+        let mut batch = BindingsBatch {
+            shared: &self.state.bindings,
+            added: Vec::new(),
+        };
+        let received = {
+            let mut gate = PolicyGate {
+                doc_id: self.id,
+                who: &who,
+                bindings: &mut batch,
+            };
+            loaded.sync.receive(&key, &data, &mut gate)
+        };
+        let Received {
+            applied, refused, ..
+        } = match received {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_error(&peer, format!("bad sync message: {e}"));
+                return;
+            }
+        };
+        let added = batch.added;
+        if !applied.is_empty() {
+            let changes = applied
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>();
+            if let Err(e) = self.store(changes, added).await {
+                tracing::error!(doc = %self.id, error = %e, "changes not stored");
+                self.send_error(&peer, format!("the server could not store the change: {e}"));
+                self.reload(heads_before).await;
+                return;
+            }
+        }
+        if let Some((_, refusal)) = refused.first() {
+            let refusal = refusal.clone();
+            self.audit_refusal(&peer, &who, &refusal, refused.len())
+                .await;
+            self.send_error(&peer, format!("change refused: {refusal}"));
+            if let Some(p) = self.peers.get_mut(&conn) {
+                p.refused = true;
+            }
+        }
+        self.answer(conn, !applied.is_empty());
+        self.maybe_compact().await;
+    }
+
+    /// Answers the sender, and forwards to every other peer if the document changed.
+    fn answer(&mut self, from: ConnId, changed: bool) {
+        let Some(loaded) = &mut self.doc else { return };
+        let mut frames = Vec::new();
+        for (conn, p) in &self.peers {
+            if (*conn != from && !changed) || (p.refused && *conn == from) {
+                continue;
+            }
+            if let Some(data) = loaded.sync.generate(&peer_key(*conn)) {
+                frames.push((p.peer.clone(), data));
+            }
+        }
+        for (peer, data) in frames {
+            self.send_sync(&peer, data);
+        }
+    }
+
+    /// Stores new changes and updates the index entry.
+    async fn store(
+        &mut self,
+        changes: Vec<Vec<u8>>,
+        new_actors: Vec<(String, String)>,
+    ) -> Result<(), StorageError> {
+        let Some(loaded) = &mut self.doc else {
+            return Ok(());
+        };
+        let count = changes.len();
+        let mut row = loaded.row.clone();
+        if let Ok(summary) = loaded.sync.record().read().summary() {
+            row.title = summary.title;
+            row.status = summary.meta.status.as_str().to_owned();
+            row.has_conflicts = summary.has_conflicts;
+        }
+        row.updated_at = self.state.clock.now();
+        let write = DocumentWrite {
+            row: row.clone(),
+            changes,
+            new_actors,
+        };
+        self.state.db.run(move |s| s.append_changes(write)).await?;
+        loaded.row = row;
+        loaded.uncompacted += count;
+        self.state.metrics.changes_stored(count);
+        Ok(())
+    }
+
+    /// After a storage failure: the in-memory document is ahead of the disk. Reload it from
+    /// storage and restart sync with every peer, so that nothing unstored is ever acknowledged.
+    async fn reload(&mut self, _heads_before: Vec<saksi_shared::automerge::ChangeHash>) {
+        let peers: Vec<ConnId> = self.peers.keys().copied().collect();
+        self.doc = None;
+        if let Err(e) = self.load().await {
+            tracing::error!(doc = %self.id, error = %e, "document could not be reloaded");
+            self.broken = true;
+            return;
+        }
+        if let Some(loaded) = &mut self.doc {
+            for conn in peers {
+                loaded.sync.add_peer(&peer_key(conn), None);
+            }
+        }
+    }
+
+    async fn maybe_compact(&mut self) {
+        let threshold = self.state.config.compact_after_changes;
+        let Some(loaded) = &mut self.doc else { return };
+        if loaded.uncompacted < threshold {
+            return;
+        }
+        let snapshot = loaded.sync.record().save();
+        let id = self.id;
+        match self.state.db.run(move |s| s.compact(&id, &snapshot)).await {
+            Ok(()) => {
+                tracing::debug!(doc = %self.id, chunks = loaded.uncompacted, "compacted");
+                loaded.uncompacted = 0;
+            }
+            Err(e) => tracing::warn!(doc = %self.id, error = %e, "compaction failed"),
+        }
+    }
+
+    async fn edit(&mut self, device: &str, editor: Editor, edit: EditFn) -> Result<(), EditError> {
+        let now = self.state.clock.now();
+        let Some(loaded) = &mut self.doc else {
+            return Err(EditError::NotFound);
+        };
+        let actor = Self::server_actor();
+        let heads = loaded.sync.record().heads();
+        let record = loaded.sync.record_mut();
+        record.set_actor(actor.clone());
+        edit(record, &editor, now)?;
+        let changes: Vec<Vec<u8>> = record
+            .doc()
+            .get_changes(&heads)
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = BindingsBatch {
+            shared: &self.state.bindings,
+            added: Vec::new(),
+        };
+        saksi_shared::policy::ActorBindings::bind(&mut batch, &actor, device);
+        if let Err(e) = self.store(changes, batch.added).await {
+            self.reload(heads).await;
+            return Err(e.into());
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        if let Some(first) = conns.first() {
+            self.answer(*first, true);
+        }
+        Ok(())
+    }
+}

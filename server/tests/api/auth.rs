@@ -1,0 +1,255 @@
+//! Accounts, devices, tokens, tickets, throttling and revocation.
+
+use std::time::Duration;
+
+use saksi_client::ClientError;
+use saksi_shared::Role;
+use saksi_shared::protocol::Message;
+use saksi_shared::sync::Repo;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestServer, WAIT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_creates_an_admin_who_can_sign_in() {
+    let server = TestServer::start().await;
+    let password = server
+        .admin_password
+        .clone()
+        .expect("first start prints a password");
+    assert!(password.len() >= 20);
+    let session = server
+        .client
+        .login("admin", &password, "operator laptop")
+        .await
+        .expect("admin signs in");
+    assert_eq!(session.role, Role::Admin);
+    let me = server
+        .client
+        .get("/api/me", Some(&session.token))
+        .await
+        .expect("me");
+    assert_eq!(me.status, 200);
+    assert!(me.text().contains("\"admin\""));
+    let dir = server.stop().await;
+    // A second start does not create another admin or print a password.
+    let again = TestServer::start_in(dir, |_| {}).await;
+    assert!(again.admin_password.is_none());
+    again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sets_a_strict_cookie_and_wrong_passwords_are_throttled() {
+    let server = TestServer::start().await;
+    server.user("dara", Role::Liaison);
+    let res = server
+        .client
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"username": "dara", "password": PASSWORD, "device_name": "ទូរស័ព្ទ"}),
+        )
+        .await
+        .expect("login");
+    assert_eq!(res.status, 200);
+    let cookie = res.header("set-cookie").expect("cookie set");
+    for attr in [
+        "saksi_session=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+
+    // Unknown user and wrong password get the same answer.
+    for (user, pw) in [("nobody", PASSWORD), ("dara", "wrong password!")] {
+        let res = server
+            .client
+            .post_json(
+                "/api/login",
+                None,
+                &json!({"username": user, "password": pw, "device_name": "x"}),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(res.status, 401);
+        assert!(res.text().contains("invalid_credentials"));
+    }
+    // Four more failures reach the per-account limit of five...
+    for _ in 0..4 {
+        let res = server
+            .client
+            .post_json(
+                "/api/login",
+                None,
+                &json!({"username": "dara", "password": "still wrong!", "device_name": "x"}),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(res.status, 401);
+    }
+    // ...after which even the right password is refused until the window passes.
+    let res = server
+        .client
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"username": "dara", "password": PASSWORD, "device_name": "x"}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 429);
+    assert!(res.header("retry-after").is_some());
+    server.clock.advance(16 * 60 * 1000);
+    server.login("dara").await;
+    let failures = server
+        .storage()
+        .audit(&saksi_server::storage::AuditFilter {
+            action: Some("login_failed".into()),
+            ..Default::default()
+        })
+        .expect("audit");
+    assert_eq!(failures.len(), 6);
+    assert!(
+        failures.iter().all(|e| !e.event.detail.contains(PASSWORD)),
+        "no password in the audit log"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_are_single_use_and_tokens_expire() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    let session = server.login("sophea").await;
+    let res = server
+        .client
+        .post_json("/api/sync-ticket", Some(&session.token), &json!({}))
+        .await
+        .expect("ticket");
+    assert_eq!(res.status, 200);
+    let ticket: serde_json::Value = res.json().expect("json");
+    let ticket = ticket["ticket"].as_str().expect("ticket").to_owned();
+    let path = format!("/sync?ticket={ticket}");
+    let mut socket = server
+        .client
+        .open_socket(&path, &[])
+        .await
+        .expect("ticket works once");
+    let mut repo = Repo::new("ticket-peer".into(), [3; 16]);
+    socket.send(repo.connect()).await.expect("join");
+    let frame = socket
+        .recv_timeout(WAIT)
+        .await
+        .expect("answer")
+        .expect("frame");
+    assert!(matches!(Message::decode(&frame), Ok(Message::Peer { .. })));
+    let replay = server.client.open_socket(&path, &[]).await;
+    assert!(replay.is_err(), "a replayed ticket is refused");
+
+    // After the session lifetime the token stops working, with a clear code.
+    server.clock.advance(31 * 24 * 3600 * 1000);
+    let res = server
+        .client
+        .get("/api/me", Some(&session.token))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 401);
+    assert!(res.text().contains("session_expired"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_cut_off_at_once() {
+    let server = TestServer::start().await;
+    server.user("vanna", Role::Monitor);
+    let (session, mut phone) = server.phone("vanna").await;
+    let other = server.login("vanna").await;
+
+    // Revoke from outside the server process, as `saksi admin revoke-device` does.
+    assert!(
+        server
+            .storage()
+            .revoke_device(&session.device_id, server.clock_now())
+            .expect("revoked")
+    );
+    // The open socket is told and closed within seconds.
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match phone.socket.recv().await {
+                Ok(Some(frame)) => {
+                    if let Ok(Message::Error { message, .. }) = Message::decode(&frame) {
+                        return Some(message);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed within 10 s");
+    assert_eq!(outcome.as_deref(), Some("device revoked"));
+    // The token no longer works for the API, for a new socket, or for a ticket.
+    let res = server
+        .client
+        .get("/api/records", Some(&session.token))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 401);
+    assert!(res.text().contains("device_revoked"));
+    assert!(session.socket().await.is_err());
+    let res = server
+        .client
+        .post_json("/api/sync-ticket", Some(&session.token), &json!({}))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 401);
+    // The user's other device is unaffected.
+    let res = server
+        .client
+        .get("/api/records", Some(&other.token))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_cookie_requests_are_refused() {
+    let server = TestServer::start().await;
+    server.user("dara", Role::Liaison);
+    let session = server.login("dara").await;
+    let cookie = format!("saksi_session={}", session.token);
+    let res = server
+        .client
+        .request(
+            "POST",
+            "/api/sync-ticket",
+            &[
+                ("Cookie", &cookie),
+                ("Origin", "https://evil.example"),
+                ("Content-Type", "application/json"),
+            ],
+            Some(b"{}"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 403);
+    let upgrade = server
+        .client
+        .open_socket(
+            "/sync",
+            &[("Cookie", &cookie), ("Origin", "https://evil.example")],
+        )
+        .await;
+    assert!(matches!(upgrade, Err(ClientError::WebSocket(_))));
+    let same = server
+        .client
+        .open_socket("/sync", &[("Cookie", &cookie)])
+        .await;
+    assert!(same.is_ok(), "same-origin cookie works");
+    server.stop().await;
+}

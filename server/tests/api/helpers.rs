@@ -1,0 +1,142 @@
+//! A real server for each test: port 0, a temporary data directory with a real SQLite file, a
+//! freshly generated self-signed certificate that the clients trust explicitly, and a clock the
+//! test can move.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use saksi_client::{Client, Session, SyncClient};
+use saksi_server::Application;
+use saksi_server::accounts::{ManualClock, random_16};
+use saksi_server::app::AppState;
+use saksi_server::config::Config;
+use saksi_shared::sync::Repo;
+use saksi_shared::{DocumentId, Role};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct TestServer {
+    pub data_dir: tempfile::TempDir,
+    pub state: Arc<AppState>,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub admin_password: Option<String>,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub fn test_config(data_dir: PathBuf) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, |_| {}).await
+    }
+
+    /// Starts a server on an existing data directory (restarts), adjusting the configuration.
+    pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        // SAKSI_LOG=debug shows the server's log in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("SAKSI_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+            )
+            .with_test_writer()
+            .try_init();
+        let mut config = test_config(dir.path().to_owned());
+        adjust(&mut config);
+        let clock = Arc::new(ManualClock::default());
+        let app = Application::build_with_clock(config, clock.clone())
+            .await
+            .expect("server starts");
+        let state = app.state();
+        let admin_password = app.report().first_admin_password.clone();
+        let cert = std::fs::read(dir.path().join("tls-cert.pem")).expect("certificate written");
+        let client = Client::new(app.addr(), "localhost", &cert).expect("client");
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestServer {
+            data_dir: dir,
+            state,
+            client,
+            clock,
+            admin_password,
+            handle,
+            task,
+        }
+    }
+
+    /// Stops the server gracefully and returns its data directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+        // Document tasks write back when idle; the storage closes when the last reference goes.
+        self.state.sqlite.close();
+        self.data_dir
+    }
+
+    pub fn storage(&self) -> &Arc<dyn saksi_server::storage::Storage> {
+        self.state.db.storage()
+    }
+
+    /// Creates a user with [`PASSWORD`].
+    pub fn user(&self, name: &str, role: Role) {
+        let hash = self.state.passwords.hash(PASSWORD).expect("hash");
+        self.storage()
+            .create_user(name, role, &hash, self.clock_now())
+            .expect("user created");
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        use saksi_server::accounts::Clock;
+        self.clock.now()
+    }
+
+    /// Creates a case with the given members.
+    pub fn case(&self, name: &str, members: &[&str]) -> DocumentId {
+        let id =
+            saksi_server::admin::create_case(&**self.storage(), name, "admin", self.clock_now())
+                .expect("case created");
+        for m in members {
+            let (user, _) = self
+                .storage()
+                .user_by_name(m)
+                .expect("lookup")
+                .expect("member exists");
+            self.storage()
+                .add_member(&id, user.id)
+                .expect("member added");
+        }
+        id
+    }
+
+    pub async fn login(&self, name: &str) -> Session {
+        self.client
+            .login(name, PASSWORD, &format!("{name}'s phone"))
+            .await
+            .expect("login")
+    }
+
+    /// Logs in and connects a fresh repo.
+    pub async fn phone(&self, name: &str) -> (Session, SyncClient) {
+        let session = self.login(name).await;
+        let repo = Repo::new(
+            format!("{name}-tab-{}", hex(&random_16()[..4])),
+            random_16(),
+        );
+        let sync = session.sync(repo).await.expect("sync connects");
+        (session, sync)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

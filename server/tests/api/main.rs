@@ -1,0 +1,8 @@
+//! Integration tests: a real server (port 0, temporary SQLite file, real TLS) and native clients
+//! built on `saksi-shared`. One test binary, as building many is slow.
+
+mod auth;
+mod authz;
+mod helpers;
+mod restart;
+mod sync;

@@ -1,0 +1,199 @@
+//! Scenario S2 through the server: two monitors edit the same observation offline.
+
+use saksi_shared::catalogue::RecordKind;
+use saksi_shared::record::FieldInput;
+use saksi_shared::sync::Event;
+use saksi_shared::{FieldValue, Role};
+
+use crate::helpers::{TestServer, WAIT};
+
+fn text(s: &str) -> FieldInput {
+    FieldInput::Text(s.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_two_monitors_offline_merge_and_a_coordinator_resolves() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    server.user("vanna", Role::Monitor);
+    server.user("kosal", Role::Coordinator);
+    let case = server.case("ករណី ក-១២", &["sophea", "vanna"]);
+
+    // Sophea creates the observation and syncs it.
+    let (s1, mut p1) = server.phone("sophea").await;
+    let editor1 = s1.editor();
+    let id = p1.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor1,
+        1_000,
+        saksi_server::accounts::random_16(),
+    );
+    p1.repo
+        .edit(&id, |r| {
+            r.set_field("court", text("សាលាដំបូងរាជធានីភ្នំពេញ"), &editor1, 1_100)
+        })
+        .expect("doc")
+        .expect("edit");
+    p1.sync_all(WAIT).await.expect("synced");
+
+    // Vanna learns about it from the listing and fetches it.
+    let (s2, mut p2) = server.phone("vanna").await;
+    let editor2 = s2.editor();
+    let listing = s2.records().await.expect("listing");
+    assert!(
+        listing.records.iter().any(|r| r.id == id),
+        "listed for the team"
+    );
+    p2.repo.request(id);
+    p2.sync_until(WAIT, |repo, _| {
+        repo.record(&id).is_some_and(|r| !r.is_empty())
+    })
+    .await
+    .expect("received");
+
+    // Both go offline and edit.
+    let mut r1 = p1.disconnect().await;
+    let mut r2 = p2.disconnect().await;
+    r1.edit(&id, |r| {
+        r.set_list(
+            "judges",
+            &["ចៅក្រម ក".into(), "Judge B".into()],
+            &editor1,
+            2_000,
+        )?;
+        r.splice_text(
+            "narrative",
+            0,
+            0,
+            "ព្រឹកនេះ សវនាការបានចាប់ផ្តើម។ ",
+            &editor1,
+            2_100,
+        )?;
+        r.set_field("counsel_present", text("yes"), &editor1, 2_200)
+    })
+    .expect("doc")
+    .expect("edits");
+    r2.edit(&id, |r| {
+        r.set_field("verdict", text("convicted"), &editor2, 2_000)?;
+        r.splice_text(
+            "narrative",
+            0,
+            0,
+            "The accused looked unwell.",
+            &editor2,
+            2_100,
+        )?;
+        r.set_field("counsel_present", text("no"), &editor2, 2_300)
+    })
+    .expect("doc")
+    .expect("edits");
+
+    // Both reconnect: everything merges through the server.
+    let mut p1 = s1.sync(r1).await.expect("reconnect");
+    let mut p2 = s2.sync(r2).await.expect("reconnect");
+    p1.sync_all(WAIT).await.expect("p1 synced");
+    p2.sync_all(WAIT).await.expect("p2 synced");
+    p1.sync_until(WAIT, |repo, _| {
+        repo.record(&id)
+            .and_then(|r| r.field("verdict").ok().flatten())
+            .is_some()
+    })
+    .await
+    .expect("p1 has p2's verdict");
+    let v1 = p1.repo.record(&id).expect("doc").view().expect("view");
+    let v2 = p2.repo.record(&id).expect("doc").view().expect("view");
+    assert_eq!(v1.heads, v2.heads, "converged");
+    assert_eq!(v1, v2);
+    assert_eq!(
+        v1.fields.get("judges"),
+        Some(&FieldValue::List(vec!["ចៅក្រម ក".into(), "Judge B".into()]))
+    );
+    assert_eq!(
+        v1.fields.get("verdict"),
+        Some(&FieldValue::Text("convicted".into()))
+    );
+    let Some(FieldValue::Text(narrative)) = v1.fields.get("narrative") else {
+        panic!("narrative missing");
+    };
+    assert!(
+        narrative.contains("ព្រឹកនេះ សវនាការបានចាប់ផ្តើម។"),
+        "{narrative}"
+    );
+    assert!(
+        narrative.contains("The accused looked unwell."),
+        "{narrative}"
+    );
+    let conflict = v1
+        .conflicts
+        .iter()
+        .find(|c| c.field == "counsel_present")
+        .expect("the yes/no disagreement is a conflict");
+    let mut authors: Vec<_> = conflict
+        .values
+        .iter()
+        .map(|v| (v.by.user.clone().expect("named"), v.value.clone()))
+        .collect();
+    authors.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        authors,
+        vec![
+            ("sophea".to_string(), FieldValue::Text("yes".into())),
+            ("vanna".to_string(), FieldValue::Text("no".into())),
+        ]
+    );
+
+    // The server's index knows about the conflict.
+    let row = server
+        .storage()
+        .document(&id)
+        .expect("read")
+        .expect("stored");
+    assert!(row.has_conflicts);
+
+    // A coordinator resolves it from a third device; both phones receive the resolution.
+    let (s3, mut p3) = server.phone("kosal").await;
+    let editor3 = s3.editor();
+    p3.repo.request(id);
+    p3.sync_until(WAIT, |repo, _| {
+        repo.record(&id)
+            .is_some_and(|r| r.view().is_ok_and(|v| !v.conflicts.is_empty()))
+    })
+    .await
+    .expect("coordinator sees the conflict");
+    p3.repo
+        .edit(&id, |r| {
+            r.resolve("counsel_present", text("no"), &editor3, 3_000)
+        })
+        .expect("doc")
+        .expect("resolve");
+    p3.sync_all(WAIT).await.expect("resolution stored");
+    for phone in [&mut p1, &mut p2] {
+        phone
+            .sync_until(WAIT, |repo, _| {
+                repo.record(&id)
+                    .and_then(|r| r.view().ok())
+                    .is_some_and(|v| v.conflicts.is_empty())
+            })
+            .await
+            .expect("resolution reached the phone");
+        let view = phone.repo.record(&id).expect("doc").view().expect("view");
+        assert_eq!(
+            view.fields.get("counsel_present"),
+            Some(&FieldValue::Text("no".into()))
+        );
+        assert!(
+            view.review
+                .iter()
+                .any(|e| e.action == "resolve" && e.author == "kosal")
+        );
+    }
+    assert!(
+        !p1.events
+            .iter()
+            .any(|e| matches!(e, Event::ChangesRefused { .. })),
+        "nothing was refused: {:?}",
+        p1.events
+    );
+    server.stop().await;
+}
