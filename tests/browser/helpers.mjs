@@ -1,0 +1,210 @@
+// Shared helpers of the browser tests (`node --test tests/browser/`, run by `cargo xtask test`).
+//
+// - launchBrowser(): headless Debian Chromium through playwright-core (no browser download).
+// - newPage(browser, options): a page that records console errors and uncaught exceptions.
+// - artifactsDir(name): tests/artifacts/<name>/ (gitignored) for screenshots and logs.
+// - saveArtifacts(page, name): a screenshot and the page's console, kept for a failed test.
+// - serveStatic(root, extra): a tiny HTTP server on 127.0.0.1 for files (e.g. pwa/dist/pkg).
+// - startServer(): the real Saksi server from SAKSI_BIN on a free port with a temporary data
+//   directory; stop() kills it and removes the directory.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { extname, join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+/** The repository root. */
+export const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
+/** Where `cargo xtask wasm` puts the wasm module and its JS glue. */
+export const PKG_DIR = join(ROOT, "pwa", "dist", "pkg");
+export const ARTIFACTS_DIR = join(ROOT, "tests", "artifacts");
+export const CHROMIUM = process.env.SAKSI_CHROMIUM || "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--headless",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Launches headless Chromium. Close it in `after()`. */
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is not at ${CHROMIUM}: install it with \`apt-get install chromium\` ` +
+        "(or set SAKSI_CHROMIUM)",
+    );
+  }
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/**
+ * A new page in a fresh context. `page.problems` collects console errors and uncaught
+ * exceptions; `page.consoleLines` every console message.
+ * Phone size: `{ viewport: { width: 360, height: 640 }, isMobile: true }`.
+ */
+export async function newPage(browser, contextOptions = {}) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, ...contextOptions });
+  const page = await context.newPage();
+  page.problems = [];
+  page.consoleLines = [];
+  page.on("console", (msg) => {
+    page.consoleLines.push(`[${msg.type()}] ${msg.text()}`);
+    if (msg.type() === "error") page.problems.push(`console error: ${msg.text()}`);
+  });
+  page.on("pageerror", (err) => page.problems.push(`uncaught: ${err.stack || err}`));
+  return page;
+}
+
+/** `tests/artifacts/<name>/`, created. */
+export async function artifactsDir(name) {
+  const dir = join(ARTIFACTS_DIR, name.replace(/[^\w.-]+/g, "_"));
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** Keeps a screenshot and the console of `page` under tests/artifacts/<name>/. */
+export async function saveArtifacts(page, name) {
+  const dir = await artifactsDir(name);
+  await page.screenshot({ path: join(dir, "page.png"), fullPage: true }).catch(() => {});
+  await writeFile(join(dir, "console.txt"), (page.consoleLines || []).join("\n") + "\n");
+  return dir;
+}
+
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".ts": "text/plain; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+};
+
+/**
+ * Serves the files under `root` on 127.0.0.1 (a free port). `extra` maps paths to contents
+ * served from memory (e.g. `{ "/": "<!doctype html>..." }`). Returns `{ url, close }`.
+ */
+export async function serveStatic(root, extra = {}) {
+  const base = resolve(root);
+  const server = createServer(async (req, res) => {
+    try {
+      const path = decodeURIComponent(new URL(req.url, "http://localhost").pathname);
+      if (Object.hasOwn(extra, path)) {
+        const type = path.endsWith("/") ? ".html" : extname(path);
+        res.writeHead(200, { "content-type": CONTENT_TYPES[type] || "text/plain" });
+        res.end(extra[path]);
+        return;
+      }
+      const file = normalize(join(base, path));
+      if (!file.startsWith(base + sep)) {
+        res.writeHead(403).end();
+        return;
+      }
+      const body = await readFile(file);
+      res.writeHead(200, {
+        "content-type": CONTENT_TYPES[extname(file)] || "application/octet-stream",
+        "cache-control": "no-store",
+      });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((ok, fail) => {
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", ok);
+  });
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((ok) => server.close(() => ok())),
+  };
+}
+
+/** Whether the server binary is available (`cargo xtask test` sets SAKSI_BIN). */
+export function serverAvailable() {
+  return Boolean(process.env.SAKSI_BIN) && existsSync(process.env.SAKSI_BIN);
+}
+
+/**
+ * Starts the Saksi server (`$SAKSI_BIN serve`) on 127.0.0.1 with a free port and a fresh
+ * temporary data directory, and waits for its `listening on https://...` line on stdout.
+ * Returns `{ url, dataDir, process, output, stop }`; `stop()` kills it and removes the data
+ * directory. `env` adds environment variables (SAKSI_*), `args` adds arguments after `serve`.
+ */
+export async function startServer({ env = {}, args = [], timeoutMs = 60_000 } = {}) {
+  const bin = process.env.SAKSI_BIN;
+  if (!bin || !existsSync(bin)) {
+    throw new Error(
+      "SAKSI_BIN does not name the server binary: run the browser tests with " +
+        "`cargo xtask test`, or set SAKSI_BIN=target/debug/saksi",
+    );
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), "saksi-test-"));
+  const child = spawn(bin, ["serve", ...args], {
+    env: {
+      ...process.env,
+      SAKSI_LISTEN: "127.0.0.1:0",
+      SAKSI_DATA_DIR: dataDir,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output = [];
+  let stopped = false;
+  const stop = async () => {
+    if (!stopped) {
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((ok) => child.once("exit", ok));
+        child.kill("SIGKILL");
+        await exited;
+      }
+    }
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const url = await new Promise((ok, fail) => {
+      const timer = setTimeout(
+        () => fail(new Error(`the server did not say where it listens within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      let pending = "";
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (chunk) => {
+        output.push(chunk);
+        pending += chunk;
+        const match = pending.match(/listening on (https?:\/\/\S+)/);
+        if (match) {
+          clearTimeout(timer);
+          ok(match[1].replace(/\/$/, ""));
+        }
+      });
+      child.stderr.setEncoding("utf8");
+      child.stderr.on("data", (chunk) => output.push(chunk));
+      child.once("error", (err) => {
+        clearTimeout(timer);
+        fail(err);
+      });
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        fail(new Error(`the server exited (${signal || code}) before listening:\n${output.join("")}`));
+      });
+    });
+    return { url, dataDir, process: child, output, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
