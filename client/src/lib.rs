@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+pub use tokio_tungstenite;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -459,6 +460,11 @@ impl SyncSocket {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+
+    /// The WebSocket itself, for driving it with another automerge-repo implementation.
+    pub fn into_inner(self) -> WebSocketStream<TlsStream<TcpStream>> {
+        self.ws
     }
 }
 

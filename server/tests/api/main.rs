@@ -3,6 +3,9 @@
 
 mod auth;
 mod authz;
+mod console;
 mod helpers;
+mod hostile;
+mod interop;
 mod restart;
 mod sync;
