@@ -253,3 +253,66 @@ async fn cross_site_cookie_requests_are_refused() {
     assert!(same.is_ok(), "same-origin cookie works");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_only_the_calling_device() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    let phone = server.login("sophea").await;
+    let laptop = server.login("sophea").await;
+    let res = server
+        .client
+        .post_json("/api/logout", Some(&phone.token), &json!({}))
+        .await
+        .expect("logout");
+    assert_eq!(res.status, 204);
+    let cookie = res.header("set-cookie").expect("cookie cleared");
+    assert!(cookie.contains("saksi_session=;") || cookie.contains("Max-Age=0"), "{cookie}");
+    let me = server.client.get("/api/me", Some(&phone.token)).await.expect("me");
+    assert_eq!(me.status, 401);
+    let me = server.client.get("/api/me", Some(&laptop.token)).await.expect("me");
+    assert_eq!(me.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_files_are_used_when_configured() {
+    // A certificate made elsewhere (here: by another server's first start).
+    let other = TestServer::start().await;
+    let source = other.stop().await;
+    let certs = tempfile::tempdir().expect("dir");
+    let (cert, key) = (certs.path().join("fullchain.pem"), certs.path().join("privkey.pem"));
+    std::fs::copy(source.path().join("tls-cert.pem"), &cert).expect("copy cert");
+    std::fs::copy(source.path().join("tls-key.pem"), &key).expect("copy key");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = crate::helpers::test_config(dir.path().to_owned());
+    config.tls = saksi_server::config::TlsMode::Files;
+    config.tls_cert = Some(cert.clone());
+    config.tls_key = Some(key.clone());
+    let app = saksi_server::Application::build(config.clone())
+        .await
+        .expect("starts with the files");
+    assert!(!dir.path().join("tls-cert.pem").exists(), "nothing generated");
+    assert!(!app.report().certificate_generated);
+    let client = saksi_client::Client::new(
+        app.addr(),
+        "localhost",
+        &std::fs::read(&cert).expect("read"),
+    )
+    .expect("client");
+    let handle = app.handle();
+    let task = tokio::spawn(app.run_until_stopped());
+    let res = client.get("/healthz", None).await.expect("TLS with the given certificate");
+    assert_eq!(res.status, 200);
+    handle.stop(true).await;
+    let _ = task.await;
+
+    // A missing key file is a clear start-up error.
+    config.tls_key = Some(certs.path().join("missing.pem"));
+    config.data_dir = tempfile::tempdir().expect("dir").path().to_owned();
+    let err = saksi_server::Application::build(config)
+        .await
+        .expect_err("refuses to start");
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+}
