@@ -4,6 +4,9 @@
 
 mod convergence;
 mod harness;
+mod history;
+mod khmer;
 mod scenario_s2;
+mod schema_versions;
 mod wire_protocol;
 mod write_policy;

@@ -10,6 +10,7 @@
 
 use proptest::prelude::*;
 use saksi_shared::DocumentId;
+use saksi_shared::automerge::ActorId;
 use saksi_shared::cbor::{Cbor, CborError};
 use saksi_shared::protocol::{
     MAX_MESSAGE_BYTES, Message, PeerMetadata, ProtocolError, RemoteHeads,
@@ -27,7 +28,7 @@ fn doc_id() -> DocumentId {
 /// Parses hex digits, ignoring whitespace.
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits");
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
     digits
         .chunks(2)
         .map(|pair| {
@@ -749,5 +750,121 @@ proptest! {
         if let Ok(message) = Message::decode(&bytes) {
             prop_assert_eq!(Message::decode(&message.encode()), Ok(message));
         }
+    }
+}
+
+/// A real automerge sync message carrying changes (the third message of a first sync), to
+/// mutate.
+fn sync_data_with_changes() -> Vec<u8> {
+    use saksi_shared::sync::{AcceptAll, DocSync};
+    let monitor = saksi_shared::Editor {
+        user: "sokha".into(),
+        device: "sokha-phone".into(),
+        role: saksi_shared::Role::Monitor,
+    };
+    let case = DocumentId::from_bytes([0x70; 16]);
+    let mut record = saksi_shared::Record::create(
+        saksi_shared::RecordKind::CourtObservation,
+        &case,
+        ActorId::from([1; 16]),
+        &monitor,
+        1_000,
+    );
+    record
+        .splice_text("narrative", 0, 0, "សាក្សី", &monitor, 2_000)
+        .expect("types");
+    let mut a = DocSync::new(record);
+    let mut b = DocSync::new(saksi_shared::Record::empty(ActorId::from([2; 16])));
+    let first = a.generate("b").expect("opening");
+    b.receive("a", &first, &mut AcceptAll).expect("receives");
+    let reply = b.generate("a").expect("reply");
+    a.receive("b", &reply, &mut AcceptAll).expect("receives");
+    let data = a.generate("b").expect("changes");
+    // Sanity: it does carry the changes.
+    let received = b.receive("a", &data, &mut AcceptAll).expect("receives");
+    assert_eq!(received.applied.len(), 2);
+    data
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Hostile frames (random bytes, or real sync messages with bytes changed, cut or
+    /// inserted) never panic the hub or a phone, and the hub keeps serving honest clients.
+    #[test]
+    fn the_hub_and_a_phone_survive_hostile_frames(
+        base in prop::sample::select(vec![0usize, 1, 2]),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>(), 0..3u8), 0..6),
+        noise in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        use crate::harness::{Net, editor};
+        use saksi_shared::testing::Hub;
+        let mut hub = Hub::new();
+        let case = hub.create_case([0x71; 16], 1);
+        hub.add_member("sokha", case);
+        let mut net = Net::new(hub);
+        let phone = net.add_phone(editor("sokha", "sokha-phone", saksi_shared::Role::Monitor), [1; 16]);
+        net.connect(phone);
+        net.settle();
+        // A phone that has finished its handshake with some server.
+        let mut victim = saksi_shared::sync::Repo::new("victim".into(), [3; 16]);
+        let _join = victim.connect();
+        victim
+            .receive(&peer().1)
+            .expect("the handshake completes");
+        let mut data = match base {
+            0 => sync_data_with_changes(),
+            1 => noise.clone(),
+            _ => request_or_sync(true).1,
+        };
+        for (at, byte, kind) in edits {
+            let at = at % (data.len() + 1);
+            match kind {
+                0 if at < data.len() => data[at] = byte,
+                1 => data.insert(at, byte),
+                _ => data.truncate(at),
+            }
+        }
+        // As the `data` of a sync for a new document and for the case document, and raw.
+        for frame in [
+            Message::Sync {
+                sender_id: "sokha-phone-peer".into(),
+                target_id: "hub".into(),
+                document_id: DocumentId::from_bytes([0x72; 16]),
+                data: data.clone(),
+            }
+            .encode(),
+            Message::Request {
+                sender_id: "sokha-phone-peer".into(),
+                target_id: "hub".into(),
+                document_id: case,
+                data: data.clone(),
+            }
+            .encode(),
+            data.clone(),
+        ] {
+            net.inject_up(phone, frame.clone());
+            // A phone gets the same bytes from "the server": an error at worst.
+            let _ = victim.receive(&frame);
+        }
+        net.settle();
+        let answers = net.hub_frames[phone].len();
+        prop_assert!(answers >= 1, "the hub answered the handshake");
+        for frame in &net.hub_frames[phone] {
+            prop_assert!(Message::decode(frame).is_ok(), "the hub only sends valid frames");
+        }
+        net.disconnect(phone);
+        // An honest phone still syncs a new record.
+        let honest = net.add_phone(editor("sokha", "sokha-laptop", saksi_shared::Role::Monitor), [2; 16]);
+        let ed = net.phone(honest).editor.clone();
+        let id = net.phone_mut(honest).repo.create(
+            saksi_shared::RecordKind::CourtObservation,
+            &case,
+            &ed,
+            5_000,
+            [0x73; 16],
+        );
+        net.sync(honest);
+        prop_assert!(net.hub.record(&id).is_some());
     }
 }

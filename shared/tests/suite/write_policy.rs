@@ -124,18 +124,20 @@ impl World {
             .phone_mut(phone)
             .repo
             .edit(&id, |r| {
-                r.doc_mut().transact_with(
-                    |_| {
-                        CommitOptions::default()
-                            .with_message(message)
-                            .with_time(now)
-                    },
-                    f,
-                )
+                r.doc_mut()
+                    .transact_with(
+                        |_| {
+                            CommitOptions::default()
+                                .with_message(message)
+                                .with_time(now)
+                        },
+                        f,
+                    )
+                    .map(|success| success.hash)
+                    .map_err(|failure| failure.error)
             })
             .expect("the phone has the document")
             .expect("automerge accepts the change")
-            .hash
             .expect("the change has operations");
         self.net.settle();
         hash
