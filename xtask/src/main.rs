@@ -10,8 +10,9 @@
 //!   `target/tools/`; skipped with a warning without npm; its output is kept only if it is
 //!   smaller gzipped) and prints raw and gzip sizes.
 //! - `run [-- ARGS]`: `wasm`, then the server (`saksi serve ARGS`, release build).
-//! - `test`: `wasm`, every Rust test (`cargo test --workspace`), then the browser tests
-//!   (`node --test tests/browser/`, headless Debian Chromium through `playwright-core`).
+//! - `test`: `wasm`, every Rust test (`cargo test --workspace --no-fail-fast`), then the
+//!   browser tests (`node --test tests/browser/`, headless Debian Chromium through
+//!   `playwright-core`, with `SAKSI_BIN` naming the debug server binary).
 //! - `ci`: format check, clippy (`-D warnings`, native and wasm32), the wasm32 build of
 //!   `shared`, then `test`. `.ci/run` installs Chromium and runs this.
 //!
@@ -354,7 +355,8 @@ impl Workspace {
         }
 
         self.wasm()?;
-        self.cargo(&["test", "--workspace"])?;
+        // Every test binary runs, so one failure does not hide the others.
+        self.cargo(&["test", "--workspace", "--no-fail-fast"])?;
         let server_bin = if self.has_server {
             // Debug, like the tests above: it reuses their build.
             self.cargo(&["build", "-p", SERVER_PACKAGE, "--bin", SERVER_BIN])?;
