@@ -17,7 +17,7 @@ use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{FieldInput, FieldValue, RecordError};
 use saksi_shared::testing::Hub;
 use saksi_shared::workflow::transitions_from;
-use saksi_shared::{DocumentId, Editor, Role};
+use saksi_shared::{DocumentId, Editor, Role, Status};
 
 use crate::harness::{Net, Rng, editor, only_head, sorted_heads};
 
@@ -232,7 +232,7 @@ impl Run {
         let (seq, now) = (self.model.seq, self.model.now);
         let ed: Editor = self.net.phone(r).editor.clone();
         let view = self.net.phone(r).record(&id).view().expect("a record");
-        let archived_for_me = view.status.as_str() == "archived" && !ed.role.reviews();
+        let archived_for_me = view.status == Status::Archived && !ed.role.reviews();
         let heads_before = sorted_heads(self.net.phone(r).record(&id));
         // The values of the register the op writes, as this replica sees them before it.
         let register_before = match op {

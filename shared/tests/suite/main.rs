@@ -1,6 +1,15 @@
 //! The deterministic test suite of `saksi-shared`: everything runs in process, with no sockets,
-//! no clock and no sleeps. One test binary (faster to build than one per file); each module is
-//! one area.
+//! no clock and no sleeps. One test binary (faster to build than one per file), one module per
+//! area:
+//!
+//! - `harness`: phones (`sync::Repo`) around a `testing::Hub`, frame by frame, seeded schedules.
+//! - `convergence`: the property test of offline edits, random sync orders and conflicts.
+//! - `scenario_s2`: DESIGN.md's S2, two monitors offline and a coordinator's resolution.
+//! - `wire_protocol`: hand-derived CBOR vectors of every message, round trips, hostile input.
+//! - `write_policy`: refusals of crafted changes, and S3's answer for forbidden documents.
+//! - `khmer`: Khmer text in every kind of field, through save/load and sync.
+//! - `schema_versions`: the committed schema version 1 fixture keeps opening.
+//! - `history`: edits attributed to user, device and time.
 
 mod convergence;
 mod harness;
