@@ -5,6 +5,7 @@
 //! - `harness`: phones (`sync::Repo`) around a `testing::Hub`, frame by frame, seeded schedules.
 //! - `convergence`: the property test of offline edits, random sync orders and conflicts.
 //! - `scenario_s2`: DESIGN.md's S2, two monitors offline and a coordinator's resolution.
+//! - `sync_engine`: two `DocSync` peers on multi-change messages and bloom false positives.
 //! - `wire_protocol`: hand-derived CBOR vectors of every message, round trips, hostile input.
 //! - `write_policy`: refusals of crafted changes, and S3's answer for forbidden documents.
 //! - `khmer`: Khmer text in every kind of field, through save/load and sync.
@@ -17,5 +18,6 @@ mod history;
 mod khmer;
 mod scenario_s2;
 mod schema_versions;
+mod sync_engine;
 mod wire_protocol;
 mod write_policy;

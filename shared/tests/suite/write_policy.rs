@@ -336,6 +336,8 @@ fn a_commit_message_naming_another_user_or_device_is_refused() {
             tx.put(&fields, "verdict", "acquitted")
         });
         w.assert_refused(SOKHA, id, hash, RefusalCode::ForgedAttribution, before);
+        let detail = &w.net.hub.refusals().last().expect("refused").1.detail;
+        assert!(detail.contains("commit message"), "{detail}");
         w.assert_still_syncs(SOKHA, other);
     }
 }
@@ -378,6 +380,8 @@ fn a_change_under_an_actor_bound_to_another_device_is_refused() {
         .clone();
     assert_eq!(change, sokha_actor);
     w.assert_refused(DARA, id, hash, RefusalCode::ForgedAttribution, before);
+    let detail = &w.net.hub.refusals().last().expect("refused").1.detail;
+    assert!(detail.contains("actor"), "refused for the actor: {detail}");
     w.assert_still_syncs(DARA, dara_doc);
 }
 

@@ -1,0 +1,131 @@
+//! `sync::DocSync` between two peers, on the cases that once broke it: a message carrying
+//! several changes (automerge's V2 format concatenates them into one chunk), and a change that
+//! arrives before its dependency because the sender's bloom filter wrongly said the receiver had
+//! it.
+
+use saksi_shared::automerge::sync::BloomFilter;
+use saksi_shared::automerge::{ActorId, ChangeHash};
+use saksi_shared::catalogue::RecordKind;
+use saksi_shared::record::{FieldInput, FieldValue};
+use saksi_shared::sync::{AcceptAll, DocSync};
+use saksi_shared::{DocumentId, Record, Role};
+
+use crate::harness::{editor, sorted_heads};
+
+/// Runs the two-peer loop until neither side has anything to say; returns the rounds taken.
+fn exchange(a: &mut DocSync, b: &mut DocSync) -> usize {
+    for round in 1..=50 {
+        let to_b = a.generate("b");
+        if let Some(m) = &to_b {
+            b.receive("a", m, &mut AcceptAll).expect("b receives");
+        }
+        let to_a = b.generate("a");
+        if let Some(m) = &to_a {
+            a.receive("b", m, &mut AcceptAll).expect("a receives");
+        }
+        if to_b.is_none() && to_a.is_none() {
+            return round;
+        }
+    }
+    panic!("the peers did not stop talking within 50 rounds");
+}
+
+fn hashes(record: &Record) -> Vec<ChangeHash> {
+    record
+        .doc()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.hash())
+        .collect()
+}
+
+#[test]
+fn a_message_with_many_changes_applies_them_all() {
+    let monitor = editor("sokha", "sokha-phone", Role::Monitor);
+    let case = DocumentId::from_bytes([0x5a; 16]);
+    let mut record = Record::create(
+        RecordKind::CourtObservation,
+        &case,
+        ActorId::from([1; 16]),
+        &monitor,
+        1_000,
+    );
+    for (i, judge) in ["ក", "ខ", "គ", "ឃ", "ង"].iter().enumerate() {
+        record
+            .list_insert("judges", i, judge, &monitor, 2_000 + i as i64)
+            .expect("inserts");
+    }
+    let mut a = DocSync::new(record);
+    let mut b = DocSync::new(Record::empty(ActorId::from([2; 16])));
+    exchange(&mut a, &mut b);
+    assert_eq!(sorted_heads(b.record()), sorted_heads(a.record()));
+    assert_eq!(hashes(b.record()).len(), 6);
+    assert_eq!(
+        b.record().field("judges").expect("field"),
+        Some(FieldValue::List(
+            ["ក", "ខ", "គ", "ឃ", "ង"].map(String::from).to_vec()
+        ))
+    );
+}
+
+#[test]
+fn a_dependency_skipped_by_a_bloom_false_positive_is_asked_for() {
+    let sokha = editor("sokha", "sokha-phone", Role::Monitor);
+    let case = DocumentId::from_bytes([0x5b; 16]);
+    let base = Record::create(
+        RecordKind::CourtObservation,
+        &case,
+        ActorId::from([1; 16]),
+        &sokha,
+        1_000,
+    );
+    // B has only the base (like a server that has not heard from A since), so the bloom filter
+    // it sends stays the same, round after round.
+    let b_record = Record::load(&base.save(), ActorId::from([2; 16])).expect("loads");
+    let b_bloom = BloomFilter::from_hashes(hashes(&b_record).into_iter());
+    // A makes c1 then c2, choosing c1's time (deterministically) so that c1's hash is a false
+    // positive in the bloom filter B will send: A then believes B has c1 and sends only c2.
+    let mut a_record = None;
+    for t in 0..100_000 {
+        let mut candidate = base.clone();
+        candidate
+            .set_field(
+                "court",
+                FieldInput::Text("សាលាដំបូង".into()),
+                &sokha,
+                3_000 + t,
+            )
+            .expect("sets");
+        let c1 = candidate.heads()[0];
+        if b_bloom.contains_hash(&c1) {
+            a_record = Some(candidate);
+            break;
+        }
+    }
+    let mut a_record = a_record.expect("a false positive within the search");
+    a_record
+        .set_field(
+            "verdict",
+            FieldInput::Text("pending".into()),
+            &sokha,
+            200_000,
+        )
+        .expect("sets");
+    let mut a = DocSync::new(a_record);
+    let mut b = DocSync::new(b_record);
+    let rounds = exchange(&mut a, &mut b);
+    assert_eq!(
+        sorted_heads(a.record()),
+        sorted_heads(b.record()),
+        "converged after {rounds} rounds"
+    );
+    assert_eq!(
+        b.record().field("court").expect("field"),
+        Some(FieldValue::Text("សាលាដំបូង".into()))
+    );
+    assert_eq!(
+        b.record().field("verdict").expect("field"),
+        Some(FieldValue::Text("pending".into()))
+    );
+    assert_eq!(hashes(b.record()).len(), 3);
+}
