@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+pub use tokio_rustls;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 pub use tokio_tungstenite;
@@ -123,6 +124,11 @@ impl Client {
             host: host.to_owned(),
             tls: Arc::new(config),
         })
+    }
+
+    /// A raw TLS connection to the server (for tests that write bytes by hand).
+    pub async fn raw_tls(&self) -> Result<TlsStream<TcpStream>, ClientError> {
+        self.connect_tls().await
     }
 
     async fn connect_tls(&self) -> Result<TlsStream<TcpStream>, ClientError> {

@@ -1,23 +1,24 @@
-//! Bad input on /sync: each case gets a clear error, stores nothing, and everyone else keeps
-//! syncing meanwhile.
+//! The hostile input catalogue: each case gets a clear error, stores nothing, and a bystander
+//! (another user of the server) keeps syncing after every single case.
 
 use std::time::Duration;
 
-use saksi_client::{SyncClient, SyncSocket};
+use saksi_client::{Session, SyncSocket};
 use saksi_server::accounts::random_16;
-use saksi_shared::DocumentId;
-use saksi_shared::Role;
+use saksi_shared::automerge::transaction::{CommitOptions, Transactable as _};
+use saksi_shared::automerge::{AutomergeError, ObjType, ROOT, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::cbor::Cbor;
 use saksi_shared::protocol::Message;
-use saksi_shared::record::FieldInput;
-use saksi_shared::sync::Repo;
+use saksi_shared::record::{CommitNote, Editor, FieldInput, Record};
+use saksi_shared::sync::{Event, Repo};
+use saksi_shared::{DocumentId, Role};
+use tokio::io::AsyncWriteExt as _;
 
 use crate::helpers::{TestServer, WAIT};
 
 /// A socket that has completed the handshake by hand. Returns it with its peer id.
-async fn joined(server: &TestServer, user: &str) -> (SyncSocket, String) {
-    let session = server.login(user).await;
+async fn joined(session: &Session) -> (SyncSocket, String) {
     let mut socket = session.socket().await.expect("socket");
     let peer = format!("raw-{}", crate::helpers::hex(&random_16()[..4]));
     socket
@@ -40,8 +41,7 @@ async fn joined(server: &TestServer, user: &str) -> (SyncSocket, String) {
     (socket, peer)
 }
 
-/// Reads frames until an `error` arrives; returns its message and whether the socket then
-/// closed.
+/// Reads frames until an `error` arrives.
 async fn expect_error(socket: &mut SyncSocket) -> (String, Option<DocumentId>) {
     loop {
         let frame = socket
@@ -73,21 +73,55 @@ async fn expect_closed(socket: &mut SyncSocket) {
     assert!(end.is_ok(), "the server closed the connection");
 }
 
-/// A bystander that edits a record and must see it stored while the attack runs.
-async fn bystander_still_syncs(
-    server: &TestServer,
-    phone: &mut SyncClient,
+/// Sends one frame on a fresh joined socket and expects an `error` then the close.
+async fn frame_is_refused(session: &Session, frame: Vec<u8>, expect: &str) {
+    let (mut s, _) = joined(session).await;
+    s.send(frame).await.expect("send");
+    let (message, _) = expect_error(&mut s).await;
+    assert!(
+        message.contains(expect),
+        "`{message}` should contain `{expect}`"
+    );
+    expect_closed(&mut s).await;
+}
+
+fn sync_frame(peer: &str, doc: DocumentId, data: Vec<u8>) -> Vec<u8> {
+    Message::Sync {
+        sender_id: peer.to_owned(),
+        target_id: "server".into(),
+        document_id: doc,
+        data,
+    }
+    .encode()
+}
+
+/// A map with a raw `documentId` string (for ids the typed encoder cannot express).
+fn raw_sync(peer: &str, document_id: &str) -> Vec<u8> {
+    Cbor::Map(vec![
+        (Cbor::text("type"), Cbor::text("sync")),
+        (Cbor::text("senderId"), Cbor::text(peer)),
+        (Cbor::text("targetId"), Cbor::text("server")),
+        (Cbor::text("documentId"), Cbor::text(document_id)),
+        (Cbor::text("data"), Cbor::Bytes(vec![0x42])),
+    ])
+    .encode()
+}
+
+struct Bystander {
+    session: Session,
+    repo: Option<Repo>,
     id: DocumentId,
-    n: i64,
-) {
-    let editor = saksi_shared::record::Editor {
-        user: "vanna".into(),
-        device: phone_device(phone),
-        role: Role::Monitor,
-    };
-    phone
-        .repo
-        .edit(&id, |r| {
+    edits: i64,
+}
+
+impl Bystander {
+    /// Connects, edits its record, syncs it, checks the server stored it, disconnects.
+    async fn still_syncs(&mut self, server: &TestServer) {
+        self.edits += 1;
+        let n = self.edits;
+        let editor = self.session.editor();
+        let mut repo = self.repo.take().expect("repo");
+        repo.edit(&self.id, |r| {
             r.set_field(
                 "case_number",
                 FieldInput::Text(format!("ករណី {n}")),
@@ -97,295 +131,696 @@ async fn bystander_still_syncs(
         })
         .expect("doc")
         .expect("edit");
-    phone.sync_all(WAIT).await.expect("bystander keeps syncing");
-    let stored = server
-        .state
-        .documents
-        .read(&server.state, id, |r| {
-            r.and_then(|r| r.field("case_number").ok().flatten())
-        })
-        .await
-        .flatten();
-    assert_eq!(stored.map(|v| v.display()), Some(format!("ករណី {n}")));
+        let mut phone = self.session.sync(repo).await.expect("bystander connects");
+        phone.sync_all(WAIT).await.expect("bystander keeps syncing");
+        self.repo = Some(phone.disconnect().await);
+        let stored = server
+            .state
+            .documents
+            .read(&server.state, self.id, |r| {
+                r.and_then(|r| r.field("case_number").ok().flatten())
+            })
+            .await
+            .flatten();
+        assert_eq!(stored.map(|v| v.display()), Some(format!("ករណី {n}")));
+    }
 }
 
-fn phone_device(phone: &SyncClient) -> String {
+/// Makes a tampered change on `record` with automerge's own API and the sender's attribution.
+fn tamper(
+    record: &mut Record,
+    editor: &Editor,
+    f: impl FnOnce(
+        &mut saksi_shared::automerge::transaction::Transaction<'_>,
+    ) -> Result<(), AutomergeError>,
+) {
+    let note = serde_json::to_string(&CommitNote {
+        user: editor.user.clone(),
+        device: editor.device.clone(),
+    })
+    .expect("json");
+    record
+        .doc_mut()
+        .transact_with(
+            |_| CommitOptions::default().with_message(note).with_time(5_000),
+            f,
+        )
+        .map(|_| ())
+        .map_err(|f| f.error)
+        .expect("tampered locally");
+}
+
+/// Syncs `repo` (whose record was tampered with) and expects a refusal naming `id`.
+async fn expect_refused(session: &Session, repo: Repo, id: DocumentId) -> String {
+    let mut phone = session.sync(repo).await.expect("connects");
     phone
-        .repo
-        .documents()
-        .next()
-        .and_then(|id| phone.repo.record(id))
-        .and_then(|r| r.history().last().and_then(|h| h.by.device.clone()))
-        .expect("the bystander made a change before")
+        .sync_until(WAIT, |_, events| {
+            events
+                .iter()
+                .any(|e| matches!(e, Event::ChangesRefused { document, .. } if *document == id))
+        })
+        .await
+        .expect("refusal reported");
+    phone
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::ChangesRefused { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("message")
+}
+
+/// The number of stored documents and chunks, to show an attack stored nothing.
+fn stored(server: &TestServer) -> (usize, usize) {
+    let docs = server
+        .storage()
+        .documents(&saksi_server::storage::DocumentFilter {
+            include_cases: true,
+            ..Default::default()
+        })
+        .expect("list");
+    let chunks = docs
+        .iter()
+        .map(|d| server.storage().chunks(&d.id).expect("chunks").len())
+        .sum();
+    (docs.len(), chunks)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_and_hostile_frames_are_refused_without_harm() {
+#[allow(unused_assignments)] // the last case's baseline update
+async fn hostile_input_catalogue() {
     let server = TestServer::start_in(tempfile::tempdir().expect("dir"), |c| {
         c.max_frame_bytes = 64 * 1024;
         c.max_documents_per_connection = 3;
+        c.idle_connection_seconds = 5;
     })
     .await;
     server.user("vanna", Role::Monitor);
     server.user("mallory", Role::Monitor);
-    let case = server.case("Case H", &["vanna"]);
-    let (vanna, mut bystander) = server.phone("vanna").await;
-    let editor = vanna.editor();
-    let id = bystander.repo.create(
+    server.user("other", Role::Monitor);
+    let case = server.case("Case H", &["vanna", "mallory"]);
+    let other_case = server.case("Case O", &["other"]);
+
+    let vanna = server.login("vanna").await;
+    let mut repo = Repo::new("bystander".into(), random_16());
+    let id = repo.create(
         RecordKind::CourtObservation,
         &case,
-        &editor,
+        &vanna.editor(),
         1_000,
         random_16(),
     );
-    bystander.sync_all(WAIT).await.expect("stored");
-    let documents_before = server
-        .storage()
-        .documents(&Default::default())
-        .expect("list")
-        .len();
+    let mut bystander = Bystander {
+        session: vanna,
+        repo: Some(repo),
+        id,
+        edits: 0,
+    };
+    bystander.still_syncs(&server).await;
 
-    // 1. Not CBOR at all.
-    let (mut s, _) = joined(&server, "mallory").await;
-    s.send(b"\xff\x00 definitely not cbor".to_vec())
+    // A record in another case that mallory may not touch.
+    let other = server.login("other").await;
+    let mut other_repo = Repo::new("other".into(), random_16());
+    let secret = other_repo.create(
+        RecordKind::CourtObservation,
+        &other_case,
+        &other.editor(),
+        1_000,
+        random_16(),
+    );
+    let mut p = other.sync(other_repo).await.expect("connects");
+    p.sync_all(WAIT).await.expect("stored");
+    let _ = p.disconnect().await;
+
+    let mallory = server.login("mallory").await;
+    let editor = mallory.editor();
+    let mut tested: Vec<&str> = Vec::new();
+    let mut baseline = stored(&server);
+
+    macro_rules! case {
+        ($name:expr, $body:block) => {{
+            $body
+            tested.push($name);
+            assert_eq!(stored(&server), baseline, "`{}` stored something", $name);
+            bystander.still_syncs(&server).await;
+            baseline = stored(&server);
+        }};
+    }
+
+    // Malformed frames: error, then the connection closes.
+    case!("not CBOR", {
+        frame_is_refused(
+            &mallory,
+            b"\xff\x00 definitely not cbor".to_vec(),
+            "malformed message",
+        )
+        .await;
+    });
+    case!("CBOR array instead of a map", {
+        frame_is_refused(
+            &mallory,
+            Cbor::Array(vec![Cbor::Uint(1)]).encode(),
+            "must be a CBOR map",
+        )
+        .await;
+    });
+    case!("map without a type", {
+        let frame = Cbor::Map(vec![(Cbor::text("senderId"), Cbor::text("x"))]).encode();
+        frame_is_refused(&mallory, frame, "no `type`").await;
+    });
+    case!("unknown message type", {
+        let frame = Cbor::Map(vec![(Cbor::text("type"), Cbor::text("teleport"))]).encode();
+        frame_is_refused(&mallory, frame, "unknown message type").await;
+    });
+    case!("invalid UTF-8 in a text string", {
+        // {"type": <text with bytes C3 28>}
+        let frame = vec![0xa1, 0x64, b't', b'y', b'p', b'e', 0x62, 0xc3, 0x28];
+        frame_is_refused(&mallory, frame, "UTF-8").await;
+    });
+    case!("deeply nested CBOR", {
+        let mut frame = vec![0xa1, 0x64, b't', b'y', b'p', b'e'];
+        frame.extend(std::iter::repeat_n(0x81, 5_000));
+        frame.push(0x00);
+        frame_is_refused(&mallory, frame, "nesting deeper").await;
+    });
+    case!("truncated message", {
+        let full = sync_frame("p", id, vec![0x42; 64]);
+        frame_is_refused(
+            &mallory,
+            full[..full.len() / 2].to_vec(),
+            "malformed message",
+        )
+        .await;
+    });
+    case!("required field with the wrong type", {
+        let frame = Cbor::Map(vec![
+            (Cbor::text("type"), Cbor::text("sync")),
+            (Cbor::text("senderId"), Cbor::Uint(7)),
+        ])
+        .encode();
+        frame_is_refused(&mallory, frame, "senderId").await;
+    });
+    case!("document id with a bad checksum", {
+        let mut bad = DocumentId::from_bytes([7; 16]).to_string();
+        let last = bad.pop().expect("non-empty");
+        bad.push(if last == 'a' { 'b' } else { 'a' });
+        frame_is_refused(&mallory, raw_sync("p", &bad), "invalid document id").await;
+    });
+    case!("a truncated document id", {
+        let short = DocumentId::from_bytes([1; 16]).to_string()[..10].to_owned();
+        frame_is_refused(&mallory, raw_sync("p", &short), "invalid document id").await;
+    });
+
+    // Protocol misuse.
+    case!("wrong protocol version", {
+        let mut s = mallory.socket().await.expect("socket");
+        s.send(
+            Message::Join {
+                sender_id: "old-peer".into(),
+                supported_protocol_versions: vec!["0".into(), "2".into()],
+                metadata: None,
+            }
+            .encode(),
+        )
+        .await
+        .expect("join");
+        let (message, _) = expect_error(&mut s).await;
+        assert_eq!(message, "unsupported protocol version");
+        expect_closed(&mut s).await;
+    });
+    case!("sync before join", {
+        let mut s = mallory.socket().await.expect("socket");
+        s.send(sync_frame("eager", id, vec![0x42, 0, 0, 0, 0]))
+            .await
+            .expect("send");
+        let (message, _) = expect_error(&mut s).await;
+        assert!(message.starts_with("expected join"), "{message}");
+        expect_closed(&mut s).await;
+    });
+    case!("a second join", {
+        let (mut s, peer) = joined(&mallory).await;
+        s.send(
+            Message::Join {
+                sender_id: peer,
+                supported_protocol_versions: vec!["1".into()],
+                metadata: None,
+            }
+            .encode(),
+        )
         .await
         .expect("send");
-    let (message, _) = expect_error(&mut s).await;
-    assert!(message.starts_with("malformed message"), "{message}");
-    expect_closed(&mut s).await;
-    bystander_still_syncs(&server, &mut bystander, id, 1).await;
-
-    // 2. CBOR, but not a message: an array, and a map without a type.
-    for bytes in [
-        Cbor::Array(vec![Cbor::Uint(1)]).encode(),
-        Cbor::Map(vec![(Cbor::text("senderId"), Cbor::text("x"))]).encode(),
-        Cbor::Map(vec![(Cbor::text("type"), Cbor::text("teleport"))]).encode(),
-    ] {
-        let (mut s, _) = joined(&server, "mallory").await;
-        s.send(bytes).await.expect("send");
         let (message, _) = expect_error(&mut s).await;
-        assert!(message.starts_with("malformed message"), "{message}");
+        assert_eq!(message, "already joined");
         expect_closed(&mut s).await;
-    }
+    });
+    case!("text frame", {
+        let (mut s, _) = joined(&mallory).await;
+        s.send_text("{\"type\":\"join\"}").await.expect("send");
+        let (message, _) = expect_error(&mut s).await;
+        assert!(message.contains("binary"), "{message}");
+        expect_closed(&mut s).await;
+    });
+    case!("frame over the size limit", {
+        let (mut s, peer) = joined(&mallory).await;
+        s.send(sync_frame(
+            &peer,
+            DocumentId::from_bytes(random_16()),
+            vec![0x42; 100 * 1024],
+        ))
+        .await
+        .expect("send");
+        expect_closed(&mut s).await;
+    });
 
-    // 3. Wrong protocol version.
-    let session = server.login("mallory").await;
-    let mut s = session.socket().await.expect("socket");
-    s.send(
-        Message::Join {
-            sender_id: "old-peer".into(),
-            supported_protocol_versions: vec!["0".into(), "2".into()],
-            metadata: None,
-        }
-        .encode(),
-    )
-    .await
-    .expect("join");
-    let (message, _) = expect_error(&mut s).await;
-    assert_eq!(message, "unsupported protocol version");
-    expect_closed(&mut s).await;
-
-    // 4. Sync before join.
-    let mut s = session.socket().await.expect("socket");
-    s.send(
-        Message::Sync {
-            sender_id: "eager".into(),
-            target_id: "server".into(),
-            document_id: id,
-            data: vec![0x42, 0, 0, 0, 0],
-        }
-        .encode(),
-    )
-    .await
-    .expect("send");
-    let (message, _) = expect_error(&mut s).await;
-    assert!(message.starts_with("expected join"), "{message}");
-    expect_closed(&mut s).await;
-
-    // 5. A document id with a bad checksum.
-    let (mut s, peer) = joined(&server, "mallory").await;
-    let mut bad_id = DocumentId::from_bytes([7; 16]).to_string();
-    let last = bad_id.pop().expect("non-empty");
-    bad_id.push(if last == 'a' { 'b' } else { 'a' });
-    let frame = Cbor::Map(vec![
-        (Cbor::text("type"), Cbor::text("sync")),
-        (Cbor::text("senderId"), Cbor::text(peer.as_str())),
-        (Cbor::text("targetId"), Cbor::text("server")),
-        (Cbor::text("documentId"), Cbor::text(bad_id.as_str())),
-        (Cbor::text("data"), Cbor::Bytes(vec![0x42])),
-    ])
-    .encode();
-    s.send(frame).await.expect("send");
-    let (message, _) = expect_error(&mut s).await;
-    assert!(message.contains("invalid document id"), "{message}");
-    expect_closed(&mut s).await;
-
-    // 6. Garbage automerge bytes in a valid envelope: an error for that document only; the
-    // connection goes on.
-    let (mut s, peer) = joined(&server, "mallory").await;
-    let junk_doc = DocumentId::from_bytes(random_16());
-    s.send(
-        Message::Sync {
-            sender_id: peer.clone(),
-            target_id: "server".into(),
-            document_id: junk_doc,
-            data: vec![0x42, 0xff, 0xff, 0xff, 0xff, 0x0f],
-        }
-        .encode(),
-    )
-    .await
-    .expect("send");
-    let (message, doc) = expect_error(&mut s).await;
-    assert_eq!(doc, Some(junk_doc));
-    assert!(message.starts_with("bad sync message"), "{message}");
-    // Still open: a request for an unknown document gets its normal answer.
-    let unknown = DocumentId::from_bytes(random_16());
-    let mut repo = Repo::new(peer.clone(), random_16());
-    repo.request(unknown);
-    let _ = repo.connect();
-    let _ = repo.receive(
-        &Message::Peer {
-            sender_id: "server".into(),
-            target_id: peer.clone(),
-            selected_protocol_version: "1".into(),
-            metadata: None,
-        }
-        .encode(),
-    );
-    for frame in repo.take_outgoing() {
-        s.send(frame).await.expect("send");
-    }
-    let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
-    assert!(matches!(
-        Message::decode(&answer),
-        Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
-    ));
-
-    // 7. Too many documents on one connection (limit 3; two are open already): one more is
-    // served, the next two get an error each, and the connection stays.
-    let mut opened = Vec::new();
-    for _ in 0..3 {
-        let d = DocumentId::from_bytes(random_16());
-        opened.push(d);
-        repo.request(d);
-    }
-    for frame in repo.take_outgoing() {
-        s.send(frame).await.expect("send");
-    }
-    let mut unavailable = Vec::new();
-    let mut refused = Vec::new();
-    while unavailable.len() + refused.len() < 3 {
-        let frame = s.recv_timeout(WAIT).await.expect("recv").expect("frame");
-        match Message::decode(&frame).expect("decodes") {
-            Message::DocUnavailable { document_id, .. } => unavailable.push(document_id),
-            Message::Error {
-                message,
-                document_id,
-                ..
-            } => {
-                assert!(message.starts_with("too many documents"), "{message}");
-                refused.push(document_id.expect("names the document"));
+    // Per-document problems: an error naming the document; the connection stays up.
+    case!("garbage automerge bytes", {
+        let (mut s, peer) = joined(&mallory).await;
+        let junk = DocumentId::from_bytes(random_16());
+        s.send(sync_frame(
+            &peer,
+            junk,
+            vec![0x42, 0xff, 0xff, 0xff, 0xff, 0x0f],
+        ))
+        .await
+        .expect("send");
+        let (message, doc) = expect_error(&mut s).await;
+        assert_eq!(doc, Some(junk));
+        assert!(message.starts_with("bad sync message"), "{message}");
+        // Still serving: a request gets its normal answer.
+        let unknown = DocumentId::from_bytes(random_16());
+        s.send(
+            Message::Request {
+                sender_id: peer,
+                target_id: "server".into(),
+                document_id: unknown,
+                data: empty_sync_message(),
             }
-            other => panic!("unexpected {other:?}"),
+            .encode(),
+        )
+        .await
+        .expect("send");
+        let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
+        assert!(matches!(
+            Message::decode(&answer),
+            Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
+        ));
+    });
+    case!("request for a document that never existed", {
+        let (mut s, peer) = joined(&mallory).await;
+        let unknown = DocumentId::from_bytes(random_16());
+        s.send(
+            Message::Request {
+                sender_id: peer,
+                target_id: "server".into(),
+                document_id: unknown,
+                data: empty_sync_message(),
+            }
+            .encode(),
+        )
+        .await
+        .expect("send");
+        let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
+        assert!(matches!(
+            Message::decode(&answer),
+            Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
+        ));
+    });
+    case!("too many documents on one connection", {
+        let (mut s, peer) = joined(&mallory).await;
+        let docs: Vec<DocumentId> = (0..4)
+            .map(|_| DocumentId::from_bytes(random_16()))
+            .collect();
+        for d in &docs {
+            s.send(
+                Message::Request {
+                    sender_id: peer.clone(),
+                    target_id: "server".into(),
+                    document_id: *d,
+                    data: empty_sync_message(),
+                }
+                .encode(),
+            )
+            .await
+            .expect("send");
         }
+        let mut unavailable = 0;
+        let mut refused = None;
+        while unavailable + usize::from(refused.is_some()) < 4 {
+            let frame = s.recv_timeout(WAIT).await.expect("recv").expect("frame");
+            match Message::decode(&frame).expect("decodes") {
+                Message::DocUnavailable { .. } => unavailable += 1,
+                Message::Error {
+                    message,
+                    document_id,
+                    ..
+                } => {
+                    assert!(message.starts_with("too many documents"), "{message}");
+                    refused = document_id;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(refused, Some(docs[3]));
+    });
+
+    // Changes the write policy refuses (a modified client).
+    case!("a new document that is not a record", {
+        let mut r = Repo::new("m".into(), random_16());
+        let junk = DocumentId::from_bytes(random_16());
+        let mut record = Record::empty(saksi_shared::automerge::ActorId::from(random_16()));
+        tamper(&mut record, &editor, |tx| {
+            tx.put(ROOT, "hello", "world").map(|_| ())
+        });
+        r.add_document(junk, &record.save(), None).expect("add");
+        let message = expect_refused(&mallory, r, junk).await;
+        assert!(
+            message.contains("OutsideSchema") || message.contains("IncompleteRecord"),
+            "{message}"
+        );
+    });
+    case!("a record in a case the sender is not in", {
+        let mut r = Repo::new("m".into(), random_16());
+        let doc = r.create(
+            RecordKind::CourtObservation,
+            &other_case,
+            &editor,
+            1_000,
+            random_16(),
+        );
+        let message = expect_refused(&mallory, r, doc).await;
+        assert!(message.contains("NotAllowed"), "{message}");
+    });
+    case!("writing into an existing record of another case", {
+        let mut r = Repo::new("m".into(), random_16());
+        let mut record = Record::create(
+            RecordKind::CourtObservation,
+            &case,
+            saksi_shared::automerge::ActorId::from(random_16()),
+            &editor,
+            1_000,
+        );
+        record
+            .set_field("court", FieldInput::Text("x".into()), &editor, 1_100)
+            .expect("edit");
+        r.add_document(secret, &record.save(), None).expect("add");
+        let message = expect_refused(&mallory, r, secret).await;
+        assert!(message.contains("already in use"), "{message}");
+    });
+    // The rest act on a record mallory may write to.
+    let (mallory_record, mut mallory_repo) = {
+        let mut r = Repo::new("mallory-phone".into(), random_16());
+        let doc = r.create(
+            RecordKind::CourtObservation,
+            &case,
+            &editor,
+            1_000,
+            random_16(),
+        );
+        let mut p = mallory.sync(r).await.expect("connects");
+        p.sync_all(WAIT).await.expect("stored");
+        (doc, p.disconnect().await)
+    };
+    bystander.still_syncs(&server).await;
+    baseline = stored(&server);
+    type Tamper = fn(
+        &mut saksi_shared::automerge::transaction::Transaction<'_>,
+    ) -> Result<(), AutomergeError>;
+    let policy_cases: [(&str, &str, Tamper); 7] = [
+        ("a huge field value", "InvalidValue", |tx| {
+            let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
+            tx.put(&fields, "court", "ក".repeat(5_000)).map(|_| ())
+        }),
+        ("a nested object inside a field", "InvalidValue", |tx| {
+            let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
+            let inner = tx.put_object(&fields, "court", ObjType::Map)?;
+            let deeper = tx.put_object(&inner, "a", ObjType::Map)?;
+            tx.put(&deeper, "b", "c").map(|_| ())
+        }),
+        ("a monitor approving", "Workflow", |tx| {
+            tx.put(ROOT, "status", "approved").map(|_| ())
+        }),
+        ("changing the record's kind", "Immutable", |tx| {
+            tx.put(ROOT, "kind", "family_statement").map(|_| ())
+        }),
+        (
+            "a review entry naming someone else",
+            "ReviewForgery",
+            |tx| {
+                let (_, review) = tx.get(ROOT, "review")?.expect("review");
+                let entry = tx.insert_object(&review, 0, ObjType::Map)?;
+                tx.put(&entry, "author", "kosal")?;
+                tx.put(&entry, "role", "coordinator")?;
+                tx.put(&entry, "at", 5_000i64)?;
+                tx.put(&entry, "action", "approve")?;
+                tx.put(&entry, "text", "approved").map(|_| ())
+            },
+        ),
+        ("an unknown field", "InvalidValue", |tx| {
+            let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
+            tx.put(&fields, "shoe_size", "42").map(|_| ())
+        }),
+        ("a key outside the record shape", "Immutable", |tx| {
+            tx.put(ROOT, "backdoor", true).map(|_| ())
+        }),
+    ];
+    for (name, code, f) in policy_cases {
+        case!(name, {
+            let mut r = std::mem::replace(&mut mallory_repo, Repo::new("x".into(), [0; 16]));
+            let before = r.record(&mallory_record).expect("doc").save();
+            r.edit(&mallory_record, |rec| tamper(rec, &editor, f))
+                .expect("doc");
+            let message = expect_refused(&mallory, r, mallory_record).await;
+            assert!(message.contains(code), "{name}: {message}");
+            // Back to the last good state for the next case.
+            let mut fresh = Repo::new("mallory-phone".into(), random_16());
+            fresh
+                .add_document(mallory_record, &before, None)
+                .expect("restore");
+            mallory_repo = fresh;
+        });
     }
-    opened.sort();
-    let mut all: Vec<_> = unavailable.iter().chain(&refused).copied().collect();
-    all.sort();
-    assert_eq!(all, opened);
-    assert_eq!((unavailable.len(), refused.len()), (1, 2));
+    case!("a change under another device's actor", {
+        let stolen: [u8; 16] = bystander
+            .repo
+            .as_ref()
+            .expect("repo")
+            .actor()
+            .to_bytes()
+            .try_into()
+            .expect("16 bytes");
+        let before = mallory_repo.record(&mallory_record).expect("doc").save();
+        let mut forged = Repo::new("forger".into(), stolen);
+        forged
+            .add_document(mallory_record, &before, None)
+            .expect("add");
+        forged
+            .edit(&mallory_record, |r| {
+                r.set_field("prosecutor", FieldInput::Text("X".into()), &editor, 6_000)
+            })
+            .expect("doc")
+            .expect("edit");
+        let message = expect_refused(&mallory, forged, mallory_record).await;
+        assert!(message.contains("ForgedAttribution"), "{message}");
+    });
+    case!("a commit message naming another user", {
+        let before = mallory_repo.record(&mallory_record).expect("doc").save();
+        let mut r = Repo::new("m2".into(), random_16());
+        r.add_document(mallory_record, &before, None).expect("add");
+        let impostor = Editor {
+            user: "vanna".into(),
+            ..editor.clone()
+        };
+        r.edit(&mallory_record, |rec| {
+            rec.set_field("prosecutor", FieldInput::Text("Y".into()), &impostor, 6_100)
+        })
+        .expect("doc")
+        .expect("edit");
+        let message = expect_refused(&mallory, r, mallory_record).await;
+        assert!(message.contains("ForgedAttribution"), "{message}");
+    });
 
-    // 8. A frame over the size limit closes the connection.
-    let (mut s, peer) = joined(&server, "mallory").await;
-    s.send(
-        Message::Sync {
-            sender_id: peer,
-            target_id: "server".into(),
-            document_id: DocumentId::from_bytes(random_16()),
-            data: vec![0x42; 100 * 1024],
-        }
-        .encode(),
-    )
-    .await
-    .expect("send");
-    expect_closed(&mut s).await;
+    // Connections that hold resources without using them.
+    case!("an idle connection that answers nothing", {
+        let stream = server_raw_tls(&server).await;
+        let (mut stream, _) = upgrade_raw(stream, &mallory.token).await;
+        // Never write, never answer the server's pings: closed after the idle time (5 s).
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 1024];
+        let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+            use tokio::io::AsyncReadExt as _;
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(outcome.is_ok(), "an idle connection is closed");
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "not before the idle time"
+        );
+    });
+    case!("a slow-drip frame that never completes", {
+        let stream = server_raw_tls(&server).await;
+        let (mut stream, _) = upgrade_raw(stream, &mallory.token).await;
+        // A binary frame header announcing 1 MiB, then a trickle, then silence.
+        stream.write_all(&[0x82, 0xff]).await.expect("write");
+        stream
+            .write_all(&(1u64 << 20).to_be_bytes())
+            .await
+            .expect("write");
+        stream
+            .write_all(&[0, 0, 0, 0, 1, 2, 3])
+            .await
+            .expect("write");
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 1024];
+        let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+            use tokio::io::AsyncReadExt as _;
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(outcome.is_ok(), "a stalled frame is cut off");
+        assert!(started.elapsed() < Duration::from_secs(30));
+    });
 
-    // 9. Text frames are not the protocol.
-    let (mut s, _) = joined(&server, "mallory").await;
-    s.send_text("{\"type\":\"join\"}").await.expect("send");
-    let (message, _) = expect_error(&mut s).await;
-    assert!(message.contains("binary"), "{message}");
-    expect_closed(&mut s).await;
-
-    bystander_still_syncs(&server, &mut bystander, id, 2).await;
-    let documents_after = server
-        .storage()
-        .documents(&Default::default())
-        .expect("list")
-        .len();
-    assert_eq!(
-        documents_before, documents_after,
-        "nothing stored by the attacks"
+    assert!(
+        tested.len() >= 27,
+        "catalogue shrank: {} cases: {tested:?}",
+        tested.len()
     );
     server.stop().await;
 }
 
+/// An empty automerge sync message (what a peer without the document sends).
+fn empty_sync_message() -> Vec<u8> {
+    use saksi_shared::automerge::sync::SyncDoc as _;
+    let doc = saksi_shared::automerge::Automerge::new();
+    let mut state = saksi_shared::automerge::sync::State::new();
+    doc.generate_sync_message(&mut state)
+        .expect("a first message")
+        .encode()
+}
+
+/// A raw TLS stream to the server.
+async fn server_raw_tls(
+    server: &TestServer,
+) -> saksi_client::tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    server.client.raw_tls().await.expect("tls")
+}
+
+/// Performs the WebSocket upgrade by hand and returns the stream for raw writes.
+async fn upgrade_raw(
+    mut stream: saksi_client::tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    token: &str,
+) -> (
+    saksi_client::tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let request = format!(
+        "GET /sync HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.expect("read");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (stream, head)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_documents_are_compacted_and_evicted() {
-    let server = TestServer::start_in(tempfile::tempdir().expect("dir"), |c| {
-        c.evict_idle_document_seconds = 1;
-        c.compact_after_changes = 4;
-    })
-    .await;
+async fn http_hostile_requests() {
+    let server = TestServer::start().await;
     server.user("sophea", Role::Monitor);
-    let case = server.case("Case E", &["sophea"]);
-    let (session, mut phone) = server.phone("sophea").await;
-    let editor = session.editor();
-    let id = phone.repo.create(
-        RecordKind::CourtObservation,
-        &case,
-        &editor,
-        1_000,
-        random_16(),
-    );
-    for i in 0..10 {
-        phone
-            .repo
-            .edit(&id, |r| {
-                r.set_text("narrative", &"ក".repeat(i + 1), &editor, 2_000 + i as i64)
-            })
-            .expect("doc")
-            .expect("edit");
-        phone.sync_all(WAIT).await.expect("stored");
-    }
-    let chunks = server.storage().chunks(&id).expect("chunks").len();
-    assert!(
-        chunks < 6,
-        "compacted while in use: {chunks} chunks for 11 changes"
-    );
-    let _ = phone.disconnect().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while server.state.documents.loaded() > 0 {
+    let mut tested = Vec::new();
+    // Path traversal on static files: the PWA is a fixed table of embedded files.
+    for path in [
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/pkg/../../Cargo.toml",
+        "/..%2f..%2fCargo.toml",
+        "/index.html/../../server/src/main.rs",
+        "//etc/passwd",
+    ] {
+        let res = server.client.get(path, None).await.expect("answer");
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "evicted within 20 s"
+            res.status == 404 || res.status == 400,
+            "{path}: {}",
+            res.status
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!res.text().contains("root:"), "{path}");
+        assert!(!res.text().contains("[workspace]"), "{path}");
+        tested.push(path);
     }
-    assert_eq!(
-        server.storage().chunks(&id).expect("chunks").len(),
-        1,
-        "one snapshot"
-    );
-    // A cold load gives the same record.
-    let narrative = server
-        .state
-        .documents
-        .read(&server.state, id, |r| {
-            r.and_then(|r| r.field("narrative").ok().flatten())
-        })
+    // Malformed and oversized login bodies.
+    let res = server
+        .client
+        .request(
+            "POST",
+            "/api/login",
+            &[("Content-Type", "application/json")],
+            Some(b"{\"username\": \"sophea\", \"password\": "),
+        )
         .await
-        .flatten();
-    assert_eq!(narrative.map(|v| v.display()), Some("ក".repeat(10)));
+        .expect("answer");
+    assert_eq!(res.status, 400);
+    tested.push("truncated JSON login");
+    let big = serde_json::json!({"username": "sophea", "password": "x".repeat(200_000), "device_name": "d"});
+    let res = server
+        .client
+        .request(
+            "POST",
+            "/api/login",
+            &[("Content-Type", "application/json")],
+            Some(big.to_string().as_bytes()),
+        )
+        .await
+        .expect("answer");
+    assert!(res.status == 413 || res.status == 400, "{}", res.status);
+    tested.push("oversized login body");
+    // Garbage tokens.
+    for token in ["", "x", &"A".repeat(5000), "../../etc"] {
+        let res = server
+            .client
+            .get("/api/me", Some(token))
+            .await
+            .expect("answer");
+        assert_eq!(res.status, 401, "{token:.20}");
+    }
+    tested.push("garbage bearer tokens");
+    // A WebSocket upgrade without credentials.
+    assert!(server.client.open_socket("/sync", &[]).await.is_err());
+    tested.push("upgrade without credentials");
+    // Unknown API path: JSON 404, no-store.
+    let res = server
+        .client
+        .get("/api/../api/records", None)
+        .await
+        .expect("answer");
+    assert!(res.status == 401 || res.status == 404);
+    let res = server
+        .client
+        .get("/api/nothing-here", None)
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 404);
+    assert!(res.text().contains("not_found"));
+    tested.push("unknown API path");
+    assert!(tested.len() >= 10, "{tested:?}");
     server.stop().await;
 }

@@ -1,0 +1,46 @@
+//! Security headers on every kind of response.
+
+use saksi_shared::Role;
+
+use crate::helpers::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_the_security_headers() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    let session = server.login("sophea").await;
+    let responses = [
+        ("/", None),
+        ("/healthz", None),
+        ("/api/me", Some(session.token.as_str())),
+        ("/api/records", None),
+        ("/no/such/file", None),
+    ];
+    for (path, token) in responses {
+        let res = server.client.get(path, token).await.expect("answer");
+        let h = |name| res.header(name).unwrap_or_default().to_owned();
+        assert!(
+            h("strict-transport-security").contains("max-age=31536000"),
+            "{path}"
+        );
+        let csp = h("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(
+            !csp.contains("unsafe-eval'") || csp.contains("wasm-unsafe-eval"),
+            "{path}"
+        );
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        if path.starts_with("/api") {
+            assert_eq!(h("cache-control"), "no-store", "{path}");
+        }
+    }
+    server.stop().await;
+}
