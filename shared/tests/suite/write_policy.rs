@@ -683,3 +683,44 @@ fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     assert!(found > 0, "the id is in the frame");
     out
 }
+
+/// Archiving is judged from the record as the sender saw it: a monitor's edit made offline,
+/// before she could know a coordinator archived the record, is kept rather than wedging her
+/// copy of the document.
+#[test]
+fn an_edit_made_offline_before_the_archiving_is_kept() {
+    let mut w = World::new();
+    let id = w.observation(0x41, &[CHENDA]);
+    w.edit(SOKHA, id, |r, ed, now| {
+        r.transition(Status::Submitted, None, ed, now)
+    });
+    w.edit(CHENDA, id, |r, ed, now| {
+        r.transition(Status::Approved, None, ed, now)
+    });
+    w.net.disconnect(SOKHA);
+    let (ed, now) = (w.ed(SOKHA), w.tick());
+    w.net
+        .phone_mut(SOKHA)
+        .repo
+        .edit(&id, |r| {
+            r.set_field("sentence", FieldInput::Text("ព្យួរទោស".into()), &ed, now)
+        })
+        .expect("has it")
+        .expect("not archived as Sokha sees it");
+    w.edit(CHENDA, id, |r, ed, now| {
+        r.transition(Status::Archived, None, ed, now)
+    });
+    w.net.sync(SOKHA);
+    assert_eq!(w.net.hub.refusals(), &[]);
+    let view = w.net.hub.record(&id).expect("hub").view().expect("view");
+    assert_eq!(view.status, Status::Archived);
+    assert_eq!(
+        view.fields.get("sentence"),
+        Some(&FieldValue::Text("ព្យួរទោស".into()))
+    );
+    assert_eq!(
+        w.net.phone(SOKHA).record(&id).view().expect("view"),
+        view,
+        "Sokha's phone converged"
+    );
+}
