@@ -414,8 +414,26 @@ impl Session {
 
     /// Connects `repo` to the server: opens the socket and completes the handshake.
     pub async fn sync(&self, repo: Repo) -> Result<SyncClient, ClientError> {
-        let socket = self.socket().await?;
-        SyncClient::start(socket, repo).await
+        self.try_sync(repo).await.map_err(|(e, _)| e)
+    }
+
+    /// Like [`Session::sync`], but gives the repo back if the connection fails (a phone keeps
+    /// its documents when the server is unreachable).
+    pub async fn try_sync(&self, mut repo: Repo) -> Result<SyncClient, (ClientError, Repo)> {
+        let socket = match self.socket().await {
+            Ok(s) => s,
+            Err(e) => return Err((e, repo)),
+        };
+        let mut socket = socket;
+        if let Err(e) = SyncClient::handshake(&mut socket, &mut repo).await {
+            repo.disconnected();
+            return Err((e, repo));
+        }
+        Ok(SyncClient {
+            repo,
+            socket,
+            events: Vec::new(),
+        })
     }
 }
 
@@ -486,6 +504,18 @@ pub struct SyncClient {
 impl SyncClient {
     /// Sends `join` and waits for `peer`.
     pub async fn start(mut socket: SyncSocket, mut repo: Repo) -> Result<SyncClient, ClientError> {
+        let events = Self::handshake(&mut socket, &mut repo).await?;
+        Ok(SyncClient {
+            repo,
+            socket,
+            events,
+        })
+    }
+
+    async fn handshake(
+        socket: &mut SyncSocket,
+        repo: &mut Repo,
+    ) -> Result<Vec<Event>, ClientError> {
         socket.send(repo.connect()).await?;
         let mut events = Vec::new();
         while !repo.is_connected() {
@@ -495,11 +525,7 @@ impl SyncClient {
                 .ok_or(ClientError::Closed)?;
             events.extend(repo.receive(&frame)?);
         }
-        Ok(SyncClient {
-            repo,
-            socket,
-            events,
-        })
+        Ok(events)
     }
 
     /// Sends whatever the repo has to send.

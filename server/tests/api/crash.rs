@@ -1,0 +1,317 @@
+//! Scenario S6: the server is killed with SIGKILL during heavy sync, many times. After each kill
+//! every change the server had acknowledged is on disk, and at the end all clients converge
+//! with no manual step.
+//!
+//! The server runs as a separate process (the real `saksi` binary). Three phones keep editing
+//! their own records and one shared record as fast as the server answers; each records what
+//! the server acknowledged (its sync reply says it has the phone's heads). At a random moment
+//! the server gets SIGKILL; the test then opens the database file itself and checks every
+//! acknowledged change, restarts the server, and the phones carry on.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use saksi_client::{Client, Session};
+use saksi_server::accounts::{Passwords, random_16};
+use saksi_server::storage::Storage as _;
+use saksi_server::storage::sqlite::SqliteStorage;
+use saksi_shared::automerge::{Automerge, ChangeHash, ReadDoc as _};
+use saksi_shared::catalogue::RecordKind;
+use saksi_shared::record::FieldInput;
+use saksi_shared::sync::Repo;
+use saksi_shared::{DocumentId, Role};
+
+use crate::helpers::{PASSWORD, WAIT};
+
+/// Kill-and-restart rounds.
+const ROUNDS: usize = 20;
+
+struct Server {
+    child: Child,
+    client: Client,
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_saksi"))
+        .arg("serve")
+        .env("SAKSI_DATA_DIR", dir)
+        .env("SAKSI_LISTEN", "127.0.0.1:0")
+        .env("SAKSI_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("a line").expect("readable");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in the url");
+    let cert = std::fs::read(dir.join("tls-cert.pem")).expect("certificate");
+    let client = Client::new(
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+        "localhost",
+        &cert,
+    )
+    .expect("client");
+    Server { child, client }
+}
+
+fn kill(mut server: Server) {
+    // `Child::kill` is SIGKILL on Unix: no shutdown code runs.
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+}
+
+/// What the server acknowledged: (document, change) pairs.
+type Acked = Arc<Mutex<Vec<(DocumentId, ChangeHash)>>>;
+
+struct Phone {
+    session: Session,
+    repo: Repo,
+    own: DocumentId,
+    shared: DocumentId,
+    edits: u64,
+}
+
+/// Edits and syncs as fast as the server answers, until the connection dies.
+async fn work(mut phone: Phone, client: Client, acked: Acked) -> Phone {
+    phone.session.client = client;
+    let mut sync = match phone.session.try_sync(phone.repo).await {
+        Ok(s) => s,
+        Err((_, repo)) => {
+            // The server died before we connected: keep everything for the next round.
+            phone.repo = repo;
+            return phone;
+        }
+    };
+    let editor = phone.session.editor();
+    loop {
+        phone.edits += 1;
+        let n = phone.edits;
+        let (own, shared) = (phone.own, phone.shared);
+        let edited = sync.repo.edit(&own, |r| {
+            r.splice_text(
+                "narrative",
+                0,
+                0,
+                &format!("[{} {n}]", editor.user),
+                &editor,
+                n as i64,
+            )?;
+            r.set_field(
+                "case_number",
+                FieldInput::Text(format!("លេខ {n}")),
+                &editor,
+                n as i64,
+            )
+        });
+        edited.expect("own record").expect("edit");
+        sync.repo
+            .edit(&shared, |r| {
+                r.splice_text(
+                    "narrative",
+                    0,
+                    0,
+                    &format!("<{} {n}>", editor.user),
+                    &editor,
+                    n as i64,
+                )
+            })
+            .expect("shared record")
+            .expect("edit");
+        let done = sync
+            .sync_until(Duration::from_secs(10), |repo, _| {
+                repo.is_synced(&own) && repo.is_synced(&shared)
+            })
+            .await;
+        if done.is_err() {
+            break;
+        }
+        // Acknowledged: the server's reply carried these heads.
+        let mut list = acked.lock().expect("acked");
+        for id in [own, shared] {
+            for head in sync.repo.record(&id).expect("doc").heads() {
+                list.push((id, head));
+            }
+        }
+    }
+    phone.repo = sync.disconnect().await;
+    phone
+}
+
+/// Every acknowledged change is in the database file.
+fn check_on_disk(dir: &Path, acked: &Acked) -> usize {
+    let storage =
+        SqliteStorage::open(&dir.join("saksi.sqlite3")).expect("database opens after SIGKILL");
+    let list = acked.lock().expect("acked").clone();
+    let mut docs: std::collections::HashMap<DocumentId, Automerge> = Default::default();
+    for (id, _) in &list {
+        if !docs.contains_key(id) {
+            let bytes = storage.chunks(id).expect("chunks").concat();
+            docs.insert(*id, Automerge::load(&bytes).expect("stored document loads"));
+        }
+    }
+    for (id, hash) in &list {
+        assert!(
+            docs[id].get_change_by_hash(hash).is_some(),
+            "acknowledged change {hash} of {id} lost"
+        );
+    }
+    storage.close();
+    list.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("dir");
+    let case = {
+        let storage = SqliteStorage::open(&dir.path().join("saksi.sqlite3")).expect("open");
+        let hash = Passwords::new(19_456, 2).hash(PASSWORD).expect("hash");
+        let mut ids = Vec::new();
+        for name in ["sophea", "vanna", "dara"] {
+            ids.push(
+                storage
+                    .create_user(name, Role::Monitor, &hash, 0)
+                    .expect("user")
+                    .id,
+            );
+        }
+        let case = saksi_server::admin::create_case(&storage, "S6", "admin", 0).expect("case");
+        for id in ids {
+            storage.add_member(&case, id).expect("member");
+        }
+        storage.close();
+        case
+    };
+
+    // Round 0: phones sign in, create their records and the shared one.
+    let server = start(dir.path());
+    let mut phones = Vec::new();
+    let shared = DocumentId::from_bytes(random_16());
+    for (i, name) in ["sophea", "vanna", "dara"].into_iter().enumerate() {
+        let session = server
+            .client
+            .login(name, PASSWORD, "phone")
+            .await
+            .expect("login");
+        let editor = session.editor();
+        let mut repo = Repo::new(format!("{name}-phone"), random_16());
+        let own = repo.create(RecordKind::CourtObservation, &case, &editor, 1, random_16());
+        if i == 0 {
+            let made = repo.create(
+                RecordKind::CourtObservation,
+                &case,
+                &editor,
+                1,
+                *shared.as_bytes(),
+            );
+            assert_eq!(made, shared);
+        } else {
+            repo.request(shared);
+        }
+        let mut sync = session.sync(repo).await.expect("connect");
+        sync.sync_until(WAIT, |r, _| {
+            r.is_synced(&own) && r.record(&shared).is_some_and(|d| !d.is_empty())
+        })
+        .await
+        .expect("set up");
+        phones.push(Phone {
+            session,
+            repo: sync.disconnect().await,
+            own,
+            shared,
+            edits: 0,
+        });
+    }
+    kill(server);
+
+    let acked: Acked = Arc::default();
+    let mut checked = 0;
+    for round in 0..ROUNDS {
+        let server = start(dir.path());
+        let mut tasks = Vec::new();
+        for phone in phones.drain(..) {
+            tasks.push(tokio::spawn(work(
+                phone,
+                server.client.clone(),
+                acked.clone(),
+            )));
+        }
+        // Let them work, then kill at a random moment (100-900 ms).
+        let delay = 100 + u64::from(random_16()[0]) * 800 / 255;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let client = server.client.clone();
+        kill(server);
+        for t in tasks {
+            phones.push(t.await.expect("phone task"));
+        }
+        checked = check_on_disk(dir.path(), &acked);
+        assert!(checked > 0 || round < 2, "the phones made progress");
+        drop(client);
+    }
+
+    // Finally: restart, and every phone converges with no manual step.
+    let server = start(dir.path());
+    let mut syncs = Vec::new();
+    for mut phone in phones {
+        phone.session.client = server.client.clone();
+        let mut sync = phone.session.sync(phone.repo).await.expect("reconnect");
+        sync.sync_all(WAIT).await.expect("resynced");
+        syncs.push(sync);
+    }
+    // Exchange until every phone has every other phone's changes to the shared record.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let heads = loop {
+        for sync in &mut syncs {
+            // Drain what the server forwarded meanwhile (a short wait ends a quiet connection).
+            let _ = sync
+                .sync_until(Duration::from_millis(300), |_, _| false)
+                .await;
+        }
+        let heads: Vec<_> = syncs
+            .iter()
+            .map(|s| {
+                let mut h = s.repo.record(&shared).expect("shared").heads();
+                h.sort();
+                h
+            })
+            .collect();
+        if heads.windows(2).all(|w| w[0] == w[1]) || tokio::time::Instant::now() > deadline {
+            break heads;
+        }
+    };
+    assert!(
+        heads.windows(2).all(|w| w[0] == w[1]),
+        "converged: {heads:?}"
+    );
+    let narrative = syncs[0]
+        .repo
+        .record(&shared)
+        .expect("shared")
+        .field("narrative")
+        .expect("field")
+        .expect("value")
+        .display();
+    for name in ["sophea", "vanna", "dara"] {
+        assert!(
+            narrative.contains(&format!("<{name} 1>")),
+            "{name}'s first edit kept"
+        );
+    }
+    kill(server);
+    eprintln!("S6: {ROUNDS} SIGKILL rounds, {checked} acknowledged changes verified on disk");
+}
