@@ -15,12 +15,14 @@
 //! - [`changes`] and [`policy`]: what a change touches, and whether its sender may make it
 //!   (the server's write authorisation).
 //! - [`cbor`] and [`protocol`]: the automerge-repo wire protocol v1.
+//! - [`fuzzing`]: the fuzz targets' entry points, shared with their regression tests.
 //! - [`sync`]: the sans-IO sync engine ([`sync::DocSync`] per document, [`sync::Repo`] per
 //!   client); [`testing::Hub`] runs many peers in one process.
 
 pub mod catalogue;
 pub mod cbor;
 pub mod changes;
+pub mod fuzzing;
 pub mod id;
 pub mod policy;
 pub mod protocol;

@@ -11,8 +11,10 @@
 //! - `khmer`: Khmer text in every kind of field, through save/load and sync.
 //! - `schema_versions`: the committed schema version 1 fixture keeps opening.
 //! - `history`: edits attributed to user, device and time.
+//! - `fuzz_regressions`: every fuzz seed and crasher replayed without a panic.
 
 mod convergence;
+mod fuzz_regressions;
 mod harness;
 mod history;
 mod khmer;
