@@ -17,7 +17,10 @@ use saksi_shared::{DocumentId, Role, Status};
 
 use crate::harness::editor;
 
-const TARGETS: [(&str, fn(&[u8])); 3] = [
+/// A fuzz target: its name and entry point.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 3] = [
     ("protocol_decode", fuzzing::protocol_decode),
     ("sync_receive", fuzzing::sync_receive),
     ("document_load", fuzzing::document_load),
