@@ -20,7 +20,7 @@ use super::ApiError;
 use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token, same_origin};
 use crate::accounts::{new_device_id, new_token};
 use crate::app::AppState;
-use crate::storage::{AuditEvent, DocumentFilter};
+use crate::storage::{AuditEvent, DocumentFilter, User};
 use crate::sync::connection::{self, Authenticated};
 
 type State = web::Data<AppState>;
@@ -90,6 +90,46 @@ pub async fn login(
         password,
         device_name,
     } = body.into_inner();
+    let signed_in = sign_in(&req, &state, &username, &password, &device_name).await?;
+    let cookie = session_cookie(&state, &signed_in.token);
+    Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
+        token: signed_in.token,
+        device_id: signed_in.device_id,
+        user: UserInfo {
+            username: signed_in.user.username,
+            role: signed_in.user.role,
+        },
+        expires_at: signed_in.expires_at,
+    }))
+}
+
+/// A successful sign-in: a new device and its token (shown to the client once).
+pub struct SignedIn {
+    pub token: String,
+    pub device_id: String,
+    pub user: User,
+    pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("token", &"<redacted>")
+            .field("device_id", &self.device_id)
+            .field("user", &self.user.id)
+            .finish()
+    }
+}
+
+/// Checks a username and password (throttled, audited) and registers a new device named
+/// `device_name` for the user. Shared by the JSON API and the console's sign-in form.
+pub async fn sign_in(
+    req: &HttpRequest,
+    state: &Arc<AppState>,
+    username: &str,
+    password: &str,
+    device_name: &str,
+) -> Result<SignedIn, ApiError> {
     let device_name = device_name.trim().to_owned();
     if username.is_empty()
         || username.len() > 64
@@ -102,13 +142,13 @@ pub async fn login(
         ));
     }
     let now = state.now();
-    let address = client_address(&req, state.config.tls == crate::config::TlsMode::Off);
-    if let Err(wait) = state.throttle.check(&username, &address, now) {
+    let address = client_address(req, state.config.tls == crate::config::TlsMode::Off);
+    if let Err(wait) = state.throttle.check(username, &address, now) {
         tracing::warn!(address = %address, "login throttled");
         return Err(ApiError::Throttled(wait));
     }
-    let state_inner = state.clone().into_inner();
-    let (name, pw) = (username.clone(), password);
+    let state_inner = state.clone();
+    let (name, pw) = (username.to_owned(), password.to_owned());
     let found = state.db.run(move |s| s.user_by_name(&name)).await?;
     let verified = tokio::task::spawn_blocking(move || match &found {
         Some((user, hash)) if !user.disabled => state_inner
@@ -124,7 +164,7 @@ pub async fn login(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(user) = verified else {
-        state.throttle.failed(&username, &address, now);
+        state.throttle.failed(username, &address, now);
         state
             .metrics
             .logins_failed
@@ -141,11 +181,11 @@ pub async fn login(
             .await;
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.succeeded(&username);
+    state.throttle.succeeded(username);
     let (token, hash) = new_token();
     let device_id = new_device_id();
     let expires_at = now + state.config.session_days as Millis * 86_400_000;
-    let (id, uid, dname) = (device_id.clone(), user.id, device_name.clone());
+    let (id, uid, dname) = (device_id.clone(), user.id, device_name);
     state
         .db
         .run(move |s| s.create_device(&id, uid, &dname, &hash, now, expires_at))
@@ -161,7 +201,17 @@ pub async fn login(
         })
         .await;
     tracing::info!(user = user.id, device = %device_id, "signed in");
-    let cookie = Cookie::build(COOKIE, token.clone())
+    Ok(SignedIn {
+        token,
+        device_id,
+        user,
+        expires_at,
+    })
+}
+
+/// The `saksi_session` cookie carrying a device token: HttpOnly, Secure, SameSite=Strict.
+pub fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
+    Cookie::build(COOKIE, token.to_owned())
         .path("/")
         .secure(true)
         .http_only(true)
@@ -169,31 +219,23 @@ pub async fn login(
         .max_age(actix_web::cookie::time::Duration::days(
             state.config.session_days as i64,
         ))
+        .finish()
+}
+
+/// A cookie that removes the session cookie.
+pub fn removal_cookie() -> Cookie<'static> {
+    let mut expired = Cookie::build(COOKIE, "")
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
         .finish();
-    Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
-        token,
-        device_id,
-        user: UserInfo {
-            username: user.username,
-            role: user.role,
-        },
-        expires_at,
-    }))
+    expired.make_removal();
+    expired
 }
 
-fn check_csrf(req: &HttpRequest, auth: &AuthDevice) -> Result<(), ApiError> {
-    if auth.via_cookie && !same_origin(req) {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
-}
-
-pub async fn logout(
-    req: HttpRequest,
-    state: State,
-    auth: AuthDevice,
-) -> Result<HttpResponse, ApiError> {
-    check_csrf(&req, &auth)?;
+/// Ends a session: revokes the calling device, closes its sockets, writes the audit entry.
+pub async fn sign_out(state: &AppState, auth: &AuthDevice) -> Result<(), ApiError> {
     let (id, now) = (auth.device.id.clone(), state.now());
     state.db.run(move |s| s.revoke_device(&id, now)).await?;
     state
@@ -209,14 +251,24 @@ pub async fn logout(
             detail: String::new(),
         })
         .await;
-    let mut expired = Cookie::build(COOKIE, "")
-        .path("/")
-        .secure(true)
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    expired.make_removal();
-    Ok(HttpResponse::NoContent().cookie(expired).finish())
+    Ok(())
+}
+
+fn check_csrf(req: &HttpRequest, auth: &AuthDevice) -> Result<(), ApiError> {
+    if auth.via_cookie && !same_origin(req) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: State,
+    auth: AuthDevice,
+) -> Result<HttpResponse, ApiError> {
+    check_csrf(&req, &auth)?;
+    sign_out(&state, &auth).await?;
+    Ok(HttpResponse::NoContent().cookie(removal_cookie()).finish())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
