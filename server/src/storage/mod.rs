@@ -71,6 +71,34 @@ pub struct DocumentFilter {
     pub updated_to: Option<Millis>,
     /// Include case documents themselves (not only records).
     pub include_cases: bool,
+    /// Order of the listing (newest update first by default).
+    pub sort: DocumentSort,
+    /// At most this many rows (all if `None`), after skipping `offset` rows.
+    pub limit: Option<u32>,
+    pub offset: u32,
+}
+
+/// How a document listing is ordered. Ties are broken by id, so pages are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DocumentSort {
+    #[default]
+    UpdatedDesc,
+    UpdatedAsc,
+    CreatedDesc,
+    CreatedAsc,
+    Title,
+    Status,
+    Author,
+    Kind,
+}
+
+/// How many documents a filter matches (ignoring its paging).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DocumentCounts {
+    pub total: u64,
+    pub with_conflicts: u64,
+    /// Per status, in no particular order; statuses without documents are absent.
+    pub by_status: Vec<(String, u64)>,
 }
 
 /// New changes of one document, to be stored durably in one transaction.
@@ -190,6 +218,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     // Documents.
     fn document(&self, id: &DocumentId) -> Result<Option<DocumentRow>, StorageError>;
     fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, StorageError>;
+    /// Counts of the documents `filter` matches; its sort and paging are ignored.
+    fn count_documents(&self, filter: &DocumentFilter) -> Result<DocumentCounts, StorageError>;
     /// The chunks of a document in order (concatenated, they load as one document).
     fn chunks(&self, id: &DocumentId) -> Result<Vec<Vec<u8>>, StorageError>;
     /// Stores new changes durably (fsync) before returning.

@@ -16,8 +16,8 @@ use saksi_shared::{DocumentId, Millis, Role};
 use sha2::{Digest, Sha256};
 
 use super::{
-    AuditEntry, AuditEvent, AuditFilter, Case, Device, DocumentFilter, DocumentRow, DocumentWrite,
-    Storage, StorageError, User, UserId,
+    AuditEntry, AuditEvent, AuditFilter, Case, Device, DocumentCounts, DocumentFilter, DocumentRow,
+    DocumentSort, DocumentWrite, Storage, StorageError, User, UserId,
 };
 
 /// Migrations, in order. `PRAGMA user_version` records how many have run.
@@ -302,6 +302,54 @@ fn upsert_document(conn: &Connection, row: &DocumentRow) -> Result<(), StorageEr
 
 /// The hash of an audit entry: SHA-256 over the previous hash and every field, each field
 /// length-prefixed so that no two entries encode alike.
+/// `select` FROM documents with the WHERE clause of `filter`, and its arguments.
+fn document_query(select: &str, filter: &DocumentFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{select} FROM documents WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some((user, cases)) = &filter.readable_by {
+        let list = cases
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Document ids are base58: no quotes can appear in them.
+        arg(
+            &mut sql,
+            &format!(" AND (created_by = ? OR case_id IN ({list}))"),
+            user.clone().into(),
+        );
+    }
+    if !filter.include_cases {
+        sql.push_str(" AND kind <> 'case'");
+    }
+    if let Some(case) = &filter.case {
+        arg(&mut sql, " AND case_id = ?", case.to_string().into());
+    }
+    if let Some(kind) = &filter.kind {
+        arg(&mut sql, " AND kind = ?", kind.clone().into());
+    }
+    if let Some(status) = &filter.status {
+        arg(&mut sql, " AND status = ?", status.clone().into());
+    }
+    if let Some(by) = &filter.created_by {
+        arg(&mut sql, " AND created_by = ?", by.clone().into());
+    }
+    if let Some(c) = filter.has_conflicts {
+        arg(&mut sql, " AND has_conflicts = ?", i64::from(c).into());
+    }
+    if let Some(from) = filter.updated_from {
+        arg(&mut sql, " AND updated_at >= ?", from.into());
+    }
+    if let Some(to) = filter.updated_to {
+        arg(&mut sql, " AND updated_at <= ?", to.into());
+    }
+    (sql, args)
+}
+
 fn audit_hash(prev: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(prev);
@@ -651,54 +699,57 @@ impl Storage for SqliteStorage {
     }
 
     fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, StorageError> {
-        let mut sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-            args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some((user, cases)) = &filter.readable_by {
-            let list = cases
-                .iter()
-                .map(|c| format!("'{c}'"))
-                .collect::<Vec<_>>()
-                .join(",");
-            // Document ids are base58: no quotes can appear in them.
-            arg(
-                &mut sql,
-                &format!(" AND (created_by = ? OR case_id IN ({list}))"),
-                user.clone().into(),
-            );
+        let (mut sql, mut args) = document_query(&format!("SELECT {DOC_COLUMNS}"), filter);
+        sql.push_str(match filter.sort {
+            DocumentSort::UpdatedDesc => " ORDER BY updated_at DESC, id",
+            DocumentSort::UpdatedAsc => " ORDER BY updated_at ASC, id",
+            DocumentSort::CreatedDesc => " ORDER BY created_at DESC, id",
+            DocumentSort::CreatedAsc => " ORDER BY created_at ASC, id",
+            DocumentSort::Title => " ORDER BY title COLLATE NOCASE, id",
+            DocumentSort::Status => " ORDER BY status, updated_at DESC, id",
+            DocumentSort::Author => " ORDER BY created_by COLLATE NOCASE, updated_at DESC, id",
+            DocumentSort::Kind => " ORDER BY kind, updated_at DESC, id",
+        });
+        if filter.limit.is_some() || filter.offset > 0 {
+            args.push(filter.limit.map_or(-1, i64::from).into());
+            args.push(i64::from(filter.offset).into());
+            sql.push_str(&format!(
+                " LIMIT ?{} OFFSET ?{}",
+                args.len() - 1,
+                args.len()
+            ));
         }
-        if !filter.include_cases {
-            sql.push_str(" AND kind <> 'case'");
-        }
-        if let Some(case) = &filter.case {
-            arg(&mut sql, " AND case_id = ?", case.to_string().into());
-        }
-        if let Some(kind) = &filter.kind {
-            arg(&mut sql, " AND kind = ?", kind.clone().into());
-        }
-        if let Some(status) = &filter.status {
-            arg(&mut sql, " AND status = ?", status.clone().into());
-        }
-        if let Some(by) = &filter.created_by {
-            arg(&mut sql, " AND created_by = ?", by.clone().into());
-        }
-        if let Some(c) = filter.has_conflicts {
-            arg(&mut sql, " AND has_conflicts = ?", i64::from(c).into());
-        }
-        if let Some(from) = filter.updated_from {
-            arg(&mut sql, " AND updated_at >= ?", from.into());
-        }
-        if let Some(to) = filter.updated_to {
-            arg(&mut sql, " AND updated_at <= ?", to.into());
-        }
-        sql.push_str(" ORDER BY updated_at DESC, id");
         self.read(|conn| {
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), doc_from)?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn count_documents(&self, filter: &DocumentFilter) -> Result<DocumentCounts, StorageError> {
+        let (mut sql, args) = document_query(
+            "SELECT status, COUNT(*), COALESCE(SUM(has_conflicts), 0)",
+            filter,
+        );
+        sql.push_str(" GROUP BY status");
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut counts = DocumentCounts::default();
+            for row in rows {
+                let (status, n, conflicts) = row?;
+                let (n, conflicts) = (n.max(0) as u64, conflicts.max(0) as u64);
+                counts.total += n;
+                counts.with_conflicts += conflicts;
+                counts.by_status.push((status, n));
+            }
+            Ok(counts)
         })
     }
 
