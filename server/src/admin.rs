@@ -10,11 +10,11 @@ use std::io::{BufRead, Write};
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
-use saksi_shared::{DocumentId, Role};
+use saksi_shared::{DocumentId, Millis, Role};
 
 use crate::accounts::{Clock, Passwords, SystemClock, random_16};
 use crate::config::Config;
-use crate::storage::{AuditEvent, Case, DocumentRow, Storage, StorageError};
+use crate::storage::{AuditEvent, Case, DocumentRow, Storage, StorageError, User};
 
 /// Usage of the admin commands.
 pub const USAGE: &str = "\
@@ -97,7 +97,7 @@ fn role(s: &str) -> Result<Role, AdminError> {
     })
 }
 
-fn user_id(storage: &dyn Storage, username: &str) -> Result<crate::storage::User, AdminError> {
+fn user_id(storage: &dyn Storage, username: &str) -> Result<User, AdminError> {
     storage
         .user_by_name(username)?
         .map(|(u, _)| u)
@@ -106,6 +106,236 @@ fn user_id(storage: &dyn Storage, username: &str) -> Result<crate::storage::User
 
 fn case_id(s: &str) -> Result<DocumentId, AdminError> {
     DocumentId::parse(s).map_err(|e| AdminError::Invalid(format!("bad case id: {e}")))
+}
+
+/// Who performs an account, device or case operation, as the audit log names them.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'a> {
+    /// `cli` for the command line, else the signed-in admin.
+    pub username: &'a str,
+    /// The admin's device (none for the command line).
+    pub device_id: Option<&'a str>,
+}
+
+impl Operator<'_> {
+    /// The command line.
+    pub const CLI: Operator<'static> = Operator {
+        username: "cli",
+        device_id: None,
+    };
+
+    /// The author written into documents this operator creates: the signed-in admin, or
+    /// `admin` for the command line.
+    pub fn author(&self) -> &str {
+        if self.device_id.is_some() {
+            self.username
+        } else {
+            "admin"
+        }
+    }
+
+    fn audit(
+        &self,
+        storage: &dyn Storage,
+        now: Millis,
+        action: &str,
+        target: String,
+        detail: String,
+    ) -> Result<(), StorageError> {
+        storage.append_audit(AuditEvent {
+            at: now,
+            username: Some(self.username.to_owned()),
+            device_id: self.device_id.map(str::to_owned),
+            action: action.into(),
+            target: Some(target),
+            detail,
+        })
+    }
+}
+
+/// Checks a new username: 1-64 letters, digits, `.`, `_` or `-`.
+pub fn check_username(username: &str) -> Result<(), AdminError> {
+    if username.is_empty()
+        || username.len() > 64
+        || !username
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(AdminError::Invalid(
+            "a username is 1-64 letters, digits, '.', '_' or '-'".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an account with `role` and `password` (audited).
+pub fn create_user(
+    storage: &dyn Storage,
+    passwords: &Passwords,
+    by: Operator<'_>,
+    username: &str,
+    role: Role,
+    password: &str,
+    now: Millis,
+) -> Result<User, AdminError> {
+    check_username(username)?;
+    let hash = passwords
+        .hash(password)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let user = match storage.create_user(username, role, &hash, now) {
+        Err(StorageError::Conflict(_)) => {
+            return Err(AdminError::Invalid(format!(
+                "the username `{username}` is taken"
+            )));
+        }
+        other => other?,
+    };
+    by.audit(
+        storage,
+        now,
+        "user_created",
+        username.into(),
+        format!("role {}", role.as_str()),
+    )?;
+    Ok(user)
+}
+
+/// Sets a new password for `user` (audited).
+pub fn reset_password(
+    storage: &dyn Storage,
+    passwords: &Passwords,
+    by: Operator<'_>,
+    user: &User,
+    password: &str,
+    now: Millis,
+) -> Result<(), AdminError> {
+    let hash = passwords
+        .hash(password)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    storage.set_password(user.id, &hash)?;
+    by.audit(
+        storage,
+        now,
+        "password_reset",
+        user.username.clone(),
+        String::new(),
+    )?;
+    Ok(())
+}
+
+/// Changes `user`'s role (audited).
+pub fn set_role(
+    storage: &dyn Storage,
+    by: Operator<'_>,
+    user: &User,
+    role: Role,
+    now: Millis,
+) -> Result<(), AdminError> {
+    storage.set_role(user.id, role)?;
+    by.audit(
+        storage,
+        now,
+        "role_changed",
+        user.username.clone(),
+        format!("role {}", role.as_str()),
+    )?;
+    Ok(())
+}
+
+/// Disables or enables `user` (audited). Disabling also revokes every device of the user;
+/// returns the ids of the devices revoked now, whose open connections the caller closes.
+pub fn set_disabled(
+    storage: &dyn Storage,
+    by: Operator<'_>,
+    user: &User,
+    disabled: bool,
+    now: Millis,
+) -> Result<Vec<String>, AdminError> {
+    storage.set_disabled(user.id, disabled)?;
+    let mut revoked = Vec::new();
+    if disabled {
+        for (device, _) in storage.devices(Some(user.id))? {
+            if device.revoked_at.is_none() && storage.revoke_device(&device.id, now)? {
+                revoked.push(device.id);
+            }
+        }
+    }
+    by.audit(
+        storage,
+        now,
+        if disabled { "disable" } else { "enable" },
+        user.username.clone(),
+        if disabled {
+            format!("{} device(s) revoked", revoked.len())
+        } else {
+            String::new()
+        },
+    )?;
+    Ok(revoked)
+}
+
+/// Revokes a device (audited): it can no longer log in, sync or refresh. Returns false if it
+/// does not exist or was already revoked. The caller closes its open connections.
+pub fn revoke_device(
+    storage: &dyn Storage,
+    by: Operator<'_>,
+    device: &str,
+    now: Millis,
+) -> Result<bool, AdminError> {
+    if !storage.revoke_device(device, now)? {
+        return Ok(false);
+    }
+    by.audit(storage, now, "device_revoked", device.into(), String::new())?;
+    Ok(true)
+}
+
+/// Checks a case name and creates the case (audited). Returns its id.
+pub fn new_case(
+    storage: &dyn Storage,
+    by: Operator<'_>,
+    name: &str,
+    now: Millis,
+) -> Result<DocumentId, AdminError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AdminError::Invalid(
+            "a case name is 1-200 characters".into(),
+        ));
+    }
+    let id = create_case(storage, name, by.author(), now)?;
+    by.audit(storage, now, "case_created", id.to_string(), String::new())?;
+    Ok(id)
+}
+
+/// Adds `user` to the team of `case`, or removes them (audited).
+pub fn set_member(
+    storage: &dyn Storage,
+    by: Operator<'_>,
+    case: &DocumentId,
+    user: &User,
+    member: bool,
+    now: Millis,
+) -> Result<(), AdminError> {
+    if !storage.cases()?.iter().any(|c| c.id == *case) {
+        return Err(AdminError::Invalid(format!("no case `{case}`")));
+    }
+    if member {
+        storage.add_member(case, user.id)?;
+    } else {
+        storage.remove_member(case, user.id)?;
+    }
+    by.audit(
+        storage,
+        now,
+        if member {
+            "add-member"
+        } else {
+            "remove-member"
+        },
+        case.to_string(),
+        format!("user {}", user.username),
+    )?;
+    Ok(())
 }
 
 /// Runs one admin command. `input` supplies passwords; `out` receives results.
@@ -120,42 +350,17 @@ pub fn run(
     let args = Args::parse(args)?;
     let now = SystemClock.now();
     let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations);
-    let audit = |action: &str, target: String, detail: String| {
-        storage.append_audit(AuditEvent {
-            at: now,
-            username: Some("cli".into()),
-            device_id: None,
-            action: action.into(),
-            target: Some(target),
-            detail,
-        })
-    };
+    let by = Operator::CLI;
     let w = |out: &mut dyn Write, text: String| {
         let _ = writeln!(out, "{text}");
     };
     match command {
         "create-user" => {
             let username = args.get("username")?;
-            if username.is_empty()
-                || username.len() > 64
-                || !username
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            {
-                return Err(AdminError::Invalid(
-                    "a username is 1-64 letters, digits, '.', '_' or '-'".into(),
-                ));
-            }
+            check_username(username)?;
             let role = role(args.get("role")?)?;
-            let hash = passwords
-                .hash(&read_password(input)?)
-                .map_err(|e| AdminError::Invalid(e.to_string()))?;
-            let user = storage.create_user(username, role, &hash, now)?;
-            audit(
-                "user_created",
-                username.into(),
-                format!("role {}", role.as_str()),
-            )?;
+            let password = read_password(input)?;
+            let user = create_user(storage, &passwords, by, username, role, &password, now)?;
             w(
                 out,
                 format!("created user {} ({})", user.username, role.as_str()),
@@ -163,40 +368,20 @@ pub fn run(
         }
         "reset-password" => {
             let user = user_id(storage, args.get("username")?)?;
-            let hash = passwords
-                .hash(&read_password(input)?)
-                .map_err(|e| AdminError::Invalid(e.to_string()))?;
-            storage.set_password(user.id, &hash)?;
-            audit("password_reset", user.username.clone(), String::new())?;
+            let password = read_password(input)?;
+            reset_password(storage, &passwords, by, &user, &password, now)?;
             w(out, format!("password of {} reset", user.username));
         }
         "set-role" => {
             let user = user_id(storage, args.get("username")?)?;
             let role = role(args.get("role")?)?;
-            storage.set_role(user.id, role)?;
-            audit(
-                "role_changed",
-                user.username.clone(),
-                format!("role {}", role.as_str()),
-            )?;
+            set_role(storage, by, &user, role, now)?;
             w(out, format!("{} is now {}", user.username, role.as_str()));
         }
         "disable-user" | "enable-user" => {
             let user = user_id(storage, args.get("username")?)?;
             let disabled = command == "disable-user";
-            storage.set_disabled(user.id, disabled)?;
-            if disabled {
-                for (device, _) in storage.devices(Some(user.id))? {
-                    if device.revoked_at.is_none() {
-                        storage.revoke_device(&device.id, now)?;
-                    }
-                }
-            }
-            audit(
-                command.trim_end_matches("-user"),
-                user.username.clone(),
-                String::new(),
-            )?;
+            set_disabled(storage, by, &user, disabled, now)?;
             w(
                 out,
                 format!(
@@ -246,22 +431,14 @@ pub fn run(
         }
         "revoke-device" => {
             let device = args.get("device")?;
-            if storage.revoke_device(device, now)? {
-                audit("device_revoked", device.into(), String::new())?;
+            if revoke_device(storage, by, device, now)? {
                 w(out, format!("device {device} revoked"));
             } else {
                 return Err(AdminError::Invalid(format!("no active device `{device}`")));
             }
         }
         "create-case" => {
-            let name = args.get("name")?;
-            if name.trim().is_empty() || name.chars().count() > 200 {
-                return Err(AdminError::Invalid(
-                    "a case name is 1-200 characters".into(),
-                ));
-            }
-            let id = create_case(storage, name, "admin", now)?;
-            audit("case_created", id.to_string(), String::new())?;
+            let id = new_case(storage, by, args.get("name")?, now)?;
             w(out, id.to_string());
         }
         "list-cases" => {
@@ -277,26 +454,15 @@ pub fn run(
         }
         "add-member" | "remove-member" => {
             let case = case_id(args.get("case")?)?;
-            if !storage.cases()?.iter().any(|c| c.id == case) {
-                return Err(AdminError::Invalid(format!("no case `{case}`")));
-            }
             let user = user_id(storage, args.get("username")?)?;
-            if command == "add-member" {
-                storage.add_member(&case, user.id)?;
-            } else {
-                storage.remove_member(&case, user.id)?;
-            }
-            audit(command, case.to_string(), format!("user {}", user.username))?;
+            let member = command == "add-member";
+            set_member(storage, by, &case, &user, member, now)?;
             w(
                 out,
                 format!(
                     "{} {} case {case}",
                     user.username,
-                    if command == "add-member" {
-                        "added to"
-                    } else {
-                        "removed from"
-                    }
+                    if member { "added to" } else { "removed from" }
                 ),
             );
         }
@@ -360,4 +526,158 @@ pub fn format_time(millis: i64) -> String {
     let date = saksi_shared::validate::date_of_millis(millis);
     let minutes = millis.rem_euclid(86_400_000) / 60_000;
     format!("{date} {:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite::SqliteStorage;
+
+    fn run_cmd(storage: &dyn Storage, line: &str, stdin: &str) -> Result<String, AdminError> {
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        let mut out = Vec::new();
+        run(
+            &words[0],
+            &words[1..],
+            &Config::default(),
+            storage,
+            &mut stdin.as_bytes(),
+            &mut out,
+        )?;
+        Ok(String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn accounts_devices_and_cases_from_the_command_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = SqliteStorage::open(&dir.path().join("db.sqlite3")).expect("open");
+        let out = run_cmd(
+            &storage,
+            "create-user --username sophea --role monitor",
+            "a long enough password\n",
+        )
+        .expect("created");
+        assert_eq!(out, "created user sophea (monitor)\n");
+        let (user, hash) = storage
+            .user_by_name("sophea")
+            .expect("read")
+            .expect("exists");
+        assert_eq!(user.role, Role::Monitor);
+        assert!(Passwords::new(19_456, 2).verify("a long enough password", &hash));
+
+        // Refusals: short password, unknown role, duplicate, bad username, missing option.
+        assert!(matches!(
+            run_cmd(
+                &storage,
+                "create-user --username dara --role monitor",
+                "short\n"
+            ),
+            Err(AdminError::Invalid(_))
+        ));
+        assert!(matches!(
+            run_cmd(
+                &storage,
+                "create-user --username dara --role judge",
+                "long password 123\n"
+            ),
+            Err(AdminError::Invalid(_))
+        ));
+        let duplicate = run_cmd(
+            &storage,
+            "create-user --username sophea --role liaison",
+            "long password 123\n",
+        );
+        assert!(
+            matches!(
+                duplicate,
+                Err(AdminError::Storage(StorageError::Conflict(_)))
+            ) || matches!(&duplicate, Err(AdminError::Invalid(m)) if m.contains("taken")),
+            "{duplicate:?}"
+        );
+        assert!(
+            run_cmd(
+                &storage,
+                "create-user --username a/b --role monitor",
+                "long password 123\n"
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            run_cmd(&storage, "create-user --role monitor", ""),
+            Err(AdminError::Usage(_))
+        ));
+
+        run_cmd(
+            &storage,
+            "reset-password --username sophea",
+            "another long password\n",
+        )
+        .expect("reset");
+        let (_, hash) = storage
+            .user_by_name("sophea")
+            .expect("read")
+            .expect("exists");
+        assert!(Passwords::new(19_456, 2).verify("another long password", &hash));
+
+        let case = run_cmd(&storage, "create-case --name ករណី-សាក្សី", "").expect("case");
+        let case = case.trim();
+        let case_id = DocumentId::parse(case).expect("prints the id");
+        run_cmd(
+            &storage,
+            &format!("add-member --case {case} --username sophea"),
+            "",
+        )
+        .expect("member");
+        assert_eq!(storage.cases_of(user.id).expect("cases"), vec![case_id]);
+        let listed = run_cmd(&storage, "list-cases", "").expect("list");
+        assert!(
+            listed.contains("ករណី-សាក្សី") && listed.contains("sophea"),
+            "{listed}"
+        );
+        // The case is a real record document.
+        let chunks = storage.chunks(&case_id).expect("chunks").concat();
+        let record = Record::load(&chunks, ActorId::random()).expect("loads");
+        assert_eq!(
+            record
+                .field("name")
+                .expect("field")
+                .map(|v| v.display())
+                .as_deref(),
+            Some("ករណី-សាក្សី")
+        );
+
+        storage
+            .create_device("dev_x", user.id, "phone", &[1; 32], 0, i64::MAX)
+            .expect("device");
+        let devices = run_cmd(&storage, "list-devices --username sophea", "").expect("list");
+        assert!(
+            devices.contains("dev_x") && devices.contains("active"),
+            "{devices}"
+        );
+        run_cmd(&storage, "revoke-device --device dev_x", "").expect("revoked");
+        assert!(
+            run_cmd(&storage, "revoke-device --device dev_x", "").is_err(),
+            "twice"
+        );
+        let devices = run_cmd(&storage, "list-devices", "").expect("list");
+        assert!(devices.contains("revoked"), "{devices}");
+
+        run_cmd(&storage, "disable-user --username sophea", "").expect("disabled");
+        assert!(
+            storage
+                .user_by_id(user.id)
+                .expect("read")
+                .expect("exists")
+                .disabled
+        );
+
+        let audit = run_cmd(&storage, "verify-audit", "").expect("intact");
+        assert!(audit.starts_with("audit log intact: "), "{audit}");
+        let entries = storage.audit(&Default::default()).expect("audit");
+        assert!(entries.iter().any(|e| e.event.action == "device_revoked"));
+        assert!(
+            entries.iter().all(|e| !e.event.detail.contains("password")),
+            "no secrets in the audit log"
+        );
+    }
 }
