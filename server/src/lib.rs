@@ -11,12 +11,15 @@
 //! - [`http`]: routes, security headers, the JSON API, the embedded PWA.
 //! - [`sync`]: the automerge-repo `/sync` WebSocket and the per-document tasks that check,
 //!   store and forward changes.
-//! - [`admin`]: the `saksi admin ...` commands.
+//! - [`console`]: the coordinator console (server-rendered HTML under `/console`): records,
+//!   conflicts, review, history, exports, audit log, admin pages.
+//! - [`admin`]: the `saksi admin ...` commands (the console's admin pages share their code).
 
 pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod http;
 pub mod storage;

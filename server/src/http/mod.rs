@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_frame_bytes: usize) {
                     .route("/sync-ticket", web::post().to(api::sync_ticket))
                     .default_service(web::to(api::not_found)),
             )
+            .configure(crate::console::routes)
             .app_data(web::Data::new(api::MaxFrame(max_frame_bytes)))
             .route("/sync", web::get().to(api::sync))
             .default_service(web::to(assets::serve)),

@@ -1,0 +1,345 @@
+//! Exports of the records a filter matches (for one case: `?case=<id>`):
+//!
+//! - CSV, one row per record of one kind, the catalogue's fields as columns, UTF-8 with a
+//!   byte-order mark so that spreadsheet programs read Khmer correctly; lists are joined with
+//!   `; `; a conflicted field shows every value (`[conflict] a | b`) and is named in the
+//!   `conflicts` column.
+//! - JSON: the merged records with their conflicts and review trail.
+//! - A printable HTML report (print stylesheet; the browser prints it to PDF) with each merged
+//!   record and its edit history: who, when, from which device.
+//!
+//! Every export is written to the audit log: who, which filter, how many records; never their
+//! contents.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use saksi_shared::automerge::ActorId;
+use saksi_shared::catalogue::RecordKind;
+use saksi_shared::record::{HistoryEntry, Record, RecordView};
+use saksi_shared::validate::date_of_millis;
+use serde::Serialize;
+
+use super::records::{HistoryRow, RecordDisplay, display, history_rows};
+use super::view::{Directory, RecordQuery, time};
+use super::{Console, ConsoleError};
+use crate::app::AppState;
+use crate::storage::{AuditEvent, DocumentRow};
+
+/// The most records one export holds; narrow the filter for more.
+pub const MAX_EXPORT: usize = 10_000;
+
+/// A record read for an export.
+struct Exported {
+    row: DocumentRow,
+    case_name: String,
+    view: RecordView,
+    history: Vec<HistoryEntry>,
+}
+
+/// Reads every record `query` matches from storage (oldest update first).
+async fn gather(
+    state: &Arc<AppState>,
+    query: &RecordQuery,
+    with_history: bool,
+) -> Result<Vec<Exported>, ConsoleError> {
+    let mut filter = query.filter()?;
+    filter.sort = crate::storage::DocumentSort::UpdatedAsc;
+    filter.limit = Some(MAX_EXPORT as u32 + 1);
+    let read = state
+        .db
+        .run(move |s| {
+            let rows = s.documents(&filter)?;
+            if rows.len() > MAX_EXPORT {
+                return Ok(Err(rows.len()));
+            }
+            let cases = s.cases()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let chunks = s.chunks(&row.id)?;
+                // A read-only copy: the actor is never used to write.
+                let actor = ActorId::from(crate::accounts::random_16());
+                let record = match Record::load(&chunks.concat(), actor) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(doc = %row.id, error = %e, "export: record unreadable");
+                        continue;
+                    }
+                };
+                let Ok(view) = record.view() else {
+                    tracing::error!(doc = %row.id, "export: record has no view");
+                    continue;
+                };
+                let history = if with_history {
+                    record.history()
+                } else {
+                    Vec::new()
+                };
+                let case_name = cases
+                    .iter()
+                    .find(|c| c.id == row.case_id)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| row.case_id.to_string());
+                out.push(Exported {
+                    row,
+                    case_name,
+                    view,
+                    history,
+                });
+            }
+            Ok(Ok(out))
+        })
+        .await?;
+    read.map_err(|n| {
+        ConsoleError::BadRequest(format!(
+            "The filter matches more than {MAX_EXPORT} records ({n}). Narrow it, e.g. by case or dates."
+        ))
+    })
+}
+
+/// Writes the audit entry of an export.
+async fn audit(who: &Console, format: &str, query: &RecordQuery, count: usize) {
+    let event = AuditEvent {
+        at: who.state.now(),
+        username: Some(who.username().to_owned()),
+        device_id: Some(who.auth.device.id.clone()),
+        action: "export".into(),
+        target: (!query.case.trim().is_empty()).then(|| query.case.trim().to_owned()),
+        detail: format!("{format}: {}; {count} record(s)", query.describe()),
+    };
+    who.state.audit(event).await;
+    tracing::info!(device = %who.auth.device.id, format, records = count, "console: export");
+}
+
+fn attachment(name: &str) -> (header::HeaderName, String) {
+    (
+        header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    )
+}
+
+/// One CSV cell: quoted when needed; text that a spreadsheet would run as a formula is
+/// prefixed with `'`.
+fn cell(value: &str, text: bool) -> String {
+    let mut v = value.to_owned();
+    if text && v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        v.insert(0, '\'');
+    }
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// The CSV of `records`, all of `kind`.
+pub fn csv_text(kind: RecordKind, records: &[(String, String, &RecordView)]) -> String {
+    let def = kind.def();
+    let mut out = String::from("\u{feff}");
+    let mut header: Vec<String> = [
+        "id",
+        "case_id",
+        "case",
+        "kind",
+        "status",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "conflicts",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    header.extend(def.fields.iter().map(|f| f.id.to_owned()));
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    for (id, case_name, view) in records {
+        let conflicts: Vec<&str> = view.conflicts.iter().map(|c| c.field.as_str()).collect();
+        let mut cells = vec![
+            cell(id, false),
+            cell(&view.case, false),
+            cell(case_name, true),
+            cell(view.kind.as_str(), false),
+            cell(view.status.as_str(), false),
+            cell(&view.created_by, true),
+            cell(&time(view.created_at), false),
+            cell(&time(view.updated_at), false),
+            cell(&conflicts.join("; "), false),
+        ];
+        for f in def.fields {
+            let value = match view.conflicts.iter().find(|c| c.field == f.id) {
+                Some(c) => format!(
+                    "[conflict] {}",
+                    c.values
+                        .iter()
+                        .map(|v| v.value.display())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
+                None => view
+                    .fields
+                    .get(f.id)
+                    .map(|v| v.display())
+                    .unwrap_or_default(),
+            };
+            cells.push(cell(&value, true));
+        }
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+pub async fn csv(
+    who: Console,
+    query: web::Query<RecordQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let query = query.into_inner();
+    let kind = RecordKind::parse(query.kind.trim())
+        .filter(|k| *k != RecordKind::Case)
+        .ok_or_else(|| {
+            ConsoleError::BadRequest(
+                "A CSV export holds one kind of record: choose court observations or family statements."
+                    .into(),
+            )
+        })?;
+    let records = gather(&who.state, &query, false).await?;
+    let rows: Vec<(String, String, &RecordView)> = records
+        .iter()
+        .map(|r| (r.row.id.to_string(), r.case_name.clone(), &r.view))
+        .collect();
+    let body = csv_text(kind, &rows);
+    audit(&who, "csv", &query, records.len()).await;
+    let name = format!(
+        "saksi-{}-{}.csv",
+        kind.as_str(),
+        date_of_millis(who.state.now())
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(attachment(&name))
+        .body(body))
+}
+
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    id: String,
+    case_name: &'a str,
+    #[serde(flatten)]
+    view: &'a RecordView,
+}
+
+#[derive(Serialize)]
+struct JsonExport<'a> {
+    exported_at: String,
+    exported_by: &'a str,
+    filter: String,
+    count: usize,
+    records: Vec<JsonRecord<'a>>,
+}
+
+pub async fn json(
+    who: Console,
+    query: web::Query<RecordQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let query = query.into_inner();
+    let records = gather(&who.state, &query, false).await?;
+    let export = JsonExport {
+        exported_at: time(who.state.now()),
+        exported_by: who.username(),
+        filter: query.describe(),
+        count: records.len(),
+        records: records
+            .iter()
+            .map(|r| JsonRecord {
+                id: r.row.id.to_string(),
+                case_name: &r.case_name,
+                view: &r.view,
+            })
+            .collect(),
+    };
+    let body = serde_json::to_string_pretty(&export)
+        .map_err(|e| ConsoleError::Internal(format!("export JSON: {e}")))?;
+    audit(&who, "json", &query, records.len()).await;
+    let name = format!("saksi-records-{}.json", date_of_millis(who.state.now()));
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(attachment(&name))
+        .body(body))
+}
+
+/// One record of the printable report.
+#[derive(Debug)]
+pub struct ReportRecord {
+    pub record: RecordDisplay,
+    pub history: Vec<HistoryRow>,
+}
+
+#[derive(Template)]
+#[template(path = "console/report.html")]
+struct ReportPage {
+    generated: String,
+    generated_by: String,
+    filter: String,
+    back: String,
+    records: Vec<ReportRecord>,
+}
+
+pub async fn report(
+    who: Console,
+    query: web::Query<RecordQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let query = query.into_inner();
+    let records = gather(&who.state, &query, true).await?;
+    let people = Directory::load(
+        &who.state,
+        records.iter().flat_map(|r| {
+            r.history.iter().map(|h| &h.by).chain(
+                r.view
+                    .conflicts
+                    .iter()
+                    .flat_map(|c| c.values.iter().map(|v| &v.by)),
+            )
+        }),
+    )
+    .await?;
+    let report = ReportPage {
+        generated: time(who.state.now()),
+        generated_by: who.username().to_owned(),
+        filter: query.describe(),
+        back: format!("/console/records?{}", query.to_query(0)),
+        records: records
+            .iter()
+            .map(|r| ReportRecord {
+                record: display(&r.row.id, &r.view, &r.case_name, &people, who.lang),
+                history: history_rows(r.view.kind, &r.history, &people, who.lang),
+            })
+            .collect(),
+    };
+    let body = report.render()?;
+    audit(&who, "report", &query, records.len()).await;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("plain", true), "plain");
+        assert_eq!(cell("a, b", true), "\"a, b\"");
+        assert_eq!(cell("say \"no\"", true), "\"say \"\"no\"\"\"");
+        assert_eq!(cell("line\nbreak", true), "\"line\nbreak\"");
+        assert_eq!(
+            cell("=HYPERLINK(\"x\")", true),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(cell("-5", false), "-5");
+        assert_eq!(cell("ព្រឹកនេះ", true), "ព្រឹកនេះ");
+    }
+}

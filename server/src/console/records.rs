@@ -1,0 +1,808 @@
+//! The records table, a record's page, its history, conflict resolution and review actions.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use saksi_shared::catalogue::{FieldType, RecordKind};
+use saksi_shared::record::{FieldInput, FieldValue, HistoryEntry, RecordView};
+use saksi_shared::workflow::{ReviewAction, TRANSITIONS, transitions_from};
+use saksi_shared::{DocumentId, Lang, Status};
+use serde::Deserialize;
+
+use super::view::{
+    self, Choice, Chrome, Directory, RecordQuery, SORTS, Who, choices, kind_label, status_label,
+    time, value_label,
+};
+use super::{Console, ConsoleError, page, see_other};
+use crate::app::AppState;
+use crate::storage::{DocumentCounts, DocumentRow};
+use crate::sync::document::EditError;
+
+/// Rows per page of the records table.
+pub const PAGE_SIZE: u32 = 50;
+
+/// One row of the records table.
+#[derive(Debug)]
+pub struct RecordRow {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub case: String,
+    pub status: String,
+    pub status_label: String,
+    pub author: String,
+    pub conflicts: bool,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/records.html")]
+struct RecordsPage {
+    chrome: Chrome,
+    cases: Vec<Choice>,
+    kinds: Vec<Choice>,
+    statuses: Vec<Choice>,
+    authors: Vec<Choice>,
+    conflicts: Vec<Choice>,
+    sorts: Vec<Choice>,
+    from: String,
+    to: String,
+    rows: Vec<RecordRow>,
+    total: u64,
+    with_conflicts: u64,
+    by_status: Vec<(String, u64)>,
+    page: u32,
+    pages: u32,
+    first: u64,
+    last: u64,
+    prev: String,
+    next: String,
+    exports: Vec<(String, String)>,
+}
+
+fn kind_choices(lang: Lang) -> Vec<(String, String)> {
+    [RecordKind::CourtObservation, RecordKind::FamilyStatement]
+        .iter()
+        .map(|k| (k.as_str().to_owned(), k.def().label.get(lang).to_owned()))
+        .collect()
+}
+
+fn status_choices(lang: Lang) -> Vec<(String, String)> {
+    Status::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), s.label().get(lang).to_owned()))
+        .collect()
+}
+
+fn with_any(mut options: Vec<(String, String)>, any: &str) -> Vec<(String, String)> {
+    options.insert(0, (String::new(), any.to_owned()));
+    options
+}
+
+/// Turns index rows into table rows (case names looked up).
+pub fn table_rows(
+    rows: Vec<DocumentRow>,
+    case_names: &[(String, String)],
+    lang: Lang,
+) -> Vec<RecordRow> {
+    rows.into_iter()
+        .map(|r| {
+            let case_id = r.case_id.to_string();
+            RecordRow {
+                id: r.id.to_string(),
+                title: if r.title.trim().is_empty() {
+                    "(untitled)".into()
+                } else {
+                    r.title
+                },
+                kind: kind_label(&r.kind, lang),
+                case: case_names
+                    .iter()
+                    .find(|(id, _)| *id == case_id)
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or(case_id),
+                status_label: status_label(&r.status, lang),
+                status: r.status,
+                author: r.created_by,
+                conflicts: r.has_conflicts,
+                updated: time(r.updated_at),
+            }
+        })
+        .collect()
+}
+
+pub async fn list(
+    who: Console,
+    query: web::Query<RecordQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let q = query.into_inner();
+    let mut filter = q.filter()?;
+    let page_no = q.page.max(1);
+    filter.limit = Some(PAGE_SIZE);
+    filter.offset = (page_no - 1).saturating_mul(PAGE_SIZE);
+    let (rows, counts, cases, users) = who
+        .state
+        .db
+        .run(move |s| {
+            let counts = s.count_documents(&filter)?;
+            Ok((s.documents(&filter)?, counts, s.cases()?, s.users()?))
+        })
+        .await?;
+    let lang = who.lang;
+    let case_names: Vec<(String, String)> = cases
+        .iter()
+        .map(|c| (c.id.to_string(), c.name.clone()))
+        .collect();
+    let DocumentCounts {
+        total,
+        with_conflicts,
+        by_status,
+    } = counts;
+    let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let first = u64::from(filter_offset(page_no)) + 1;
+    let shown = rows.len() as u64;
+    let mut by_status: Vec<(String, u64)> = Status::ALL
+        .iter()
+        .filter_map(|s| {
+            by_status
+                .iter()
+                .find(|(id, _)| id == s.as_str())
+                .map(|(_, n)| (s.label().get(lang).to_owned(), *n))
+        })
+        .collect();
+    by_status.retain(|(_, n)| *n > 0);
+    let link = |p: u32| format!("/console/records?{}", q.to_query(p));
+    let exports = vec![
+        (
+            format!(
+                "/console/export.csv?{}",
+                q.export_query("court_observation")
+            ),
+            "CSV: court observations".to_owned(),
+        ),
+        (
+            format!("/console/export.csv?{}", q.export_query("family_statement")),
+            "CSV: family statements".to_owned(),
+        ),
+        (
+            format!("/console/export.json?{}", q.export_query("")),
+            "JSON".to_owned(),
+        ),
+        (
+            format!("/console/report?{}", q.export_query("")),
+            "Printable report".to_owned(),
+        ),
+    ];
+    page(&RecordsPage {
+        chrome: who.chrome("records"),
+        cases: choices(with_any(case_names.clone(), "Any case"), &q.case),
+        kinds: choices(with_any(kind_choices(lang), "Any kind"), &q.kind),
+        statuses: choices(with_any(status_choices(lang), "Any status"), &q.status),
+        authors: choices(
+            with_any(
+                users
+                    .iter()
+                    .map(|u| (u.username.clone(), u.username.clone()))
+                    .collect(),
+                "Anyone",
+            ),
+            &q.author,
+        ),
+        conflicts: choices(
+            vec![
+                (String::new(), "With or without".into()),
+                ("yes".into(), "With conflicts".into()),
+                ("no".into(), "Without conflicts".into()),
+            ],
+            &q.conflicts,
+        ),
+        sorts: choices(
+            SORTS
+                .iter()
+                .map(|(v, l)| ((*v).to_owned(), (*l).to_owned())),
+            if q.sort.is_empty() {
+                "updated_desc"
+            } else {
+                &q.sort
+            },
+        ),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        rows: table_rows(rows, &case_names, lang),
+        total,
+        with_conflicts,
+        by_status,
+        page: page_no,
+        pages,
+        first: if shown == 0 { 0 } else { first },
+        last: first + shown - 1,
+        prev: if page_no > 1 {
+            link(page_no - 1)
+        } else {
+            String::new()
+        },
+        next: if page_no < pages {
+            link(page_no + 1)
+        } else {
+            String::new()
+        },
+        exports,
+    })
+}
+
+fn filter_offset(page_no: u32) -> u32 {
+    (page_no.max(1) - 1).saturating_mul(PAGE_SIZE)
+}
+
+/// One value of a conflicted field.
+#[derive(Debug)]
+pub struct ConflictValueView {
+    pub value: String,
+    pub who: Who,
+    pub change: String,
+    /// The value the record currently shows.
+    pub shown: bool,
+}
+
+/// A conflicted field.
+#[derive(Debug)]
+pub struct ConflictView {
+    pub field: String,
+    pub label: String,
+    pub values: Vec<ConflictValueView>,
+    /// A field value (resolved here); the status is settled by a review action instead.
+    pub resolvable: bool,
+}
+
+/// One field of the record page.
+#[derive(Debug)]
+pub struct FieldView {
+    pub id: String,
+    pub label: String,
+    /// `text`, `narrative`, `list` or `empty`.
+    pub shape: &'static str,
+    pub text: String,
+    pub items: Vec<String>,
+    pub conflict: bool,
+}
+
+#[derive(Debug)]
+pub struct SectionView {
+    pub label: String,
+    pub fields: Vec<FieldView>,
+}
+
+#[derive(Debug)]
+pub struct ReviewView {
+    pub author: String,
+    pub role: String,
+    pub at: String,
+    pub action: String,
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub struct ActionView {
+    pub action: &'static str,
+    pub label: &'static str,
+    pub primary: bool,
+}
+
+/// The merged record, ready to show: sections and fields in catalogue order.
+#[derive(Debug)]
+pub struct RecordDisplay {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub case_id: String,
+    pub case_name: String,
+    pub status: String,
+    pub status_label: String,
+    pub author: String,
+    pub created: String,
+    pub updated: String,
+    pub conflicts: Vec<ConflictView>,
+    pub sections: Vec<SectionView>,
+    pub review: Vec<ReviewView>,
+}
+
+pub fn action_label(action: &str) -> String {
+    match ReviewAction::parse(action) {
+        Some(ReviewAction::Comment) => "commented",
+        Some(ReviewAction::Submit) => "submitted",
+        Some(ReviewAction::RequestChanges) => "requested changes",
+        Some(ReviewAction::Approve) => "approved",
+        Some(ReviewAction::Reopen) => "reopened",
+        Some(ReviewAction::Archive) => "archived",
+        Some(ReviewAction::Unarchive) => "unarchived",
+        Some(ReviewAction::Resolve) => "resolved a conflict",
+        None => action,
+    }
+    .to_owned()
+}
+
+/// Builds the display of a record.
+pub fn display(
+    id: &DocumentId,
+    view: &RecordView,
+    case_name: &str,
+    people: &Directory,
+    lang: Lang,
+) -> RecordDisplay {
+    let def = view.kind.def();
+    let conflicted = |field: &str| view.conflicts.iter().any(|c| c.field == field);
+    let sections = def
+        .sections
+        .iter()
+        .map(|section| SectionView {
+            label: section.label.get(lang).to_owned(),
+            fields: def
+                .fields
+                .iter()
+                .filter(|f| f.section == section.id)
+                .map(|f| {
+                    let value = view.fields.get(f.id);
+                    let (shape, text, items) = match (f.field_type, value) {
+                        (_, None) => ("empty", String::new(), Vec::new()),
+                        (FieldType::List, Some(FieldValue::List(items))) => {
+                            ("list", String::new(), items.clone())
+                        }
+                        (FieldType::LongText, Some(v)) => ("narrative", v.display(), Vec::new()),
+                        (_, Some(v)) => ("text", value_label(Some(f), v, lang), Vec::new()),
+                    };
+                    FieldView {
+                        id: f.id.to_owned(),
+                        label: f.label.get(lang).to_owned(),
+                        shape,
+                        text,
+                        items,
+                        conflict: conflicted(f.id),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let conflicts = view
+        .conflicts
+        .iter()
+        .map(|c| {
+            let field_def = def.field(&c.field);
+            ConflictView {
+                field: c.field.clone(),
+                label: field_def
+                    .map(|f| f.label.get(lang).to_owned())
+                    .unwrap_or_else(|| "Status".to_owned()),
+                values: c
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| ConflictValueView {
+                        value: match field_def {
+                            Some(_) => value_label(field_def, &v.value, lang),
+                            None => status_label(&v.value.display(), lang),
+                        },
+                        who: people.who(&v.by),
+                        change: v.by.change.clone(),
+                        shown: i == 0,
+                    })
+                    .collect(),
+                resolvable: field_def.is_some(),
+            }
+        })
+        .collect();
+    let review = view
+        .review
+        .iter()
+        .map(|e| ReviewView {
+            author: e.author.clone(),
+            role: e.role.clone(),
+            at: time(e.at),
+            action: action_label(&e.action),
+            text: if e.action == "resolve" {
+                def.field(&e.text)
+                    .map(|f| f.label.get(lang).to_owned())
+                    .unwrap_or_else(|| e.text.clone())
+            } else {
+                e.text.clone()
+            },
+        })
+        .collect();
+    RecordDisplay {
+        id: id.to_string(),
+        title: if view.title.trim().is_empty() {
+            "(untitled)".into()
+        } else {
+            view.title.clone()
+        },
+        kind: def.label.get(lang).to_owned(),
+        case_id: view.case.clone(),
+        case_name: case_name.to_owned(),
+        status: view.status.as_str().to_owned(),
+        status_label: view.status.label().get(lang).to_owned(),
+        author: view.created_by.clone(),
+        created: time(view.created_at),
+        updated: time(view.updated_at),
+        conflicts,
+        sections,
+        review,
+    }
+}
+
+/// One change in the history, ready to show.
+#[derive(Debug)]
+pub struct HistoryRow {
+    pub who: Who,
+    pub edits: Vec<String>,
+}
+
+pub fn history_rows(
+    kind: RecordKind,
+    entries: &[HistoryEntry],
+    people: &Directory,
+    lang: Lang,
+) -> Vec<HistoryRow> {
+    entries
+        .iter()
+        .map(|e| HistoryRow {
+            who: people.who(&e.by),
+            edits: e
+                .edits
+                .iter()
+                .map(|edit| view::describe_edit(kind, edit, lang))
+                .collect(),
+        })
+        .collect()
+}
+
+/// A record as read for a page.
+pub struct Loaded {
+    pub id: DocumentId,
+    pub view: RecordView,
+    pub history: Vec<HistoryEntry>,
+    pub case_name: String,
+}
+
+/// Reads a record (merged view and history) through its document task.
+pub async fn load(state: &Arc<AppState>, raw_id: &str) -> Result<Loaded, ConsoleError> {
+    let id = DocumentId::parse(raw_id).map_err(|_| ConsoleError::NotFound)?;
+    let row = state
+        .db
+        .run(move |s| s.document(&id))
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let read = state
+        .documents
+        .read(state, id, |record| {
+            record.map(|r| r.view().map(|v| (v, r.history())))
+        })
+        .await
+        .flatten()
+        .ok_or(ConsoleError::NotFound)?;
+    let (view, history) =
+        read.map_err(|e| ConsoleError::Internal(format!("record {id} unreadable: {e}")))?;
+    let case_id = row.case_id;
+    let case_name = state
+        .db
+        .run(move |s| Ok(s.cases()?.into_iter().find(|c| c.id == case_id)))
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_else(|| case_id.to_string());
+    Ok(Loaded {
+        id,
+        view,
+        history,
+        case_name,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/record.html")]
+struct RecordPage {
+    chrome: Chrome,
+    record: RecordDisplay,
+    flash: String,
+    actions: Vec<ActionView>,
+    last_change: Option<Who>,
+    changes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordPageQuery {
+    #[serde(default)]
+    done: String,
+}
+
+fn flash(done: &str) -> String {
+    match done {
+        "resolved" => "The chosen value is saved. It reaches the phones when they next sync.",
+        "request_changes" => "Changes requested. The author sees your comment on their phone.",
+        "approve" => "Approved.",
+        "archive" => "Archived.",
+        "unarchive" => "Unarchived: the record is approved again.",
+        "reopen" => "Reopened: the record needs changes again.",
+        "comment" => "Comment added.",
+        _ => "",
+    }
+    .to_owned()
+}
+
+fn action_views(status: Status, role: saksi_shared::Role) -> Vec<ActionView> {
+    transitions_from(status, role)
+        .filter(|t| t.reviewers_only)
+        .map(|t| {
+            let (action, label, primary) = match t.action {
+                ReviewAction::RequestChanges => ("request_changes", "Request changes", false),
+                ReviewAction::Approve => ("approve", "Approve", true),
+                ReviewAction::Reopen => ("reopen", "Reopen (needs changes)", false),
+                ReviewAction::Archive => ("archive", "Archive", false),
+                ReviewAction::Unarchive => ("unarchive", "Unarchive", false),
+                other => (other.as_str(), "Apply", false),
+            };
+            ActionView {
+                action,
+                label,
+                primary,
+            }
+        })
+        .collect()
+}
+
+pub async fn show(
+    who: Console,
+    path: web::Path<String>,
+    query: web::Query<RecordPageQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Loaded {
+        id,
+        view,
+        history,
+        case_name,
+    } = load(&who.state, &path).await?;
+    let attributions = view
+        .conflicts
+        .iter()
+        .flat_map(|c| c.values.iter().map(|v| &v.by))
+        .chain(history.last().map(|h| &h.by));
+    let people = Directory::load(&who.state, attributions).await?;
+    let record = display(&id, &view, &case_name, &people, who.lang);
+    page(&RecordPage {
+        chrome: who.chrome("records"),
+        flash: flash(&query.done),
+        actions: action_views(view.status, who.auth.user.role),
+        last_change: history.last().map(|h| people.who(&h.by)),
+        changes: history.len(),
+        record,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/history.html")]
+struct HistoryPage {
+    chrome: Chrome,
+    id: String,
+    title: String,
+    field: String,
+    field_label: String,
+    fields: Vec<Choice>,
+    rows: Vec<HistoryRow>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    field: String,
+}
+
+pub async fn history(
+    who: Console,
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Loaded {
+        id, view, history, ..
+    } = load(&who.state, &path).await?;
+    let def = view.kind.def();
+    let field = query.field.trim().to_owned();
+    let field_def = if field.is_empty() {
+        None
+    } else {
+        Some(
+            def.field(&field)
+                .ok_or_else(|| ConsoleError::BadRequest("No such field.".into()))?,
+        )
+    };
+    let entries: Vec<HistoryEntry> = match field_def {
+        None => history,
+        Some(f) => history
+            .into_iter()
+            .filter_map(|mut e| {
+                e.edits.retain(|edit| edit.field() == Some(f.id));
+                (!e.edits.is_empty()).then_some(e)
+            })
+            .collect(),
+    };
+    let people = Directory::load(&who.state, entries.iter().map(|e| &e.by)).await?;
+    let mut rows = history_rows(view.kind, &entries, &people, who.lang);
+    rows.reverse();
+    let lang = who.lang;
+    page(&HistoryPage {
+        chrome: who.chrome("records"),
+        id: id.to_string(),
+        title: if view.title.trim().is_empty() {
+            "(untitled)".into()
+        } else {
+            view.title.clone()
+        },
+        field_label: field_def
+            .map(|f| f.label.get(lang).to_owned())
+            .unwrap_or_default(),
+        fields: choices(
+            with_any(
+                def.fields
+                    .iter()
+                    .map(|f| (f.id.to_owned(), f.label.get(lang).to_owned()))
+                    .collect(),
+                "Every field",
+            ),
+            &field,
+        ),
+        field,
+        rows,
+    })
+}
+
+fn edit_error(e: EditError) -> ConsoleError {
+    match e {
+        EditError::NotFound => ConsoleError::NotFound,
+        EditError::Record(e) => ConsoleError::Conflict(format!("This could not be done: {e}.")),
+        EditError::Storage(e) => e.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResolveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    field: String,
+    /// The change that wrote the chosen value.
+    #[serde(default)]
+    change: String,
+}
+
+const STALE: &str = "The record changed since you opened it: that value is no longer in conflict. \
+    Reload the record and choose again.";
+
+pub async fn resolve(
+    req: HttpRequest,
+    who: Console,
+    path: web::Path<String>,
+    form: web::Form<ResolveForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_form(&req, &form.csrf)?;
+    let id = DocumentId::parse(&path).map_err(|_| ConsoleError::NotFound)?;
+    let ResolveForm { field, change, .. } = form.into_inner();
+    let stale = Arc::new(Mutex::new(false));
+    let flag = stale.clone();
+    let device = who.auth.device.id.clone();
+    who.state
+        .documents
+        .edit(
+            &who.state,
+            id,
+            &device,
+            who.editor(),
+            move |record, editor, now| {
+                // Chosen by the change that wrote it, inside the document's task: if the conflict
+                // moved on meanwhile, nothing is written.
+                let chosen = record.conflicts()?.into_iter().find_map(|c| {
+                    (c.field == field)
+                        .then(|| c.values.into_iter().find(|v| v.by.change == change))
+                        .flatten()
+                });
+                let input = match chosen.map(|v| v.value) {
+                    Some(FieldValue::Number(n)) => FieldInput::Number(n),
+                    Some(FieldValue::Text(s)) => FieldInput::Text(s),
+                    Some(FieldValue::List(_)) | None => {
+                        *flag.lock().expect("flag lock") = true;
+                        return Ok(());
+                    }
+                };
+                record.resolve(&field, input, editor, now)
+            },
+        )
+        .await
+        .map_err(edit_error)?;
+    if *stale.lock().expect("flag lock") {
+        return Err(ConsoleError::Conflict(STALE.into()));
+    }
+    tracing::info!(doc = %id, device = %who.auth.device.id, "console: conflict resolved");
+    Ok(see_other(&format!("/console/records/{id}?done=resolved")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn review(
+    req: HttpRequest,
+    who: Console,
+    path: web::Path<String>,
+    form: web::Form<ReviewForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_form(&req, &form.csrf)?;
+    let id = DocumentId::parse(&path).map_err(|_| ConsoleError::NotFound)?;
+    let ReviewForm {
+        action, comment, ..
+    } = form.into_inner();
+    let action = ReviewAction::parse(&action)
+        .filter(|a| {
+            matches!(
+                a,
+                ReviewAction::Comment
+                    | ReviewAction::RequestChanges
+                    | ReviewAction::Approve
+                    | ReviewAction::Reopen
+                    | ReviewAction::Archive
+                    | ReviewAction::Unarchive
+            )
+        })
+        .ok_or_else(|| ConsoleError::BadRequest("Unknown review action.".into()))?;
+    let comment = comment.trim().replace("\r\n", "\n");
+    if matches!(
+        action,
+        ReviewAction::Comment | ReviewAction::RequestChanges | ReviewAction::Reopen
+    ) && comment.is_empty()
+    {
+        return Err(ConsoleError::BadRequest(
+            "Write a comment that tells the author what to change.".into(),
+        ));
+    }
+    let stale = Arc::new(Mutex::new(false));
+    let flag = stale.clone();
+    let device = who.auth.device.id.clone();
+    who.state
+        .documents
+        .edit(
+            &who.state,
+            id,
+            &device,
+            who.editor(),
+            move |record, editor, now| {
+                if action == ReviewAction::Comment {
+                    return record.comment(&comment, editor, now);
+                }
+                let from = record.meta().map(|m| m.status).unwrap_or(Status::Draft);
+                let Some(step) = TRANSITIONS
+                    .iter()
+                    .find(|t| t.from == from && t.action == action)
+                else {
+                    *flag.lock().expect("flag lock") = true;
+                    return Ok(());
+                };
+                let comment = (!comment.is_empty()).then_some(comment.as_str());
+                record.transition(step.to, comment, editor, now)
+            },
+        )
+        .await
+        .map_err(edit_error)?;
+    if *stale.lock().expect("flag lock") {
+        return Err(ConsoleError::Conflict(
+            "The record's status changed since you opened it. Reload it and choose again.".into(),
+        ));
+    }
+    tracing::info!(doc = %id, device = %who.auth.device.id, action = action.as_str(), "console: review");
+    Ok(see_other(&format!(
+        "/console/records/{id}?done={}",
+        action.as_str()
+    )))
+}

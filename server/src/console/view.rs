@@ -1,0 +1,469 @@
+//! What the console's pages share: the page frame, the record filter, labels in the chosen
+//! language, times, and who made a change (actor → device → user).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use saksi_shared::automerge::ActorId;
+use saksi_shared::catalogue::{FieldDef, FieldType, RecordKind};
+use saksi_shared::policy::ActorBindings;
+use saksi_shared::record::{Attribution, Edit, FieldValue};
+use saksi_shared::{DocumentId, Lang, Millis, Status};
+use serde::{Deserialize, Serialize};
+
+use super::ConsoleError;
+use crate::app::AppState;
+use crate::storage::{Device, DocumentFilter, DocumentSort, User};
+use crate::sync::BindingsBatch;
+
+/// The frame of every console page.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub username: String,
+    pub role: &'static str,
+    pub is_admin: bool,
+    pub csrf: String,
+    /// `en` or `km`.
+    pub lang: &'static str,
+    /// This page's path and query (the language form comes back here).
+    pub here: String,
+    /// Which navigation entry is highlighted.
+    pub active: &'static str,
+}
+
+/// `YYYY-MM-DD HH:MM UTC`, or `-` for nothing.
+pub fn time(millis: Millis) -> String {
+    if millis <= 0 {
+        return "-".into();
+    }
+    format!("{} UTC", crate::admin::format_time(millis))
+}
+
+pub fn time_opt(millis: Option<Millis>) -> String {
+    millis.map(time).unwrap_or_else(|| "-".into())
+}
+
+/// Milliseconds at 00:00 UTC of `YYYY-MM-DD`.
+pub fn date_millis(s: &str) -> Option<Millis> {
+    let d = saksi_shared::validate::parse_date(s)?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d.month <= 2 {
+        (i64::from(d.year) - 1, i64::from(d.month) + 9)
+    } else {
+        (i64::from(d.year), i64::from(d.month) - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + i64::from(d.day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+pub fn kind_label(kind: &str, lang: Lang) -> String {
+    RecordKind::parse(kind)
+        .map(|k| k.def().label.get(lang).to_owned())
+        .unwrap_or_else(|| kind.to_owned())
+}
+
+pub fn status_label(status: &str, lang: Lang) -> String {
+    Status::parse(status)
+        .map(|s| s.label().get(lang).to_owned())
+        .unwrap_or_else(|| status.to_owned())
+}
+
+/// A value as shown to people: choices by their label, lists joined with `; `.
+pub fn value_label(def: Option<&FieldDef>, value: &FieldValue, lang: Lang) -> String {
+    if let (Some(def), FieldValue::Text(id)) = (def, value)
+        && matches!(def.field_type, FieldType::Enum | FieldType::YesNoUnknown)
+        && let Some(choice) = def.choices.iter().find(|c| c.id == id)
+    {
+        return choice.label.get(lang).to_owned();
+    }
+    value.display()
+}
+
+/// An edit in words, with labels in `lang`.
+pub fn describe_edit(kind: RecordKind, edit: &Edit, lang: Lang) -> String {
+    let label = |field: &str| {
+        kind.def()
+            .field(field)
+            .map(|f| f.label.get(lang).to_owned())
+            .unwrap_or_else(|| field.to_owned())
+    };
+    match edit {
+        Edit::Created { kind } => format!("created the {}", kind_label(kind, Lang::En)),
+        Edit::SetField { field, value } => {
+            let shown = value_label(kind.def().field(field), value, lang);
+            format!("set “{}” to “{}”", label(field), shown)
+        }
+        Edit::ClearedField { field } => format!("cleared “{}”", label(field)),
+        Edit::EditedText {
+            field,
+            inserted,
+            deleted,
+        } => format!(
+            "edited “{}”: {inserted} character(s) added, {deleted} removed",
+            label(field)
+        ),
+        Edit::EditedList {
+            field,
+            inserted,
+            replaced,
+            removed,
+        } => format!(
+            "edited the list “{}”: {inserted} added, {replaced} changed, {removed} removed",
+            label(field)
+        ),
+        Edit::Status { to } => format!("status → {}", status_label(to, lang)),
+        Edit::Review { action } => format!("review: {}", action.replace('_', " ")),
+        Edit::SchemaVersion { to } => format!("upgraded the record format to version {to}"),
+        Edit::Other => "other changes".into(),
+    }
+}
+
+/// Who made a change, as the server knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Who {
+    /// The account of the device the change's actor is bound to (else the claim).
+    pub user: String,
+    pub device_name: String,
+    pub device_id: String,
+    pub at: String,
+    /// The actor is bound to a device, and the commit message names that device and its user.
+    pub confirmed: bool,
+    /// Why the attribution is not confirmed, if it is not.
+    pub note: String,
+}
+
+/// Devices and users behind the actors of a record's changes.
+#[derive(Debug, Default)]
+pub struct Directory {
+    /// actor hex → device id (the server's bindings).
+    actors: HashMap<String, String>,
+    devices: HashMap<String, (Device, User)>,
+}
+
+impl Directory {
+    /// Looks up the actors of `attributions` in the server's bindings, and their devices.
+    pub async fn load<'a>(
+        state: &Arc<AppState>,
+        attributions: impl IntoIterator<Item = &'a Attribution>,
+    ) -> Result<Directory, ConsoleError> {
+        let batch = BindingsBatch {
+            shared: &state.bindings,
+            added: Vec::new(),
+        };
+        let mut actors = HashMap::new();
+        let mut wanted = HashSet::new();
+        for a in attributions {
+            if let Some(claimed) = &a.device {
+                wanted.insert(claimed.clone());
+            }
+            if actors.contains_key(&a.actor) {
+                continue;
+            }
+            let Ok(bytes) = hex::decode(&a.actor) else {
+                continue;
+            };
+            if let Some(device) = batch.device_of(&ActorId::from(bytes)) {
+                wanted.insert(device.clone());
+                actors.insert(a.actor.clone(), device);
+            }
+        }
+        let devices = state
+            .db
+            .run(move |s| {
+                let mut found = HashMap::new();
+                for id in wanted {
+                    if let Some(pair) = s.device(&id)? {
+                        found.insert(id, pair);
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        Ok(Directory { actors, devices })
+    }
+
+    pub fn who(&self, a: &Attribution) -> Who {
+        let claimed_user = a.user.clone().unwrap_or_default();
+        let claimed_device = a.device.clone().unwrap_or_default();
+        let at = time(a.at);
+        match self.actors.get(&a.actor) {
+            Some(device_id) => {
+                let (device_name, user) = match self.devices.get(device_id) {
+                    Some((d, u)) => (d.name.clone(), u.username.clone()),
+                    None => ("(unknown device)".into(), claimed_user.clone()),
+                };
+                let confirmed = user == claimed_user && *device_id == claimed_device;
+                let note = if confirmed {
+                    String::new()
+                } else {
+                    format!(
+                        "the change names {} on {}",
+                        or_unknown(&claimed_user),
+                        or_unknown(&claimed_device)
+                    )
+                };
+                Who {
+                    user,
+                    device_name,
+                    device_id: device_id.clone(),
+                    at,
+                    confirmed,
+                    note,
+                }
+            }
+            None => {
+                // Not sent by any device: made on the server (e.g. a case created from the
+                // command line), or before bindings existed. Show the claim, unconfirmed.
+                let device_name = self
+                    .devices
+                    .get(&claimed_device)
+                    .map(|(d, _)| d.name.clone())
+                    .unwrap_or_else(|| or_unknown(&claimed_device));
+                Who {
+                    user: or_unknown(&claimed_user),
+                    device_name,
+                    device_id: claimed_device,
+                    at,
+                    confirmed: false,
+                    note: "no device on record for this change".into(),
+                }
+            }
+        }
+    }
+}
+
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() {
+        "unknown".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The records filter of the table and of exports, as it comes in a query string. Empty
+/// values mean "any".
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RecordQuery {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub author: String,
+    /// `yes`, `no` or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub conflicts: String,
+    /// Updated on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    /// Updated on or before this day.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub to: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sort: String,
+    #[serde(default, skip_serializing_if = "is_first_page")]
+    pub page: u32,
+}
+
+fn is_first_page(page: &u32) -> bool {
+    *page <= 1
+}
+
+/// The sort orders offered, as (query value, label).
+pub const SORTS: &[(&str, &str)] = &[
+    ("updated_desc", "Updated, newest first"),
+    ("updated_asc", "Updated, oldest first"),
+    ("created_desc", "Created, newest first"),
+    ("created_asc", "Created, oldest first"),
+    ("title", "Title"),
+    ("status", "Status"),
+    ("author", "Author"),
+    ("kind", "Kind"),
+];
+
+impl RecordQuery {
+    /// The storage filter (without paging), refusing malformed values.
+    pub fn filter(&self) -> Result<DocumentFilter, ConsoleError> {
+        let bad =
+            |what: &str| ConsoleError::BadRequest(format!("The filter has an invalid {what}."));
+        let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        let case = match some(&self.case) {
+            Some(c) => Some(DocumentId::parse(&c).map_err(|_| bad("case"))?),
+            None => None,
+        };
+        let kind = some(&self.kind);
+        if let Some(k) = &kind
+            && RecordKind::parse(k).is_none_or(|k| k == RecordKind::Case)
+        {
+            return Err(bad("kind"));
+        }
+        let status = some(&self.status);
+        if status
+            .as_deref()
+            .is_some_and(|s| Status::parse(s).is_none())
+        {
+            return Err(bad("status"));
+        }
+        let has_conflicts = match self.conflicts.as_str() {
+            "" => None,
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => return Err(bad("conflict choice")),
+        };
+        let updated_from = match some(&self.from) {
+            Some(d) => Some(date_millis(&d).ok_or_else(|| bad("start date"))?),
+            None => None,
+        };
+        let updated_to = match some(&self.to) {
+            Some(d) => Some(date_millis(&d).ok_or_else(|| bad("end date"))? + 86_400_000 - 1),
+            None => None,
+        };
+        let sort = match self.sort.as_str() {
+            "" | "updated_desc" => DocumentSort::UpdatedDesc,
+            "updated_asc" => DocumentSort::UpdatedAsc,
+            "created_desc" => DocumentSort::CreatedDesc,
+            "created_asc" => DocumentSort::CreatedAsc,
+            "title" => DocumentSort::Title,
+            "status" => DocumentSort::Status,
+            "author" => DocumentSort::Author,
+            "kind" => DocumentSort::Kind,
+            _ => return Err(bad("sort order")),
+        };
+        Ok(DocumentFilter {
+            case,
+            kind,
+            status,
+            created_by: some(&self.author),
+            has_conflicts,
+            updated_from,
+            updated_to,
+            sort,
+            ..DocumentFilter::default()
+        })
+    }
+
+    /// This query as a query string (without `?`), with `page` replaced.
+    pub fn to_query(&self, page: u32) -> String {
+        let mut q = self.clone();
+        q.page = page;
+        serde_urlencoded::to_string(&q).unwrap_or_default()
+    }
+
+    /// This query for an export of one kind.
+    pub fn export_query(&self, kind: &str) -> String {
+        let mut q = self.clone();
+        q.page = 0;
+        q.sort.clear();
+        if !kind.is_empty() {
+            q.kind = kind.to_owned();
+        }
+        serde_urlencoded::to_string(&q).unwrap_or_default()
+    }
+
+    /// The filter for the audit log: ids and names, never contents.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            ("case", &self.case),
+            ("kind", &self.kind),
+            ("status", &self.status),
+            ("author", &self.author),
+            ("conflicts", &self.conflicts),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", v.trim().chars().take(64).collect::<String>()))
+        .collect();
+        if parts.is_empty() {
+            "all records".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// An option of a `<select>`.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+pub fn choices(options: impl IntoIterator<Item = (String, String)>, selected: &str) -> Vec<Choice> {
+    options
+        .into_iter()
+        .map(|(value, label)| Choice {
+            selected: value == selected,
+            value,
+            label,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_become_utc_midnight() {
+        assert_eq!(date_millis("1970-01-01"), Some(0));
+        assert_eq!(date_millis("2000-02-29"), Some(951_782_400_000));
+        assert_eq!(date_millis("2000-02-30"), None);
+        for ms in [0, 951_782_400_000, 1_795_000_000_000] {
+            let day = saksi_shared::validate::date_of_millis(ms);
+            assert_eq!(date_millis(&day), Some(ms - ms.rem_euclid(86_400_000)));
+        }
+    }
+
+    #[test]
+    fn a_query_round_trips_and_rejects_bad_values() {
+        let q = RecordQuery {
+            kind: "court_observation".into(),
+            conflicts: "yes".into(),
+            from: "2026-01-01".into(),
+            to: "2026-01-31".into(),
+            ..RecordQuery::default()
+        };
+        let f = q.filter().expect("valid");
+        assert_eq!(f.has_conflicts, Some(true));
+        assert_eq!(
+            f.updated_to,
+            Some(date_millis("2026-02-01").expect("date") - 1)
+        );
+        assert_eq!(
+            q.to_query(2),
+            "kind=court_observation&conflicts=yes&from=2026-01-01&to=2026-01-31&page=2"
+        );
+        assert_eq!(
+            q.describe(),
+            "kind=court_observation conflicts=yes from=2026-01-01 to=2026-01-31"
+        );
+        for bad in [
+            RecordQuery {
+                kind: "case".into(),
+                ..RecordQuery::default()
+            },
+            RecordQuery {
+                status: "lost".into(),
+                ..RecordQuery::default()
+            },
+            RecordQuery {
+                case: "not-an-id".into(),
+                ..RecordQuery::default()
+            },
+            RecordQuery {
+                from: "2026-13-01".into(),
+                ..RecordQuery::default()
+            },
+        ] {
+            assert!(bad.filter().is_err(), "{bad:?}");
+        }
+    }
+}
