@@ -34,14 +34,19 @@ struct Server {
     client: Client,
 }
 
-fn start(dir: &Path) -> Server {
+fn start(dir: &Path, log: &Path) -> Server {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_saksi"))
         .arg("serve")
         .env("SAKSI_DATA_DIR", dir)
         .env("SAKSI_LISTEN", "127.0.0.1:0")
-        .env("SAKSI_LOG", "warn")
+        .env("SAKSI_LOG", "debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("server process starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -178,6 +183,8 @@ fn check_on_disk(dir: &Path, acked: &Acked) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("dir");
+    let logs = tempfile::tempdir().expect("log dir");
+    let log = logs.path().join("server.log");
     let case = {
         let storage = SqliteStorage::open(&dir.path().join("saksi.sqlite3")).expect("open");
         let hash = Passwords::new(19_456, 2).hash(PASSWORD).expect("hash");
@@ -199,7 +206,7 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
     };
 
     // Round 0: phones sign in, create their records and the shared one.
-    let server = start(dir.path());
+    let server = start(dir.path(), &log);
     let mut phones = Vec::new();
     let shared = DocumentId::from_bytes(random_16());
     for (i, name) in ["sophea", "vanna", "dara"].into_iter().enumerate() {
@@ -242,7 +249,7 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
     let acked: Acked = Arc::default();
     let mut checked = 0;
     for round in 0..ROUNDS {
-        let server = start(dir.path());
+        let server = start(dir.path(), &log);
         let mut tasks = Vec::new();
         for phone in phones.drain(..) {
             tasks.push(tokio::spawn(work(
@@ -265,8 +272,9 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
     }
 
     // Finally: restart, and every phone converges with no manual step.
-    let server = start(dir.path());
+    let server = start(dir.path(), &log);
     let mut syncs = Vec::new();
+    let tokens: Vec<String> = phones.iter().map(|p| p.session.token.clone()).collect();
     for mut phone in phones {
         phone.session.client = server.client.clone();
         let mut sync = phone.session.sync(phone.repo).await.expect("reconnect");
@@ -313,5 +321,16 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
         );
     }
     kill(server);
+
+    // The server's own log, at debug level, over all these rounds: ids and counts only.
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("document created"), "the log was captured");
+    // The password, and what the phones typed (field values and narrative tokens).
+    for secret in [PASSWORD, "លេខ", "[sophea", "<vanna"] {
+        assert!(!text.contains(secret), "the log contains `{secret}`");
+    }
+    for token in tokens {
+        assert!(!text.contains(&token), "the log contains a device token");
+    }
     eprintln!("S6: {ROUNDS} SIGKILL rounds, {checked} acknowledged changes verified on disk");
 }
