@@ -252,6 +252,31 @@ pub(crate) fn safe_next(next: &str) -> &str {
     if ok { next } else { "/console/records" }
 }
 
+/// Whether a POST comes from a page of this origin, as far as the browser tells.
+///
+/// The console's pages are served with `Referrer-Policy: no-referrer`, under which browsers
+/// send `Origin: null` even on same-origin form posts. Browsers that send Fetch Metadata say
+/// where the request comes from in `Sec-Fetch-Site`: only `same-origin` passes. Otherwise a
+/// real `Origin` must name this host; a `null` or missing one is left to the CSRF token (and
+/// the `SameSite=Strict` cookie).
+pub(crate) fn posted_from_here(req: &HttpRequest) -> bool {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let origin = header("origin");
+    let origin_ok = match origin.as_deref() {
+        None | Some("null") => true,
+        Some(_) => same_origin(req),
+    };
+    match header("sec-fetch-site").as_deref() {
+        Some(site) => site == "same-origin" && origin_ok,
+        None => origin_ok,
+    }
+}
+
 /// HMAC-SHA256 (RFC 2104).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
@@ -314,7 +339,7 @@ impl Console {
     /// For every POST: the form's token must be this session's, and the request must come from
     /// this origin.
     pub fn check_form(&self, req: &HttpRequest, token: &str) -> Result<(), ConsoleError> {
-        if !same_origin(req) || !same_bytes(token.as_bytes(), self.csrf.as_bytes()) {
+        if !posted_from_here(req) || !same_bytes(token.as_bytes(), self.csrf.as_bytes()) {
             tracing::warn!(device = %self.auth.device.id, path = %req.path(), "console: CSRF check failed");
             return Err(ConsoleError::Csrf);
         }
@@ -429,6 +454,42 @@ mod tests {
         assert_ne!(a, csrf_token("session-b"));
         assert!(same_bytes(a.as_bytes(), csrf_token("session-a").as_bytes()));
         assert!(!same_bytes(a.as_bytes(), &a.as_bytes()[..63]));
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_told_apart() {
+        use actix_web::test::TestRequest;
+        let req = |headers: &[(&'static str, &'static str)]| {
+            let mut r = TestRequest::post().insert_header(("host", "desk.example:8443"));
+            for h in headers {
+                r = r.insert_header(*h);
+            }
+            r.to_http_request()
+        };
+        // Scripts and tests send neither header; the CSRF token decides.
+        assert!(posted_from_here(&req(&[])));
+        // What Chromium sends for a console form under `Referrer-Policy: no-referrer`.
+        assert!(posted_from_here(&req(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(posted_from_here(&req(&[
+            ("origin", "https://desk.example:8443"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!posted_from_here(&req(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!posted_from_here(&req(&[("sec-fetch-site", "same-site")])));
+        assert!(!posted_from_here(&req(&[(
+            "origin",
+            "https://evil.example"
+        )])));
+        assert!(!posted_from_here(&req(&[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "same-origin")
+        ])));
     }
 
     #[test]

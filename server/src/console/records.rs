@@ -273,6 +273,8 @@ pub struct FieldView {
 pub struct SectionView {
     pub label: String,
     pub fields: Vec<FieldView>,
+    /// Some field of the section has a value.
+    pub filled: bool,
 }
 
 #[derive(Debug)]
@@ -337,9 +339,8 @@ pub fn display(
     let sections = def
         .sections
         .iter()
-        .map(|section| SectionView {
-            label: section.label.get(lang).to_owned(),
-            fields: def
+        .map(|section| {
+            let fields: Vec<FieldView> = def
                 .fields
                 .iter()
                 .filter(|f| f.section == section.id)
@@ -362,7 +363,12 @@ pub fn display(
                         conflict: conflicted(f.id),
                     }
                 })
-                .collect(),
+                .collect();
+            SectionView {
+                label: section.label.get(lang).to_owned(),
+                filled: fields.iter().any(|f| f.shape != "empty"),
+                fields,
+            }
         })
         .collect();
     let conflicts = view

@@ -10,11 +10,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{Console, ConsoleError, LANG_COOKIE, page, safe_next, see_other};
+use super::{Console, ConsoleError, LANG_COOKIE, page, posted_from_here, safe_next, see_other};
 use crate::app::AppState;
 use crate::http::ApiError;
 use crate::http::api::{removal_cookie, session_cookie, sign_in, sign_out};
-use crate::http::auth::{authenticate, request_token, same_origin};
+use crate::http::auth::{authenticate, request_token};
 
 /// The name of devices registered by the console's sign-in form.
 pub const CONSOLE_DEVICE_NAME: &str = "console (browser)";
@@ -90,9 +90,9 @@ pub async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    // No session yet, so no CSRF token: the same-origin check refuses forms posted from other
-    // sites (login CSRF).
-    if !same_origin(&req) {
+    // No session yet, so no CSRF token: the origin check refuses forms posted from other sites
+    // (login CSRF).
+    if !posted_from_here(&req) {
         return Err(ConsoleError::Csrf);
     }
     let form = form.into_inner();
