@@ -35,15 +35,20 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/** Launches headless Chromium. Close it in `after()`. */
-export async function launchBrowser() {
+/**
+ * Launches headless Chromium. Close it in `after()`. `extraArgs` are added to CHROMIUM_ARGS
+ * (the PWA tests add `--ignore-certificate-errors`: a context's `ignoreHTTPSErrors` does not
+ * cover service worker scripts, which Chromium refuses over the test server's self-signed
+ * certificate).
+ */
+export async function launchBrowser(extraArgs = []) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(
       `Chromium is not at ${CHROMIUM}: install it with \`apt-get install chromium\` ` +
         "(or set SAKSI_CHROMIUM)",
     );
   }
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true });
 }
 
 /**
@@ -138,6 +143,40 @@ export function serverAvailable() {
 }
 
 /**
+ * The environment for the server binary: this process's, less the SAKSI_* variables that are
+ * not server settings (SAKSI_BIN, SAKSI_CHROMIUM, ...), which the server refuses as typos.
+ */
+function serverEnv() {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("SAKSI_") && name !== "SAKSI_LOG") delete env[name];
+  }
+  return env;
+}
+
+/**
+ * Runs `$SAKSI_BIN admin ARGS...` against a running server's data directory (SQLite allows it
+ * beside the server). `input` goes to standard input (passwords). Returns standard output.
+ */
+export async function admin(server, args, input = "") {
+  const child = spawn(process.env.SAKSI_BIN, ["admin", ...args], {
+    env: { ...serverEnv(), SAKSI_DATA_DIR: server.dataDir },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.setEncoding("utf8").on("data", (c) => (out += c));
+  child.stderr.setEncoding("utf8").on("data", (c) => (err += c));
+  child.stdin.end(input);
+  const code = await new Promise((ok, fail) => {
+    child.once("error", fail);
+    child.once("exit", ok);
+  });
+  if (code !== 0) throw new Error(`saksi admin ${args[0]} failed (${code}): ${err}`);
+  return out;
+}
+
+/**
  * Starts the Saksi server (`$SAKSI_BIN serve`) on 127.0.0.1 with a free port and a fresh
  * temporary data directory, and waits for its `listening on https://...` line on stdout.
  * Returns `{ url, dataDir, process, output, stop }`; `stop()` kills it and removes the data
@@ -154,7 +193,7 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000 } = 
   const dataDir = await mkdtemp(join(tmpdir(), "saksi-test-"));
   const child = spawn(bin, ["serve", ...args], {
     env: {
-      ...process.env,
+      ...serverEnv(),
       SAKSI_LISTEN: "127.0.0.1:0",
       SAKSI_DATA_DIR: dataDir,
       ...env,

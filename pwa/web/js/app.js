@@ -1,0 +1,716 @@
+// Saksi on the phone: start-up, the unlocked session (engine + encrypted store + sync),
+// saving, locking, wiping, routing and the always-visible sync status.
+//
+// Life of the app:
+//   no PIN set → sign in (network) → choose a PIN → records
+//   PIN set    → unlock (offline is fine) → records
+// The unlocked session holds the derived keys, the device token and the wasm Engine in memory
+// only; locking (button, idle timer, app hidden for a while) saves everything, closes the
+// connection and drops them. Data is written to IndexedDB (encrypted) on every debounced edit
+// and after every merge, never to the service worker's cache.
+
+import init, { Engine, catalogue } from "/pkg/saksi_wasm.js";
+
+import * as api from "./api.js";
+import { h, replace } from "./dom.js";
+import { applyLang, clock, lang, onLangChange, setLang, t } from "./i18n.js";
+import { Vault, hasVault, wipeLocalData } from "./store.js";
+import { Sync } from "./sync.js";
+import * as screens from "./screens.js";
+import { RecordEditor } from "./editor.js";
+
+/** Minutes of inactivity before the app locks (a setting). */
+export const DEFAULT_AUTO_LOCK_MINUTES = 5;
+/** The app locks when it comes back after being hidden this long. */
+export const HIDDEN_LOCK_MS = 60_000;
+const META_VERSION = 1;
+
+const random = (n) => crypto.getRandomValues(new Uint8Array(n));
+const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+/** The app: one instance, handed to the screens. */
+class App {
+  constructor() {
+    this.catalogue = null;
+    this.kinds = new Map();
+    this.statuses = new Map();
+    this.session = null;
+    this.notice = null;
+    this.banners = new Map();
+    this.editor = null;
+    this.flushers = new Set();
+    this.filters = { case: "", kind: "", status: "" };
+    this.pendingLogin = null;
+    this.lastActivity = Date.now();
+    this.hiddenAt = null;
+    this.root = document.getElementById("app");
+    this.statusEl = document.getElementById("sync-status");
+    this.bannerEl = document.getElementById("banners");
+  }
+
+  async boot() {
+    applyLang();
+    this.bindChrome();
+    await init();
+    this.catalogue = JSON.parse(catalogue());
+    for (const k of this.catalogue.kinds) this.kinds.set(k.kind, k);
+    for (const s of this.catalogue.statuses) this.statuses.set(s.id, s.label);
+    registerServiceWorker(this);
+    if (!(await takeAppLock(this))) return;
+    this.startTimers();
+    if (await hasVault()) this.show("unlock");
+    else this.show("login");
+  }
+
+  bindChrome() {
+    const langButton = document.getElementById("lang-toggle");
+    langButton.addEventListener("click", () => {
+      this.flush();
+      setLang(lang() === "en" ? "km" : "en");
+    });
+    onLangChange(() => {
+      this.renderChrome();
+      this.rerender();
+    });
+    this.statusEl.addEventListener("click", () => this.session?.sync.onOnline());
+    this.renderChrome();
+  }
+
+  renderChrome() {
+    document.getElementById("app-name").textContent = t("app_name");
+    const langButton = document.getElementById("lang-toggle");
+    langButton.textContent = t("other_lang");
+    langButton.setAttribute("aria-label", t("other_lang_label"));
+    langButton.lang = lang() === "en" ? "km" : "en";
+    this.updateStatus();
+    this.renderBanners();
+  }
+
+  // ---- screens and routing ----
+
+  /** Shows a screen that is not a route (login, pin, unlock, other-tab). */
+  show(name, options = {}) {
+    this.screen = name;
+    this.screenOptions = options;
+    this.closeEditor();
+    this.render();
+  }
+
+  route() {
+    const hash = location.hash.replace(/^#\/?/, "");
+    const [page, id] = hash.split("/");
+    if (page === "r" && id) return { page: "record", id: decodeURIComponent(id) };
+    if (page === "new") return { page: "new" };
+    if (page === "settings") return { page: "settings" };
+    return { page: "list" };
+  }
+
+  go(path) {
+    this.flush();
+    if (location.hash === `#/${path}`) this.render();
+    else location.hash = `#/${path}`;
+  }
+
+  /** Re-renders after a language switch, keeping what was typed in plain forms. */
+  rerender() {
+    const kept = {};
+    for (const el of this.root.querySelectorAll("input[name], textarea[name], select[name]")) {
+      if (el.type !== "radio" && el.type !== "checkbox") kept[el.name] = el.value;
+    }
+    const focused = document.activeElement?.name;
+    this.render();
+    if (this.screen !== "main" || this.route().page !== "record") {
+      for (const el of this.root.querySelectorAll("input[name], textarea[name], select[name]")) {
+        if (el.name in kept && el.type !== "radio" && el.type !== "checkbox") el.value = kept[el.name];
+      }
+      if (focused) this.root.querySelector(`[name="${CSS.escape(focused)}"]`)?.focus();
+    }
+  }
+
+  render() {
+    document.body.dataset.screen = this.screen === "main" ? this.route().page : this.screen;
+    document.body.classList.toggle("unlocked", Boolean(this.session));
+    this.renderBanners();
+    this.updateStatus();
+    if (this.screen !== "main") {
+      this.closeEditor();
+      replace(this.root, screens[this.screen](this, this.screenOptions || {}));
+      this.root.querySelector("[autofocus]")?.focus();
+      return;
+    }
+    const r = this.route();
+    if (r.page === "record") {
+      if (this.editor?.id === r.id) {
+        this.editor.rebuild();
+        return;
+      }
+      this.closeEditor();
+      if (!this.session.engine.has(r.id) || this.session.engine.isEmpty(r.id)) {
+        replace(this.root, screens.missing(this));
+        return;
+      }
+      this.editor = new RecordEditor(this, r.id);
+      replace(this.root, this.editor.el);
+      return;
+    }
+    this.closeEditor();
+    const screen = { list: screens.list, new: screens.newRecord, settings: screens.settings }[r.page];
+    replace(this.root, screen(this));
+  }
+
+  closeEditor() {
+    if (this.editor) {
+      this.editor.close();
+      this.editor = null;
+    }
+  }
+
+  // ---- session ----
+
+  /** After sign-in (online): the account waits in memory until the PIN is set. */
+  async signedIn(result, deviceName) {
+    this.pendingLogin = { ...result, device_name: deviceName };
+    this.show("pin");
+  }
+
+  async setPin(pin) {
+    const login = this.pendingLogin;
+    if (!login) throw new Error("not signed in");
+    await wipeLocalData();
+    const vault = await Vault.create(pin);
+    const meta = {
+      v: META_VERSION,
+      user: login.user,
+      device_id: login.device_id,
+      device_name: login.device_name,
+      token: login.token,
+      expires_at: login.expires_at,
+      cases: [],
+      index: [],
+      records: {},
+      settings: { autoLockMinutes: DEFAULT_AUTO_LOCK_MINUTES },
+      lastSyncedAt: null,
+    };
+    this.pendingLogin = null;
+    await vault.putMeta(meta);
+    await this.open(vault, meta);
+  }
+
+  async unlock(pin) {
+    const result = await Vault.unlock(pin);
+    if (result.vault) {
+      const meta = await result.vault.getMeta();
+      if (!meta) {
+        // A PIN without an account (sign-in never finished): start again.
+        await wipeLocalData();
+        this.show("login");
+        return result;
+      }
+      await this.open(result.vault, meta);
+    } else if (result.wiped) {
+      this.notice = "wiped_notice";
+      this.show("login");
+    }
+    return result;
+  }
+
+  /** Opens the session: loads every record into a fresh engine and starts syncing. */
+  async open(vault, meta) {
+    const docs = await vault.allDocs();
+    // A fresh actor for every session: two sessions never share an actor's sequence numbers.
+    const engine = new Engine(
+      `pwa-${hex(random(8))}`,
+      random(16),
+      JSON.stringify({ user: meta.user.username, device: meta.device_id, role: meta.user.role }),
+    );
+    engine.setStorageId(meta.device_id);
+    for (const d of docs) {
+      try {
+        engine.addDocument(d.id, d.doc, d.syncState);
+      } catch (e) {
+        console.warn("a stored record could not be loaded:", e.message);
+      }
+    }
+    const session = {
+      vault,
+      meta,
+      engine,
+      views: new Map(),
+      unavailable: new Set(),
+      saving: new Map(),
+      metaSaving: null,
+      metaAgain: false,
+      sync: null,
+    };
+    session.sync = new Sync(engine, () => session.meta.token, {
+      beforeReceive: () => this.flush(),
+      events: (events) => this.onSyncEvents(events),
+      indexed: (index) => this.onIndex(index),
+      changed: () => this.updateStatus(),
+      revoked: () => this.wipe("revoked_notice"),
+      signedOut: () => this.signedOut(),
+    });
+    this.session = session;
+    this.screen = "main";
+    this.lastActivity = Date.now();
+    this.render();
+    requestPersistence(this);
+    if (meta.signedOut) this.signedOut();
+    else session.sync.start();
+  }
+
+  get engine() {
+    return this.session?.engine;
+  }
+
+  get meta() {
+    return this.session?.meta;
+  }
+
+  /** Flushes typing waiting for its debounce into the engine (before merges, locks, ...). */
+  flush() {
+    for (const fn of [...this.flushers]) {
+      try {
+        fn();
+      } catch (e) {
+        console.warn("flush failed:", e.message);
+      }
+    }
+  }
+
+  /** Runs a local edit of record `id`, then saves it and sends it. Returns false on error. */
+  edit(id, fn) {
+    const s = this.session;
+    if (!s) return false;
+    try {
+      fn(s.engine, Date.now());
+    } catch (e) {
+      this.toast(t("edit_failed", { m: e.message }));
+      return false;
+    }
+    s.views.delete(id);
+    const rec = (s.meta.records[id] ||= {});
+    if (!rec.dirty) {
+      rec.dirty = true;
+      this.saveMeta();
+    }
+    this.saveDoc(id);
+    s.sync.flush();
+    this.updateStatus();
+    return true;
+  }
+
+  /** Creates a record in `caseId` and returns its id (created on the phone, synced later). */
+  createRecord(kind, caseId) {
+    const s = this.session;
+    let id;
+    try {
+      id = s.engine.createRecord(kind, caseId, Date.now(), random(16));
+    } catch (e) {
+      this.toast(t("edit_failed", { m: e.message }));
+      return null;
+    }
+    s.meta.records[id] = { dirty: true };
+    this.saveMeta();
+    this.saveDoc(id);
+    s.sync.flush();
+    this.updateStatus();
+    return id;
+  }
+
+  /** Saves one record (document + sync state) encrypted; writes are serialised per record. */
+  saveDoc(id) {
+    const s = this.session;
+    if (!s || !id) return Promise.resolve();
+    const entry = s.saving.get(id) || { running: null, again: false };
+    s.saving.set(id, entry);
+    if (entry.running) {
+      entry.again = true;
+      return entry.running;
+    }
+    const run = async () => {
+      do {
+        entry.again = false;
+        if (!s.engine.has(id) || s.engine.isEmpty(id)) break;
+        const bytes = s.engine.save(id);
+        const state = s.engine.syncState(id);
+        try {
+          await s.vault.putDoc(id, bytes, state);
+        } catch (e) {
+          if (this.session === s) this.toast(t("save_failed", { m: e.message }));
+          break;
+        }
+      } while (entry.again && this.session === s);
+      entry.running = null;
+    };
+    entry.running = run();
+    return entry.running;
+  }
+
+  saveMeta() {
+    const s = this.session;
+    if (!s) return Promise.resolve();
+    if (s.metaSaving) {
+      s.metaAgain = true;
+      return s.metaSaving;
+    }
+    s.metaSaving = (async () => {
+      do {
+        s.metaAgain = false;
+        try {
+          await s.vault.putMeta(s.meta);
+        } catch (e) {
+          if (this.session === s) this.toast(t("save_failed", { m: e.message }));
+          break;
+        }
+      } while (s.metaAgain && this.session === s);
+      s.metaSaving = null;
+    })();
+    return s.metaSaving;
+  }
+
+  /** Waits for every save in flight. */
+  async settle() {
+    const s = this.session;
+    if (!s) return;
+    for (let i = 0; i < 3; i++) {
+      const pending = [...[...s.saving.values()].map((e) => e.running), s.metaSaving].filter(Boolean);
+      if (!pending.length) return;
+      await Promise.all(pending);
+    }
+  }
+
+  /** The merged record (cached until it changes). */
+  view(id) {
+    const s = this.session;
+    if (!s.views.has(id)) s.views.set(id, JSON.parse(s.engine.view(id)));
+    return s.views.get(id);
+  }
+
+  onSyncEvents(events) {
+    const s = this.session;
+    if (!s) return;
+    const changed = new Set();
+    let metaChanged = false;
+    for (const e of events) {
+      if (e.type === "changed") {
+        changed.add(e.id);
+        s.views.delete(e.id);
+      } else if (e.type === "unavailable") {
+        s.unavailable.add(e.id);
+      } else if (e.type === "refused") {
+        const rec = (s.meta.records[e.id] ||= {});
+        rec.refused = e.message;
+        metaChanged = true;
+        changed.add(e.id);
+      }
+    }
+    // Which local changes has the server now got?
+    if (s.sync.connected) {
+      for (const [id, rec] of Object.entries(s.meta.records)) {
+        if (rec.dirty && s.engine.has(id) && s.engine.isSynced(id)) {
+          rec.dirty = false;
+          delete rec.refused;
+          metaChanged = true;
+          this.saveDoc(id);
+        }
+      }
+      if (!Object.values(s.meta.records).some((r) => r.dirty)) {
+        s.meta.lastSyncedAt = Date.now();
+        metaChanged = true;
+      }
+    }
+    for (const id of changed) this.saveDoc(id);
+    if (metaChanged) this.saveMeta();
+    this.updateStatus();
+    if (changed.size) this.refreshScreen(changed);
+  }
+
+  onIndex(index) {
+    const s = this.session;
+    s.meta.cases = index.cases;
+    s.meta.index = index.records.filter((r) => r.kind !== "case");
+    this.saveMeta();
+    this.updateStatus();
+    if (this.screen === "main" && this.route().page !== "record") this.rerender();
+  }
+
+  refreshScreen(changed) {
+    if (this.screen !== "main") return;
+    const r = this.route();
+    if (r.page === "record") {
+      if (this.editor && changed.has(this.editor.id)) this.editor.refresh();
+      else if (!this.editor && changed.has(r.id)) this.render();
+    } else if (r.page === "list") {
+      this.rerender();
+    }
+  }
+
+  /** The number of records with changes the server does not have yet. */
+  waitingCount() {
+    const s = this.session;
+    if (!s) return 0;
+    return Object.values(s.meta.records).filter((r) => r.dirty).length;
+  }
+
+  updateStatus() {
+    const el = this.statusEl;
+    const s = this.session;
+    if (!s) {
+      el.hidden = true;
+      return;
+    }
+    el.hidden = false;
+    const waiting = this.waitingCount();
+    const loading = s.meta.index.some(
+      (r) => !s.unavailable.has(r.id) && (!s.engine.has(r.id) || s.engine.isEmpty(r.id)),
+    );
+    let state;
+    let text;
+    switch (s.sync.state) {
+      case "connected":
+        if (waiting || loading) {
+          state = "syncing";
+          text = t("sync_syncing");
+        } else {
+          state = "synced";
+          text = t("sync_uptodate", { time: s.meta.lastSyncedAt ? clock(s.meta.lastSyncedAt) : "" });
+        }
+        break;
+      case "connecting":
+        state = "connecting";
+        text = t("sync_connecting");
+        break;
+      case "signed_out":
+        state = "signed-out";
+        text = t("sync_locked_out");
+        break;
+      default:
+        state = "offline";
+        text = t("sync_offline");
+    }
+    el.dataset.state = state;
+    el.dataset.waiting = String(waiting);
+    const parts = [h("span", { class: "sync-main" }, text.trim())];
+    if (waiting && state !== "syncing") {
+      parts.push(h("span", { class: "sync-waiting" }, t("sync_waiting", { n: waiting })));
+    }
+    replace(el, parts);
+  }
+
+  // ---- banners and toasts ----
+
+  setBanner(key, banner) {
+    if (banner) this.banners.set(key, banner);
+    else this.banners.delete(key);
+    this.renderBanners();
+  }
+
+  renderBanners() {
+    const items = [];
+    for (const [key, b] of this.banners) {
+      items.push(
+        h(
+          "div",
+          { class: `banner ${b.kind || "warn"}`, role: "status", dataset: { banner: key } },
+          h("span", {}, t(b.text)),
+          b.action ? h("button", { type: "button", onclick: b.action.run }, t(b.action.label)) : null,
+        ),
+      );
+    }
+    replace(this.bannerEl, items);
+  }
+
+  toast(text) {
+    const el = h("div", { class: "toast", role: "alert" }, text);
+    document.body.append(el);
+    setTimeout(() => el.remove(), 5000);
+  }
+
+  // ---- lock, sign-out, wipe ----
+
+  async lock() {
+    const s = this.session;
+    if (!s) return;
+    this.flush();
+    await this.settle();
+    s.sync.stop();
+    // Sync states last: they say what the server has, and resume the next connection cheaply.
+    for (const id of s.engine.documents()) await this.saveDoc(id);
+    await this.settle();
+    this.closeEditor();
+    this.session = null;
+    this.banners.clear();
+    s.engine.free();
+    this.show("unlock");
+  }
+
+  /** The server no longer accepts this device's session (not revoked): ask for the password. */
+  signedOut() {
+    const s = this.session;
+    if (!s) return;
+    s.meta.signedOut = true;
+    this.saveMeta();
+    this.setBanner("signed-out", {
+      kind: "warn",
+      text: "session_expired",
+      action: { label: "sign_in", run: () => this.show("relogin") },
+    });
+    this.updateStatus();
+  }
+
+  /** Signed in again after the session ended: new device token, same data. */
+  async signedInAgain(result, deviceName) {
+    const s = this.session;
+    Object.assign(s.meta, {
+      user: result.user,
+      device_id: result.device_id,
+      device_name: deviceName,
+      token: result.token,
+      expires_at: result.expires_at,
+    });
+    delete s.meta.signedOut;
+    this.flush();
+    await this.saveMeta();
+    for (const id of s.engine.documents()) await this.saveDoc(id);
+    await this.settle();
+    s.sync.stop();
+    this.closeEditor();
+    this.session = null;
+    this.banners.delete("signed-out");
+    s.engine.free();
+    await this.open(s.vault, s.meta);
+  }
+
+  /**
+   * Erases every trace of Saksi data on the phone at once (panic action, revoked device,
+   * too many wrong PINs). If the phone is online, the device is also signed out on the server.
+   */
+  async wipe(notice) {
+    const s = this.session;
+    const token = s?.meta.token;
+    this.closeEditor();
+    this.flushers.clear();
+    if (s) {
+      s.sync.stop();
+      this.session = null;
+      try {
+        s.engine.free();
+      } catch {
+        // Already freed.
+      }
+    }
+    this.pendingLogin = null;
+    this.banners.clear();
+    replace(this.root);
+    await wipeLocalData();
+    if (token && notice !== "revoked_notice") api.logout(token, 3000).catch(() => {});
+    this.notice = notice || "wiped_notice";
+    if (location.hash) history.replaceState(null, "", location.pathname);
+    this.show("login");
+  }
+
+  // ---- timers ----
+
+  startTimers() {
+    const active = () => (this.lastActivity = Date.now());
+    for (const type of ["pointerdown", "keydown", "input", "scroll", "touchstart"]) {
+      addEventListener(type, active, { passive: true, capture: true });
+    }
+    setInterval(() => this.checkIdle(), 10_000);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") {
+        this.hiddenAt = Date.now();
+        // The page may be killed while hidden: get typing into the store now.
+        this.flush();
+      } else {
+        const away = this.hiddenAt ? Date.now() - this.hiddenAt : 0;
+        this.hiddenAt = null;
+        if (this.session && away >= HIDDEN_LOCK_MS) this.lock();
+        else this.checkIdle();
+      }
+    });
+    addEventListener("pagehide", () => this.flush());
+    addEventListener("hashchange", () => {
+      if (this.screen === "main") {
+        this.flush();
+        this.render();
+      }
+    });
+  }
+
+  checkIdle() {
+    const s = this.session;
+    if (!s) return;
+    const minutes = s.meta.settings?.autoLockMinutes || DEFAULT_AUTO_LOCK_MINUTES;
+    if (Date.now() - this.lastActivity >= minutes * 60_000) this.lock();
+  }
+}
+
+/** Only one tab at a time may use the store (two would overwrite each other's saves). */
+async function takeAppLock(app) {
+  if (!navigator.locks) return true;
+  return new Promise((resolve) => {
+    navigator.locks.request("saksi-app", { ifAvailable: true }, (lock) => {
+      if (!lock) {
+        resolve(false);
+        app.show("otherTab");
+        navigator.locks.request("saksi-app", () => {
+          location.reload();
+          return new Promise(() => {});
+        });
+        return undefined;
+      }
+      resolve(true);
+      // Held for the life of the page.
+      return new Promise(() => {});
+    });
+  });
+}
+
+async function requestPersistence(app) {
+  if (!navigator.storage?.persist) return;
+  let persisted = await navigator.storage.persisted();
+  if (!persisted) persisted = await navigator.storage.persist();
+  document.body.dataset.persisted = String(persisted);
+  app.setBanner("persist", persisted ? null : { kind: "info", text: "persist_warning" });
+}
+
+function registerServiceWorker(app) {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker
+    .register("/sw.js", { scope: "/" })
+    .then((reg) => {
+      const offer = (worker) => {
+        app.setBanner("update", {
+          kind: "info",
+          text: "update_ready",
+          action: {
+            label: "restart",
+            run: async () => {
+              // Nothing typed is lost: flush, save, then let the new version take over.
+              app.flush();
+              await app.settle();
+              navigator.serviceWorker.addEventListener("controllerchange", () => location.reload());
+              worker.postMessage({ type: "skip-waiting" });
+            },
+          },
+        });
+      };
+      if (reg.waiting && navigator.serviceWorker.controller) offer(reg.waiting);
+      reg.addEventListener("updatefound", () => {
+        const worker = reg.installing;
+        worker?.addEventListener("statechange", () => {
+          if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);
+        });
+      });
+      if (navigator.onLine) reg.update().catch(() => {});
+    })
+    .catch((e) => console.warn("service worker not registered:", e.message));
+}
+
+const app = new App();
+app.boot().catch((e) => {
+  console.error("Saksi could not start:", e);
+  replace(document.getElementById("app"), h("p", { class: "error" }, t("err_generic", { m: e.message })));
+});

@@ -1,0 +1,600 @@
+// The record editor: a form rendered from the catalogue for any record kind.
+//
+// Every input writes to the engine (through `app.edit`, which saves the record encrypted and
+// sends it): text-like inputs debounced (500 ms) and on blur, choices at once. Pending typing
+// is registered with `app.flushers`, so it reaches the engine before any merge is applied and
+// before locking. A merge refreshes the form in place: a field being typed in is left alone
+// (narratives take the merged text and keep the caret where the user was typing).
+
+import { h, replace, uid } from "./dom.js";
+import { date, dateTime, label, lang, t } from "./i18n.js";
+
+const DEBOUNCE_MS = 500;
+
+/** Today's date on the phone, `YYYY-MM-DD`. */
+function today() {
+  const d = new Date();
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** Where a caret at `pos` in `before` belongs in `after` (one changed region assumed). */
+function mapCaret(before, after, pos) {
+  let start = 0;
+  const max = Math.min(before.length, after.length);
+  while (start < max && before[start] === after[start]) start++;
+  let end = 0;
+  while (
+    end < max - start &&
+    before[before.length - 1 - end] === after[after.length - 1 - end]
+  ) {
+    end++;
+  }
+  if (pos <= start) return pos;
+  if (pos >= before.length - end) return pos + (after.length - before.length);
+  return after.length - end;
+}
+
+/** One field of the form. */
+class Field {
+  constructor(editor, def) {
+    this.editor = editor;
+    this.def = def;
+    this.timer = null;
+    this.committed = undefined;
+    this.inputId = uid("field");
+    this.problem = h("p", { class: "problem", role: "alert", hidden: true });
+    this.conflict = h("div", { class: "conflict", hidden: true });
+    this.flusher = () => this.commit();
+    this.el = h(
+      "div",
+      { class: `field type-${def.type}`, dataset: { field: def.id } },
+      this.labelEl(),
+      label(def.help) ? h("p", { class: "help", id: `${this.inputId}-help` }, label(def.help)) : null,
+      this.control(),
+      this.conflict,
+      this.problem,
+    );
+  }
+
+  labelEl() {
+    const def = this.def;
+    const tag = this.isGroup() ? "span" : "label";
+    return h(
+      tag,
+      { class: "label", for: this.isGroup() ? null : this.inputId, id: `${this.inputId}-label` },
+      label(def.label),
+      def.required ? h("span", { class: "required", title: t("required") }, " *") : null,
+    );
+  }
+
+  isGroup() {
+    return this.def.type === "yes_no_unknown" || this.def.type === "list";
+  }
+
+  get id() {
+    return this.editor.id;
+  }
+
+  get disabled() {
+    return this.editor.readOnly;
+  }
+
+  control() {
+    const def = this.def;
+    const common = {
+      id: this.inputId,
+      name: `f-${def.id}`,
+      "aria-describedby": label(def.help) ? `${this.inputId}-help` : null,
+      disabled: this.disabled,
+    };
+    const typing = {
+      oninput: () => this.schedule(),
+      onblur: () => {
+        this.commit();
+        this.editor.refreshField(this);
+      },
+    };
+    switch (def.type) {
+      case "long_text":
+        this.input = h("textarea", { ...common, ...typing, rows: 6, spellcheck: "true" });
+        break;
+      case "text":
+        this.input = h("input", { ...common, ...typing, type: "text", maxlength: 2000 });
+        break;
+      case "number":
+        this.input = h("input", { ...common, ...typing, type: "text", inputmode: "numeric", pattern: "-?[0-9]*" });
+        break;
+      case "date":
+      case "time":
+        this.input = h("input", { ...common, type: def.type, onchange: () => this.commit(), onblur: () => this.commit() });
+        break;
+      case "enum":
+        this.input = h(
+          "select",
+          { ...common, onchange: () => this.commit() },
+          h("option", { value: "" }, "—"),
+          def.choices.map((c) => h("option", { value: c.id }, label(c.label))),
+        );
+        break;
+      case "yes_no_unknown":
+        this.input = h(
+          "div",
+          { class: "segmented", role: "radiogroup", "aria-labelledby": `${this.inputId}-label` },
+          def.choices.map((c) =>
+            h(
+              "label",
+              { class: "segment" },
+              h("input", {
+                type: "radio",
+                name: `f-${def.id}`,
+                value: c.id,
+                disabled: this.disabled,
+                onchange: () => this.commit(),
+              }),
+              h("span", {}, label(c.label)),
+            ),
+          ),
+        );
+        break;
+      case "list":
+        this.items = h("ol", { class: "items" });
+        this.input = h(
+          "div",
+          { class: "list-field", role: "group", "aria-labelledby": `${this.inputId}-label` },
+          this.items,
+          h(
+            "button",
+            {
+              type: "button",
+              class: "add",
+              disabled: this.disabled,
+              dataset: { action: "add-item" },
+              onclick: () => {
+                const input = this.addItem("");
+                input.focus();
+              },
+            },
+            `+ ${t("add_item")}`,
+          ),
+        );
+        break;
+      default:
+        this.input = h("input", { ...common, ...typing, type: "text" });
+    }
+    return this.input;
+  }
+
+  addItem(value) {
+    const input = h("input", {
+      type: "text",
+      value,
+      maxlength: 2000,
+      disabled: this.disabled,
+      "aria-labelledby": `${this.inputId}-label`,
+      oninput: () => this.schedule(),
+      onblur: () => this.commit(),
+    });
+    const row = h(
+      "li",
+      {},
+      input,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "remove",
+          disabled: this.disabled,
+          "aria-label": t("remove_item"),
+          title: t("remove_item"),
+          onclick: () => {
+            row.remove();
+            this.commit();
+          },
+        },
+        "×",
+      ),
+    );
+    this.items.append(row);
+    return input;
+  }
+
+  /** The value in the form, in the engine's terms (`null` when empty). */
+  formValue() {
+    switch (this.def.type) {
+      case "yes_no_unknown": {
+        const checked = this.input.querySelector("input:checked");
+        return checked ? checked.value : null;
+      }
+      case "list":
+        return [...this.items.querySelectorAll("input")].map((i) => i.value).filter((v) => v.trim() !== "");
+      case "long_text":
+        return this.input.value;
+      default:
+        return this.input.value === "" ? null : this.input.value;
+    }
+  }
+
+  same(a, b) {
+    return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  }
+
+  /** Shows the merged value (from the view). */
+  show(value) {
+    const def = this.def;
+    switch (def.type) {
+      case "yes_no_unknown":
+        for (const r of this.input.querySelectorAll("input")) r.checked = r.value === value;
+        this.committed = value ?? null;
+        break;
+      case "list": {
+        const items = Array.isArray(value) ? value : [];
+        this.items.replaceChildren();
+        for (const item of items) this.addItem(item);
+        this.committed = items;
+        break;
+      }
+      case "long_text": {
+        const text = typeof value === "string" ? value : "";
+        const el = this.input;
+        if (document.activeElement === el && el.value !== text) {
+          const start = mapCaret(el.value, text, el.selectionStart);
+          const end = mapCaret(el.value, text, el.selectionEnd);
+          el.value = text;
+          el.setSelectionRange(start, end);
+        } else if (el.value !== text) {
+          el.value = text;
+        }
+        this.committed = text;
+        break;
+      }
+      default: {
+        const shown = value === undefined || value === null ? "" : String(value);
+        this.input.value = shown;
+        this.committed = shown === "" ? null : shown;
+      }
+    }
+  }
+
+  /** Whether the user is typing in this field right now. */
+  busy() {
+    return this.timer !== null || this.el.contains(document.activeElement);
+  }
+
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.commit(), DEBOUNCE_MS);
+    this.editor.app.flushers.add(this.flusher);
+  }
+
+  /** Writes the form's value to the engine if it changed. */
+  commit() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.editor.app.flushers.delete(this.flusher);
+    if (this.disabled) return;
+    const def = this.def;
+    const value = this.formValue();
+    if (this.same(value, this.committed)) return;
+    if (def.type === "number" && value !== null && !/^-?[0-9]+$/.test(value.trim())) {
+      this.setProblem(t("number_invalid"));
+      return;
+    }
+    const ok = this.editor.app.edit(this.id, (engine, now) => {
+      if (def.type === "long_text") engine.setText(this.id, def.id, value, now);
+      else if (def.type === "list") engine.setList(this.id, def.id, JSON.stringify(value), now);
+      else if (value === null) engine.clearField(this.id, def.id, now);
+      else if (def.type === "number") engine.setField(this.id, def.id, JSON.stringify(Number(value.trim())), now);
+      else engine.setField(this.id, def.id, JSON.stringify(value), now);
+    });
+    if (ok) {
+      this.committed = value;
+      if (this.problem.dataset.code === "number") this.setProblem(null);
+      this.editor.markSaved();
+    }
+  }
+
+  setProblem(text, code = "number") {
+    this.problem.textContent = text || "";
+    this.problem.hidden = !text;
+    this.problem.dataset.code = text ? code : "";
+    this.el.classList.toggle("invalid", Boolean(text));
+  }
+
+  /** Shows a conflict: every value and who wrote it when. */
+  showConflict(conflict, canResolve) {
+    if (!conflict) {
+      this.conflict.hidden = true;
+      this.conflict.replaceChildren();
+      this.el.classList.remove("has-conflict");
+      return;
+    }
+    this.el.classList.add("has-conflict");
+    this.conflict.hidden = false;
+    replace(
+      this.conflict,
+      h("p", { class: "conflict-title" }, t("conflict_title")),
+      h(
+        "ul",
+        {},
+        conflict.values.map((v, i) =>
+          h(
+            "li",
+            { dataset: { user: v.by.user || "" } },
+            h("strong", { class: "value" }, this.display(v.value)),
+            " — ",
+            h("span", { class: "who" }, v.by.user || v.by.actor.slice(0, 8)),
+            ", ",
+            h("time", { datetime: new Date(v.by.at).toISOString() }, dateTime(v.by.at)),
+            i === 0 ? h("span", { class: "shown" }, ` (${t("conflict_shown")})`) : null,
+            canResolve
+              ? h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "small",
+                    onclick: () => {
+                      if (this.editor.app.edit(this.id, (engine, now) => engine.resolve(this.id, this.def.id, JSON.stringify(v.value), now))) {
+                        this.editor.refresh();
+                      }
+                    },
+                  },
+                  t("use_value"),
+                )
+              : null,
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** A value as the user reads it (choice labels, local dates). */
+  display(value) {
+    const def = this.def;
+    if (Array.isArray(value)) return value.join("; ");
+    const choice = def.choices?.find((c) => c.id === value);
+    if (choice) return label(choice.label);
+    if (def.type === "date" && typeof value === "string") return date(value);
+    return String(value);
+  }
+}
+
+export class RecordEditor {
+  constructor(app, id) {
+    this.app = app;
+    this.id = id;
+    this.fields = new Map();
+    this.problems = null;
+    this.build();
+  }
+
+  get readOnly() {
+    const view = this.view;
+    const reviews = ["coordinator", "admin"].includes(this.app.meta.user.role);
+    return view.status === "archived" && !reviews;
+  }
+
+  build() {
+    this.view = this.app.view(this.id);
+    const def = this.app.kinds.get(this.view.kind);
+    this.def = def;
+    this.fields.clear();
+    this.banners = h("div", { class: "record-banners" });
+    this.reviewEl = h("section", { class: "review", hidden: true });
+    this.problemsEl = h("div", { class: "problems", role: "alert", hidden: true });
+    this.actionsEl = h("div", { class: "actions" });
+    this.savedEl = h("span", { class: "saved", "aria-live": "polite" });
+    const sections = def.sections.map((section) => {
+      const fields = def.fields.filter((f) => f.section === section.id).map((f) => {
+        const field = new Field(this, f);
+        this.fields.set(f.id, field);
+        return field.el;
+      });
+      return h("details", { class: "section", open: true, dataset: { section: section.id } }, h("summary", {}, label(section.label)), fields);
+    });
+    this.headEl = h("div", { class: "record-head" });
+    this.el = h(
+      "section",
+      { class: "screen record", dataset: { id: this.id, kind: this.view.kind } },
+      h("div", { class: "toolbar" }, h("a", { class: "button", href: "#/", dataset: { action: "back" } }, `‹ ${t("back")}`), this.savedEl),
+      this.headEl,
+      this.banners,
+      this.reviewEl,
+      this.problemsEl,
+      h("p", { class: "help" }, t("required_hint")),
+      h("form", { class: "record-form", onsubmit: (ev) => ev.preventDefault() }, sections),
+      this.actionsEl,
+    );
+    this.fill(true);
+  }
+
+  /** Rebuilds the form (language switch). */
+  rebuild() {
+    this.app.flush();
+    const problems = this.problems;
+    this.close();
+    this.build();
+    replace(this.app.root, this.el);
+    if (problems) this.showProblems(problems);
+  }
+
+  close() {
+    for (const f of this.fields.values()) {
+      clearTimeout(f.timer);
+      f.commit();
+      this.app.flushers.delete(f.flusher);
+    }
+  }
+
+  /** The record changed (a merge): show the merged values, leaving busy fields alone. */
+  refresh() {
+    this.view = this.app.view(this.id);
+    this.fill(false);
+  }
+
+  refreshField(field) {
+    if (field.timer !== null) return;
+    this.view = this.app.view(this.id);
+    if (field.def.type === "list" && field.el.contains(document.activeElement)) return;
+    field.show(this.view.fields[field.def.id]);
+  }
+
+  fill(initial) {
+    const v = this.view;
+    const reviews = ["coordinator", "admin"].includes(this.app.meta.user.role);
+    for (const field of this.fields.values()) {
+      const busy = field.busy() && field.def.type !== "long_text";
+      if (initial || !busy) {
+        if (field.def.type === "long_text" && field.timer !== null) {
+          // Cannot happen after app.flush(); keep the typing if it somehow does.
+        } else {
+          field.show(v.fields[field.def.id]);
+        }
+      }
+      field.showConflict(v.conflicts.find((c) => c.field === field.def.id), reviews);
+    }
+    this.renderHead();
+    this.renderBanners();
+    this.renderReview();
+    this.renderActions();
+  }
+
+  renderHead() {
+    const v = this.view;
+    const app = this.app;
+    const caseName = app.meta.cases.find((c) => c.id === v.case)?.name || "";
+    replace(
+      this.headEl,
+      h("h1", {}, v.title || t("untitled")),
+      h(
+        "p",
+        { class: "meta" },
+        label(this.def.label),
+        " · ",
+        h("span", { class: `status status-${v.status}`, dataset: { status: v.status } }, label(app.statuses.get(v.status))),
+        caseName ? ` · ${caseName}` : "",
+        ` · ${t("created_by", { user: v.created_by })}`,
+      ),
+    );
+  }
+
+  renderBanners() {
+    const v = this.view;
+    const rec = this.app.meta.records[this.id] || {};
+    const items = [];
+    if (rec.refused) {
+      items.push(h("div", { class: "banner error", role: "alert", dataset: { banner: "refused" } }, t("refused_banner")));
+    }
+    if (v.status === "needs_changes") {
+      const request = [...v.review].reverse().find((r) => r.action === "request_changes");
+      items.push(
+        h(
+          "div",
+          { class: "banner warn", role: "status", dataset: { banner: "needs-changes" } },
+          h("strong", {}, t("needs_changes_banner")),
+          request?.text ? h("blockquote", {}, request.text) : null,
+          request ? h("p", { class: "meta" }, `${request.author}, ${dateTime(request.at)}`) : null,
+        ),
+      );
+    }
+    if (this.readOnly) items.push(h("div", { class: "banner info" }, t("archived_readonly")));
+    replace(this.banners, items);
+  }
+
+  renderReview() {
+    const review = this.view.review;
+    this.reviewEl.hidden = review.length === 0;
+    replace(
+      this.reviewEl,
+      h("h2", {}, t("review_title")),
+      h(
+        "ol",
+        { class: "review-list" },
+        review.map((r) =>
+          h(
+            "li",
+            { dataset: { action: r.action } },
+            h("span", { class: "meta" }, `${t(`review_action_${r.action}`)} · ${r.author} · ${dateTime(r.at)}`),
+            r.text ? h("p", {}, r.text) : null,
+          ),
+        ),
+      ),
+    );
+  }
+
+  renderActions() {
+    let steps = [];
+    try {
+      steps = JSON.parse(this.app.engine.allowedTransitions(this.id));
+    } catch {
+      steps = [];
+    }
+    const reviews = ["coordinator", "admin"].includes(this.app.meta.user.role);
+    const comment = reviews ? h("textarea", { name: "review_comment", rows: 2, "aria-label": t("review_title") }) : null;
+    const buttons = steps.map((s) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: s.action === "submit" || s.action === "resubmit" ? "primary" : "",
+          dataset: { action: s.action },
+          onclick: () => this.transition(s, comment?.value || null),
+        },
+        t(s.action) !== s.action ? t(s.action) : label(this.app.statuses.get(s.to)),
+      ),
+    );
+    replace(this.actionsEl, comment, buttons.length ? h("div", { class: "row" }, buttons) : null);
+  }
+
+  transition(step, comment) {
+    this.app.flush();
+    if (step.action === "submit" || step.action === "resubmit") {
+      const problems = JSON.parse(this.app.engine.validate(this.id, today()));
+      if (problems.length) {
+        this.showProblems(problems);
+        return;
+      }
+    }
+    this.showProblems(null);
+    if (this.app.edit(this.id, (engine, now) => engine.transition(this.id, step.to, comment || undefined, now))) {
+      this.refresh();
+      if (step.action === "submit" || step.action === "resubmit") this.app.toast(t("submitted_ok"));
+    }
+  }
+
+  /** Shows validation problems at their fields and in a summary (in the current language). */
+  showProblems(problems) {
+    this.problems = problems;
+    for (const f of this.fields.values()) if (f.problem.dataset.code !== "number") f.setProblem(null);
+    if (!problems || !problems.length) {
+      this.problemsEl.hidden = true;
+      this.problemsEl.replaceChildren();
+      return;
+    }
+    const text = (p) => (lang() === "km" ? p.km : p.en);
+    replace(
+      this.problemsEl,
+      h("p", {}, t("fix_problems", { n: problems.length })),
+      h(
+        "ul",
+        {},
+        problems.map((p) => {
+          const field = this.fields.get(p.field);
+          const name = field ? label(field.def.label) : p.field;
+          return h("li", {}, h("a", { href: `#/r/${encodeURIComponent(this.id)}`, onclick: (ev) => {
+            ev.preventDefault();
+            field?.el.scrollIntoView({ block: "center" });
+            field?.el.querySelector("input, textarea, select")?.focus();
+          } }, `${name}: ${text(p)}`));
+        }),
+      ),
+    );
+    this.problemsEl.hidden = false;
+    for (const p of problems) this.fields.get(p.field)?.setProblem(text(p), p.code);
+    this.problemsEl.scrollIntoView({ block: "start" });
+  }
+
+  markSaved() {
+    this.savedEl.textContent = `✓ ${t("saved")}`;
+  }
+}

@@ -1,0 +1,303 @@
+// The app's words in English and Khmer, the language choice (remembered on the phone, also
+// before sign-in) and locale-aware dates. Field labels, help, choices and statuses come from
+// the catalogue (shared crate, through wasm), in the same two languages.
+//
+// The Khmer wording is a working translation, to be reviewed by the organisation's
+// Khmer-speaking staff before deployment (like the catalogue's).
+
+const STRINGS = {
+  en: {
+    app_name: "Saksi",
+    other_lang: "ខ្មែរ",
+    other_lang_label: "ភាសាខ្មែរ (Khmer)",
+    login_title: "Sign in",
+    login_intro: "Sign in once with the network; afterwards Saksi works offline.",
+    username: "Username",
+    password: "Password",
+    device_name: "Name of this phone",
+    device_name_help: "Helps your coordinator recognise this phone. Avoid your full name.",
+    device_name_default: "Phone",
+    sign_in: "Sign in",
+    signing_in: "Signing in…",
+    err_invalid_credentials: "Wrong username or password.",
+    err_throttled: "Too many attempts. Try again in {s} seconds.",
+    err_network: "Cannot reach the server. Signing in needs the network.",
+    err_revoked_login: "This phone or account was signed out by your organisation.",
+    err_generic: "Something went wrong ({m}).",
+    pin_title: "Choose a PIN",
+    pin_help:
+      "At least 6 digits; a longer PIN is safer. It locks Saksi and encrypts the records on this phone. It cannot be recovered: if you forget it, changes not yet synced are lost.",
+    pin: "PIN",
+    pin_repeat: "The same PIN again",
+    pin_too_short: "Use at least 6 digits, digits only.",
+    pin_mismatch: "The two PINs are not the same.",
+    pin_save: "Set PIN",
+    pin_saving: "Encrypting…",
+    unlock_title: "Saksi is locked",
+    unlock_help: "Enter your PIN.",
+    unlock: "Unlock",
+    unlocking: "Unlocking…",
+    pin_wrong: "Wrong PIN. {n} attempts left before the Saksi data on this phone is erased.",
+    wiped_notice: "The Saksi data on this phone was erased.",
+    revoked_notice: "Your organisation signed this phone out. The Saksi data on it was erased.",
+    panic: "Wipe this phone now",
+    panic_confirm: "Erase all Saksi data on this phone now? This cannot be undone.",
+    panic_unsynced: "{n} record(s) have changes not yet synced: they will be lost.",
+    panic_yes: "Erase now",
+    cancel: "Cancel",
+    lock: "Lock",
+    settings: "Settings",
+    records: "Records",
+    new_record: "New record",
+    filter_case: "Case",
+    filter_kind: "Kind",
+    filter_status: "Status",
+    all: "All",
+    no_records: "No records yet.",
+    no_match: "No record matches these filters.",
+    untitled: "(untitled)",
+    badge_unsynced: "Not synced",
+    badge_conflict: "Conflict",
+    badge_refused: "Refused",
+    badge_downloading: "Downloading…",
+    sync_offline: "Offline",
+    sync_connecting: "Connecting…",
+    sync_syncing: "Syncing…",
+    sync_uptodate: "Up to date {time}",
+    sync_waiting: "{n} change(s) waiting",
+    sync_locked_out: "Sign in again to sync",
+    choose_case: "Case",
+    choose_kind: "Kind of record",
+    create: "Create",
+    no_cases: "You are not in a case team yet (or the list has not been downloaded). Ask your coordinator.",
+    back: "Back",
+    required: "required",
+    required_hint: "Fields marked * are needed to submit.",
+    submit: "Submit",
+    resubmit: "Resubmit",
+    submitted_ok: "Submitted. It will reach the server when the phone is online.",
+    fix_problems: "{n} problem(s) to fix before submitting:",
+    add_item: "Add",
+    remove_item: "Remove",
+    conflict_title: "Different values were recorded at the same time:",
+    conflict_shown: "shown",
+    use_value: "Use this value",
+    review_title: "Review",
+    needs_changes_banner: "A coordinator asked for changes to this record.",
+    refused_banner:
+      "The server refused changes to this record. They are kept on this phone. Tell your coordinator.",
+    persist_warning:
+      "This browser may delete offline data when the phone is low on space. Add Saksi to the home screen and sync often.",
+    session_expired: "Your session has ended. Enter your password to sync again. Your records stay on this phone.",
+    auto_lock: "Lock after this many idle minutes",
+    saved: "Saved",
+    signed_in_as: "{user} on “{device}”",
+    update_ready: "A new version of Saksi is ready.",
+    restart: "Restart",
+    other_tab: "Saksi is open in another tab or window. Close it to use Saksi here.",
+    created_by: "by {user}",
+    number_invalid: "Enter a whole number.",
+    save_failed: "Could not save on this phone: {m}",
+    edit_failed: "This change was not accepted: {m}",
+    loading: "Opening…",
+    on_phone: "{n} record(s) on this phone",
+    review_action_comment: "Comment",
+    review_action_submit: "Submitted",
+    review_action_request_changes: "Changes requested",
+    review_action_approve: "Approved",
+    review_action_reopen: "Reopened",
+    review_action_archive: "Archived",
+    review_action_unarchive: "Unarchived",
+    review_action_resolve: "Conflict resolved",
+    archived_readonly: "This record is archived and can no longer be edited here.",
+  },
+  km: {
+    app_name: "សាក្សី",
+    other_lang: "English",
+    other_lang_label: "English (អង់គ្លេស)",
+    login_title: "ចូលប្រើ",
+    login_intro: "ចូលប្រើម្ដងដោយមានបណ្ដាញ។ បន្ទាប់មក សាក្សីដំណើរការដោយគ្មានបណ្ដាញ។",
+    username: "ឈ្មោះអ្នកប្រើ",
+    password: "ពាក្យសម្ងាត់",
+    device_name: "ឈ្មោះទូរស័ព្ទនេះ",
+    device_name_help: "ជួយអ្នកសម្របសម្រួលស្គាល់ទូរស័ព្ទនេះ។ ជៀសវាងឈ្មោះពេញរបស់អ្នក។",
+    device_name_default: "ទូរស័ព្ទ",
+    sign_in: "ចូល",
+    signing_in: "កំពុងចូល…",
+    err_invalid_credentials: "ឈ្មោះអ្នកប្រើ ឬពាក្យសម្ងាត់មិនត្រឹមត្រូវ។",
+    err_throttled: "ព្យាយាមច្រើនដងពេក។ សូមព្យាយាមម្ដងទៀតក្នុងរយៈពេល {s} វិនាទី។",
+    err_network: "មិនអាចភ្ជាប់ទៅម៉ាស៊ីនមេបានទេ។ ការចូលប្រើត្រូវការបណ្ដាញ។",
+    err_revoked_login: "ស្ថាប័នរបស់អ្នកបានបិទការចូលប្រើពីទូរស័ព្ទ ឬគណនីនេះ។",
+    err_generic: "មានបញ្ហា ({m})។",
+    pin_title: "ជ្រើសរើសលេខសម្ងាត់ PIN",
+    pin_help:
+      "យ៉ាងហោចណាស់ ៦ ខ្ទង់ ហើយ PIN វែងជាងមានសុវត្ថិភាពជាង។ វាចាក់សោសាក្សី និងអ៊ិនគ្រីបកំណត់ត្រានៅលើទូរស័ព្ទនេះ។ មិនអាចយកមកវិញបានទេ៖ បើភ្លេច ការកែប្រែដែលមិនទាន់ធ្វើសមកាលកម្មនឹងបាត់។",
+    pin: "PIN",
+    pin_repeat: "PIN ដដែលម្ដងទៀត",
+    pin_too_short: "ប្រើលេខយ៉ាងហោចណាស់ ៦ ខ្ទង់ (លេខតែប៉ុណ្ណោះ)។",
+    pin_mismatch: "PIN ទាំងពីរមិនដូចគ្នាទេ។",
+    pin_save: "កំណត់ PIN",
+    pin_saving: "កំពុងអ៊ិនគ្រីប…",
+    unlock_title: "សាក្សីត្រូវបានចាក់សោ",
+    unlock_help: "បញ្ចូល PIN របស់អ្នក។",
+    unlock: "ដោះសោ",
+    unlocking: "កំពុងដោះសោ…",
+    pin_wrong: "PIN មិនត្រឹមត្រូវ។ នៅសល់ {n} ដងទៀត មុនពេលទិន្នន័យសាក្សីនៅលើទូរស័ព្ទនេះត្រូវលុប។",
+    wiped_notice: "ទិន្នន័យសាក្សីនៅលើទូរស័ព្ទនេះត្រូវបានលុបហើយ។",
+    revoked_notice: "ស្ថាប័នរបស់អ្នកបានបិទការចូលប្រើពីទូរស័ព្ទនេះ។ ទិន្នន័យសាក្សីនៅលើវាត្រូវបានលុបហើយ។",
+    panic: "លុបទិន្នន័យលើទូរស័ព្ទនេះឥឡូវ",
+    panic_confirm: "លុបទិន្នន័យសាក្សីទាំងអស់នៅលើទូរស័ព្ទនេះឥឡូវ? មិនអាចត្រឡប់វិញបានទេ។",
+    panic_unsynced: "កំណត់ត្រា {n} មានការកែប្រែមិនទាន់ធ្វើសមកាលកម្ម៖ វានឹងបាត់។",
+    panic_yes: "លុបឥឡូវ",
+    cancel: "បោះបង់",
+    lock: "ចាក់សោ",
+    settings: "ការកំណត់",
+    records: "កំណត់ត្រា",
+    new_record: "កំណត់ត្រាថ្មី",
+    filter_case: "សំណុំរឿង",
+    filter_kind: "ប្រភេទ",
+    filter_status: "ស្ថានភាព",
+    all: "ទាំងអស់",
+    no_records: "មិនទាន់មានកំណត់ត្រានៅឡើយទេ។",
+    no_match: "គ្មានកំណត់ត្រាត្រូវនឹងតម្រងទាំងនេះទេ។",
+    untitled: "(គ្មានចំណងជើង)",
+    badge_unsynced: "មិនទាន់សមកាលកម្ម",
+    badge_conflict: "ទិន្នន័យផ្ទុយគ្នា",
+    badge_refused: "ត្រូវបានបដិសេធ",
+    badge_downloading: "កំពុងទាញយក…",
+    sync_offline: "គ្មានបណ្ដាញ",
+    sync_connecting: "កំពុងភ្ជាប់…",
+    sync_syncing: "កំពុងធ្វើសមកាលកម្ម…",
+    sync_uptodate: "ទាន់សម័យ {time}",
+    sync_waiting: "ការកែប្រែ {n} កំពុងរង់ចាំ",
+    sync_locked_out: "ចូលម្ដងទៀតដើម្បីធ្វើសមកាលកម្ម",
+    choose_case: "សំណុំរឿង",
+    choose_kind: "ប្រភេទកំណត់ត្រា",
+    create: "បង្កើត",
+    no_cases: "អ្នកមិនទាន់នៅក្នុងក្រុមសំណុំរឿងណាមួយទេ (ឬបញ្ជីមិនទាន់បានទាញយក)។ សូមសួរអ្នកសម្របសម្រួល។",
+    back: "ត្រឡប់",
+    required: "ចាំបាច់",
+    required_hint: "វាលដែលមានសញ្ញា * ត្រូវការជាចាំបាច់ដើម្បីដាក់ស្នើ។",
+    submit: "ដាក់ស្នើ",
+    resubmit: "ដាក់ស្នើម្ដងទៀត",
+    submitted_ok: "បានដាក់ស្នើ។ វានឹងទៅដល់ម៉ាស៊ីនមេនៅពេលទូរស័ព្ទមានបណ្ដាញ។",
+    fix_problems: "មានបញ្ហា {n} ត្រូវកែមុនពេលដាក់ស្នើ៖",
+    add_item: "បន្ថែម",
+    remove_item: "ដកចេញ",
+    conflict_title: "តម្លៃខុសៗគ្នាត្រូវបានកត់ត្រាក្នុងពេលតែមួយ៖",
+    conflict_shown: "កំពុងបង្ហាញ",
+    use_value: "ប្រើតម្លៃនេះ",
+    review_title: "ការពិនិត្យ",
+    needs_changes_banner: "អ្នកសម្របសម្រួលបានស្នើឱ្យកែប្រែកំណត់ត្រានេះ។",
+    refused_banner:
+      "ម៉ាស៊ីនមេបានបដិសេធការកែប្រែកំណត់ត្រានេះ។ វានៅតែរក្សាទុកលើទូរស័ព្ទនេះ។ សូមប្រាប់អ្នកសម្របសម្រួល។",
+    persist_warning:
+      "កម្មវិធីរុករកនេះអាចលុបទិន្នន័យគ្មានបណ្ដាញ នៅពេលទូរស័ព្ទខ្វះទំហំផ្ទុក។ សូមបន្ថែមសាក្សីទៅអេក្រង់ដើម ហើយធ្វើសមកាលកម្មឱ្យបានញឹកញាប់។",
+    session_expired:
+      "វគ្គរបស់អ្នកបានបញ្ចប់។ បញ្ចូលពាក្យសម្ងាត់ដើម្បីធ្វើសមកាលកម្មម្ដងទៀត។ កំណត់ត្រារបស់អ្នកនៅតែលើទូរស័ព្ទនេះ។",
+    auto_lock: "ចាក់សោបន្ទាប់ពីមិនប្រើប៉ុន្មាននាទី",
+    saved: "បានរក្សាទុក",
+    signed_in_as: "{user} លើ “{device}”",
+    update_ready: "កំណែថ្មីរបស់សាក្សីរួចរាល់ហើយ។",
+    restart: "ចាប់ផ្ដើមឡើងវិញ",
+    other_tab: "សាក្សីកំពុងបើកនៅផ្ទាំង ឬបង្អួចផ្សេង។ សូមបិទវាដើម្បីប្រើសាក្សីនៅទីនេះ។",
+    created_by: "ដោយ {user}",
+    number_invalid: "បញ្ចូលចំនួនគត់។",
+    save_failed: "មិនអាចរក្សាទុកលើទូរស័ព្ទនេះបានទេ៖ {m}",
+    edit_failed: "ការកែប្រែនេះមិនត្រូវបានទទួលយកទេ៖ {m}",
+    loading: "កំពុងបើក…",
+    on_phone: "កំណត់ត្រា {n} នៅលើទូរស័ព្ទនេះ",
+    review_action_comment: "មតិ",
+    review_action_submit: "បានដាក់ស្នើ",
+    review_action_request_changes: "បានស្នើឱ្យកែប្រែ",
+    review_action_approve: "បានអនុម័ត",
+    review_action_reopen: "បានបើកឡើងវិញ",
+    review_action_archive: "បានរក្សាទុកក្នុងបណ្ណសារ",
+    review_action_unarchive: "បានដកចេញពីបណ្ណសារ",
+    review_action_resolve: "បានដោះស្រាយទិន្នន័យផ្ទុយគ្នា",
+    archived_readonly: "កំណត់ត្រានេះត្រូវបានរក្សាទុកក្នុងបណ្ណសារ ហើយមិនអាចកែនៅទីនេះបានទៀតទេ។",
+  },
+};
+
+export const LANGS = ["en", "km"];
+const KEY = "saksi.lang";
+const listeners = new Set();
+
+function initialLang() {
+  const saved = localStorage.getItem(KEY);
+  if (LANGS.includes(saved)) return saved;
+  return (navigator.language || "").toLowerCase().startsWith("km") ? "km" : "en";
+}
+
+let current = initialLang();
+
+export function lang() {
+  return current;
+}
+
+/** Switches language, remembers it, sets `<html lang>` and tells the listeners. */
+export function setLang(next) {
+  if (!LANGS.includes(next)) return;
+  current = next;
+  localStorage.setItem(KEY, next);
+  applyLang();
+  for (const fn of listeners) fn(next);
+}
+
+export function onLangChange(fn) {
+  listeners.add(fn);
+}
+
+export function applyLang() {
+  document.documentElement.lang = current;
+  document.title = STRINGS[current].app_name;
+}
+
+/** A UI string with `{name}` placeholders filled in (numbers in the language's digits). */
+export function t(key, params = {}) {
+  const table = STRINGS[current];
+  let s = table[key] ?? STRINGS.en[key] ?? key;
+  for (const [name, value] of Object.entries(params)) {
+    const shown = typeof value === "number" ? number(value) : String(value);
+    s = s.replaceAll(`{${name}}`, shown);
+  }
+  return s;
+}
+
+/** A catalogue label (`{en, km}`) in the current language. */
+export function label(l) {
+  if (!l) return "";
+  return l[current] || l.en || "";
+}
+
+const LOCALES = { en: "en-GB", km: "km-KH" };
+const formats = new Map();
+
+function format(kind, options) {
+  const key = `${current}:${kind}`;
+  if (!formats.has(key)) {
+    formats.set(key, new Intl.DateTimeFormat(LOCALES[current], options));
+  }
+  return formats.get(key);
+}
+
+/** A time in ms since the epoch, as a date and time for the current language. */
+export function dateTime(ms) {
+  return format("dt", { dateStyle: "medium", timeStyle: "short" }).format(new Date(ms));
+}
+
+/** Only the clock time, for "up to date 14:05". */
+export function clock(ms) {
+  return format("t", { timeStyle: "short" }).format(new Date(ms));
+}
+
+/** A `YYYY-MM-DD` value, shown as a date in the current language. */
+export function date(ymd) {
+  const [y, m, d] = ymd.split("-").map(Number);
+  if (!y || !m || !d) return ymd;
+  return format("d", { dateStyle: "medium", timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+export function number(n) {
+  return new Intl.NumberFormat(LOCALES[current]).format(n);
+}

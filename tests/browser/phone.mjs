@@ -1,0 +1,258 @@
+// Helpers for the PWA's browser tests: a phone-sized Chromium context, the sign-in and unlock
+// flows, the sync status, test accounts made with the admin CLI, and direct looks at what the
+// phone stores. All test data is fictional.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+
+import { request as playwrightRequest } from "playwright-core";
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+
+import { chromium } from "playwright-core";
+
+import { CHROMIUM, CHROMIUM_ARGS, admin, artifactsDir, launchBrowser, newPage, startServer } from "./helpers.mjs";
+
+/** Chromium for the PWA tests (see `launchBrowser`). */
+export function launchPhoneBrowser() {
+  return launchBrowser(["--ignore-certificate-errors"]);
+}
+
+export const PIN = "246813";
+export const PHONE = {
+  viewport: { width: 360, height: 640 },
+  isMobile: true,
+  hasTouch: true,
+  deviceScaleFactor: 2,
+  locale: "en-GB",
+  timezoneId: "Asia/Phnom_Penh",
+};
+
+/** A password made up for one test account. */
+export function password(user) {
+  return `pw-${user}-${Math.random().toString(36).slice(2)}-Saksi!`;
+}
+
+/**
+ * Starts the server with a case and its team. `users` maps usernames to roles. Returns
+ * `{server, url, caseId, passwords, stop}`.
+ */
+export async function startSaksi(users, { caseName = "Case 7 (test)", env = {} } = {}) {
+  const server = await startServer({ env: { SAKSI_LOG: "warn", ...env } });
+  const passwords = {};
+  try {
+    const out = await admin(server, ["create-case", "--name", caseName]);
+    const caseId = out.trim().split(/\s+/).pop();
+    assert.match(caseId, /^[1-9A-HJ-NP-Za-km-z]{20,}$/, `create-case printed ${out}`);
+    for (const [user, role] of Object.entries(users)) {
+      passwords[user] = password(user);
+      await admin(server, ["create-user", "--username", user, "--role", role], `${passwords[user]}\n`);
+      if (role === "monitor" || role === "liaison") {
+        await admin(server, ["add-member", "--case", caseId, "--username", user]);
+      }
+    }
+    return { server, url: server.url, caseId, passwords, stop: server.stop };
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+}
+
+/**
+ * A phone with a persistent profile (not an incognito-like context: Chromium refuses to
+ * install apps from those). Returns `{context, page, close}`.
+ */
+export async function persistentPhone() {
+  const dir = await mkdtemp(join(tmpdir(), "saksi-profile-"));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    args: [...CHROMIUM_ARGS, "--ignore-certificate-errors"],
+    headless: true,
+    ignoreHTTPSErrors: true,
+    ...PHONE,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.problems = [];
+  page.consoleLines = [];
+  page.on("console", (msg) => {
+    page.consoleLines.push(`[${msg.type()}] ${msg.text()}`);
+    if (msg.type() === "error") page.problems.push(`console error: ${msg.text()}`);
+  });
+  page.on("pageerror", (err) => page.problems.push(`uncaught: ${err.stack || err}`));
+  return {
+    context,
+    page,
+    close: async () => {
+      await context.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A new phone (its own browser context: its own storage, like a separate device). */
+export async function newPhone(browser, options = {}) {
+  return newPage(browser, { ...PHONE, ...options });
+}
+
+/** Waits for the app to show `screen` (body[data-screen]). */
+export async function onScreen(page, screen, timeout = 30_000) {
+  await page.waitForSelector(`body[data-screen="${screen}"]`, { timeout });
+}
+
+/** Signs in and sets the PIN; ends on the records list. */
+export async function signIn(page, url, user, pass, { device = `${user}'s test phone`, pin = PIN } = {}) {
+  if (page.url() === "about:blank") await page.goto(`${url}/`);
+  await onScreen(page, "login");
+  await page.fill('input[name="username"]', user);
+  await page.fill('input[name="password"]', pass);
+  await page.fill('input[name="device_name"]', device);
+  await page.click('form button[type="submit"]');
+  await onScreen(page, "pin");
+  await page.fill('input[name="pin"]', pin);
+  await page.fill('input[name="pin_repeat"]', pin);
+  await page.click('form button[type="submit"]');
+  await onScreen(page, "list");
+}
+
+export async function unlock(page, pin = PIN) {
+  await onScreen(page, "unlock");
+  await page.fill('input[name="pin"]', pin);
+  await page.click('form button[type="submit"]');
+}
+
+/** Waits until the sync status says "up to date" with nothing waiting. */
+export async function waitSynced(page, timeout = 30_000) {
+  await page.waitForSelector('#sync-status[data-state="synced"][data-waiting="0"]', { timeout });
+}
+
+export async function waitOffline(page, waiting) {
+  const sel = waiting === undefined ? "" : `[data-waiting="${waiting}"]`;
+  await page.waitForSelector(`#sync-status[data-state="offline"]${sel}`);
+}
+
+/** Creates a record from the list screen and returns its id (from the address). */
+export async function createRecord(page, kind = "court_observation") {
+  await page.click('[data-action="new"]');
+  await onScreen(page, "new");
+  await page.check(`input[name="kind"][value="${kind}"]`);
+  await page.click('form button[type="submit"]');
+  await onScreen(page, "record");
+  const id = decodeURIComponent(new URL(page.url()).hash.replace("#/r/", ""));
+  assert.ok(id.length > 20, `a record id in ${page.url()}`);
+  return id;
+}
+
+/** Fills a text-like field of the open record and leaves it (commits at once). */
+export async function fillField(page, field, value) {
+  const input = page.locator(`[data-field="${field}"] input, [data-field="${field}"] textarea`).first();
+  await input.fill(value);
+  await input.blur();
+}
+
+export async function chooseYesNo(page, field, value) {
+  await page.locator(`[data-field="${field}"] input[value="${value}"]`).check({ force: true });
+}
+
+export async function selectChoice(page, field, value) {
+  await page.selectOption(`[data-field="${field}"] select`, value);
+}
+
+/** Adds list items to a list field. */
+export async function addItems(page, field, items) {
+  for (const item of items) {
+    await page.click(`[data-field="${field}"] [data-action="add-item"]`);
+    const input = page.locator(`[data-field="${field}"] li input`).last();
+    await input.fill(item);
+  }
+  await page.locator(`[data-field="${field}"] li input`).last().blur();
+}
+
+/** Waits until the record's "saved" mark shows (the edit is in the encrypted store's queue). */
+export async function backToList(page) {
+  await page.click('[data-action="back"]');
+  await onScreen(page, "list");
+}
+
+/** Keeps a 360×640 screenshot under tests/artifacts/pwa/. */
+export async function screenshot(page, name) {
+  const dir = await artifactsDir("pwa");
+  await page.screenshot({ path: join(dir, `${name}.png`) });
+}
+
+/** What IndexedDB holds on this phone: `{databases, clear: {key: value}, vault: [{key, bytes}]}`. */
+export async function storedData(page) {
+  return page.evaluate(async () => {
+    const databases = (await indexedDB.databases()).map((d) => d.name);
+    if (!databases.includes("saksi")) return { databases, clear: {}, vault: [] };
+    const db = await new Promise((ok, fail) => {
+      const req = indexedDB.open("saksi");
+      req.onsuccess = () => ok(req.result);
+      req.onerror = () => fail(req.error);
+    });
+    const all = (store) =>
+      new Promise((ok, fail) => {
+        if (!db.objectStoreNames.contains(store)) return ok([]);
+        const t = db.transaction(store);
+        const s = t.objectStore(store);
+        const keys = s.getAllKeys();
+        const values = s.getAll();
+        t.oncomplete = () => ok(keys.result.map((k, i) => [k, values.result[i]]));
+        t.onerror = () => fail(t.error);
+      });
+    const clear = Object.fromEntries((await all("clear")).map(([k, v]) => [k, typeof v === "object" ? Object.keys(v) : v]));
+    const vault = (await all("vault")).map(([key, v]) => ({
+      key,
+      fields: Object.keys(v),
+      bytes: Array.from(v.ct),
+    }));
+    db.close();
+    return { databases, clear, vault };
+  });
+}
+
+/** Whether `needle` (UTF-8) occurs in `bytes`. */
+export function containsUtf8(bytes, needle) {
+  const n = [...Buffer.from(needle, "utf8")];
+  outer: for (let i = 0; i + n.length <= bytes.length; i++) {
+    for (let j = 0; j < n.length; j++) if (bytes[i + j] !== n[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/** A signed-in API client (outside the browser), for checking what the server has. */
+export async function apiAs(url, user, pass) {
+  const api = await playwrightRequest.newContext({ baseURL: url, ignoreHTTPSErrors: true });
+  const res = await api.post("/api/login", { data: { username: user, password: pass, device_name: "test checker" } });
+  assert.equal(res.status(), 200, await res.text());
+  const { token } = await res.json();
+  return {
+    get: async (path) => {
+      const r = await api.get(path, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(r.status(), 200, await r.text());
+      return r.json();
+    },
+    dispose: () => api.dispose(),
+  };
+}
+
+/** The devices of `user` (from `saksi admin list-devices`): `[{id, user, name, status}]`. */
+export async function devicesOf(server, user) {
+  const out = await admin(server, ["list-devices", "--username", user]);
+  return out
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((line) => {
+      const [id, username, name, , status] = line.split("\t");
+      return { id, user: username, name, status };
+    });
+}
+
+/** The page's console errors and uncaught exceptions, less the browser's own network noise. */
+export function problems(page) {
+  return page.problems.filter(
+    (p) => !/Failed to load resource|net::ERR_|WebSocket connection to .* failed/.test(p),
+  );
+}

@@ -1,0 +1,176 @@
+// The PWA as an installable app: the manifest and its icons, the service worker, the shell
+// starting with no network (and with no server at all), the stamp of the service worker's
+// version, and the transfer size of shell + wasm (gzip) and the first and offline load times
+// on a slow-3G profile.
+
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+
+import { shellHash, stampedVersion } from "../../pwa/tools/stamp-sw.mjs";
+import { artifactsDir, saveArtifacts } from "./helpers.mjs";
+import { launchPhoneBrowser, newPhone, onScreen, persistentPhone, screenshot, startSaksi } from "./phone.mjs";
+
+let browser;
+let saksi;
+
+before(async () => {
+  browser = await launchPhoneBrowser();
+  saksi = await startSaksi({});
+});
+
+after(async () => {
+  await browser?.close();
+  await saksi?.stop();
+});
+
+test("the service worker's VERSION is stamped from the current shell files", () => {
+  assert.equal(stampedVersion(), shellHash(), "run `node pwa/tools/stamp-sw.mjs`");
+});
+
+/** The dimensions in a PNG's IHDR. */
+function pngSize(bytes) {
+  assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+  return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+}
+
+test("installable: valid manifest, 192 and 512 px icons, an active service worker; the shell starts offline", { timeout: 180_000 }, async (t) => {
+  const { context, page, close } = await persistentPhone();
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-shell");
+    await close();
+  });
+  await page.goto(`${saksi.url}/`);
+  await onScreen(page, "login");
+  await screenshot(page, "01-login");
+
+  // The manifest, as the browser fetched and parsed it.
+  const cdp = await context.newCDPSession(page);
+  const { url: manifestUrl, errors, data } = await cdp.send("Page.getAppManifest");
+  assert.equal(new URL(manifestUrl).pathname, "/manifest.webmanifest");
+  assert.deepEqual(errors, [], "the manifest parses without errors");
+  const manifest = JSON.parse(data);
+  assert.equal(manifest.display, "standalone");
+  assert.equal(manifest.start_url, "/");
+  assert.match(manifest.name, /Saksi/);
+  assert.match(manifest.name, /សាក្សី/);
+  for (const size of [192, 512]) {
+    const icon = manifest.icons.find((i) => i.sizes === `${size}x${size}` && i.purpose === "any");
+    assert.ok(icon, `a ${size}px icon`);
+    const res = await page.request.get(`${saksi.url}${icon.src}`);
+    assert.equal(res.status(), 200);
+    assert.equal(res.headers()["content-type"], "image/png");
+    assert.deepEqual(pngSize(await res.body()), [size, size]);
+  }
+
+  // The service worker is active and controls the page.
+  const sw = await page.evaluate(async () => {
+    const reg = await navigator.serviceWorker.ready;
+    if (!navigator.serviceWorker.controller) {
+      await new Promise((ok) => navigator.serviceWorker.addEventListener("controllerchange", ok, { once: true }));
+    }
+    return { state: reg.active.state, scope: reg.scope, controlled: Boolean(navigator.serviceWorker.controller) };
+  });
+  assert.deepEqual(sw, { state: "activated", scope: `${saksi.url}/`, controlled: true });
+  const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+  assert.deepEqual(installabilityErrors, [], "Chromium sees no installability problem");
+
+  // The shell is cached; nothing from /api is.
+  const cached = await page.evaluate(async () => {
+    const names = await caches.keys();
+    const urls = [];
+    for (const name of names) for (const r of await (await caches.open(name)).keys()) urls.push(new URL(r.url).pathname);
+    return { names, urls };
+  });
+  assert.equal(cached.names.length, 1);
+  assert.match(cached.names[0], /^saksi-shell-[0-9a-f]{16}$/);
+  for (const path of ["/index.html", "/js/app.js", "/pkg/saksi_wasm.js", "/pkg/saksi_wasm_bg.wasm", "/manifest.webmanifest"]) {
+    assert.ok(cached.urls.includes(path), `${path} is cached`);
+  }
+  assert.ok(!cached.urls.some((u) => u.startsWith("/api")), "no API response is cached");
+
+  // Offline: the shell (with its wasm) starts from the cache.
+  await context.setOffline(true);
+  await page.reload();
+  await onScreen(page, "login");
+  assert.equal(await page.locator("h1").textContent(), "Sign in");
+
+  // With the server gone entirely, too.
+  await context.setOffline(false);
+  await saksi.stop();
+  await page.reload();
+  await onScreen(page, "login");
+  assert.ok(await page.evaluate(() => typeof WebAssembly === "object" && document.querySelector("form") !== null));
+  assert.deepEqual(page.problems.filter((p) => !/Failed to load resource|ERR_/.test(p)), []);
+  saksi = await startSaksi({});
+});
+
+/** GET with `accept-encoding: gzip`: the bytes on the wire and whether they were gzip. */
+function fetchGzip(url) {
+  return new Promise((ok, fail) => {
+    const req = httpsRequest(url, { rejectUnauthorized: false, headers: { "accept-encoding": "gzip" } }, (res) => {
+      let bytes = 0;
+      res.on("data", (c) => (bytes += c.length));
+      res.on("end", () => ok({ status: res.statusCode, bytes, encoding: res.headers["content-encoding"] || "identity" }));
+    });
+    req.on("error", fail);
+    req.end();
+  });
+}
+
+test("transfer size of shell + wasm (gzip), first load and offline reload on slow 3G", { timeout: 180_000 }, async (t) => {
+  const swText = await readFile(new URL("../../pwa/web/sw.js", import.meta.url), "utf8");
+  const shell = JSON.parse(swText.match(/const SHELL = (\[[^\]]*\])/)[1].replace(/,\s*\]/, "]"));
+  const sizes = {};
+  for (const path of shell) {
+    const r = await fetchGzip(`${saksi.url}${path}`);
+    assert.equal(r.status, 200, path);
+    sizes[path] = r;
+  }
+  const wasm = sizes["/pkg/saksi_wasm_bg.wasm"].bytes;
+  const shellBytes = Object.entries(sizes)
+    .filter(([p]) => p !== "/pkg/saksi_wasm_bg.wasm" && p !== "/")
+    .reduce((n, [, r]) => n + r.bytes, 0);
+  assert.equal(sizes["/pkg/saksi_wasm_bg.wasm"].encoding, "gzip");
+
+  // First load and an offline reload with a slow-3G profile (DevTools: 400 kbit/s, 400 ms RTT).
+  const page = await newPhone(browser);
+  const context = page.context();
+  t.after(() => context.close());
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 400,
+    downloadThroughput: (400 * 1024) / 8,
+    uploadThroughput: (400 * 1024) / 8,
+  });
+  let started = Date.now();
+  await page.goto(`${saksi.url}/`, { timeout: 120_000 });
+  await onScreen(page, "login", 120_000);
+  const firstLoadMs = Date.now() - started;
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await context.setOffline(true);
+  started = Date.now();
+  await page.reload();
+  await onScreen(page, "login");
+  const offlineLoadMs = Date.now() - started;
+
+  const report = {
+    shell_gzip_bytes: shellBytes,
+    wasm_gzip_bytes: wasm,
+    total_gzip_bytes: shellBytes + wasm,
+    files: Object.fromEntries(Object.entries(sizes).map(([p, r]) => [p, `${r.bytes} ${r.encoding}`])),
+    slow3g_first_load_ms: firstLoadMs,
+    offline_reload_ms: offlineLoadMs,
+  };
+  const dir = await artifactsDir("pwa");
+  await writeFile(join(dir, "sizes.json"), JSON.stringify(report, null, 2) + "\n");
+  t.diagnostic(
+    `shell ${shellBytes} B + wasm ${wasm} B = ${shellBytes + wasm} B gzip; ` +
+      `slow-3G first load ${firstLoadMs} ms, offline reload ${offlineLoadMs} ms`,
+  );
+  assert.ok(shellBytes < 100_000, `the shell stays small (${shellBytes} B gzip)`);
+});
