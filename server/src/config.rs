@@ -53,6 +53,29 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub log_format: LogFormat,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<Secret>,
+}
+
+/// A secret setting: usable as a string, never shown by `Debug` (configurations get logged).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for Config {
@@ -77,6 +100,7 @@ impl Default for Config {
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             log_format: LogFormat::Text,
+            metrics_token: None,
         }
     }
 }
@@ -137,6 +161,11 @@ argon2_iterations = 2
 
 # "text" or "json". The level is set with SAKSI_LOG (e.g. "info", "saksi_server=debug").
 log_format = "text"
+
+# Prometheus metrics at /metrics (counts only). Without a token they are served to loopback
+# clients only, and not at all when tls = "off" (behind a proxy every request is loopback).
+# With a token (at least 32 characters), to any client sending "Authorization: Bearer TOKEN".
+# metrics_token = "..."
 "#;
 
 /// Why the configuration cannot be used.
@@ -270,6 +299,13 @@ impl Config {
         if self.login_window_seconds < 60 {
             return refuse("login_window_seconds", "must be at least 60");
         }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 32)
+        {
+            return refuse("metrics_token", "must be at least 32 characters");
+        }
         if self.argon2_memory_kib < 19_456 || self.argon2_iterations < 2 {
             return refuse(
                 "argon2_*",
@@ -285,7 +321,7 @@ impl Config {
 }
 
 /// Options that may be absent from the serialised form (no default value).
-const OPTIONAL_KEYS: [&str; 2] = ["tls_cert", "tls_key"];
+const OPTIONAL_KEYS: [&str; 3] = ["tls_cert", "tls_key", "metrics_token"];
 
 #[cfg(test)]
 mod tests {
@@ -312,6 +348,17 @@ mod tests {
         assert_eq!(c.listen.port(), 9443);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/saksi"));
         assert_eq!(c.session_days, 7);
+        let mut with_token = Config::default();
+        with_token
+            .apply_env([(
+                "SAKSI_METRICS_TOKEN".to_string(),
+                "a-long-random-token-for-prometheus-1234".to_string(),
+            )])
+            .expect("token");
+        assert!(
+            !format!("{with_token:?}").contains("prometheus"),
+            "redacted in Debug"
+        );
         let err = Config::default()
             .apply_env([("SAKSI_SESION_DAYS".to_string(), "7".to_string())])
             .expect_err("typo refused");
@@ -340,6 +387,10 @@ mod tests {
             },
             Config {
                 ticket_seconds: 3600,
+                ..Config::default()
+            },
+            Config {
+                metrics_token: Some(Secret::new("short")),
                 ..Config::default()
             },
             Config {

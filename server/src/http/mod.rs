@@ -3,6 +3,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod metrics;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_frame_bytes: usize) {
         web::scope("")
             .wrap(from_fn(security_headers))
             .route("/healthz", web::get().to(api::healthz))
+            .route("/metrics", web::get().to(metrics::metrics))
             .service(
                 web::scope("/api")
                     .route("/login", web::post().to(api::login))
@@ -51,6 +53,7 @@ async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let is_asset = !(req.path().starts_with("/api/")
         || req.path().starts_with("/console")
+        || req.path() == "/metrics"
         || req.path() == "/sync");
     let mut res = next.call(req).await?;
     let h = res.headers_mut();

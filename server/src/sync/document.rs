@@ -56,6 +56,8 @@ pub enum Command {
         edit: EditFn,
         reply: oneshot::Sender<Result<(), EditError>>,
     },
+    /// The server is stopping: write back (sync states, snapshot) and end.
+    Shutdown(oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for Command {
@@ -65,6 +67,7 @@ impl std::fmt::Debug for Command {
             Command::Close { .. } => "Close",
             Command::Read(_) => "Read",
             Command::Edit { .. } => "Edit",
+            Command::Shutdown(_) => "Shutdown",
         };
         f.write_str(name)
     }
@@ -85,6 +88,8 @@ pub enum EditError {
 #[derive(Debug, Default)]
 pub struct Documents {
     tasks: Mutex<HashMap<DocumentId, mpsc::Sender<Command>>>,
+    /// Set once shutdown starts: no new document tasks.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Commands queued per document before senders wait.
@@ -96,8 +101,37 @@ impl Documents {
         self.tasks.lock().expect("documents lock").len()
     }
 
+    /// Asks every document task to write back and end, and waits for them. Commands sent
+    /// afterwards are dropped (the server is stopping).
+    pub async fn shutdown(&self) -> usize {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .expect("documents lock")
+            .drain()
+            .map(|(_, tx)| tx)
+            .collect();
+        let mut done = Vec::new();
+        for tx in tasks {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Command::Shutdown(reply)).await.is_ok() {
+                done.push(rx);
+            }
+        }
+        let count = done.len();
+        for rx in done {
+            let _ = rx.await;
+        }
+        count
+    }
+
     /// Sends a command to the document's task, starting it if needed.
     pub async fn send(&self, state: &Arc<AppState>, id: DocumentId, mut cmd: Command) {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         loop {
             let sender = {
                 let mut tasks = self.tasks.lock().expect("documents lock");
@@ -234,6 +268,11 @@ impl DocumentTask {
         let idle = Duration::from_secs(self.state.config.evict_idle_document_seconds);
         loop {
             match tokio::time::timeout(idle, rx.recv()).await {
+                Ok(Some(Command::Shutdown(reply))) => {
+                    self.finish().await;
+                    let _ = reply.send(());
+                    return;
+                }
                 Ok(Some(cmd)) => self.handle(cmd).await,
                 Ok(None) => break,
                 Err(_) => {
@@ -305,6 +344,10 @@ impl DocumentTask {
                 is_request,
             } => self.sync(peer, who, data, is_request).await,
             Command::Close { conn } => self.close(conn).await,
+            // Only reached while draining a retired task's queue: `finish` follows anyway.
+            Command::Shutdown(reply) => {
+                let _ = reply.send(());
+            }
             Command::Read(f) => f(self.doc.as_ref().map(|d| d.sync.record())),
             Command::Edit {
                 device,

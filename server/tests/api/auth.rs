@@ -267,10 +267,21 @@ async fn logout_revokes_only_the_calling_device() {
         .expect("logout");
     assert_eq!(res.status, 204);
     let cookie = res.header("set-cookie").expect("cookie cleared");
-    assert!(cookie.contains("saksi_session=;") || cookie.contains("Max-Age=0"), "{cookie}");
-    let me = server.client.get("/api/me", Some(&phone.token)).await.expect("me");
+    assert!(
+        cookie.contains("saksi_session=;") || cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+    let me = server
+        .client
+        .get("/api/me", Some(&phone.token))
+        .await
+        .expect("me");
     assert_eq!(me.status, 401);
-    let me = server.client.get("/api/me", Some(&laptop.token)).await.expect("me");
+    let me = server
+        .client
+        .get("/api/me", Some(&laptop.token))
+        .await
+        .expect("me");
     assert_eq!(me.status, 200);
     server.stop().await;
 }
@@ -281,7 +292,10 @@ async fn certificate_files_are_used_when_configured() {
     let other = TestServer::start().await;
     let source = other.stop().await;
     let certs = tempfile::tempdir().expect("dir");
-    let (cert, key) = (certs.path().join("fullchain.pem"), certs.path().join("privkey.pem"));
+    let (cert, key) = (
+        certs.path().join("fullchain.pem"),
+        certs.path().join("privkey.pem"),
+    );
     std::fs::copy(source.path().join("tls-cert.pem"), &cert).expect("copy cert");
     std::fs::copy(source.path().join("tls-key.pem"), &key).expect("copy key");
 
@@ -293,7 +307,10 @@ async fn certificate_files_are_used_when_configured() {
     let app = saksi_server::Application::build(config.clone())
         .await
         .expect("starts with the files");
-    assert!(!dir.path().join("tls-cert.pem").exists(), "nothing generated");
+    assert!(
+        !dir.path().join("tls-cert.pem").exists(),
+        "nothing generated"
+    );
     assert!(!app.report().certificate_generated);
     let client = saksi_client::Client::new(
         app.addr(),
@@ -303,9 +320,12 @@ async fn certificate_files_are_used_when_configured() {
     .expect("client");
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
-    let res = client.get("/healthz", None).await.expect("TLS with the given certificate");
+    let res = client
+        .get("/healthz", None)
+        .await
+        .expect("TLS with the given certificate");
     assert_eq!(res.status, 200);
-    handle.stop(true).await;
+    handle.stop().await;
     let _ = task.await;
 
     // A missing key file is a clear start-up error.

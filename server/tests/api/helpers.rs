@@ -23,7 +23,7 @@ pub struct TestServer {
     pub client: Client,
     pub clock: Arc<ManualClock>,
     pub admin_password: Option<String>,
-    handle: actix_web::dev::ServerHandle,
+    handle: saksi_server::app::StopHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -76,7 +76,7 @@ impl TestServer {
 
     /// Stops the server gracefully and returns its data directory.
     pub async fn stop(self) -> tempfile::TempDir {
-        self.handle.stop(true).await;
+        self.handle.stop().await;
         let _ = self.task.await;
         // Document tasks write back when idle; the storage closes when the last reference goes.
         self.state.sqlite.close();

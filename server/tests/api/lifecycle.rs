@@ -67,3 +67,99 @@ async fn idle_documents_are_compacted_and_evicted() {
     assert_eq!(narrative.map(|v| v.display()), Some("ក".repeat(10)));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_connections_and_writes_back() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    let case = server.case("Case G", &["sophea"]);
+    let (session, mut phone) = server.phone("sophea").await;
+    let editor = session.editor();
+    let id = phone.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor,
+        1_000,
+        random_16(),
+    );
+    for i in 0..3 {
+        phone
+            .repo
+            .edit(&id, |r| {
+                r.set_text("narrative", &"ខ".repeat(i + 1), &editor, 2_000)
+            })
+            .expect("doc")
+            .expect("edit");
+        phone.sync_all(WAIT).await.expect("stored");
+    }
+    assert!(server.storage().chunks(&id).expect("chunks").len() > 1);
+    let storage = server.storage().clone();
+    let device = session.device_id.clone();
+
+    let stopping = tokio::spawn(server.stop());
+    // The phone is told before its connection closes.
+    let mut told = None;
+    while let Ok(Some(frame)) = phone.socket.recv_timeout(WAIT).await {
+        if let Ok(saksi_shared::protocol::Message::Error { message, .. }) =
+            saksi_shared::protocol::Message::decode(&frame)
+        {
+            told = Some(message);
+        }
+    }
+    assert_eq!(told.as_deref(), Some("server shutting down"));
+    let _dir = stopping.await.expect("stopped");
+    // Written back: one snapshot, and the phone's sync state for a quick resume.
+    assert_eq!(storage.chunks(&id).expect("chunks").len(), 1);
+    assert!(storage.sync_state(&device, &id).expect("read").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_without_contents_and_need_a_token_when_configured() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    let case = server.case("Case M", &["sophea"]);
+    let (session, mut phone) = server.phone("sophea").await;
+    let id = phone.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &session.editor(),
+        1_000,
+        random_16(),
+    );
+    phone.sync_all(WAIT).await.expect("stored");
+    let res = server.client.get("/metrics", None).await.expect("answer");
+    assert_eq!(res.status, 200, "served to loopback");
+    let text = res.text();
+    for name in [
+        "saksi_connections_open 1",
+        "saksi_documents_in_memory 1",
+        "# TYPE saksi_changes_stored_total counter",
+        "saksi_storage_bytes ",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    assert!(!text.contains(&id.to_string()), "no ids");
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    server.stop().await;
+
+    let token = "prometheus-scrape-token-0123456789abcdef";
+    let server = TestServer::start_in(tempfile::tempdir().expect("dir"), |c| {
+        c.metrics_token = Some(saksi_server::config::Secret::new(token));
+    })
+    .await;
+    let res = server.client.get("/metrics", None).await.expect("answer");
+    assert_eq!(res.status, 404, "a token is required once configured");
+    let res = server
+        .client
+        .get("/metrics", Some("wrong-token"))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 404);
+    let res = server
+        .client
+        .get("/metrics", Some(token))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 200);
+    server.stop().await;
+}
