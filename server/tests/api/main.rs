@@ -1,11 +1,15 @@
 //! Integration tests: a real server (port 0, temporary SQLite file, real TLS) and native clients
 //! built on `saksi-shared`. One test binary, as building many is slow.
 
+mod audit;
 mod auth;
 mod authz;
 mod console;
+mod crash;
+mod headers;
 mod helpers;
 mod hostile;
 mod interop;
+mod lifecycle;
 mod restart;
 mod sync;
