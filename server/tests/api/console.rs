@@ -358,6 +358,10 @@ async fn every_console_page_renders_realistic_data() {
         .await;
     assert!(html.contains("sophea&#39;s phone") && html.contains("vanna&#39;s phone"));
     assert!(html.contains("created the Court observation"));
+    assert!(
+        html.matches("class=\"confirmed\"").count() >= 8 && !html.contains("unconfirmed<"),
+        "every change's note agrees with the device it came from"
+    );
     let html = admin
         .page(&format!(
             "/console/records/{}/history?field=counsel_present",
@@ -1094,13 +1098,14 @@ async fn the_records_table_filters_sorts_pages_and_counts() {
     let base: i64 = 1_772_323_200_000;
     // 60 observations in case A over 60 days, alternating authors and statuses; 5 statements
     // in case B.
+    let mut seeded = Vec::new();
     for i in 0..60 {
         let (author, status) = match i % 3 {
             0 => ("sophea", Status::Submitted),
             1 => ("vanna", Status::Approved),
             _ => ("sophea", Status::Draft),
         };
-        seed(
+        seeded.push(seed(
             &server,
             &case_a,
             RecordKind::CourtObservation,
@@ -1108,7 +1113,7 @@ async fn the_records_table_filters_sorts_pages_and_counts() {
             &format!("សវនាការ {i:02}"),
             status,
             base + i * day,
-        );
+        ));
     }
     for i in 0..5 {
         seed(
@@ -1176,6 +1181,12 @@ async fn the_records_table_filters_sorts_pages_and_counts() {
         "{html}"
     );
     assert!(html.contains("D-1") && html.contains("D-3") && !html.contains("D-4"));
+    // These records came from no device: their history says so.
+    let html = desk
+        .page(&format!("/console/records/{}/history", seeded[0]))
+        .await;
+    assert!(html.contains("unconfirmed") && html.contains("no device on record"));
+    assert!(!html.contains("class=\"confirmed\""));
     let html = desk.page("/console/records?conflicts=yes").await;
     assert!(html.contains("No records match this filter."));
 
