@@ -580,12 +580,13 @@ export class RecordEditor {
         {},
         problems.map((p) => {
           const field = this.fields.get(p.field);
-          const name = field ? label(field.def.label) : p.field;
-          return h("li", {}, h("a", { href: `#/r/${encodeURIComponent(this.id)}`, onclick: (ev) => {
+          // The message names the field already.
+          const jump = (ev) => {
             ev.preventDefault();
             field?.el.scrollIntoView({ block: "center" });
             field?.el.querySelector("input, textarea, select")?.focus();
-          } }, `${name}: ${text(p)}`));
+          };
+          return h("li", { dataset: { problem: p.field } }, h("a", { href: `#/r/${encodeURIComponent(this.id)}`, onclick: jump }, text(p)));
         }),
       ),
     );

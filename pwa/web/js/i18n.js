@@ -273,10 +273,35 @@ export function label(l) {
 const LOCALES = { en: "en-GB", km: "km-KH" };
 const formats = new Map();
 
+/** Some browsers (Debian's Chromium among them) ship no Khmer locale data in Intl. */
+const INTL_HAS_KHMER = Intl.DateTimeFormat.supportedLocalesOf(["km"]).length > 0;
+/** CLDR's Khmer month names, for when Intl lacks them. */
+const KM_MONTHS = [
+  "មករា", "កុម្ភៈ", "មីនា", "មេសា", "ឧសភា", "មិថុនា",
+  "កក្កដា", "សីហា", "កញ្ញា", "តុលា", "វិច្ឆិកា", "ធ្នូ",
+];
+
 function format(kind, options) {
   const key = `${current}:${kind}`;
   if (!formats.has(key)) {
-    formats.set(key, new Intl.DateTimeFormat(LOCALES[current], options));
+    if (current === "km" && !INTL_HAS_KHMER) {
+      // The parts in numbers, put together the way CLDR's Khmer patterns do ("4 មីនា 2025 14:05").
+      const numeric = new Intl.DateTimeFormat("en-GB", {
+        ...(options.dateStyle ? { day: "numeric", month: "numeric", year: "numeric" } : {}),
+        ...(options.timeStyle ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" } : {}),
+        timeZone: options.timeZone,
+      });
+      formats.set(key, {
+        format(d) {
+          const p = Object.fromEntries(numeric.formatToParts(d).map((x) => [x.type, x.value]));
+          const day = p.day ? `${Number(p.day)} ${KM_MONTHS[Number(p.month) - 1]} ${p.year}` : "";
+          const time = p.hour ? `${p.hour}:${p.minute}` : "";
+          return [day, time].filter(Boolean).join(" ");
+        },
+      });
+    } else {
+      formats.set(key, new Intl.DateTimeFormat(LOCALES[current], options));
+    }
   }
   return formats.get(key);
 }

@@ -1,0 +1,183 @@
+// S5 on the phone: the PIN lock, auto-lock when idle, the wipe after too many wrong PINs, the
+// panic wipe, and the wipe of a device its organisation revoked, at its next contact.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { admin, saveArtifacts } from "./helpers.mjs";
+import {
+  createRecord,
+  devicesOf,
+  fillField,
+  newPhone,
+  onScreen,
+  problems,
+  screenshot,
+  signIn,
+  startSaksi,
+  storedData,
+  unlock,
+  waitOffline,
+  waitSynced,
+  launchPhoneBrowser,
+} from "./phone.mjs";
+
+const COURT = "តុលាការកំពូល";
+
+let browser;
+let saksi;
+
+before(async () => {
+  browser = await launchPhoneBrowser();
+  saksi = await startSaksi({ dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor" });
+});
+
+after(async () => {
+  await browser?.close();
+  await saksi?.stop();
+});
+
+/** Asserts that nothing of Saksi's data is left on the phone. */
+async function assertWiped(page) {
+  const stored = await storedData(page);
+  assert.ok(!stored.databases.includes("saksi") || stored.vault.length === 0, "no encrypted data left");
+  assert.deepEqual(stored.clear, {}, "no salt, key check or counter left");
+  const left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k !== "saksi.lang"));
+  assert.deepEqual(left, []);
+}
+
+test("the PIN locks the app; the lock hides everything and a wrong PIN does not open it", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-lock");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "dara", saksi.passwords.dara);
+  const id = await createRecord(page);
+  await fillField(page, "court", COURT);
+  await waitSynced(page);
+
+  await page.click('[data-action="back"]');
+  await page.click('[data-action="lock"]');
+  await onScreen(page, "unlock");
+  assert.ok(!(await page.locator("body").textContent()).includes(COURT), "nothing of the record is on screen");
+  assert.equal(await page.locator("#sync-status").isHidden(), true);
+
+  await page.fill('input[name="pin"]', "111111");
+  await page.click('form button[type="submit"]');
+  await page.waitForSelector(".message.error:not([hidden])");
+  assert.match(await page.locator(".message.error").textContent(), /Wrong PIN\. 9 attempts left/);
+  assert.equal((await storedData(page)).clear.wrongPins, 1);
+  await screenshot(page, "08-wrong-pin");
+
+  await unlock(page);
+  await onScreen(page, "list");
+  assert.equal((await storedData(page)).clear.wrongPins, 0, "a right PIN resets the counter");
+  assert.match(await page.locator(`li[data-id="${id}"]`).textContent(), new RegExp(COURT));
+  assert.deepEqual(problems(page), []);
+});
+
+test("the app locks itself after the idle time", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-auto-lock");
+    await page.context().close();
+  });
+  await page.clock.install();
+  await signIn(page, saksi.url, "chea", saksi.passwords.chea);
+  await page.clock.fastForward("04:00");
+  assert.equal(await page.evaluate(() => document.body.dataset.screen), "list", "not yet after 4 minutes");
+  await page.clock.fastForward("01:30");
+  await onScreen(page, "unlock");
+  await unlock(page);
+  await onScreen(page, "list");
+});
+
+test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-wrong-pins");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
+  await createRecord(page);
+  await fillField(page, "court", COURT);
+  await page.reload();
+  await onScreen(page, "unlock");
+  for (let i = 1; i <= 9; i++) {
+    await page.fill('input[name="pin"]', `99999${i}`);
+    await page.click('form button[type="submit"]');
+    await page.waitForFunction(
+      (left) => document.querySelector(".message.error")?.textContent.includes(`${left} attempts left`),
+      10 - i,
+    );
+  }
+  assert.equal((await storedData(page)).clear.wrongPins, 9);
+  await page.fill('input[name="pin"]', "000000");
+  await page.click('form button[type="submit"]');
+  await onScreen(page, "login");
+  assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "wiped_notice");
+  await assertWiped(page);
+  // The right PIN no longer opens anything: there is nothing left to open.
+  await page.reload();
+  await onScreen(page, "login");
+});
+
+test("the panic action wipes at once after one confirmation, and signs the device out", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-panic");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "mealea", saksi.passwords.mealea);
+  await createRecord(page);
+  await fillField(page, "court", COURT);
+  await page.click('[data-action="back"]');
+  await page.click('[data-action="settings"]');
+  await onScreen(page, "settings");
+  await page.click('[data-action="panic"]');
+  await page.waitForSelector('[data-action="wipe-confirm"]');
+  await screenshot(page, "09-panic-confirm");
+  await page.click('[data-action="wipe-confirm"]');
+  await onScreen(page, "login");
+  await assertWiped(page);
+  // Online, so the device was also signed out on the server.
+  const devices = await devicesOf(saksi.server, "mealea");
+  await waitFor(async () => (await devicesOf(saksi.server, "mealea")).every((d) => d.status === "revoked"));
+  assert.equal(devices.length, 1);
+});
+
+async function waitFor(check, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+}
+
+test("a revoked device wipes its data at its next contact with the server", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-revoked");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "dara", saksi.passwords.dara, { device: "seized phone" });
+  await createRecord(page);
+  await fillField(page, "court", COURT);
+  await waitSynced(page);
+  await page.context().setOffline(true);
+  await waitOffline(page);
+
+  // The phone is seized; a coordinator revokes it.
+  const device = (await devicesOf(saksi.server, "dara")).find((d) => d.name === "seized phone");
+  assert.equal(device.status, "active");
+  await admin(saksi.server, ["revoke-device", "--device", device.id]);
+
+  // Still offline: the data is there (the phone does not know yet).
+  assert.ok((await storedData(page)).vault.length >= 2);
+  await page.context().setOffline(false);
+  await onScreen(page, "login");
+  assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "revoked_notice");
+  await assertWiped(page);
+  await screenshot(page, "10-revoked");
+});

@@ -1,0 +1,144 @@
+// S2, concurrent offline edits: two monitors of the same case edit the same observation with
+// no network. One fills the judges, the other the verdict; both type into the narrative; one
+// records "defence lawyer present: yes", the other "no". After both reconnect, both phones
+// show the same merged record: both edits, both texts, and the yes/no conflict naming both.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { saveArtifacts } from "./helpers.mjs";
+import {
+  addItems,
+  backToList,
+  chooseYesNo,
+  createRecord,
+  fillField,
+  newPhone,
+  onScreen,
+  problems,
+  screenshot,
+  selectChoice,
+  signIn,
+  startSaksi,
+  waitOffline,
+  waitSynced,
+  launchPhoneBrowser,
+} from "./phone.mjs";
+
+const BASE = "សវនាការចាប់ផ្ដើម។";
+const FROM_DARA = " ចៅក្រមបានអានការចោទប្រកាន់។";
+const FROM_VANNA = " មេធាវីបានសុំពន្យារពេល។";
+
+let browser;
+let saksi;
+
+before(async () => {
+  browser = await launchPhoneBrowser();
+  saksi = await startSaksi({ dara: "monitor", vanna: "monitor" });
+});
+
+after(async () => {
+  await browser?.close();
+  await saksi?.stop();
+});
+
+test("S2: two phones edit one observation offline, reconnect, converge, and show the conflict with both names", { timeout: 180_000 }, async (t) => {
+  const dara = await newPhone(browser);
+  const vanna = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) {
+      await saveArtifacts(dara, "pwa-s2-dara");
+      await saveArtifacts(vanna, "pwa-s2-vanna");
+    }
+    await dara.context().close();
+    await vanna.context().close();
+  });
+
+  // Dara opens the observation online; Vanna's phone downloads it.
+  await signIn(dara, saksi.url, "dara", saksi.passwords.dara);
+  const id = await createRecord(dara);
+  await fillField(dara, "court", "សាលាឧទ្ធរណ៍ភ្នំពេញ");
+  await fillField(dara, "narrative", BASE);
+  await waitSynced(dara);
+  await signIn(vanna, saksi.url, "vanna", saksi.passwords.vanna);
+  await vanna.waitForSelector(`li[data-id="${id}"] a`);
+  await waitSynced(vanna);
+  await vanna.click(`li[data-id="${id}"] a`);
+  await onScreen(vanna, "record");
+  assert.equal(await vanna.inputValue('[data-field="narrative"] textarea'), BASE);
+
+  // Both go offline and edit.
+  await dara.context().setOffline(true);
+  await vanna.context().setOffline(true);
+  await waitOffline(dara);
+  await waitOffline(vanna);
+
+  await addItems(dara, "judges", ["ចៅក្រម ក", "ចៅក្រម ខ"]);
+  await chooseYesNo(dara, "counsel_present", "yes");
+  const daraText = dara.locator('[data-field="narrative"] textarea');
+  await daraText.focus();
+  await dara.keyboard.press("End");
+  await dara.keyboard.type(FROM_DARA);
+  await daraText.blur();
+
+  await selectChoice(vanna, "verdict", "adjourned");
+  await chooseYesNo(vanna, "counsel_present", "no");
+  const vannaText = vanna.locator('[data-field="narrative"] textarea');
+  await vannaText.focus();
+  await vanna.keyboard.press("End");
+  await vanna.keyboard.type(FROM_VANNA);
+  await vannaText.blur();
+
+  await waitOffline(dara, 1);
+  await waitOffline(vanna, 1);
+
+  // Signal returns.
+  await dara.context().setOffline(false);
+  await vanna.context().setOffline(false);
+  await waitSynced(dara);
+  await waitSynced(vanna);
+
+  // Both phones converge on the same narrative holding both texts...
+  const merged = async (page) =>
+    page.waitForFunction(
+      ([a, b]) => {
+        const v = document.querySelector('[data-field="narrative"] textarea')?.value || "";
+        return v.includes(a.trim()) && v.includes(b.trim()) ? v : false;
+      },
+      [FROM_DARA, FROM_VANNA],
+      { timeout: 30_000 },
+    );
+  const textDara = await (await merged(dara)).jsonValue();
+  const textVanna = await (await merged(vanna)).jsonValue();
+  assert.equal(textDara, textVanna, "both phones hold the same narrative");
+  assert.ok(textDara.startsWith(BASE));
+
+  // ... both edits of other fields ...
+  for (const page of [dara, vanna]) {
+    await page.waitForFunction(() => document.querySelector('[data-field="verdict"] select')?.value === "adjourned");
+    await page.waitForFunction(() => document.querySelectorAll('[data-field="judges"] li input').length === 2);
+    const judges = await page.locator('[data-field="judges"] li input').evaluateAll((els) => els.map((e) => e.value));
+    assert.deepEqual(judges, ["ចៅក្រម ក", "ចៅក្រម ខ"]);
+  }
+
+  // ... and the yes/no disagreement as a conflict naming both monitors, with both values.
+  for (const page of [dara, vanna]) {
+    const conflict = page.locator('[data-field="counsel_present"] .conflict');
+    await conflict.waitFor({ state: "visible" });
+    const rows = await conflict.locator("li").evaluateAll((els) =>
+      els.map((li) => ({ user: li.dataset.user, value: li.querySelector(".value").textContent, time: li.querySelector("time")?.textContent })),
+    );
+    assert.deepEqual(rows.map((r) => r.user).sort(), ["dara", "vanna"]);
+    assert.deepEqual(rows.map((r) => r.value).sort(), ["No", "Yes"]);
+    for (const r of rows) assert.ok(r.time, "each value shows when it was written");
+  }
+  await dara.locator('[data-field="counsel_present"]').scrollIntoViewIfNeeded();
+  await screenshot(dara, "06-conflict");
+
+  // The list shows the conflict badge.
+  await backToList(dara);
+  await dara.waitForSelector(`li[data-id="${id}"] [data-badge="conflict"]`);
+  await screenshot(dara, "07-records-conflict");
+  assert.deepEqual(problems(dara), []);
+  assert.deepEqual(problems(vanna), []);
+});
