@@ -14,7 +14,7 @@
 //! stored record once its first changes make a complete record the sender may create. When no
 //! peer has used the document for a while, the task compacts it, saves sync states, and ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -238,6 +238,9 @@ struct DocumentTask {
     peers: HashMap<ConnId, PeerState>,
     /// New documents being created by a connection, or ids it may not read.
     pending: HashMap<ConnId, (Peer, DocSync, bool)>,
+    /// Peers owed an answer, and whether the document changed, since the last flush.
+    to_answer: HashSet<ConnId>,
+    changed: bool,
 }
 
 fn peer_key(conn: ConnId) -> String {
@@ -253,6 +256,8 @@ impl DocumentTask {
             broken: false,
             peers: HashMap::new(),
             pending: HashMap::new(),
+            to_answer: HashSet::new(),
+            changed: false,
         }
     }
 
@@ -273,7 +278,21 @@ impl DocumentTask {
                     let _ = reply.send(());
                     return;
                 }
-                Ok(Some(cmd)) => self.handle(cmd).await,
+                Ok(Some(cmd)) => {
+                    self.handle(cmd).await;
+                    // Under load, take everything already queued before answering: each peer
+                    // then gets one message covering all of it, not one per incoming message.
+                    while let Ok(cmd) = rx.try_recv() {
+                        if let Command::Shutdown(reply) = cmd {
+                            self.flush();
+                            self.finish().await;
+                            let _ = reply.send(());
+                            return;
+                        }
+                        self.handle(cmd).await;
+                    }
+                    self.flush();
+                }
                 Ok(None) => break,
                 Err(_) => {
                     if self.peers.is_empty()
@@ -285,6 +304,7 @@ impl DocumentTask {
                         while let Some(cmd) = rx.recv().await {
                             self.handle(cmd).await;
                         }
+                        self.flush();
                         break;
                     }
                 }
@@ -643,12 +663,21 @@ impl DocumentTask {
         self.maybe_compact().await;
     }
 
-    /// Answers the sender, and forwards to every other peer if the document changed.
+    /// Notes that the sender needs an answer, and every other peer a forward if the document
+    /// changed. [`DocumentTask::flush`] sends them once the queue is drained.
     fn answer(&mut self, from: ConnId, changed: bool) {
+        self.to_answer.insert(from);
+        self.changed |= changed;
+    }
+
+    /// Sends the sync messages noted by [`DocumentTask::answer`]: at most one per peer.
+    fn flush(&mut self) {
+        let (to_answer, changed) = (std::mem::take(&mut self.to_answer), self.changed);
+        self.changed = false;
         let Some(loaded) = &mut self.doc else { return };
         let mut frames = Vec::new();
         for (conn, p) in &self.peers {
-            if (*conn != from && !changed) || (p.refused && *conn == from) {
+            if p.refused || !(changed || to_answer.contains(conn)) {
                 continue;
             }
             if let Some(data) = loaded.sync.generate(&peer_key(*conn)) {
@@ -751,10 +780,7 @@ impl DocumentTask {
             self.reload(heads).await;
             return Err(e.into());
         }
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        if let Some(first) = conns.first() {
-            self.answer(*first, true);
-        }
+        self.changed = true;
         Ok(())
     }
 }
