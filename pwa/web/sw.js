@@ -12,7 +12,7 @@
 // VERSION is a hash of the files under pwa/web/ (sw.js excepted), written by
 // `node pwa/tools/stamp-sw.mjs`; a test fails when it is stale.
 
-const VERSION = "eb83fe11fb89bcae";
+const VERSION = "951cc85f5f84e4e9";
 const CACHE = `saksi-shell-${VERSION}`;
 const SHELL = [
   "/",

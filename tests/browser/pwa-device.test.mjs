@@ -77,7 +77,7 @@ test("the PIN locks the app; the lock hides everything and a wrong PIN does not 
   assert.deepEqual(problems(page), []);
 });
 
-test("the app locks itself after the idle time", { timeout: 180_000 }, async (t) => {
+test("the app locks itself after the idle time and after a while in the background", { timeout: 180_000 }, async (t) => {
   const page = await newPhone(browser);
   t.after(async () => {
     if (!t.passed) await saveArtifacts(page, "pwa-auto-lock");
@@ -91,6 +91,21 @@ test("the app locks itself after the idle time", { timeout: 180_000 }, async (t)
   await onScreen(page, "unlock");
   await unlock(page);
   await onScreen(page, "list");
+
+  // Another app in front for a moment: still open. For more than a minute: locked on return.
+  const setVisibility = (state) =>
+    page.evaluate((s) => {
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => s });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, state);
+  await setVisibility("hidden");
+  await page.clock.fastForward("00:10");
+  await setVisibility("visible");
+  assert.equal(await page.evaluate(() => document.body.dataset.screen), "list");
+  await setVisibility("hidden");
+  await page.clock.fastForward("01:05");
+  await setVisibility("visible");
+  await onScreen(page, "unlock");
 });
 
 test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => {

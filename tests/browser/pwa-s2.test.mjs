@@ -142,3 +142,56 @@ test("S2: two phones edit one observation offline, reconnect, converge, and show
   assert.deepEqual(problems(dara), []);
   assert.deepEqual(problems(vanna), []);
 });
+
+test("typing while the other phone's typing arrives loses nothing", { timeout: 180_000 }, async (t) => {
+  const dara = await newPhone(browser);
+  const vanna = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) {
+      await saveArtifacts(dara, "pwa-typing-dara");
+      await saveArtifacts(vanna, "pwa-typing-vanna");
+    }
+    await dara.context().close();
+    await vanna.context().close();
+  });
+  await signIn(dara, saksi.url, "dara", saksi.passwords.dara, { device: "second phone" });
+  const id = await createRecord(dara);
+  await fillField(dara, "narrative", BASE);
+  await waitSynced(dara);
+  await signIn(vanna, saksi.url, "vanna", saksi.passwords.vanna, { device: "second phone" });
+  await vanna.waitForSelector(`li[data-id="${id}"] a`);
+  await vanna.click(`li[data-id="${id}"] a`);
+  await onScreen(vanna, "record");
+  await vanna.waitForFunction((base) => document.querySelector('[data-field="narrative"] textarea')?.value === base, BASE);
+
+  // Both online, both typing at once: every merge lands while the other is mid-sentence.
+  const typeInto = async (page, text) => {
+    const area = page.locator('[data-field="narrative"] textarea');
+    await area.focus();
+    await page.keyboard.press("End");
+    await page.keyboard.type(text, { delay: 40 });
+  };
+  const A = " ក្រុមប្រឹក្សាបានចូលបន្ទប់។ The panel entered at 9:40.";
+  const B = " ជនជាប់ចោទបានឆ្លើយតប។ The accused replied through counsel.";
+  await Promise.all([typeInto(dara, A), typeInto(vanna, B)]);
+  await dara.locator('[data-field="narrative"] textarea').blur();
+  await vanna.locator('[data-field="narrative"] textarea').blur();
+
+  const final = async (page) =>
+    (
+      await page.waitForFunction(
+        ([a, b]) => {
+          const v = document.querySelector('[data-field="narrative"] textarea').value;
+          return v.includes(a) && v.includes(b) ? v : false;
+        },
+        [A, B],
+        { timeout: 30_000 },
+      )
+    ).jsonValue();
+  const textDara = await final(dara);
+  const textVanna = await final(vanna);
+  assert.equal(textDara, textVanna);
+  assert.equal(textDara.length, BASE.length + A.length + B.length, "nothing lost, nothing doubled");
+  await waitSynced(dara);
+  await waitSynced(vanna);
+});

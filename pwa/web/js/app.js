@@ -462,6 +462,7 @@ class App {
     }
     el.hidden = false;
     const waiting = this.waitingCount();
+    const refused = Object.values(s.meta.records).filter((r) => r.dirty && r.refused).length;
     const loading = s.meta.index.some(
       (r) => !s.unavailable.has(r.id) && (!s.engine.has(r.id) || s.engine.isEmpty(r.id)),
     );
@@ -469,7 +470,10 @@ class App {
     let text;
     switch (s.sync.state) {
       case "connected":
-        if (waiting || loading) {
+        if (refused && refused === waiting && !loading) {
+          state = "refused";
+          text = t("sync_refused", { n: refused });
+        } else if (waiting || loading) {
           state = "syncing";
           text = t("sync_syncing");
         } else {
@@ -492,7 +496,7 @@ class App {
     el.dataset.state = state;
     el.dataset.waiting = String(waiting);
     const parts = [h("span", { class: "sync-main" }, text.trim())];
-    if (waiting && state !== "syncing") {
+    if (waiting && state !== "syncing" && state !== "refused") {
       parts.push(h("span", { class: "sync-waiting" }, t("sync_waiting", { n: waiting })));
     }
     replace(el, parts);

@@ -513,7 +513,7 @@ export class RecordEditor {
         review.map((r) =>
           h(
             "li",
-            { dataset: { action: r.action } },
+            { dataset: { review: r.action } },
             h("span", { class: "meta" }, `${t(`review_action_${r.action}`)} · ${r.author} · ${dateTime(r.at)}`),
             r.text ? h("p", {}, r.text) : null,
           ),
@@ -540,9 +540,32 @@ export class RecordEditor {
           dataset: { action: s.action },
           onclick: () => this.transition(s, comment?.value || null),
         },
-        t(s.action) !== s.action ? t(s.action) : label(this.app.statuses.get(s.to)),
+        s.action === "submit" && this.view.status === "needs_changes"
+          ? t("resubmit")
+          : t(s.action) !== s.action
+            ? t(s.action)
+            : label(this.app.statuses.get(s.to)),
       ),
     );
+    if (reviews) {
+      buttons.push(
+        h(
+          "button",
+          {
+            type: "button",
+            dataset: { action: "comment" },
+            onclick: () => {
+              const text = comment.value.trim();
+              if (text && this.app.edit(this.id, (engine, now) => engine.comment(this.id, text, now))) {
+                comment.value = "";
+                this.refresh();
+              }
+            },
+          },
+          t("comment"),
+        ),
+      );
+    }
     replace(this.actionsEl, comment, buttons.length ? h("div", { class: "row" }, buttons) : null);
   }
 
