@@ -855,12 +855,11 @@ impl<'a> RecordRef<'a> {
         if let Some(conflict) = self.scalar_conflict(&ROOT, STATUS)? {
             conflicts.push(conflict);
         }
-        let title = def
-            .title_fields
-            .iter()
-            .filter_map(|f| fields.get(*f).map(FieldValue::display))
-            .collect::<Vec<_>>()
-            .join(" · ");
+        let title = join_title(
+            def.title_fields
+                .iter()
+                .filter_map(|f| fields.get(*f).cloned()),
+        );
         let mut heads: Vec<String> = self.doc.get_heads().iter().map(|h| h.to_string()).collect();
         heads.sort();
         Ok(RecordView {
@@ -887,11 +886,10 @@ impl<'a> RecordRef<'a> {
         let fields_obj = self.fields_obj()?;
         let mut title = Vec::new();
         for id in def.title_fields {
-            let f = self.field_def(id)?;
-            if let Some(value) = self.field_value(&fields_obj, f)?
+            if let Some(value) = self.field_value(&fields_obj, self.field_def(id)?)?
                 && !value.is_empty()
             {
-                title.push(value.display());
+                title.push(value);
             }
         }
         let mut has_conflicts = self.scalar_conflict(&ROOT, STATUS)?.is_some();
@@ -903,7 +901,7 @@ impl<'a> RecordRef<'a> {
         }
         Ok(Summary {
             meta,
-            title: title.join(" · "),
+            title: join_title(title.into_iter()),
             has_conflicts,
         })
     }
@@ -1187,6 +1185,11 @@ fn check_item(def: &FieldDef, item: &str) -> Result<(), RecordError> {
         });
     }
     Ok(())
+}
+
+/// A record's title: its kind's title fields that have a value, joined.
+fn join_title(values: impl Iterator<Item = FieldValue>) -> String {
+    values.map(|v| v.display()).collect::<Vec<_>>().join(" · ")
 }
 
 fn scalar_value(value: &Value<'_>) -> Option<FieldValue> {

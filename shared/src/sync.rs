@@ -482,7 +482,7 @@ impl Repo {
         id
     }
 
-    /// Creates a record whose case is itself (a new case).
+    /// Adds a document with a fresh sync state, to be announced on the next connection.
     fn insert(&mut self, id: DocumentId, record: Record) {
         self.docs.insert(
             id,

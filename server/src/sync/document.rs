@@ -615,7 +615,6 @@ impl DocumentTask {
             );
         }
         let Some(loaded) = &mut self.doc else { return };
-        let heads_before = loaded.sync.record().heads();
         let mut batch = BindingsBatch {
             shared: &self.state.bindings,
             added: Vec::new(),
@@ -646,7 +645,7 @@ impl DocumentTask {
             if let Err(e) = self.store(changes, added).await {
                 tracing::error!(doc = %self.id, error = %e, "changes not stored");
                 self.send_error(&peer, format!("the server could not store the change: {e}"));
-                self.reload(heads_before).await;
+                self.reload().await;
                 return;
             }
         }
@@ -720,7 +719,7 @@ impl DocumentTask {
 
     /// After a storage failure: the in-memory document is ahead of the disk. Reload it from
     /// storage and restart sync with every peer, so that nothing unstored is ever acknowledged.
-    async fn reload(&mut self, _heads_before: Vec<saksi_shared::automerge::ChangeHash>) {
+    async fn reload(&mut self) {
         let peers: Vec<ConnId> = self.peers.keys().copied().collect();
         self.doc = None;
         if let Err(e) = self.load().await {
@@ -777,7 +776,7 @@ impl DocumentTask {
         };
         saksi_shared::policy::ActorBindings::bind(&mut batch, &actor, device);
         if let Err(e) = self.store(changes, batch.added).await {
-            self.reload(heads).await;
+            self.reload().await;
             return Err(e.into());
         }
         self.changed = true;
