@@ -29,7 +29,12 @@ let saksi;
 
 before(async () => {
   browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor" });
+  // Idle connections closed after 6 s: the server then re-checks each connected device every
+  // 2 s (a third of that), so a revocation reaches a connected phone quickly.
+  saksi = await startSaksi(
+    { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor" },
+    { env: { SAKSI_IDLE_CONNECTION_SECONDS: "6" } },
+  );
 });
 
 after(async () => {
@@ -195,4 +200,21 @@ test("a revoked device wipes its data at its next contact with the server", { ti
   assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "revoked_notice");
   await assertWiped(page);
   await screenshot(page, "10-revoked");
+});
+
+test("a device revoked while connected is told so by the server and wipes at once", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-revoked-online");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "bopha", saksi.passwords.bopha, { device: "phone in a bag" });
+  await createRecord(page);
+  await fillField(page, "court", COURT);
+  await waitSynced(page);
+  const [device] = await devicesOf(saksi.server, "bopha");
+  await admin(saksi.server, ["revoke-device", "--device", device.id]);
+  await onScreen(page, "login");
+  assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "revoked_notice");
+  await assertWiped(page);
 });

@@ -158,9 +158,10 @@ class App {
     replace(this.root, screen(this));
   }
 
-  closeEditor() {
+  /** Closes the record editor, writing its pending typing (unless the data is being wiped). */
+  closeEditor({ discard = false } = {}) {
     if (this.editor) {
-      this.editor.close();
+      this.editor.close({ discard });
       this.editor = null;
     }
   }
@@ -593,8 +594,8 @@ class App {
   async wipe(notice) {
     const s = this.session;
     const token = s?.meta.token;
-    this.closeEditor();
     this.flushers.clear();
+    this.closeEditor({ discard: true });
     if (s) {
       s.sync.stop();
       this.session = null;

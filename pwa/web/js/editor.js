@@ -418,10 +418,11 @@ export class RecordEditor {
     if (problems) this.showProblems(problems);
   }
 
-  close() {
+  close({ discard = false } = {}) {
     for (const f of this.fields.values()) {
       clearTimeout(f.timer);
-      f.commit();
+      if (!discard) f.commit();
+      f.timer = null;
       this.app.flushers.delete(f.flusher);
     }
   }
