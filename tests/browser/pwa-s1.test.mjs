@@ -52,6 +52,10 @@ test("S1: an observation recorded offline survives a reload and syncs when the n
 
   await signIn(page, saksi.url, "dara", saksi.passwords.dara);
   await waitSynced(page);
+  // Persistent storage was asked for; if the browser refused, the user is told.
+  await page.waitForSelector("body[data-persisted]");
+  const persisted = await page.getAttribute("body", "data-persisted");
+  assert.equal(await page.locator('[data-banner="persist"]').count(), persisted === "true" ? 0 : 1);
   await screenshot(page, "02-records-empty");
 
   await context.setOffline(true);
