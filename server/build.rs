@@ -1,10 +1,16 @@
 //! Embeds the PWA into the server binary: every file of `pwa/web/` and of the wasm-bindgen
 //! output in `pwa/dist/pkg/` (built by `cargo xtask wasm`), each with a gzip copy made here so
-//! that serving compressed assets costs no CPU at run time.
+//! that serving compressed assets costs no CPU at run time, and an ETag (its SHA-256).
+//!
+//! The service worker's `VERSION` (a hash of `pwa/web/`, see `pwa/tools/stamp-sw.mjs`) gets
+//! the wasm's hash appended here, so that a new wasm alone also makes browsers install the new
+//! version of the app.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -27,11 +33,30 @@ fn main() {
     }
     files.sort();
 
+    let wasm_hash = if wasm_built {
+        let mut h = Sha256::new();
+        for name in ["saksi_wasm_bg.wasm", "saksi_wasm.js"] {
+            h.update(std::fs::read(pkg.join(name)).expect("read wasm"));
+        }
+        hex(&h.finalize()[..6])
+    } else {
+        "nowasm".to_owned()
+    };
+
     let gz_dir = out.join("gz");
     std::fs::create_dir_all(&gz_dir).expect("create OUT_DIR/gz");
     let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
     for (i, (url, path)) in files.iter().enumerate() {
-        let bytes = std::fs::read(path).expect("read asset");
+        let mut bytes = std::fs::read(path).expect("read asset");
+        let mut body_path = path.clone();
+        if url == "/sw.js" {
+            let text = String::from_utf8(bytes).expect("sw.js is UTF-8");
+            let stamped = stamp_version(&text, &wasm_hash);
+            body_path = out.join("sw.js");
+            std::fs::write(&body_path, &stamped).expect("write stamped sw.js");
+            bytes = stamped.into_bytes();
+        }
+        let etag = format!("\"{}\"", hex(&Sha256::digest(&bytes)[..8]));
         let gz_path = gz_dir.join(format!("{i}.gz"));
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         encoder.write_all(&bytes).expect("gzip in memory");
@@ -39,9 +64,9 @@ fn main() {
             .expect("write gzip asset");
         writeln!(
             code,
-            "    Asset {{ path: {url:?}, content_type: {ct:?}, body: include_bytes!({body:?}), gzip: include_bytes!({gz:?}) }},",
+            "    Asset {{ path: {url:?}, content_type: {ct:?}, etag: {etag:?}, body: include_bytes!({body:?}), gzip: include_bytes!({gz:?}) }},",
             ct = content_type(path),
-            body = path.display().to_string(),
+            body = body_path.display().to_string(),
             gz = gz_path.display().to_string(),
         )
         .expect("write to string");
@@ -49,6 +74,25 @@ fn main() {
     code.push_str("];\n");
     writeln!(code, "pub const WASM_BUILT: bool = {wasm_built};").expect("write to string");
     std::fs::write(out.join("assets.rs"), code).expect("write assets.rs");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `const VERSION = "abc";` becomes `const VERSION = "abc-<wasm hash>";`.
+fn stamp_version(sw: &str, wasm_hash: &str) -> String {
+    const KEY: &str = "const VERSION = \"";
+    match sw.find(KEY) {
+        Some(start) => {
+            let at = start + KEY.len();
+            match sw[at..].find('"') {
+                Some(end) => format!("{}-{wasm_hash}{}", &sw[..at + end], &sw[at + end..]),
+                None => sw.to_owned(),
+            }
+        }
+        None => sw.to_owned(),
+    }
 }
 
 fn collect(base: &Path, dir: &Path, prefix: &str, files: &mut Vec<(String, PathBuf)>) {

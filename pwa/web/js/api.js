@@ -54,11 +54,15 @@ async function call(method, path, { token, body, timeoutMs = 20_000 } = {}) {
   return json;
 }
 
-/** `{token, device_id, user: {username, role}, expires_at}`. */
-export function login(username, password, deviceName) {
-  return call("POST", "/api/login", {
-    body: { username, password, device_name: deviceName },
-  });
+/**
+ * `{token, device_id, user: {username, role}, expires_at}`. With `renewToken` (this phone's
+ * expired token) the server renews the same device, so edits made offline meanwhile stay
+ * attributed to it.
+ */
+export function login(username, password, deviceName, renewToken) {
+  const body = { username, password, device_name: deviceName };
+  if (renewToken) body.renew_token = renewToken;
+  return call("POST", "/api/login", { body });
 }
 
 export function logout(token, timeoutMs) {

@@ -564,7 +564,7 @@ class App {
     this.updateStatus();
   }
 
-  /** Signed in again after the session ended: new device token, same data. */
+  /** Signed in again after the session ended: the same device renewed with a new token. */
   async signedInAgain(result, deviceName) {
     const s = this.session;
     Object.assign(s.meta, {

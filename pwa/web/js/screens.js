@@ -53,11 +53,17 @@ function loginForm(app, { again }) {
         button.textContent = t("signing_in");
         message(msg, "");
         try {
-          const result = await api.login(username, String(data.get("password")), deviceName);
+          const renew = again ? meta.token : undefined;
+          const result = await api.login(username, String(data.get("password")), deviceName, renew);
           form.reset();
           if (again) await app.signedInAgain(result, deviceName);
           else await app.signedIn(result, deviceName);
         } catch (e) {
+          // Renewing told us this phone was revoked meanwhile: wipe, as at any other contact.
+          if (again && e instanceof api.ApiError && e.code === "device_revoked") {
+            await app.wipe("revoked_notice");
+            return;
+          }
           message(msg, loginError(e));
           button.disabled = false;
           button.textContent = t("sign_in");

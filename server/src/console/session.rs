@@ -102,6 +102,7 @@ pub async fn login(
         form.username.trim(),
         &form.password,
         CONSOLE_DEVICE_NAME,
+        None,
     )
     .await
     {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token, same_origin};
-use crate::accounts::{new_device_id, new_token};
+use crate::accounts::{new_device_id, new_token, token_hash};
 use crate::app::AppState;
 use crate::storage::{AuditEvent, DocumentFilter, User};
 use crate::sync::connection::{self, Authenticated};
@@ -29,9 +29,17 @@ type State = web::Data<AppState>;
 #[derive(Debug, Clone, Copy)]
 pub struct MaxFrame(pub usize);
 
-pub async fn healthz(state: State) -> Result<HttpResponse, ApiError> {
-    state.db.run(|s| s.count_users()).await?;
-    Ok(HttpResponse::Ok().content_type("text/plain").body("ok"))
+/// `ok` when the storage can read and write; otherwise 503 (the cause goes to the log only).
+pub async fn healthz(state: State) -> HttpResponse {
+    match state.db.run(|s| s.check_health()).await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ok"),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("storage unavailable")
+        }
+    }
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -43,6 +51,10 @@ pub struct LoginRequest {
     username: String,
     password: String,
     device_name: String,
+    /// The token of this device's expired session: renew the same device (its offline edits
+    /// stay attributed to it) instead of registering a new one.
+    #[serde(default)]
+    renew_token: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -51,6 +63,7 @@ impl std::fmt::Debug for LoginRequest {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("device_name", &self.device_name)
+            .field("renew_token", &self.renew_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -89,8 +102,17 @@ pub async fn login(
         username,
         password,
         device_name,
+        renew_token,
     } = body.into_inner();
-    let signed_in = sign_in(&req, &state, &username, &password, &device_name).await?;
+    let signed_in = sign_in(
+        &req,
+        &state,
+        &username,
+        &password,
+        &device_name,
+        renew_token.as_deref(),
+    )
+    .await?;
     let cookie = session_cookie(&state, &signed_in.token);
     Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
         token: signed_in.token,
@@ -122,13 +144,16 @@ impl std::fmt::Debug for SignedIn {
 }
 
 /// Checks a username and password (throttled, audited) and registers a new device named
-/// `device_name` for the user. Shared by the JSON API and the console's sign-in form.
+/// `device_name` for the user, or, given the token of one of the user's devices whose session
+/// expired (`renew`), gives that same device a new token. Shared by the JSON API and the
+/// console's sign-in form.
 pub async fn sign_in(
     req: &HttpRequest,
     state: &Arc<AppState>,
     username: &str,
     password: &str,
     device_name: &str,
+    renew: Option<&str>,
 ) -> Result<SignedIn, ApiError> {
     let device_name = device_name.trim().to_owned();
     if username.is_empty()
@@ -183,13 +208,41 @@ pub async fn sign_in(
     };
     state.throttle.succeeded(username);
     let (token, hash) = new_token();
-    let device_id = new_device_id();
     let expires_at = now + state.config.session_days as Millis * 86_400_000;
-    let (id, uid, dname) = (device_id.clone(), user.id, device_name);
-    state
-        .db
-        .run(move |s| s.create_device(&id, uid, &dname, &hash, now, expires_at))
-        .await?;
+    let (device_id, detail) = match renew {
+        Some(previous) => {
+            let previous = token_hash(previous);
+            let found = state.db.run(move |s| s.device_by_token(&previous)).await?;
+            let device = match found {
+                Some((d, u)) if u.id == user.id && d.revoked_at.is_none() => d,
+                // A revoked phone learns it now, and wipes itself.
+                Some((d, u)) if u.id == user.id => {
+                    tracing::info!(device = %d.id, "renewal of a revoked device refused");
+                    return Err(ApiError::DeviceRevoked);
+                }
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "that session cannot be renewed; sign in without it".into(),
+                    ));
+                }
+            };
+            let id = device.id.clone();
+            state
+                .db
+                .run(move |s| s.renew_device(&id, &hash, expires_at))
+                .await?;
+            (device.id, "session renewed")
+        }
+        None => {
+            let device_id = new_device_id();
+            let (id, uid, dname) = (device_id.clone(), user.id, device_name);
+            state
+                .db
+                .run(move |s| s.create_device(&id, uid, &dname, &hash, now, expires_at))
+                .await?;
+            (device_id, "device registered")
+        }
+    };
     state
         .audit(AuditEvent {
             at: now,
@@ -197,7 +250,7 @@ pub async fn sign_in(
             device_id: Some(device_id.clone()),
             action: "login".into(),
             target: Some(device_id.clone()),
-            detail: "device registered".into(),
+            detail: detail.into(),
         })
         .await;
     tracing::info!(user = user.id, device = %device_id, "signed in");

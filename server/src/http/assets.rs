@@ -9,6 +9,8 @@ use actix_web::{HttpRequest, HttpResponse};
 pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
+    /// A strong ETag: the first 8 bytes of the SHA-256 of `body`, quoted.
+    pub etag: &'static str,
     pub body: &'static [u8],
     pub gzip: &'static [u8],
 }
@@ -27,6 +29,16 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
             .content_type("text/plain; charset=utf-8")
             .body("not found");
     };
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == asset.etag));
+    if unchanged {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, asset.etag))
+            .finish();
+    }
     let accepts_gzip = req
         .headers()
         .get(header::ACCEPT_ENCODING)
@@ -34,7 +46,8 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let mut res = HttpResponse::Ok();
     res.content_type(asset.content_type)
-        .insert_header((header::VARY, "Accept-Encoding"));
+        .insert_header((header::VARY, "Accept-Encoding"))
+        .insert_header((header::ETAG, asset.etag));
     if asset.path == "/sw.js" {
         // The service worker may control the whole origin.
         res.insert_header(("Service-Worker-Allowed", "/"));

@@ -198,6 +198,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn devices(&self, user: Option<UserId>) -> Result<Vec<(Device, User)>, StorageError>;
     /// Returns false if the device does not exist or was already revoked.
     fn revoke_device(&self, id: &str, now: Millis) -> Result<bool, StorageError>;
+    /// Gives a device a new token and expiry (renewing an expired session keeps the device, so
+    /// that its offline edits stay attributed to it). Fails if the device is revoked.
+    fn renew_device(
+        &self,
+        id: &str,
+        token_hash: &[u8],
+        expires_at: Millis,
+    ) -> Result<(), StorageError>;
     fn touch_device(&self, id: &str, now: Millis) -> Result<(), StorageError>;
     /// Devices revoked at or after `since`.
     fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError>;

@@ -576,6 +576,25 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn renew_device(
+        &self,
+        id: &str,
+        token_hash: &[u8],
+        expires_at: Millis,
+    ) -> Result<(), StorageError> {
+        let (id, token_hash) = (id.to_owned(), token_hash.to_vec());
+        self.write(move |conn| {
+            match conn.execute(
+                "UPDATE devices SET token_hash = ?2, expires_at = ?3
+                 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, token_hash, expires_at],
+            )? {
+                0 => Err(StorageError::NotFound(format!("active device {id}"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
     fn revoke_device(&self, id: &str, now: Millis) -> Result<bool, StorageError> {
         let id = id.to_owned();
         self.write(move |conn| {

@@ -22,7 +22,7 @@ use saksi_shared::automerge::ActorId;
 use saksi_shared::policy::{PolicyGate, Refusal, RefusalCode, check_created};
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{Editor, Record, RecordError};
-use saksi_shared::sync::{DocSync, Received};
+use saksi_shared::sync::{DocSync, Received, SyncError};
 use saksi_shared::{DocumentId, Millis};
 use tokio::sync::{mpsc, oneshot};
 
@@ -241,6 +241,29 @@ struct DocumentTask {
     /// Peers owed an answer, and whether the document changed, since the last flush.
     to_answer: HashSet<ConnId>,
     changed: bool,
+}
+
+/// Receives a sync message with every new change checked by the write policy. Returns what
+/// happened and the actor bindings it added (to be stored with the changes).
+fn receive_checked(
+    state: &AppState,
+    doc_id: DocumentId,
+    sync: &mut DocSync,
+    key: &str,
+    data: &[u8],
+    who: &Who,
+) -> (Result<Received, SyncError>, Vec<(String, String)>) {
+    let mut batch = BindingsBatch {
+        shared: &state.bindings,
+        added: Vec::new(),
+    };
+    let mut gate = PolicyGate {
+        doc_id,
+        who,
+        bindings: &mut batch,
+    };
+    let received = sync.receive(key, data, &mut gate);
+    (received, batch.added)
 }
 
 fn peer_key(conn: ConnId) -> String {
@@ -484,18 +507,8 @@ impl DocumentTask {
         if !sync.has_peer(&key) {
             sync.add_peer(&key, None);
         }
-        let mut batch = BindingsBatch {
-            shared: &self.state.bindings,
-            added: Vec::new(),
-        };
-        let received = {
-            let mut gate = PolicyGate {
-                doc_id: self.id,
-                who: &who,
-                bindings: &mut batch,
-            };
-            sync.receive(&key, &data, &mut gate)
-        };
+        let (received, new_actors) =
+            receive_checked(&self.state, self.id, &mut sync, &key, &data, &who);
         let received = match received {
             Ok(r) => r,
             Err(e) => {
@@ -556,7 +569,7 @@ impl DocumentTask {
         let write = DocumentWrite {
             row: row.clone(),
             changes,
-            new_actors: batch.added,
+            new_actors,
         };
         if let Err(e) = self.state.db.run(move |s| s.append_changes(write)).await {
             tracing::error!(doc = %self.id, error = %e, "new document not stored");
@@ -615,18 +628,8 @@ impl DocumentTask {
             );
         }
         let Some(loaded) = &mut self.doc else { return };
-        let mut batch = BindingsBatch {
-            shared: &self.state.bindings,
-            added: Vec::new(),
-        };
-        let received = {
-            let mut gate = PolicyGate {
-                doc_id: self.id,
-                who: &who,
-                bindings: &mut batch,
-            };
-            loaded.sync.receive(&key, &data, &mut gate)
-        };
+        let (received, added) =
+            receive_checked(&self.state, self.id, &mut loaded.sync, &key, &data, &who);
         let Received {
             applied, refused, ..
         } = match received {
@@ -636,7 +639,6 @@ impl DocumentTask {
                 return;
             }
         };
-        let added = batch.added;
         if !applied.is_empty() {
             let changes = applied
                 .iter()

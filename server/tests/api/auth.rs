@@ -336,3 +336,99 @@ async fn certificate_files_are_used_when_configured() {
         .expect_err("refuses to start");
     assert!(err.to_string().contains("missing.pem"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_renewed_on_the_same_device() {
+    use saksi_shared::catalogue::RecordKind;
+    use saksi_shared::record::FieldInput;
+
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    server.user("vanna", Role::Monitor);
+    let case = server.case("Case X", &["sophea"]);
+    let (session, mut phone) = server.phone("sophea").await;
+    let editor = session.editor();
+    let id = phone.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor,
+        1_000,
+        saksi_server::accounts::random_16(),
+    );
+    phone.sync_all(WAIT).await.expect("stored");
+    let mut repo = phone.disconnect().await;
+
+    // Offline for over a month: the session expires, edits go on.
+    server.clock.advance(31 * 24 * 3600 * 1000);
+    repo.edit(&id, |r| {
+        r.set_field("court", FieldInput::Text("តុលាការ".into()), &editor, 2_000)
+    })
+    .expect("doc")
+    .expect("offline edit");
+    assert!(session.socket().await.is_err(), "expired");
+
+    // Signing in again with the old token renews the same device.
+    let res = server
+        .client
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"username": "sophea", "password": PASSWORD, "device_name": "phone",
+                    "renew_token": session.token}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 200, "{}", res.text());
+    let renewed: serde_json::Value = res.json().expect("json");
+    assert_eq!(renewed["device_id"].as_str(), Some(session.device_id.as_str()));
+    let token = renewed["token"].as_str().expect("token").to_owned();
+    assert_ne!(token, session.token, "a new token");
+    let old = server.client.get("/api/me", Some(&session.token)).await.expect("answer");
+    assert_eq!(old.status, 401, "the old token is gone");
+
+    // The edit made offline under the old session is accepted: same device, same actor.
+    let renewed_session = saksi_client::Session {
+        token,
+        ..session.clone()
+    };
+    let mut phone = renewed_session.sync(repo).await.expect("connects");
+    phone.sync_all(WAIT).await.expect("offline edit stored");
+    assert!(
+        !phone
+            .events
+            .iter()
+            .any(|e| matches!(e, saksi_shared::sync::Event::ChangesRefused { .. })),
+        "{:?}",
+        phone.events
+    );
+
+    // Another user cannot renew this device; a revoked device learns it is revoked.
+    let res = server
+        .client
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"username": "vanna", "password": PASSWORD, "device_name": "x",
+                    "renew_token": renewed_session.token}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 400);
+    server
+        .storage()
+        .revoke_device(&session.device_id, server.clock_now())
+        .expect("revoke");
+    let res = server
+        .client
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"username": "sophea", "password": PASSWORD, "device_name": "phone",
+                    "renew_token": renewed_session.token}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 401);
+    assert!(res.text().contains("device_revoked"));
+    server.stop().await;
+}

@@ -44,3 +44,35 @@ async fn every_response_carries_the_security_headers() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_files_have_etags_and_the_service_worker_names_the_wasm() {
+    let server = TestServer::start().await;
+    let res = server.client.get("/index.html", None).await.expect("answer");
+    assert_eq!(res.status, 200);
+    let etag = res.header("etag").expect("an ETag").to_owned();
+    let again = server
+        .client
+        .request("GET", "/index.html", &[("If-None-Match", &etag)], None)
+        .await
+        .expect("answer");
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let stale = server
+        .client
+        .request("GET", "/index.html", &[("If-None-Match", "\"stale\"")], None)
+        .await
+        .expect("answer");
+    assert_eq!(stale.status, 200);
+    // The served service worker's VERSION carries the wasm's hash after the shell's.
+    let sw = server.client.get("/sw.js", None).await.expect("answer").text();
+    let version = sw
+        .lines()
+        .find_map(|l| l.strip_prefix("const VERSION = \""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("VERSION line");
+    let (shell, wasm) = version.split_once('-').expect("shell-wasm");
+    assert_eq!(shell.len(), 16, "{version}");
+    assert!(!wasm.is_empty(), "{version}");
+    server.stop().await;
+}
