@@ -186,6 +186,7 @@ impl DocSync {
     ) -> Result<Received, SyncError> {
         let mut message =
             SyncMessage::decode(data).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        check_blooms(&message)?;
         let incoming = extract_changes(&message)?;
         let doc = self.record.doc_mut();
         let mut received = Received::default();
@@ -291,6 +292,46 @@ impl DocSync {
         }
         Some(message.encode())
     }
+}
+
+/// Most probes a peer's Bloom filter may ask for (automerge uses 7).
+const MAX_BLOOM_PROBES: u64 = 64;
+
+/// Refuses Bloom filters that automerge would choke on later, when answering: a filter with
+/// entries but zero bits per entry makes it divide by zero, and a huge probe count makes it
+/// allocate gigabytes (both found by fuzzing `sync_receive`).
+fn check_blooms(message: &SyncMessage) -> Result<(), SyncError> {
+    for have in &message.have {
+        let bytes = have.bloom.to_bytes();
+        let mut fields = [0u64; 3];
+        let mut rest = bytes.as_slice();
+        if rest.is_empty() {
+            continue; // an empty filter
+        }
+        for field in &mut fields {
+            let mut value = 0u64;
+            let mut shift = 0;
+            loop {
+                let Some((&byte, tail)) = rest.split_first() else {
+                    return Err(SyncError::Malformed("truncated Bloom filter".into()));
+                };
+                rest = tail;
+                value |= u64::from(byte & 0x7f) << shift.min(63);
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            *field = value;
+        }
+        let [entries, bits_per_entry, probes] = fields;
+        if entries > 0 && (bits_per_entry == 0 || probes == 0 || probes > MAX_BLOOM_PROBES) {
+            return Err(SyncError::Malformed(format!(
+                "unusable Bloom filter ({bits_per_entry} bits per entry, {probes} probes)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The individual changes carried by a sync message: change chunks, or a whole document (the

@@ -129,3 +129,50 @@ fn a_dependency_skipped_by_a_bloom_false_positive_is_asked_for() {
     );
     assert_eq!(hashes(b.record()).len(), 3);
 }
+
+/// Bloom filters automerge itself would panic on (division by zero) or allocate gigabytes for,
+/// found by fuzzing: refused as malformed before automerge sees them.
+#[test]
+fn hostile_bloom_filters_are_refused() {
+    use saksi_shared::automerge::sync::{Have, Message, MessageVersion};
+    use saksi_shared::sync::SyncError;
+
+    let record = Record::create(
+        RecordKind::CourtObservation,
+        &DocumentId::from_bytes([1; 16]),
+        ActorId::from([2; 16]),
+        &editor("sokha", "phone", Role::Monitor),
+        1_000,
+    );
+    // (entries, bits per entry, probes, bit bytes)
+    let filters: [(&[u8], &str); 2] = [
+        (&[1, 0, 7], "zero bits per entry"),
+        (
+            &[1, 10, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0],
+            "four billion probes",
+        ),
+    ];
+    for (bytes, what) in filters {
+        let bloom = BloomFilter::try_from(bytes).expect("automerge parses it");
+        let message = Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![Have {
+                last_sync: vec![],
+                bloom,
+            }],
+            changes: Vec::<Vec<u8>>::new().into(),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        let mut sync = DocSync::new(record.clone());
+        sync.add_peer("peer", None);
+        let result = sync.receive("peer", &message.encode(), &mut AcceptAll);
+        assert!(
+            matches!(result, Err(SyncError::Malformed(_))),
+            "{what}: {result:?}"
+        );
+        // And answering still works.
+        assert!(sync.generate("peer").is_some(), "{what}");
+    }
+}
