@@ -349,9 +349,6 @@ fn syncs_through_a_hub_and_reports_events() {
 
 /// `isSynced` / `unsyncedCount` once the server has applied a device's changes.
 #[test]
-#[ignore = "saksi-shared DocSync::receive never acknowledges applied changes (it applies them \
-            before receive_sync_message, so automerge records their heads as already sent); \
-            un-ignore once shared is fixed"]
 fn the_server_acknowledges_what_it_applied() {
     let mut hub = Hub::new();
     let case = hub.create_case([9; 16], 1).to_string();
