@@ -63,7 +63,10 @@ impl std::fmt::Debug for LoginRequest {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("device_name", &self.device_name)
-            .field("renew_token", &self.renew_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "renew_token",
+                &self.renew_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
