@@ -250,4 +250,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// Size of the stored data in bytes.
     fn size_bytes(&self) -> Result<u64, StorageError>;
+
+    /// Whether the storage can read and write now (for `/healthz`). Writes nothing.
+    fn check_health(&self) -> Result<(), StorageError>;
 }
