@@ -34,6 +34,11 @@ saksi admin <command> [options]     (all commands accept --config FILE)
   add-member --case ID --username U
   remove-member --case ID --username U
   verify-audit                      checks the audit log's hash chain
+  backup FILE                       a consistent copy of the database, also while the server
+                                    runs (FILE must not exist); prints sizes and counts
+  restore FILE [--force]            checks FILE and puts it in place of the database; the
+                                    server must be stopped; --force replaces an existing
+                                    database (kept beside it, renamed)
 ";
 
 /// Why an admin command failed.

@@ -137,6 +137,8 @@ pub enum StartError {
     },
     #[error("must be started inside a tokio runtime")]
     NoRuntime,
+    #[error(transparent)]
+    Lock(#[from] crate::datadir::LockError),
 }
 
 /// What the operator needs to know after start-up.
@@ -155,7 +157,11 @@ pub struct Application {
     server: actix_web::dev::Server,
     addr: SocketAddr,
     report: StartReport,
+    lock: DirLock,
 }
+
+/// The data directory's lock, held until the server has stopped.
+type DirLock = Arc<std::sync::Mutex<Option<crate::datadir::DataDirLock>>>;
 
 /// Opens the storage at the configured path (creating the data directory).
 pub fn open_storage(config: &Config) -> Result<Arc<SqliteStorage>, StartError> {
@@ -215,6 +221,10 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        // One server per data directory; `saksi admin restore` takes the same lock.
+        let lock = Arc::new(std::sync::Mutex::new(Some(
+            crate::datadir::DataDirLock::acquire(&config.data_dir)?,
+        )));
         let sqlite = open_storage(&config)?;
         let storage: Arc<dyn Storage> = sqlite.clone();
         let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations);
@@ -309,6 +319,7 @@ impl Application {
             server,
             addr,
             report,
+            lock,
         })
     }
 
@@ -333,6 +344,7 @@ impl Application {
         StopHandle {
             state: self.state.clone(),
             server: self.server.handle(),
+            lock: self.lock.clone(),
         }
     }
 
@@ -343,12 +355,11 @@ impl Application {
         let mut server = self.server;
         tokio::select! {
             result = &mut server => return result,
-            () = stop_signal() => {
-                tracing::info!("stop signal received");
-                handle.stop().await;
-            }
+            () = stop_signal() => tracing::info!("stop signal received"),
         }
-        server.await
+        // The server future processes the stop command: it must be polled while stopping.
+        let ((), result) = tokio::join!(handle.stop(), server);
+        result
     }
 }
 
@@ -357,6 +368,7 @@ impl Application {
 pub struct StopHandle {
     state: Arc<AppState>,
     server: actix_web::dev::ServerHandle,
+    lock: DirLock,
 }
 
 impl std::fmt::Debug for StopHandle {
@@ -374,6 +386,11 @@ impl StopHandle {
         let closed = self.state.connections.close_all("server shutting down");
         let documents = self.state.documents.shutdown().await;
         self.server.stop(true).await;
+        // Documents are written back and requests are done: another server (or a restore) may
+        // use the data directory once this one's storage is closed.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
         tracing::info!(connections = closed, documents, "server stopped");
     }
 }

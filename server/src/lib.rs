@@ -14,12 +14,16 @@
 //! - [`console`]: the coordinator console (server-rendered HTML under `/console`): records,
 //!   conflicts, review, history, exports, audit log, admin pages.
 //! - [`admin`]: the `saksi admin ...` commands (the console's admin pages share their code).
+//! - [`backup`]: `saksi admin backup` / `restore`; [`datadir`]: the data directory's lock that
+//!   a running server holds.
 
 pub mod accounts;
 pub mod admin;
 pub mod app;
+pub mod backup;
 pub mod config;
 pub mod console;
+pub mod datadir;
 pub mod db;
 pub mod http;
 pub mod storage;

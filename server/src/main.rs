@@ -83,6 +83,12 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 return Ok(());
             }
             let config = Config::load(config_file.as_deref())?;
+            if matches!(sub, "backup" | "restore") {
+                let mut out = std::io::stdout();
+                saksi_server::backup::command(sub, &rest[2..], &config, &mut out)?;
+                out.flush()?;
+                return Ok(());
+            }
             let storage = saksi_server::app::open_storage(&config)?;
             let stdin = std::io::stdin();
             let mut input = stdin.lock();

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod authz;
+mod backup;
 mod console;
 mod crash;
 mod headers;
@@ -11,5 +12,8 @@ mod helpers;
 mod hostile;
 mod interop;
 mod lifecycle;
+mod ops;
+mod process;
 mod restart;
 mod sync;
+mod upgrade;

@@ -1,0 +1,418 @@
+//! `saksi admin backup FILE` and `saksi admin restore FILE`.
+//!
+//! **Backup** runs while the server serves: SQLite's `VACUUM INTO` on a read-only connection
+//! copies one read transaction, so the copy is a consistent snapshot holding every change
+//! committed (and so acknowledged) before the backup began. The copy is written next to FILE
+//! under a temporary name, checked (`integrity_check`, the audit chain), switched out of WAL mode
+//! so that it is one self-contained file, fsynced, and only then linked to FILE, which is never
+//! overwritten.
+//!
+//! **Restore** refuses while a server runs on the data directory (it takes the same lock as
+//! `saksi serve`, see [`crate::datadir`]) and refuses to replace an existing database unless
+//! forced. It copies the backup into the data directory, checks the copy (a Saksi database, a
+//! schema this build can run, `integrity_check`, migrations, the audit chain), and only then
+//! renames it into place; a replaced database is kept beside it, renamed, never deleted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::Config;
+use crate::datadir::{DataDirLock, LockError};
+use crate::storage::StorageError;
+use crate::storage::sqlite::{SCHEMA_VERSION, SqliteStorage, verify_audit_chain};
+
+/// Why a backup or a restore did not happen. Nothing was changed when one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("{0} already exists; choose a new file name (backups are never overwritten)")]
+    Exists(PathBuf),
+    #[error("there is no database at {0}")]
+    NoDatabase(PathBuf),
+    #[error(
+        "{0} already holds a database; restore into an empty data directory, or add --force \
+         to replace it (the current database is then kept beside it, renamed)"
+    )]
+    TargetExists(PathBuf),
+    #[error("{path} is not a Saksi database: {reason}")]
+    NotSaksi { path: PathBuf, reason: String },
+    #[error(
+        "{path} has schema version {version}, newer than this version of Saksi ({SCHEMA_VERSION}); \
+         restore it with a newer saksi"
+    )]
+    NewerSchema { path: PathBuf, version: i64 },
+    #[error("{path} failed SQLite's integrity check: {report}")]
+    Corrupt { path: PathBuf, report: String },
+    #[error("{path}: {source}")]
+    Storage { path: PathBuf, source: StorageError },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// What a database file holds (counts only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub bytes: u64,
+    pub schema_version: i64,
+    pub users: u64,
+    pub devices: u64,
+    pub cases: u64,
+    pub documents: u64,
+    pub audit_entries: u64,
+    /// The last audit entry's hash (hex): keep it outside the server, with the backup log.
+    pub audit_last_hash: Option<String>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes, schema {}: {} users, {} devices, {} cases, {} documents, {} audit entries",
+            self.bytes,
+            self.schema_version,
+            self.users,
+            self.devices,
+            self.cases,
+            self.documents,
+            self.audit_entries
+        )?;
+        if let Some(hash) = &self.audit_last_hash {
+            write!(f, " (audit chain verified, last hash {hash})")?;
+        }
+        Ok(())
+    }
+}
+
+fn storage_err(path: &Path) -> impl Fn(StorageError) -> BackupError + '_ {
+    move |source| BackupError::Storage {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> BackupError + '_ {
+    move |e| BackupError::Storage {
+        path: path.to_owned(),
+        source: e.into(),
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A path beside `path` for a file being written (same directory, so a rename is atomic).
+fn partial_path(path: &Path, what: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "saksi".into());
+    path.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// Removes a file and the WAL and shared-memory files SQLite may have left beside it.
+fn remove_database_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Checks a database file: a Saksi database of a schema this build can run, passing
+/// `integrity_check`, with an intact audit chain. Returns what it holds.
+///
+/// `path` must be at the current schema version for the audit check (call it on a migrated
+/// copy); [`check_version`] alone is safe on any file.
+fn check(path: &Path) -> Result<Summary, BackupError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(sql_err(path))?;
+    let schema_version = check_version(&conn, path)?;
+    let report: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(sql_err(path))?;
+    if report != "ok" {
+        return Err(BackupError::Corrupt {
+            path: path.to_owned(),
+            report,
+        });
+    }
+    let (audit_entries, audit_last_hash) = verify_audit_chain(&conn).map_err(storage_err(path))?;
+    let count = |table: &str| -> Result<u64, BackupError> {
+        let n: i64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .map_err(sql_err(path))?;
+        Ok(n.max(0) as u64)
+    };
+    let documents = {
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM documents WHERE kind <> 'case'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err(path))?;
+        n.max(0) as u64
+    };
+    Ok(Summary {
+        bytes: 0,
+        schema_version,
+        users: count("users")?,
+        devices: count("devices")?,
+        cases: count("cases")?,
+        documents,
+        audit_entries,
+        audit_last_hash,
+    })
+}
+
+/// The schema version of a Saksi database; refuses other files and newer schemas.
+fn check_version(conn: &Connection, path: &Path) -> Result<i64, BackupError> {
+    let not_saksi = |reason: &str| BackupError::NotSaksi {
+        path: path.to_owned(),
+        reason: reason.into(),
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| not_saksi(&e.to_string()))?;
+    let has_audit: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| not_saksi(&e.to_string()))?;
+    if version < 1 || !has_audit {
+        return Err(not_saksi("no Saksi schema in it"));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(BackupError::NewerSchema {
+            path: path.to_owned(),
+            version,
+        });
+    }
+    Ok(version)
+}
+
+/// Makes `path` a single self-contained file (rollback journal instead of WAL) and fsyncs it.
+fn seal(path: &Path) -> Result<u64, BackupError> {
+    {
+        let conn = Connection::open(path).map_err(sql_err(path))?;
+        let _: String = conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+            .map_err(sql_err(path))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))?;
+    Ok(file.metadata().map_err(io_err(path))?.len())
+}
+
+/// Writes a consistent snapshot of the configured database to `dest` (which must not exist)
+/// while a server may be running on it, and returns what the snapshot holds.
+pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
+    let source = config.database_path();
+    if !source.is_file() {
+        return Err(BackupError::NoDatabase(source));
+    }
+    if dest.exists() {
+        return Err(BackupError::Exists(dest.to_owned()));
+    }
+    let partial = partial_path(dest, "partial");
+    remove_database_files(&partial);
+    let result = (|| {
+        {
+            let conn = Connection::open_with_flags(
+                &source,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(sql_err(&source))?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .map_err(sql_err(&source))?;
+            check_version(&conn, &source)?;
+            conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+                .map_err(sql_err(&source))?;
+        }
+        let mut summary = check(&partial)?;
+        summary.bytes = seal(&partial)?;
+        // A hard link fails if `dest` appeared meanwhile: a backup never replaces a file.
+        std::fs::hard_link(&partial, dest).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                BackupError::Exists(dest.to_owned())
+            } else {
+                io_err(dest)(e)
+            }
+        })?;
+        sync_dir(&parent_of(dest))?;
+        Ok(summary)
+    })();
+    remove_database_files(&partial);
+    result
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub summary: Summary,
+    /// Where the replaced database was moved (with `--force` only).
+    pub replaced: Option<PathBuf>,
+}
+
+/// Restores the backup at `source` into the configured data directory. Refuses while a server
+/// runs there, and refuses to replace an existing database unless `force`.
+pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, BackupError> {
+    if !source.is_file() {
+        return Err(BackupError::NoDatabase(source.to_owned()));
+    }
+    // Held until the end: no server can start on a half-restored directory.
+    let _lock = DataDirLock::acquire(&config.data_dir)?;
+    let target = config.database_path();
+    let exists = target.exists();
+    if exists && !force {
+        return Err(BackupError::TargetExists(target));
+    }
+    let copy = partial_path(&target, "restoring");
+    remove_database_files(&copy);
+    let result = (|| {
+        std::fs::copy(source, &copy).map_err(io_err(&copy))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+                .map_err(io_err(&copy))?;
+        }
+        // Check the file as it is, then bring it to this build's schema, then check again.
+        {
+            let conn = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .map_err(sql_err(&copy))?;
+            check_version(&conn, &copy)?;
+            let report: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .map_err(sql_err(&copy))?;
+            if report != "ok" {
+                return Err(BackupError::Corrupt {
+                    path: source.to_owned(),
+                    report,
+                });
+            }
+        }
+        SqliteStorage::open(&copy)
+            .map_err(storage_err(source))?
+            .close();
+        let mut summary = check(&copy).map_err(|e| match e {
+            BackupError::Storage { source: err, .. } => BackupError::Storage {
+                path: source.to_owned(),
+                source: err,
+            },
+            other => other,
+        })?;
+        summary.bytes = seal(&copy)?;
+        let replaced = if exists {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let aside = target.with_file_name(format!("saksi.sqlite3.replaced-{stamp}"));
+            for suffix in ["", "-wal", "-shm"] {
+                let (mut from, mut to) =
+                    (target.as_os_str().to_owned(), aside.as_os_str().to_owned());
+                from.push(suffix);
+                to.push(suffix);
+                let from = PathBuf::from(from);
+                if from.exists() {
+                    std::fs::rename(&from, PathBuf::from(to)).map_err(io_err(&from))?;
+                }
+            }
+            Some(aside)
+        } else {
+            None
+        };
+        std::fs::rename(&copy, &target).map_err(io_err(&target))?;
+        sync_dir(&config.data_dir)?;
+        Ok(Restored { summary, replaced })
+    })();
+    remove_database_files(&copy);
+    result
+}
+
+/// Runs `saksi admin backup FILE` or `saksi admin restore FILE [--force]`.
+pub fn command(
+    name: &str,
+    args: &[String],
+    config: &Config,
+    out: &mut dyn Write,
+) -> Result<(), BackupError> {
+    let force = args.iter().any(|a| a == "--force");
+    let files: Vec<&String> = args.iter().filter(|a| *a != "--force").collect();
+    let usage = || {
+        BackupError::Usage(match name {
+            "restore" => "saksi admin restore FILE [--force]",
+            _ => "saksi admin backup FILE",
+        })
+    };
+    let ([file], "backup" | "restore") = (files.as_slice(), name) else {
+        return Err(usage());
+    };
+    if force && name == "backup" {
+        return Err(usage());
+    }
+    let file = Path::new(file.as_str());
+    let stdout = Path::new("standard output");
+    if name == "backup" {
+        let summary = backup(config, file)?;
+        writeln!(out, "backup written to {}", file.display()).map_err(io_err(stdout))?;
+        writeln!(out, "{summary}").map_err(io_err(stdout))?;
+    } else {
+        let restored = restore(config, file, force)?;
+        writeln!(
+            out,
+            "restored {} into {}",
+            file.display(),
+            config.database_path().display()
+        )
+        .map_err(io_err(stdout))?;
+        writeln!(out, "{}", restored.summary).map_err(io_err(stdout))?;
+        if let Some(aside) = restored.replaced {
+            writeln!(
+                out,
+                "the replaced database was kept as {} (delete it once you are sure)",
+                aside.display()
+            )
+            .map_err(io_err(stdout))?;
+        }
+    }
+    Ok(())
+}
