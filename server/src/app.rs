@@ -241,7 +241,7 @@ impl Application {
                 .await
                 .map_err(|_| StorageError::Closed)??
         };
-        let tls = crate::tls::setup(&config)?;
+        let mut tls = crate::tls::setup(&config)?;
         let peer_id = server_peer_id(&config);
         let state = Arc::new(AppState {
             throttle: Throttle::new(
@@ -309,11 +309,14 @@ impl Application {
         };
         let report = StartReport {
             url: format!("{scheme}://{host}:{}/", addr.port()),
-            tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
+            tls_fingerprint: tls.as_ref().and_then(|t| t.fingerprint.clone()),
             certificate_generated: tls.as_ref().is_some_and(|t| t.generated),
             first_admin_password,
         };
         spawn_revocation_watch(state.clone());
+        if let Some(acme) = tls.as_mut().and_then(|t| t.acme.take()) {
+            state.runtime.spawn(crate::tls::run_acme(acme));
+        }
         Ok(Application {
             state,
             server,

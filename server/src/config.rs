@@ -17,6 +17,10 @@ pub enum TlsMode {
     Files,
     /// Plain HTTP, only on a loopback address, behind a TLS-terminating reverse proxy.
     Off,
+    /// A certificate from an ACME certificate authority (Let's Encrypt by default) for
+    /// `acme_domains`, obtained and renewed by the server itself (TLS-ALPN-01 challenge on the
+    /// listening port, which must be reachable as port 443 of those names).
+    Acme,
 }
 
 /// Log line format.
@@ -40,6 +44,16 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Host names and addresses the self-signed certificate is valid for.
     pub tls_names: Vec<String>,
+    /// Public DNS names to get an ACME certificate for (`tls = "acme"`).
+    pub acme_domains: Vec<String>,
+    /// Contact addresses given to the ACME certificate authority (expiry warnings).
+    pub acme_contact: Vec<String>,
+    /// `letsencrypt`, `letsencrypt-staging`, or the `https://` URL of an ACME directory.
+    pub acme_directory: String,
+    /// PEM certificates to trust for the ACME directory's HTTPS instead of the public web PKI
+    /// (a private ACME CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_directory_ca: Option<PathBuf>,
     pub session_days: u64,
     pub ticket_seconds: u64,
     pub max_frame_bytes: usize,
@@ -87,6 +101,10 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+            acme_domains: Vec::new(),
+            acme_contact: Vec::new(),
+            acme_directory: "letsencrypt".into(),
+            acme_directory_ca: None,
             session_days: 30,
             ticket_seconds: 60,
             max_frame_bytes: 16 * 1024 * 1024,
@@ -121,12 +139,29 @@ data_dir = "./data"
 # "files":       use tls_cert and tls_key (PEM), e.g. from your certificate authority.
 # "off":         plain HTTP behind a TLS-terminating reverse proxy; only allowed when `listen`
 #                is a loopback address.
+# "acme":        get and renew a certificate for acme_domains from Let's Encrypt (or another
+#                ACME authority) by itself. The server must be reachable from the internet as
+#                port 443 of every name in acme_domains (listen on 0.0.0.0:443, or forward
+#                443 to the listening port). Until the first certificate arrives (seconds to
+#                minutes) TLS connections fail. Account key and certificate are kept in
+#                data_dir/acme/.
 tls = "self_signed"
 # tls_cert = "/etc/saksi/fullchain.pem"
 # tls_key = "/etc/saksi/privkey.pem"
 
 # Names (DNS or IP) written into the self-signed certificate.
 tls_names = ["localhost", "127.0.0.1"]
+
+# tls = "acme": the public DNS names of this server, e.g. ["saksi.example.org"].
+acme_domains = []
+# tls = "acme": contact addresses for the certificate authority, e.g. ["admin@example.org"].
+acme_contact = []
+# tls = "acme": "letsencrypt", "letsencrypt-staging" (for trying things out: its certificates
+# are not trusted by phones), or the https:// URL of another ACME directory.
+acme_directory = "letsencrypt"
+# tls = "acme" with a private ACME authority: PEM file of the CA that signed its HTTPS
+# certificate (default: the public web PKI).
+# acme_directory_ca = "/etc/saksi/acme-ca.pem"
 
 # Days a device stays signed in before its user must enter the password again (at most 90).
 session_days = 30
@@ -268,6 +303,23 @@ impl Config {
         if self.tls == TlsMode::Files && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return refuse("tls", "tls = \"files\" needs tls_cert and tls_key");
         }
+        if self.tls == TlsMode::Acme {
+            if self.acme_domains.is_empty() {
+                return refuse("acme_domains", "tls = \"acme\" needs at least one domain");
+            }
+            if !self.acme_domains.iter().all(|d| is_dns_name(d)) {
+                return refuse(
+                    "acme_domains",
+                    "each must be a DNS name such as saksi.example.org (not an address)",
+                );
+            }
+            if self.acme_directory_url().is_none() {
+                return refuse(
+                    "acme_directory",
+                    "must be letsencrypt, letsencrypt-staging or an https:// URL",
+                );
+            }
+        }
         if self.session_days == 0 || self.session_days > 90 {
             return refuse("session_days", "must be between 1 and 90");
         }
@@ -318,10 +370,38 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("saksi.sqlite3")
     }
+
+    /// The ACME directory URL `acme_directory` names, if it is valid.
+    pub fn acme_directory_url(&self) -> Option<&str> {
+        match self.acme_directory.as_str() {
+            "letsencrypt" => Some("https://acme-v02.api.letsencrypt.org/directory"),
+            "letsencrypt-staging" => Some("https://acme-staging-v02.api.letsencrypt.org/directory"),
+            url if url.starts_with("https://") && url.len() > "https://".len() => Some(url),
+            _ => None,
+        }
+    }
+}
+
+/// A DNS name: dot-separated labels of letters, digits and hyphens, not all digits (an
+/// address), at most 253 characters.
+fn is_dns_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !labels
+            .last()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Options that may be absent from the serialised form (no default value).
-const OPTIONAL_KEYS: [&str; 3] = ["tls_cert", "tls_key", "metrics_token"];
+const OPTIONAL_KEYS: [&str; 4] = ["tls_cert", "tls_key", "metrics_token", "acme_directory_ca"];
 
 #[cfg(test)]
 mod tests {
@@ -397,6 +477,21 @@ mod tests {
                 tls: TlsMode::Files,
                 ..Config::default()
             },
+            Config {
+                tls: TlsMode::Acme,
+                ..Config::default()
+            },
+            Config {
+                tls: TlsMode::Acme,
+                acme_domains: vec!["192.168.1.10".into()],
+                ..Config::default()
+            },
+            Config {
+                tls: TlsMode::Acme,
+                acme_domains: vec!["saksi.example.org".into()],
+                acme_directory: "http://acme.example.org/directory".into(),
+                ..Config::default()
+            },
         ];
         for c in weak {
             assert!(c.validate().is_err(), "{c:?}");
@@ -407,5 +502,28 @@ mod tests {
             ..Config::default()
         };
         proxied.validate().expect("loopback plain HTTP is allowed");
+        let acme = Config {
+            tls: TlsMode::Acme,
+            listen: "0.0.0.0:443".parse().expect("addr"),
+            acme_domains: vec!["saksi.example.org".into()],
+            acme_directory: "letsencrypt-staging".into(),
+            ..Config::default()
+        };
+        acme.validate().expect("acme with a domain");
+        assert_eq!(
+            acme.acme_directory_url(),
+            Some("https://acme-staging-v02.api.letsencrypt.org/directory")
+        );
+    }
+
+    #[test]
+    fn deploy_example_is_print_config() {
+        // deploy/saksi.toml is `saksi print-config`: regenerate it when an option changes
+        // (`saksi print-config > deploy/saksi.toml`).
+        assert_eq!(
+            include_str!("../../deploy/saksi.toml"),
+            EXAMPLE,
+            "deploy/saksi.toml differs from `saksi print-config`"
+        );
     }
 }

@@ -117,6 +117,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         writeln!(out, "TLS certificate SHA-256 fingerprint: {fp}")?;
     }
+    if config.tls == saksi_server::config::TlsMode::Acme {
+        writeln!(
+            out,
+            "TLS certificate for {} from the ACME directory {} (kept in {})",
+            config.acme_domains.join(", "),
+            config.acme_directory_url().unwrap_or_default(),
+            saksi_server::tls::acme_cache_dir(&config.data_dir).display()
+        )?;
+    }
     if let Some(password) = &report.first_admin_password {
         writeln!(out)?;
         writeln!(

@@ -1,5 +1,7 @@
 //! TLS with rustls (ring provider): a self-signed certificate generated into the data directory
-//! on first run, or certificate and key files.
+//! on first run, certificate and key files, or a certificate obtained and renewed from an ACME
+//! authority (`rustls-acme`, TLS-ALPN-01 on the listening port; account and certificate cached
+//! in `data_dir/acme/`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,15 +31,53 @@ pub enum TlsError {
     Rustls(String),
 }
 
+/// The ACME account and certificate cache inside the data directory.
+pub fn acme_cache_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("acme")
+}
+
+/// The ACME client of a server with `tls = "acme"`: [`run_acme`] drives it for the life of
+/// the server (first order, then renewal a third of the validity before expiry).
+pub struct Acme {
+    state: rustls_acme::AcmeState<std::io::Error>,
+}
+
+impl std::fmt::Debug for Acme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.state, f)
+    }
+}
+
+/// Orders, caches and renews the certificate; failures are logged and retried with backoff.
+pub async fn run_acme(acme: Acme) {
+    use futures_util::StreamExt as _;
+    let mut state = acme.state;
+    while let Some(event) = state.next().await {
+        match event {
+            Ok(rustls_acme::EventOk::DeployedNewCert) => {
+                tracing::info!("ACME: new certificate obtained and in use");
+            }
+            Ok(rustls_acme::EventOk::DeployedCachedCert) => {
+                tracing::info!("ACME: cached certificate in use");
+            }
+            Ok(event) => tracing::debug!(?event, "ACME"),
+            Err(e) => tracing::warn!(error = %e, "ACME: no new certificate yet; will retry"),
+        }
+    }
+}
+
 /// What the server serves with, and what to tell the operator.
 #[derive(Debug)]
 pub struct TlsSetup {
     pub server_config: rustls::ServerConfig,
     pub cert_path: PathBuf,
-    /// SHA-256 of the leaf certificate, `AA:BB:...`, for comparing on phones.
-    pub fingerprint: String,
+    /// SHA-256 of the leaf certificate, `AA:BB:...`, for comparing on phones (not known at
+    /// start with ACME).
+    pub fingerprint: Option<String>,
     /// Whether the certificate was generated just now.
     pub generated: bool,
+    /// With `tls = "acme"`: the client that obtains the certificate, to be run.
+    pub acme: Option<Acme>,
 }
 
 /// The self-signed certificate and key paths inside the data directory.
@@ -50,6 +90,7 @@ pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 pub fn setup(config: &Config) -> Result<Option<TlsSetup>, TlsError> {
     let (cert_path, key_path, generated) = match config.tls {
         TlsMode::Off => return Ok(None),
+        TlsMode::Acme => return acme_setup(config).map(Some),
         TlsMode::Files => (
             config.tls_cert.clone().expect("validated"),
             config.tls_key.clone().expect("validated"),
@@ -97,9 +138,69 @@ pub fn setup(config: &Config) -> Result<Option<TlsSetup>, TlsError> {
     Ok(Some(TlsSetup {
         server_config,
         cert_path,
-        fingerprint,
+        fingerprint: Some(fingerprint),
         generated,
+        acme: None,
     }))
+}
+
+fn acme_setup(config: &Config) -> Result<TlsSetup, TlsError> {
+    use rustls_acme::caches::DirCache;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let directory = config.acme_directory_url().expect("validated");
+    let acme = match &config.acme_directory_ca {
+        None => rustls_acme::AcmeConfig::new_with_provider(&config.acme_domains, provider.clone()),
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| TlsError::Read {
+                path: ca.clone(),
+                message: e.to_string(),
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| TlsError::Read {
+                    path: ca.clone(),
+                    message: e.to_string(),
+                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            }
+            let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            rustls_acme::AcmeConfig::new_with_client_config(&config.acme_domains, Arc::new(client))
+        }
+    };
+    let cache = acme_cache_dir(&config.data_dir);
+    let state = acme
+        .contact(config.acme_contact.iter().map(|c| {
+            if c.contains(':') {
+                c.clone()
+            } else {
+                format!("mailto:{c}")
+            }
+        }))
+        .directory(directory)
+        .cache(DirCache::new(cache.clone()))
+        .state();
+    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(state.resolver());
+    // The certificate authority proves control of the name with a TLS-ALPN-01 handshake.
+    server_config
+        .alpn_protocols
+        .push(rustls_acme::acme::ACME_TLS_ALPN_NAME.to_vec());
+    Ok(TlsSetup {
+        server_config,
+        cert_path: cache,
+        fingerprint: None,
+        generated: false,
+        acme: Some(Acme { state }),
+    })
 }
 
 fn generate_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), TlsError> {

@@ -1,6 +1,7 @@
 //! Integration tests: a real server (port 0, temporary SQLite file, real TLS) and native clients
 //! built on `saksi-shared`. One test binary, as building many is slow.
 
+mod acme;
 mod audit;
 mod auth;
 mod authz;
