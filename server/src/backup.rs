@@ -299,6 +299,12 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
     }
     // Held until the end: no server can start on a half-restored directory.
     let _lock = DataDirLock::acquire(&config.data_dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err(&config.data_dir))?;
+    }
     let target = config.database_path();
     let exists = target.exists();
     if exists && !force {
@@ -415,4 +421,133 @@ pub fn command(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{AuditEvent, Storage as _};
+    use saksi_shared::Role;
+
+    /// A data directory with a user and a few audit entries, and a backup of it.
+    fn backed_up() -> (tempfile::TempDir, Config, PathBuf) {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        std::fs::create_dir_all(&config.data_dir).expect("data dir");
+        let storage = SqliteStorage::open(&config.database_path()).expect("open");
+        storage
+            .create_user("sophea", Role::Monitor, "hash", 1)
+            .expect("user");
+        for i in 0..3 {
+            storage
+                .append_audit(AuditEvent {
+                    at: i,
+                    username: Some("cli".into()),
+                    device_id: None,
+                    action: "user_created".into(),
+                    target: Some("sophea".into()),
+                    detail: String::new(),
+                })
+                .expect("audit");
+        }
+        storage.close();
+        let file = dir.path().join("backup.sqlite3");
+        let summary = backup(&config, &file).expect("backup");
+        assert_eq!((summary.users, summary.audit_entries), (1, 3));
+        (dir, config, file)
+    }
+
+    fn fresh(dir: &tempfile::TempDir, name: &str) -> Config {
+        Config {
+            data_dir: dir.path().join(name),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_backup_never_replaces_a_file_and_restores_only_once_without_force() {
+        let (dir, config, file) = backed_up();
+        assert!(matches!(
+            backup(&config, &file),
+            Err(BackupError::Exists(_))
+        ));
+        let target = fresh(&dir, "restored");
+        restore(&target, &file, false).expect("restored");
+        assert!(matches!(
+            restore(&target, &file, false),
+            Err(BackupError::TargetExists(_))
+        ));
+        let again = restore(&target, &file, true).expect("forced");
+        assert!(again.replaced.expect("kept aside").is_file());
+        let _lock = DataDirLock::acquire(&target.data_dir).expect("lock");
+        assert!(matches!(
+            restore(&target, &file, true),
+            Err(BackupError::Lock(LockError::Busy { .. }))
+        ));
+    }
+
+    #[test]
+    fn restore_refuses_what_is_not_a_sound_saksi_database() {
+        let (dir, _, file) = backed_up();
+        let refused = |path: &Path, name: &str| {
+            let target = fresh(&dir, name);
+            let err = restore(&target, path, false).expect_err("refused");
+            assert!(
+                !target.database_path().exists(),
+                "nothing restored after: {err}"
+            );
+            err
+        };
+
+        let garbage = dir.path().join("garbage");
+        std::fs::write(&garbage, vec![7u8; 8192]).expect("write");
+        refused(&garbage, "a");
+
+        let other = dir.path().join("other.sqlite3");
+        Connection::open(&other)
+            .and_then(|c| c.execute_batch("CREATE TABLE t (x)"))
+            .expect("other");
+        assert!(matches!(refused(&other, "b"), BackupError::NotSaksi { .. }));
+
+        let newer = dir.path().join("newer.sqlite3");
+        std::fs::copy(&file, &newer).expect("copy");
+        Connection::open(&newer)
+            .and_then(|c| c.pragma_update(None, "user_version", SCHEMA_VERSION + 1))
+            .expect("version");
+        assert!(matches!(
+            refused(&newer, "c"),
+            BackupError::NewerSchema { .. }
+        ));
+
+        let tampered = dir.path().join("tampered.sqlite3");
+        std::fs::copy(&file, &tampered).expect("copy");
+        Connection::open(&tampered)
+            .and_then(|c| {
+                c.execute_batch(
+                    "DROP TRIGGER audit_no_update;
+                     UPDATE audit SET detail = 'edited' WHERE seq = 2;",
+                )
+            })
+            .expect("tamper");
+        assert!(matches!(
+            refused(&tampered, "d"),
+            BackupError::Storage {
+                source: StorageError::AuditChainBroken(2),
+                ..
+            }
+        ));
+
+        // Damage inside the file (past the header page): refused one way or another.
+        let damaged = dir.path().join("damaged.sqlite3");
+        let mut bytes = std::fs::read(&file).expect("read");
+        let len = bytes.len();
+        for b in &mut bytes[4096..len.min(4096 * 6)] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&damaged, bytes).expect("write");
+        refused(&damaged, "e");
+    }
 }
