@@ -380,10 +380,17 @@ async fn an_expired_session_is_renewed_on_the_same_device() {
         .expect("answer");
     assert_eq!(res.status, 200, "{}", res.text());
     let renewed: serde_json::Value = res.json().expect("json");
-    assert_eq!(renewed["device_id"].as_str(), Some(session.device_id.as_str()));
+    assert_eq!(
+        renewed["device_id"].as_str(),
+        Some(session.device_id.as_str())
+    );
     let token = renewed["token"].as_str().expect("token").to_owned();
     assert_ne!(token, session.token, "a new token");
-    let old = server.client.get("/api/me", Some(&session.token)).await.expect("answer");
+    let old = server
+        .client
+        .get("/api/me", Some(&session.token))
+        .await
+        .expect("answer");
     assert_eq!(old.status, 401, "the old token is gone");
 
     // The edit made offline under the old session is accepted: same device, same actor.

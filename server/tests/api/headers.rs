@@ -48,7 +48,11 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_files_have_etags_and_the_service_worker_names_the_wasm() {
     let server = TestServer::start().await;
-    let res = server.client.get("/index.html", None).await.expect("answer");
+    let res = server
+        .client
+        .get("/index.html", None)
+        .await
+        .expect("answer");
     assert_eq!(res.status, 200);
     let etag = res.header("etag").expect("an ETag").to_owned();
     let again = server
@@ -60,12 +64,22 @@ async fn app_files_have_etags_and_the_service_worker_names_the_wasm() {
     assert!(again.body.is_empty());
     let stale = server
         .client
-        .request("GET", "/index.html", &[("If-None-Match", "\"stale\"")], None)
+        .request(
+            "GET",
+            "/index.html",
+            &[("If-None-Match", "\"stale\"")],
+            None,
+        )
         .await
         .expect("answer");
     assert_eq!(stale.status, 200);
     // The served service worker's VERSION carries the wasm's hash after the shell's.
-    let sw = server.client.get("/sw.js", None).await.expect("answer").text();
+    let sw = server
+        .client
+        .get("/sw.js", None)
+        .await
+        .expect("answer")
+        .text();
     let version = sw
         .lines()
         .find_map(|l| l.strip_prefix("const VERSION = \""))
