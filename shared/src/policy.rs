@@ -33,7 +33,7 @@ use crate::record::{
     REVIEW_KEYS, RecordMeta, RecordRef, SCHEMA_VERSION, STATUS, check_scalar,
 };
 use crate::schema::CURRENT_SCHEMA_VERSION;
-use crate::sync::ChangeGate;
+use crate::sync::{ChangeGate, Effects, Pending, Verdict};
 use crate::workflow::{ReviewAction, Role, Status, transition};
 
 /// The signed-in sender of a change, as the server knows them.
@@ -120,17 +120,85 @@ pub fn check_change(
     change: &Change,
     who: &Principal,
 ) -> Result<(), Refusal> {
+    match judge(doc_id, doc, None, change, who) {
+        Ok(_) => Ok(()),
+        Err(Stop::Refuse(refusal)) => Err(refusal),
+        Err(Stop::NeedsApplied) => unreachable!("nothing is pending"),
+    }
+}
+
+/// Why a check stopped: a refusal, or (checking ahead of pending changes) a verdict that could
+/// depend on them.
+enum Stop {
+    Refuse(Refusal),
+    NeedsApplied,
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Stop::Refuse(refusal)
+    }
+}
+
+/// Checks `change` against `doc`, or, with `ahead`, against `doc` once the pending changes of
+/// the same batch are applied. Ahead of pending changes the verdict is the same as it would be
+/// with them applied, or `NeedsApplied`: the record must exist already, and the pending changes
+/// must neither write to the root (status, schema version) nor create objects, so that every
+/// object keeps its place; "as the sender saw it" reads the document at the change's
+/// dependencies with pending ones replaced by theirs ([`Pending::doc_deps`]), which shows the
+/// same status since no pending change touches it; length limits are judged with everything
+/// pending counted as inserted (an upper bound), and a change over the limit by that bound is
+/// judged again once the pending changes are applied.
+fn judge(
+    doc_id: &DocumentId,
+    doc: &Automerge,
+    ahead: Option<&Pending>,
+    change: &Change,
+    who: &Principal,
+) -> Result<Effects, Stop> {
+    let ahead = ahead.filter(|p| !p.is_empty());
     check_attribution(change, who)?;
     let touched = touches(doc, change);
+    let effects = effects_of(&touched);
     let existing = RecordRef::new(doc);
-    match existing.meta() {
+    let meta = existing.meta();
+    if let Some(pending) = ahead
+        && (meta.is_none()
+            || pending.touches_root()
+            || pending.makes_objects()
+            || touched.iter().any(|t| t.place == Place::Unknown))
+    {
+        return Err(Stop::NeedsApplied);
+    }
+    match meta {
         None if doc.get(ROOT, KIND).ok().flatten().is_some() => Err(refuse(
             RefusalCode::IncompleteRecord,
             "the document is not a valid record",
-        )),
-        None => check_creation(doc_id, &touched, who),
-        Some(meta) => check_edit(doc, change, &meta, &touched, who),
+        )
+        .into()),
+        None => Ok(check_creation(doc_id, &touched, who).map(|()| effects)?),
+        Some(meta) => {
+            check_edit(doc, ahead, change, &meta, &touched, who)?;
+            Ok(effects)
+        }
     }
+}
+
+/// What a change does that later checks in the same batch depend on.
+fn effects_of(touched: &[crate::changes::Touch]) -> Effects {
+    let mut effects = Effects::default();
+    let mut inserts: HashMap<String, usize> = HashMap::new();
+    for t in touched {
+        effects.touches_root |= t.place == Place::Root;
+        effects.makes_objects |= matches!(t.action, Action::Make(_));
+        if let (Place::FieldContent(field), true, Action::Put(v)) = (&t.place, t.insert, &t.action)
+        {
+            *inserts.entry(field.clone()).or_default() +=
+                v.as_str().map_or(1, |s| s.chars().count().max(1));
+        }
+    }
+    effects.inserts = inserts.into_iter().collect();
+    effects
 }
 
 /// Checks that a document created by a batch of changes is a complete record.
@@ -265,36 +333,44 @@ fn check_creation(
     })?;
     let mut lengths = HashMap::new();
     for t in touched.iter().filter(|t| t.place != Place::Root) {
-        check_field_op(kind, t, None, &mut lengths)?;
+        check_field_op(kind, t, None, None, &mut lengths).map_err(|stop| match stop {
+            Stop::Refuse(refusal) => refusal,
+            Stop::NeedsApplied => unreachable!("nothing is pending while creating"),
+        })?;
     }
     Ok(())
 }
 
 fn check_edit(
     doc: &Automerge,
+    ahead: Option<&Pending>,
     change: &Change,
     meta: &RecordMeta,
     touched: &[crate::changes::Touch],
     who: &Principal,
-) -> Result<(), Refusal> {
+) -> Result<(), Stop> {
     if touched.is_empty() {
         return Ok(());
     }
     if !who.may_write(meta) {
-        return Err(refuse(
+        return Err(Stop::from(refuse(
             RefusalCode::NotAllowed,
             "the sender is not in this record's case team",
-        ));
+        )));
     }
     // Judged, like a workflow step, from the record as the sender saw it (at the change's
     // deps): an edit made offline before the sender could know of the archiving is not lost.
-    let archived_when_made = match doc.get_at(ROOT, STATUS, change.deps()) {
+    let seen_at = match ahead {
+        Some(pending) => pending.doc_deps(change),
+        None => change.deps().to_vec(),
+    };
+    let archived_when_made = match doc.get_at(ROOT, STATUS, &seen_at) {
         Ok(Some((Value::Scalar(s), _))) => s.as_str() == Some(Status::Archived.as_str()),
         Ok(_) => false,
         Err(_) => meta.status == Status::Archived,
     };
     if archived_when_made && !who.role.reviews() {
-        return Err(refuse(RefusalCode::Archived, "the record is archived"));
+        return Err(Stop::from(refuse(RefusalCode::Archived, "the record is archived")));
     }
     let mut lengths: HashMap<String, (usize, usize)> = HashMap::new();
     let mut entries_made = 0usize;
@@ -307,7 +383,7 @@ fn check_edit(
                     .ok_or_else(|| refuse(RefusalCode::InvalidValue, "unknown status"))?;
                 // The step is judged from what the sender saw: the status at the change's deps.
                 let seen = doc
-                    .get_all_at(ROOT, STATUS, change.deps())
+                    .get_all_at(ROOT, STATUS, &seen_at)
                     .map_err(|_| refuse(RefusalCode::Workflow, "status history unavailable"))?;
                 let allowed = seen.iter().any(|(value, _)| {
                     let from = match value {
@@ -317,14 +393,14 @@ fn check_edit(
                     from.is_some_and(|from| transition(from, to, who.role).is_some())
                 });
                 if !allowed {
-                    return Err(refuse(
+                    return Err(Stop::from(refuse(
                         RefusalCode::Workflow,
                         format!(
                             "a {} may not move this record to {}",
                             who.role.as_str(),
                             to.as_str()
                         ),
-                    ));
+                    )));
                 }
             }
             (Place::Root, Some(SCHEMA_VERSION), Action::Put(v)) => {
@@ -333,24 +409,24 @@ fn check_edit(
                     .as_u64()
                     .is_some_and(|n| n > current && n <= CURRENT_SCHEMA_VERSION)
                 {
-                    return Err(refuse(
+                    return Err(Stop::from(refuse(
                         RefusalCode::InvalidValue,
                         "schema_version may only grow",
-                    ));
+                    )));
                 }
             }
             (Place::Root, key, _) => {
-                return Err(refuse(
+                return Err(Stop::from(refuse(
                     RefusalCode::Immutable,
                     format!("root key `{}` cannot be changed", key.unwrap_or_default()),
-                ));
+                )));
             }
             (Place::Review, None, Action::Make(ObjType::Map)) if t.insert => entries_made += 1,
             (Place::Review, _, _) => {
-                return Err(refuse(
+                return Err(Stop::from(refuse(
                     RefusalCode::Immutable,
                     "review entries can only be appended",
-                ));
+                )));
             }
             (Place::ReviewEntry { created_here: true }, Some(key), Action::Put(v)) => {
                 if key == "author" {
@@ -359,19 +435,19 @@ fn check_edit(
                 check_review_value(key, v, who)?;
             }
             (Place::ReviewEntry { .. }, _, _) => {
-                return Err(refuse(
+                return Err(Stop::from(refuse(
                     RefusalCode::Immutable,
                     "a review entry cannot change once written",
-                ));
+                )));
             }
-            _ => check_field_op(meta.kind, t, Some(doc), &mut lengths)?,
+            _ => check_field_op(meta.kind, t, Some(doc), ahead, &mut lengths)?,
         }
     }
     if entries_made != entries_signed {
-        return Err(refuse(
+        return Err(Stop::from(refuse(
             RefusalCode::ReviewForgery,
             "every new review entry must name its author",
-        ));
+        )));
     }
     Ok(())
 }
@@ -408,8 +484,9 @@ fn check_field_op(
     kind: RecordKind,
     t: &crate::changes::Touch,
     doc: Option<&Automerge>,
+    ahead: Option<&Pending>,
     lengths: &mut HashMap<String, (usize, usize)>,
-) -> Result<(), Refusal> {
+) -> Result<(), Stop> {
     let def = kind.def();
     let unknown = |field: &str| {
         refuse(
@@ -426,17 +503,17 @@ fn check_field_op(
                     // Containers are made with the record, or by a migration for a new field.
                     let exists = doc.is_some_and(|d| field_container(d, field).is_some());
                     if exists {
-                        return Err(refuse(
+                        return Err(Stop::from(refuse(
                             RefusalCode::Immutable,
                             format!("`{field}` already has its container"),
-                        ));
+                        )));
                     }
                     Ok(())
                 }
-                (FieldType::LongText | FieldType::List, _) => Err(refuse(
+                (FieldType::LongText | FieldType::List, _) => Err(Stop::from(refuse(
                     RefusalCode::InvalidValue,
                     format!("`{field}` is edited in place, not replaced"),
-                )),
+                ))),
                 (_, Action::Delete) => Ok(()),
                 (_, Action::Put(v)) => {
                     let input = if let Some(s) = v.as_str() {
@@ -444,18 +521,18 @@ fn check_field_op(
                     } else if let Some(n) = exact_int(v) {
                         FieldInput::Number(n)
                     } else {
-                        return Err(refuse(
+                        return Err(Stop::from(refuse(
                             RefusalCode::InvalidValue,
                             format!("`{field}` takes text or a number"),
-                        ));
+                        )));
                     };
                     check_scalar(f, &input)
-                        .map_err(|e| refuse(RefusalCode::InvalidValue, e.to_string()))
+                        .map_err(|e| refuse(RefusalCode::InvalidValue, e.to_string()).into())
                 }
-                _ => Err(refuse(
+                _ => Err(Stop::from(refuse(
                     RefusalCode::InvalidValue,
                     format!("`{field}` holds a single value"),
-                )),
+                ))),
             }
         }
         (Place::FieldContent(field), None, action) => {
@@ -476,25 +553,27 @@ fn check_field_op(
                         .as_str()
                         .ok_or_else(|| refuse(RefusalCode::InvalidValue, "list items are text"))?;
                     if s.chars().count() > f.max_chars() {
-                        return Err(refuse(
+                        return Err(Stop::from(refuse(
                             RefusalCode::InvalidValue,
                             format!("an item of `{field}` is too long"),
-                        ));
+                        )));
                     }
                     if t.insert {
                         entry.0 += 1;
                     }
                 }
                 _ => {
-                    return Err(refuse(
+                    return Err(Stop::from(refuse(
                         RefusalCode::OutsideSchema,
                         format!("unsupported operation inside `{field}`"),
-                    ));
+                    )));
                 }
             }
+            // Ahead of pending changes, everything they insert counts (an upper bound).
             let current = doc
                 .and_then(|d| field_container(d, field))
-                .map_or(0, |(d, obj)| d.length(&obj));
+                .map_or(0, |(d, obj)| d.length(&obj))
+                + ahead.map_or(0, |p| p.inserted(field));
             let (inserted, deleted) = *entry;
             let max = if f.field_type == FieldType::List {
                 MAX_LIST_ITEMS
@@ -502,17 +581,20 @@ fn check_field_op(
                 f.max_chars()
             };
             if (current + inserted).saturating_sub(deleted) > max {
-                return Err(refuse(
+                if ahead.is_some() {
+                    return Err(Stop::NeedsApplied);
+                }
+                return Err(Stop::from(refuse(
                     RefusalCode::InvalidValue,
                     format!("`{field}` would exceed {max}"),
-                ));
+                )));
             }
             Ok(())
         }
-        _ => Err(refuse(
+        _ => Err(Stop::from(refuse(
             RefusalCode::OutsideSchema,
             "operation outside the record schema",
-        )),
+        ))),
     }
 }
 
@@ -560,22 +642,44 @@ pub struct PolicyGate<'a, B: ActorBindings> {
     pub bindings: &'a mut B,
 }
 
-impl<B: ActorBindings> ChangeGate for PolicyGate<'_, B> {
-    fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal> {
-        let actor = change.actor_id();
-        match self.bindings.device_of(actor) {
-            Some(device) if device != self.who.device => {
-                return Err(refuse(
-                    RefusalCode::ForgedAttribution,
-                    "the change's actor belongs to another device",
-                ));
-            }
-            _ => {}
+impl<B: ActorBindings> PolicyGate<'_, B> {
+    fn check_actor(&self, change: &Change) -> Result<(), Refusal> {
+        match self.bindings.device_of(change.actor_id()) {
+            Some(device) if device != self.who.device => Err(refuse(
+                RefusalCode::ForgedAttribution,
+                "the change's actor belongs to another device",
+            )),
+            _ => Ok(()),
         }
-        check_change(&self.doc_id, doc, change, self.who)?;
+    }
+
+    fn bind(&mut self, change: &Change) {
+        let actor = change.actor_id();
         if self.bindings.device_of(actor).is_none() {
             self.bindings.bind(actor, &self.who.device);
         }
+    }
+}
+
+impl<B: ActorBindings> ChangeGate for PolicyGate<'_, B> {
+    fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal> {
+        self.check_actor(change)?;
+        check_change(&self.doc_id, doc, change, self.who)?;
+        self.bind(change);
         Ok(())
+    }
+
+    fn check_pending(&mut self, doc: &Automerge, pending: &Pending, change: &Change) -> Verdict {
+        if let Err(refusal) = self.check_actor(change) {
+            return Verdict::Refuse(refusal);
+        }
+        match judge(&self.doc_id, doc, Some(pending), change, self.who) {
+            Ok(effects) => {
+                self.bind(change);
+                Verdict::Accept(effects)
+            }
+            Err(Stop::Refuse(refusal)) => Verdict::Refuse(refusal),
+            Err(Stop::NeedsApplied) => Verdict::NeedsApplied,
+        }
     }
 }

@@ -51,7 +51,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use automerge::sync::{Message as SyncMessage, State, SyncDoc};
+use automerge::sync::{
+    BloomFilter, Capability, ChunkList, Have, Message as SyncMessage, MessageFlags,
+    MessageVersion, State, SyncDoc,
+};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::catalogue::RecordKind;
@@ -60,10 +63,120 @@ use crate::policy::Refusal;
 use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, ProtocolError};
 use crate::record::{Editor, Millis, Record, RecordError};
 
-/// Decides whether an incoming change may be applied. Called once per new change, in causal
-/// order, with the document as it is just before that change.
+/// Decides whether incoming changes may be applied.
+///
+/// Automerge applies a batch of changes in one pass over the objects they touch, and a single
+/// change costs a whole pass too: applied one at a time, a storm of small edits to one document
+/// costs time quadratic in its size. So [`DocSync`] checks each change against the document
+/// *before* the changes already accepted in the same batch (the [`Pending`] ones) are applied,
+/// and applies them together. A gate that cannot judge a change without them applied answers
+/// [`Verdict::NeedsApplied`]; the engine then applies them and asks again.
 pub trait ChangeGate {
+    /// Whether `change` may be applied to `doc` as it is (every earlier change applied).
     fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal>;
+
+    /// Whether `change` may be applied to `doc` once the `pending` changes (accepted, in causal
+    /// order, not yet applied) are. With nothing pending the answer must be a verdict. The
+    /// default judges only with nothing pending, which applies changes one at a time.
+    fn check_pending(&mut self, doc: &Automerge, pending: &Pending, change: &Change) -> Verdict {
+        if !pending.is_empty() {
+            return Verdict::NeedsApplied;
+        }
+        match self.check(doc, change) {
+            Ok(()) => Verdict::Accept(Effects::default()),
+            Err(refusal) => Verdict::Refuse(refusal),
+        }
+    }
+}
+
+/// A gate's answer for one change.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Accepted; what it does that later checks in the same batch need to know.
+    Accept(Effects),
+    Refuse(Refusal),
+    /// The answer could depend on the pending changes: apply them first.
+    NeedsApplied,
+}
+
+/// What an accepted change does that the checks of later changes may depend on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// It writes to the document's root.
+    pub touches_root: bool,
+    /// It creates objects.
+    pub makes_objects: bool,
+    /// Elements it inserts, per container (named by the gate).
+    pub inserts: Vec<(String, usize)>,
+}
+
+/// Changes accepted in the current batch but not yet applied to the document.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// (index of the message in the batch, change), in the order accepted.
+    changes: Vec<(usize, Change)>,
+    /// Each pending change's dependencies as changes of the document (see
+    /// [`Pending::doc_deps`]).
+    doc_deps: HashMap<ChangeHash, Vec<ChangeHash>>,
+    touches_root: bool,
+    makes_objects: bool,
+    inserts: HashMap<String, usize>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn contains(&self, hash: &ChangeHash) -> bool {
+        self.doc_deps.contains_key(hash)
+    }
+
+    /// Whether a pending change writes to the document's root.
+    pub fn touches_root(&self) -> bool {
+        self.touches_root
+    }
+
+    /// Whether a pending change creates objects.
+    pub fn makes_objects(&self) -> bool {
+        self.makes_objects
+    }
+
+    /// Elements the pending changes insert into `container` (as their gate named it).
+    pub fn inserted(&self, container: &str) -> usize {
+        self.inserts.get(container).copied().unwrap_or(0)
+    }
+
+    /// The dependencies of `change` expressed as changes of the document: each pending change
+    /// it depends on is replaced by that change's own (recursively). Reading the document at
+    /// these heads shows what the change's author saw, but for the pending changes.
+    pub fn doc_deps(&self, change: &Change) -> Vec<ChangeHash> {
+        let mut deps = Vec::with_capacity(change.deps().len());
+        for dep in change.deps() {
+            match self.doc_deps.get(dep) {
+                Some(theirs) => deps.extend_from_slice(theirs),
+                None => deps.push(*dep),
+            }
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        deps
+    }
+
+    fn push(&mut self, message: usize, change: Change, effects: Effects) {
+        let deps = self.doc_deps(&change);
+        self.doc_deps.insert(change.hash(), deps);
+        self.touches_root |= effects.touches_root;
+        self.makes_objects |= effects.makes_objects;
+        for (container, n) in effects.inserts {
+            *self.inserts.entry(container).or_default() += n;
+        }
+        self.changes.push((message, change));
+    }
 }
 
 /// Accepts every change (clients trust the server they sync with).
@@ -73,6 +186,10 @@ pub struct AcceptAll;
 impl ChangeGate for AcceptAll {
     fn check(&mut self, _doc: &Automerge, _change: &Change) -> Result<(), Refusal> {
         Ok(())
+    }
+
+    fn check_pending(&mut self, _doc: &Automerge, _p: &Pending, _change: &Change) -> Verdict {
+        Verdict::Accept(Effects::default())
     }
 }
 
@@ -87,7 +204,7 @@ pub struct Received {
     pub deferred: usize,
 }
 
-/// Why a sync message could not be handled. The document is unchanged.
+/// Why a sync message could not be handled. None of its changes were applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
     #[error("malformed automerge sync message: {0}")]
@@ -103,6 +220,49 @@ pub enum SyncError {
 /// Most changes accepted in one sync message.
 pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
 
+/// One incoming sync message of a batch (see [`DocSync::receive_batch`]).
+pub struct Incoming<'a> {
+    pub peer: &'a str,
+    pub data: &'a [u8],
+    pub gate: &'a mut dyn ChangeGate,
+}
+
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("peer", &self.peer)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+/// The raw bytes of the document's changes, kept by a document that answers many peers
+/// ([`DocSync::keep_changes`]) so that sync messages are built without reconstructing the
+/// changes from the document (automerge 0.12 rebuilds them with a pass over all its operations),
+/// and its last saved form, for peers that get the whole document.
+#[derive(Default)]
+struct ChangeCache {
+    enabled: bool,
+    bytes: HashMap<ChangeHash, Vec<u8>>,
+    /// Every change up to these heads is in `bytes`.
+    complete_at: Vec<ChangeHash>,
+    saved: Option<(Vec<ChangeHash>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ChangeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeCache")
+            .field("enabled", &self.enabled)
+            .field("changes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Whether `doc` has the change (from the change graph; `get_change_by_hash` would rebuild it).
+fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
+    doc.get_change_meta_by_hash(hash).is_some()
+}
+
 /// One document and its automerge sync state with each peer.
 #[derive(Debug)]
 pub struct DocSync {
@@ -111,6 +271,7 @@ pub struct DocSync {
     /// Changes from each peer that arrived before their dependencies: kept, neither checked nor
     /// applied, until that peer sends what they depend on (which [`DocSync::generate`] asks for).
     deferred: HashMap<String, Vec<Change>>,
+    cache: ChangeCache,
 }
 
 impl DocSync {
@@ -119,7 +280,15 @@ impl DocSync {
             record,
             peers: HashMap::new(),
             deferred: HashMap::new(),
+            cache: ChangeCache::default(),
         }
+    }
+
+    /// Keeps the raw bytes of the document's changes (and its last saved form) to answer peers
+    /// without rebuilding them: for a server, where many peers sync one document. Costs the
+    /// memory of the changes as they travel (about the size of [`Automerge::save_nocompress`]).
+    pub fn keep_changes(&mut self) {
+        self.cache.enabled = true;
     }
 
     pub fn record(&self) -> &Record {
@@ -184,29 +353,94 @@ impl DocSync {
         data: &[u8],
         gate: &mut dyn ChangeGate,
     ) -> Result<Received, SyncError> {
-        let mut message =
-            SyncMessage::decode(data).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        self.receive_batch(&mut [Incoming { peer, data, gate }])
+            .pop()
+            .expect("one result per message")
+    }
+
+    /// Handles several sync messages (from one or more peers) as if received one after the
+    /// other, applying all accepted changes together (see [`ChangeGate`]). One result per
+    /// message, in order; a message that fails leaves none of its changes applied.
+    pub fn receive_batch(
+        &mut self,
+        batch: &mut [Incoming<'_>],
+    ) -> Vec<Result<Received, SyncError>> {
+        let mut pending = Pending::default();
+        let mut failed: HashMap<usize, SyncError> = HashMap::new();
+        let mut checked: Vec<Result<(SyncMessage, Received), SyncError>> =
+            Vec::with_capacity(batch.len());
+        for (i, incoming) in batch.iter_mut().enumerate() {
+            let result = self.check_message(i, incoming, &mut pending, &mut failed);
+            checked.push(result);
+        }
+        self.apply_pending(&mut pending, &mut failed);
+        checked
+            .into_iter()
+            .zip(batch.iter())
+            .enumerate()
+            .map(|(i, (result, incoming))| {
+                let (mut message, received) = result?;
+                if let Some(error) = failed.remove(&i) {
+                    return Err(error);
+                }
+                // Let automerge update the sync state from the message. It gets back one of the
+                // accepted changes (already applied: loading it again is a no-op), which tells
+                // it that this message did carry changes (with none, it would take the
+                // sender's heads for ours and stop answering).
+                message.changes = received
+                    .applied
+                    .first()
+                    .map(|c| vec![c.raw_bytes().to_vec()])
+                    .unwrap_or_default()
+                    .into();
+                let state = self.peers.entry(incoming.peer.to_owned()).or_default();
+                self.record
+                    .doc_mut()
+                    .receive_sync_message(state, message)
+                    .map_err(|e| SyncError::Apply(e.to_string()))?;
+                Ok(received)
+            })
+            .collect()
+    }
+
+    /// Decodes one message and passes its new changes through its gate, adding the accepted
+    /// ones to `pending`.
+    fn check_message(
+        &mut self,
+        index: usize,
+        incoming: &mut Incoming<'_>,
+        pending: &mut Pending,
+        failed: &mut HashMap<usize, SyncError>,
+    ) -> Result<(SyncMessage, Received), SyncError> {
+        let message =
+            SyncMessage::decode(incoming.data).map_err(|e| SyncError::Malformed(e.to_string()))?;
         check_blooms(&message)?;
-        let incoming = extract_changes(&message)?;
-        let doc = self.record.doc_mut();
+        let incoming_changes = extract_changes(&message)?;
+        let peer = incoming.peer;
         let mut received = Received::default();
 
-        // Keep only new changes (with those still waiting from this peer), then apply in causal
-        // order: a change goes once all its dependencies are in the document.
-        let mut pending: Vec<Change> = self.deferred.remove(peer).unwrap_or_default();
-        pending.retain(|c| doc.get_change_by_hash(&c.hash()).is_none());
-        let mut seen: HashSet<ChangeHash> = pending.iter().map(Change::hash).collect();
-        for change in incoming {
+        // Keep only new changes (with those still waiting from this peer), then take them in
+        // causal order: a change goes once all its dependencies are in the document or pending.
+        let mut waiting: Vec<Change> = self.deferred.remove(peer).unwrap_or_default();
+        {
+            let doc = self.record.doc();
+            waiting.retain(|c| !has_change(doc, &c.hash()) && !pending.contains(&c.hash()));
+        }
+        let mut seen: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
+        for change in incoming_changes {
             let hash = change.hash();
-            if doc.get_change_by_hash(&hash).is_none() && seen.insert(hash) {
-                pending.push(change);
+            if !has_change(self.record.doc(), &hash)
+                && !pending.contains(&hash)
+                && seen.insert(hash)
+            {
+                waiting.push(change);
             }
         }
         let mut refused_hashes: HashSet<ChangeHash> = HashSet::new();
         loop {
             let mut progressed = false;
-            let mut still_pending = Vec::with_capacity(pending.len());
-            for change in pending {
+            let mut still_waiting = Vec::with_capacity(waiting.len());
+            for change in waiting {
                 if change.deps().iter().any(|d| refused_hashes.contains(d)) {
                     refused_hashes.insert(change.hash());
                     let cause = received
@@ -218,54 +452,112 @@ impl DocSync {
                     progressed = true;
                     continue;
                 }
-                if !change
+                let ready = change
                     .deps()
                     .iter()
-                    .all(|d| doc.get_change_by_hash(d).is_some())
-                {
-                    still_pending.push(change);
+                    .all(|d| pending.contains(d) || has_change(self.record.doc(), d));
+                if !ready {
+                    still_waiting.push(change);
                     continue;
                 }
                 progressed = true;
-                match gate.check(doc, &change) {
-                    Ok(()) => {
-                        doc.apply_changes([change.clone()])
-                            .map_err(|e| SyncError::Apply(e.to_string()))?;
-                        received.applied.push(change);
+                let mut verdict = incoming
+                    .gate
+                    .check_pending(self.record.doc(), pending, &change);
+                if matches!(verdict, Verdict::NeedsApplied) {
+                    self.apply_pending(pending, failed);
+                    if let Some(error) = failed.remove(&index) {
+                        return Err(error);
                     }
-                    Err(refusal) => {
+                    verdict = incoming
+                        .gate
+                        .check_pending(self.record.doc(), pending, &change);
+                }
+                match verdict {
+                    Verdict::Accept(effects) => {
+                        received.applied.push(change.clone());
+                        pending.push(index, change, effects);
+                    }
+                    Verdict::Refuse(refusal) => {
                         refused_hashes.insert(change.hash());
                         received.refused.push((change.hash(), refusal));
                     }
+                    Verdict::NeedsApplied => {
+                        return Err(SyncError::Apply(
+                            "the gate cannot judge a change with nothing pending".into(),
+                        ));
+                    }
                 }
             }
-            pending = still_pending;
-            if !progressed || pending.is_empty() {
+            waiting = still_waiting;
+            if !progressed || waiting.is_empty() {
                 break;
             }
         }
-        received.deferred = pending.len();
-        if pending.len() > MAX_CHANGES_PER_MESSAGE {
+        received.deferred = waiting.len();
+        if waiting.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(SyncError::TooManyChanges(MAX_CHANGES_PER_MESSAGE));
         }
-        if !pending.is_empty() {
-            self.deferred.insert(peer.to_owned(), pending);
+        if !waiting.is_empty() {
+            self.deferred.insert(peer.to_owned(), waiting);
         }
+        Ok((message, received))
+    }
 
-        // Let automerge update the sync state from the message. It gets back only the accepted
-        // changes: loading them again is a no-op, and it tells automerge that this message did
-        // carry changes (with none, it would take the sender's heads for ours and stop
-        // answering).
-        message.changes = received
-            .applied
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect::<Vec<_>>()
-            .into();
-        let state = self.peers.entry(peer.to_owned()).or_default();
-        doc.receive_sync_message(state, message)
-            .map_err(|e| SyncError::Apply(e.to_string()))?;
-        Ok(received)
+    /// Applies the pending changes together. If automerge refuses the batch, each message's
+    /// changes are applied on their own, and the messages whose changes cannot be applied are
+    /// recorded in `failed` (their changes stay out of the document).
+    fn apply_pending(&mut self, pending: &mut Pending, failed: &mut HashMap<usize, SyncError>) {
+        let taken = std::mem::take(pending);
+        if taken.is_empty() {
+            return;
+        }
+        let all: Vec<Change> = taken.changes.iter().map(|(_, c)| c.clone()).collect();
+        let doc = self.record.doc_mut();
+        if doc.apply_changes(all).is_ok() {
+            self.remember(taken.changes.iter().map(|(_, c)| c));
+            return;
+        }
+        let mut groups: Vec<(usize, Vec<Change>)> = Vec::new();
+        for (message, change) in taken.changes {
+            match groups.last_mut() {
+                Some((m, group)) if *m == message => group.push(change),
+                _ => groups.push((message, vec![change])),
+            }
+        }
+        for (message, group) in groups {
+            if failed.contains_key(&message) {
+                continue;
+            }
+            let doc = self.record.doc_mut();
+            let inside: HashSet<ChangeHash> = group.iter().map(Change::hash).collect();
+            let missing = group
+                .iter()
+                .flat_map(Change::deps)
+                .any(|d| !inside.contains(d) && !has_change(doc, d));
+            let result = if missing {
+                Err("it depends on changes that could not be applied".to_owned())
+            } else {
+                doc.apply_changes(group.clone()).map_err(|e| e.to_string())
+            };
+            match result {
+                Ok(()) => self.remember(group.iter()),
+                Err(e) => {
+                    failed.insert(message, SyncError::Apply(e));
+                }
+            }
+        }
+    }
+
+    fn remember<'a>(&mut self, changes: impl Iterator<Item = &'a Change>) {
+        if self.cache.enabled {
+            for change in changes {
+                self.cache
+                    .bytes
+                    .entry(change.hash())
+                    .or_insert_with(|| change.raw_bytes().to_vec());
+            }
+        }
     }
 
     /// The next automerge sync message for `peer`, if there is anything to say.
@@ -274,16 +566,18 @@ impl DocSync {
     /// in [`DocSync::receive`] are asked for too, or the peer (which believes it sent them, or
     /// whose bloom filter said we had them) would never send them and sync would stall.
     pub fn generate(&mut self, peer: &str) -> Option<Vec<u8>> {
-        let state = self.peers.entry(peer.to_owned()).or_default();
-        let doc = self.record.doc();
-        let mut message = doc.generate_sync_message(state)?;
+        let mut message = if self.cache.enabled {
+            let state = self.peers.entry(peer.to_owned()).or_default();
+            generate_cached(self.record.doc(), state, &mut self.cache)?
+        } else {
+            let state = self.peers.entry(peer.to_owned()).or_default();
+            self.record.doc().generate_sync_message(state)?
+        };
         if let Some(waiting) = self.deferred.get(peer) {
+            let doc = self.record.doc();
             let held: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
             for dep in waiting.iter().flat_map(Change::deps) {
-                if doc.get_change_by_hash(dep).is_none()
-                    && !held.contains(dep)
-                    && !message.need.contains(dep)
-                {
+                if !has_change(doc, dep) && !held.contains(dep) && !message.need.contains(dep) {
                     message.need.push(*dep);
                 }
             }
@@ -292,6 +586,248 @@ impl DocSync {
         }
         Some(message.encode())
     }
+}
+
+/// `automerge::sync::SyncDoc::generate_sync_message` (automerge 0.12), step for step, with the
+/// changes' bytes and the saved document taken from `cache` instead of rebuilt from the
+/// document's operations for every peer.
+fn generate_cached(doc: &Automerge, state: &mut State, cache: &mut ChangeCache) -> Option<SyncMessage> {
+    let our_heads = doc.get_heads();
+    let our_need = if state.read_only {
+        Vec::new()
+    } else {
+        doc.get_missing_deps(state.their_heads.as_deref().unwrap_or_default())
+    };
+    let their_heads_set: HashSet<&ChangeHash> = state.their_heads.iter().flatten().collect();
+    let our_have = if our_need.iter().all(|h| their_heads_set.contains(h)) {
+        let last_sync: Vec<ChangeHash> = state
+            .shared_heads
+            .iter()
+            .filter(|h| has_change(doc, h))
+            .copied()
+            .collect();
+        let hashes: Vec<ChangeHash> = doc
+            .get_changes_meta(&last_sync)
+            .into_iter()
+            .map(|m| m.hash)
+            .collect();
+        vec![Have {
+            last_sync: state.shared_heads.clone(),
+            bloom: BloomFilter::from_hashes(hashes.iter()),
+        }]
+    } else {
+        Vec::new()
+    };
+    if let Some(first) = state.their_have.as_ref().and_then(|h| h.first())
+        && !first.last_sync.iter().all(|h| has_change(doc, h))
+    {
+        let mut flags = MessageFlags::new();
+        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+        return Some(SyncMessage {
+            heads: our_heads,
+            need: Vec::new(),
+            have: vec![Have::default()],
+            changes: ChunkList::empty(),
+            flags: Some(flags),
+            version: MessageVersion::V1,
+        });
+    }
+    let supports_v2 = state
+        .their_capabilities
+        .as_ref()
+        .is_some_and(|c| c.contains(&Capability::MessageV2));
+    // (version, change entries, hashes of the changes sent)
+    let (version, entries, sent): (MessageVersion, Vec<Vec<u8>>, Vec<ChangeHash>) =
+        if state.peer_read_only {
+            empty_builder(supports_v2)
+        } else if let (Some(have), Some(need)) = (&state.their_have, &state.their_need) {
+            let send_doc = state.their_heads.as_deref() == Some(&[]) && supports_v2;
+            if send_doc {
+                whole_document(doc, cache)
+            } else {
+                let hashes: Vec<ChangeHash> = hashes_to_send(doc, have, need)
+                    .into_iter()
+                    .filter(|h| !state.sent_hashes.contains(h))
+                    .collect();
+                let total = doc.get_changes_meta(&[]).len();
+                if hashes.len() > total / 3 && supports_v2 {
+                    whole_document(doc, cache)
+                } else {
+                    let bytes = cached_changes(doc, cache, &hashes);
+                    if hashes.is_empty() {
+                        empty_builder(supports_v2)
+                    } else if supports_v2 {
+                        (MessageVersion::V2, vec![bytes.concat()], hashes)
+                    } else {
+                        (MessageVersion::V1, bytes, hashes)
+                    }
+                }
+            }
+        } else {
+            empty_builder(supports_v2)
+        };
+
+    let heads_unchanged = state.last_sent_heads == our_heads;
+    let heads_equal = state.their_heads.as_ref() == Some(&our_heads);
+    if heads_unchanged && state.have_responded {
+        if (heads_equal || state.read_only) && sent.is_empty() {
+            return None;
+        }
+        if state.in_flight {
+            return None;
+        }
+    }
+    state.have_responded = true;
+    state.last_sent_heads.clone_from(&our_heads);
+    state.sent_hashes.extend(sent.iter().copied());
+
+    let mut flags = MessageFlags::new();
+    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+    if state.read_only {
+        flags.set(MessageFlags::READ_ONLY);
+    }
+    let heads = if state.needs_reset {
+        state.needs_reset = false;
+        let supports_reset = state
+            .their_capabilities
+            .as_ref()
+            .is_some_and(|c| c.contains(&Capability::SyncReset));
+        if supports_reset {
+            flags.set(MessageFlags::SYNC_RESET);
+            our_heads
+        } else {
+            Vec::new()
+        }
+    } else {
+        our_heads
+    };
+    state.in_flight = true;
+    Some(SyncMessage {
+        heads,
+        need: our_need,
+        have: our_have,
+        changes: entries.into(),
+        flags: Some(flags),
+        version,
+    })
+}
+
+fn empty_builder(supports_v2: bool) -> (MessageVersion, Vec<Vec<u8>>, Vec<ChangeHash>) {
+    let version = if supports_v2 {
+        MessageVersion::V2
+    } else {
+        MessageVersion::V1
+    };
+    (version, Vec::new(), Vec::new())
+}
+
+/// The whole document as one V2 entry, saved once per set of heads.
+fn whole_document(
+    doc: &Automerge,
+    cache: &mut ChangeCache,
+) -> (MessageVersion, Vec<Vec<u8>>, Vec<ChangeHash>) {
+    let heads = doc.get_heads();
+    let saved = match &cache.saved {
+        Some((at, bytes)) if *at == heads => bytes.clone(),
+        _ => {
+            let bytes = doc.save();
+            cache.saved = Some((heads, bytes.clone()));
+            bytes
+        }
+    };
+    let hashes: Vec<ChangeHash> = doc
+        .get_changes_meta(&[])
+        .into_iter()
+        .map(|m| m.hash)
+        .collect();
+    if saved.is_empty() {
+        return (MessageVersion::V2, Vec::new(), Vec::new());
+    }
+    (MessageVersion::V2, vec![saved], hashes)
+}
+
+/// The raw bytes of `hashes` (in that order), rebuilding the ones not kept yet in one pass.
+fn cached_changes(doc: &Automerge, cache: &mut ChangeCache, hashes: &[ChangeHash]) -> Vec<Vec<u8>> {
+    if hashes.iter().any(|h| !cache.bytes.contains_key(h)) {
+        let known: Vec<ChangeHash> = cache
+            .complete_at
+            .iter()
+            .filter(|h| has_change(doc, h))
+            .copied()
+            .collect();
+        for change in doc.get_changes(&known) {
+            cache
+                .bytes
+                .entry(change.hash())
+                .or_insert_with(|| change.raw_bytes().to_vec());
+        }
+        cache.complete_at = doc.get_heads();
+        if hashes.iter().any(|h| !cache.bytes.contains_key(h)) {
+            for change in doc.get_changes(&[]) {
+                cache
+                    .bytes
+                    .entry(change.hash())
+                    .or_insert_with(|| change.raw_bytes().to_vec());
+            }
+        }
+    }
+    hashes
+        .iter()
+        .filter_map(|h| cache.bytes.get(h).cloned())
+        .collect()
+}
+
+/// `automerge`'s `get_hashes_to_send`: the changes since the peer's last sync that are in none
+/// of its Bloom filters, the changes depending on those, and the changes it asked for.
+fn hashes_to_send(doc: &Automerge, have: &[Have], need: &[ChangeHash]) -> Vec<ChangeHash> {
+    let need: Vec<ChangeHash> = need
+        .iter()
+        .filter(|h| has_change(doc, h))
+        .copied()
+        .collect();
+    if have.is_empty() {
+        return need;
+    }
+    let mut last_sync: Vec<ChangeHash> = have
+        .iter()
+        .flat_map(|h| h.last_sync.iter())
+        .filter(|h| has_change(doc, h))
+        .copied()
+        .collect();
+    last_sync.sort_unstable();
+    last_sync.dedup();
+    let metas = doc.get_changes_meta(&last_sync);
+    let mut dependents: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
+    let mut to_send: HashSet<ChangeHash> = HashSet::new();
+    for meta in &metas {
+        for dep in &meta.deps {
+            dependents.entry(*dep).or_default().push(meta.hash);
+        }
+        if have.iter().all(|h| !h.bloom.contains_hash(&meta.hash)) {
+            to_send.insert(meta.hash);
+        }
+    }
+    let mut stack: Vec<ChangeHash> = to_send.iter().copied().collect();
+    while let Some(hash) = stack.pop() {
+        if let Some(deps) = dependents.get(&hash) {
+            for dep in deps {
+                if to_send.insert(*dep) {
+                    stack.push(*dep);
+                }
+            }
+        }
+    }
+    let mut out: Vec<ChangeHash> = need
+        .into_iter()
+        .filter(|h| !to_send.contains(h))
+        .collect();
+    out.extend(
+        metas
+            .iter()
+            .map(|m| m.hash)
+            .filter(|h| to_send.contains(h)),
+    );
+    out
 }
 
 /// Most probes a peer's Bloom filter may ask for (automerge uses 7).

@@ -22,7 +22,7 @@ use saksi_shared::automerge::ActorId;
 use saksi_shared::policy::{PolicyGate, Refusal, RefusalCode, check_created};
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{Editor, Record, RecordError};
-use saksi_shared::sync::{DocSync, Received, SyncError};
+use saksi_shared::sync::{DocSync, Incoming, Received, SyncError};
 use saksi_shared::{DocumentId, Millis};
 use tokio::sync::{mpsc, oneshot};
 
@@ -94,6 +94,9 @@ pub struct Documents {
 
 /// Commands queued per document before senders wait.
 const QUEUE: usize = 256;
+
+/// Most queued commands handled together.
+const MAX_BATCH: usize = 1024;
 
 impl Documents {
     /// How many documents are in memory.
@@ -302,19 +305,28 @@ impl DocumentTask {
                     return;
                 }
                 Ok(Some(cmd)) => {
-                    self.handle(cmd).await;
-                    // Under load, take everything already queued before answering: each peer
-                    // then gets one message covering all of it, not one per incoming message.
-                    while let Ok(cmd) = rx.try_recv() {
-                        if let Command::Shutdown(reply) = cmd {
-                            self.flush();
-                            self.finish().await;
-                            let _ = reply.send(());
-                            return;
+                    // Under load, take everything already queued before answering: the changes
+                    // of all those messages are checked, applied and stored together, and each
+                    // peer then gets one message covering all of it, not one per message.
+                    let mut queued = vec![cmd];
+                    let mut shutdown = None;
+                    while queued.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Command::Shutdown(reply)) => {
+                                shutdown = Some(reply);
+                                break;
+                            }
+                            Ok(cmd) => queued.push(cmd),
+                            Err(_) => break,
                         }
-                        self.handle(cmd).await;
                     }
+                    self.handle_all(queued).await;
                     self.flush();
+                    if let Some(reply) = shutdown {
+                        self.finish().await;
+                        let _ = reply.send(());
+                        return;
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => {
@@ -351,8 +363,11 @@ impl DocumentTask {
             let uncompacted = chunks.len().saturating_sub(1);
             let record =
                 Record::load(&chunks.concat(), Self::server_actor()).map_err(|e| e.to_string())?;
+            let mut sync = DocSync::new(record);
+            // Many peers may sync this document: answer them from the changes' bytes.
+            sync.keep_changes();
             self.doc = Some(Loaded {
-                sync: DocSync::new(record),
+                sync,
                 row,
                 uncompacted,
             });
@@ -376,6 +391,50 @@ impl DocumentTask {
                 Err(e) => tracing::warn!(doc = %self.id, error = %e, "compaction failed"),
             }
         }
+    }
+
+    /// Handles queued commands in order; consecutive sync messages for this (existing,
+    /// readable) document from different connections are received as one batch.
+    async fn handle_all(&mut self, commands: Vec<Command>) {
+        let mut group: Vec<(Peer, Who, Vec<u8>)> = Vec::new();
+        for cmd in commands {
+            if let Command::Sync {
+                peer,
+                who,
+                data,
+                is_request,
+            } = cmd
+            {
+                if self.readable_by(&who) {
+                    if group.iter().any(|(p, _, _)| p.conn == peer.conn) {
+                        self.sync_existing(std::mem::take(&mut group)).await;
+                    }
+                    group.push((peer, who, data));
+                    continue;
+                }
+                if !group.is_empty() {
+                    self.sync_existing(std::mem::take(&mut group)).await;
+                }
+                self.sync(peer, who, data, is_request).await;
+                continue;
+            }
+            if !group.is_empty() {
+                self.sync_existing(std::mem::take(&mut group)).await;
+            }
+            self.handle(cmd).await;
+        }
+        if !group.is_empty() {
+            self.sync_existing(group).await;
+        }
+    }
+
+    /// Whether the document exists (and can be served) and `who` may read it.
+    fn readable_by(&self, who: &Who) -> bool {
+        !self.broken
+            && self
+                .doc
+                .as_ref()
+                .is_some_and(|d| d.sync.record().meta().is_some_and(|m| who.may_read(&m)))
     }
 
     async fn handle(&mut self, cmd: Command) {
@@ -487,7 +546,7 @@ impl DocumentTask {
             .as_ref()
             .map(|d| d.sync.record().meta().is_some_and(|m| who.may_read(&m)));
         if readable == Some(true) {
-            self.sync_existing(peer, who, data).await;
+            self.sync_existing(vec![(peer, who, data)]).await;
             return;
         }
         // Unknown or not readable: the same answers in both cases.
@@ -581,6 +640,7 @@ impl DocumentTask {
         }
         tracing::info!(doc = %self.id, kind = %row.kind, device = %peer.device, changes = count, "document created");
         self.state.metrics.changes_stored(count);
+        sync.keep_changes();
         self.doc = Some(Loaded {
             sync,
             row,
@@ -602,65 +662,118 @@ impl DocumentTask {
         );
     }
 
-    async fn sync_existing(&mut self, peer: Peer, who: Who, data: Vec<u8>) {
-        let conn = peer.conn;
-        let key = peer_key(conn);
-        if self.peers.get(&conn).is_some_and(|p| p.refused) {
+    /// Receives sync messages from different connections for this existing, readable
+    /// document: every new change is checked by the write policy, the accepted ones are
+    /// applied together and stored in one write, and only then is anyone answered.
+    async fn sync_existing(&mut self, messages: Vec<(Peer, Who, Vec<u8>)>) {
+        let messages: Vec<(Peer, Who, Vec<u8>)> = messages
+            .into_iter()
+            .filter(|(p, _, _)| !self.peers.get(&p.conn).is_some_and(|s| s.refused))
+            .collect();
+        if messages.is_empty() {
             return;
         }
-        if !self.peers.contains_key(&conn) {
-            let (device, id) = (peer.device.clone(), self.id);
+        // Connections new to this document resume from their device's saved sync state.
+        let new: Vec<(ConnId, String)> = messages
+            .iter()
+            .filter(|(p, _, _)| !self.peers.contains_key(&p.conn))
+            .map(|(p, _, _)| (p.conn, p.device.clone()))
+            .collect();
+        if !new.is_empty() {
+            let id = self.id;
+            let devices: Vec<String> = new.iter().map(|(_, d)| d.clone()).collect();
             let saved = self
                 .state
                 .db
-                .run(move |s| s.sync_state(&device, &id))
+                .run(move |s| {
+                    devices
+                        .iter()
+                        .map(|d| s.sync_state(d, &id))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .await
-                .unwrap_or_default();
-            if let Some(loaded) = &mut self.doc {
-                loaded.sync.add_peer(&key, saved.as_deref());
+                .unwrap_or_else(|_| vec![None; new.len()]);
+            for ((conn, _), saved) in new.iter().zip(saved) {
+                if let Some(loaded) = &mut self.doc {
+                    loaded.sync.add_peer(&peer_key(*conn), saved.as_deref());
+                }
             }
-            self.peers.insert(
-                conn,
-                PeerState {
-                    peer: peer.clone(),
+            for (p, _, _) in &messages {
+                self.peers.entry(p.conn).or_insert_with(|| PeerState {
+                    peer: p.clone(),
                     refused: false,
-                },
-            );
+                });
+            }
         }
         let Some(loaded) = &mut self.doc else { return };
-        let (received, added) =
-            receive_checked(&self.state, self.id, &mut loaded.sync, &key, &data, &who);
-        let Received {
-            applied, refused, ..
-        } = match received {
-            Ok(r) => r,
-            Err(e) => {
-                self.send_error(&peer, format!("bad sync message: {e}"));
-                return;
-            }
-        };
-        if !applied.is_empty() {
-            let changes = applied
+        let keys: Vec<String> = messages.iter().map(|(p, _, _)| peer_key(p.conn)).collect();
+        let mut bindings: Vec<BindingsBatch<'_>> = messages
+            .iter()
+            .map(|_| BindingsBatch {
+                shared: &self.state.bindings,
+                added: Vec::new(),
+            })
+            .collect();
+        let results = {
+            let mut gates: Vec<PolicyGate<'_, BindingsBatch<'_>>> = messages
                 .iter()
-                .map(|c| c.raw_bytes().to_vec())
-                .collect::<Vec<_>>();
-            if let Err(e) = self.store(changes, added).await {
-                tracing::error!(doc = %self.id, error = %e, "changes not stored");
-                self.send_error(&peer, format!("the server could not store the change: {e}"));
-                self.reload().await;
-                return;
+                .zip(bindings.iter_mut())
+                .map(|((_, who, _), batch)| PolicyGate {
+                    doc_id: self.id,
+                    who,
+                    bindings: batch,
+                })
+                .collect();
+            let mut incoming: Vec<Incoming<'_>> = messages
+                .iter()
+                .zip(keys.iter())
+                .zip(gates.iter_mut())
+                .map(|(((_, _, data), key), gate)| Incoming {
+                    peer: key,
+                    data,
+                    gate,
+                })
+                .collect();
+            loaded.sync.receive_batch(&mut incoming)
+        };
+        let added: Vec<(String, String)> = bindings.into_iter().flat_map(|b| b.added).collect();
+        let changes: Vec<Vec<u8>> = results
+            .iter()
+            .flatten()
+            .flat_map(|r| r.applied.iter().map(|c| c.raw_bytes().to_vec()))
+            .collect();
+        if !changes.is_empty()
+            && let Err(e) = self.store(changes, added).await
+        {
+            tracing::error!(doc = %self.id, error = %e, "changes not stored");
+            for ((peer, _, _), result) in messages.iter().zip(&results) {
+                if result.as_ref().is_ok_and(|r| !r.applied.is_empty()) {
+                    self.send_error(peer, format!("the server could not store the change: {e}"));
+                }
             }
+            self.reload().await;
+            return;
         }
-        if let Some((_, refusal)) = refused.first() {
-            let refusal = refusal.clone();
-            self.audit_refusal(&peer, &who, &refusal, refused.len())
-                .await;
-            self.send_error(&peer, format!("change refused: {refusal}"));
-            if let Some(p) = self.peers.get_mut(&conn) {
-                p.refused = true;
+        for ((peer, who, _), result) in messages.iter().zip(results) {
+            let Received {
+                applied, refused, ..
+            } = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.send_error(peer, format!("bad sync message: {e}"));
+                    continue;
+                }
+            };
+            if let Some((_, refusal)) = refused.first() {
+                let refusal = refusal.clone();
+                self.audit_refusal(peer, who, &refusal, refused.len()).await;
+                self.send_error(peer, format!("change refused: {refusal}"));
+                if let Some(p) = self.peers.get_mut(&peer.conn) {
+                    p.refused = true;
+                }
             }
+            self.answer(peer.conn, !applied.is_empty());
         }
-        self.answer(conn, !applied.is_empty());
         self.maybe_compact().await;
     }
 

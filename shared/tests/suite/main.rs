@@ -6,6 +6,8 @@
 //! - `convergence`: the property test of offline edits, random sync orders and conflicts.
 //! - `scenario_s2`: DESIGN.md's S2, two monitors offline and a coordinator's resolution.
 //! - `sync_engine`: two `DocSync` peers on multi-change messages and bloom false positives.
+//! - `batch_checks`: the write policy gives the same verdicts on batched and one-at-a-time
+//!   application.
 //! - `wire_protocol`: hand-derived CBOR vectors of every message, round trips, hostile input.
 //! - `write_policy`: refusals of crafted changes, and S3's answer for forbidden documents.
 //! - `khmer`: Khmer text in every kind of field, through save/load and sync.
@@ -13,6 +15,7 @@
 //! - `history`: edits attributed to user, device and time.
 //! - `fuzz_regressions`: every fuzz seed and crasher replayed without a panic.
 
+mod batch_checks;
 mod convergence;
 mod fuzz_regressions;
 mod harness;
