@@ -6,9 +6,15 @@
 //!
 //! TLS is rustls with the ring provider; the server's certificate is trusted explicitly (the
 //! self-signed `tls-cert.pem` from the server's data directory, or a CA bundle).
+//! [`Client::plain`] speaks plain HTTP and WebSocket instead, for a server on loopback behind a
+//! TLS proxy (`tls = "off"`) or another automerge-repo server (the benchmarks' peer server).
+//! A [`Meter`] counts the bytes a client's connections send and receive on the wire.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -19,7 +25,7 @@ use saksi_shared::sync::{Event, Repo, RepoError};
 use saksi_shared::{Millis, Role};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 pub use tokio_rustls;
 use tokio_rustls::TlsConnector;
@@ -64,7 +70,9 @@ impl From<tungstenite::Error> for ClientError {
 pub struct Client {
     addr: SocketAddr,
     host: String,
-    tls: Arc<rustls::ClientConfig>,
+    /// `None`: plain HTTP and WebSocket.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    meter: Option<Arc<Meter>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -72,7 +80,118 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("addr", &self.addr)
             .field("host", &self.host)
+            .field("tls", &self.tls.is_some())
             .finish()
+    }
+}
+
+/// Bytes sent and received on the wire (TCP payload: TLS records, HTTP and WebSocket framing
+/// included) by every connection of the clients sharing it.
+#[derive(Debug, Default)]
+pub struct Meter {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Meter {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// A TCP stream counting its bytes into a [`Meter`] (if there is one).
+#[derive(Debug)]
+pub struct Metered {
+    tcp: TcpStream,
+    meter: Option<Arc<Meter>>,
+}
+
+impl AsyncRead for Metered {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if let Some(meter) = &self.meter {
+            let read = buf.filled().len() - before;
+            meter.received.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Metered {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let (Some(meter), Poll::Ready(Ok(n))) = (&self.meter, &result) {
+            meter.sent.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// A connection to the server: TLS or plain, metered either way.
+#[derive(Debug)]
+pub enum Stream {
+    Tls(Box<TlsStream<Metered>>),
+    Plain(Metered),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+        }
     }
 }
 
@@ -122,23 +241,65 @@ impl Client {
         Ok(Client {
             addr,
             host: host.to_owned(),
-            tls: Arc::new(config),
+            tls: Some(Arc::new(config)),
+            meter: None,
         })
+    }
+
+    /// A client speaking plain HTTP and WebSocket (`ws://`) to the server at `addr`.
+    pub fn plain(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            host: addr.ip().to_string(),
+            tls: None,
+            meter: None,
+        }
+    }
+
+    /// Counts the bytes of every later connection of this client (and its clones) in `meter`.
+    pub fn with_meter(mut self, meter: Arc<Meter>) -> Client {
+        self.meter = Some(meter);
+        self
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// A raw TLS connection to the server (for tests that write bytes by hand).
     pub async fn raw_tls(&self) -> Result<TlsStream<TcpStream>, ClientError> {
-        self.connect_tls().await
-    }
-
-    async fn connect_tls(&self) -> Result<TlsStream<TcpStream>, ClientError> {
+        let tls = self
+            .tls
+            .clone()
+            .ok_or_else(|| ClientError::Tls("this client speaks plain TCP".into()))?;
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
         let name =
             ServerName::try_from(self.host.clone()).map_err(|e| ClientError::Tls(e.to_string()))?;
-        Ok(TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await?)
+        Ok(TlsConnector::from(tls).connect(name, tcp).await?)
+    }
+
+    /// A new connection to the server, TLS or plain as this client is configured.
+    pub async fn connect(&self) -> Result<Stream, ClientError> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let metered = Metered {
+            tcp,
+            meter: self.meter.clone(),
+        };
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(metered));
+        };
+        let name =
+            ServerName::try_from(self.host.clone()).map_err(|e| ClientError::Tls(e.to_string()))?;
+        let stream = TlsConnector::from(tls.clone())
+            .connect(name, metered)
+            .await?;
+        Ok(Stream::Tls(Box::new(stream)))
     }
 
     /// Sends one HTTP/1.1 request (`Connection: close`) and reads the whole response.
@@ -149,7 +310,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Response, ClientError> {
-        let mut stream = self.connect_tls().await?;
+        let mut stream = self.connect().await?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n",
             self.host,
@@ -245,8 +406,13 @@ impl Client {
         path_and_query: &str,
         headers: &[(&str, &str)],
     ) -> Result<SyncSocket, ClientError> {
-        let stream = self.connect_tls().await?;
-        let url = format!("wss://{}:{}{path_and_query}", self.host, self.addr.port());
+        let stream = self.connect().await?;
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let url = format!(
+            "{scheme}://{}:{}{path_and_query}",
+            self.host,
+            self.addr.port()
+        );
         let mut request = url.into_client_request()?;
         for (k, v) in headers {
             request.headers_mut().insert(
@@ -440,7 +606,7 @@ impl Session {
 /// One sync WebSocket.
 #[derive(Debug)]
 pub struct SyncSocket {
-    ws: WebSocketStream<TlsStream<TcpStream>>,
+    ws: WebSocketStream<Stream>,
 }
 
 impl SyncSocket {
@@ -487,7 +653,7 @@ impl SyncSocket {
     }
 
     /// The WebSocket itself, for driving it with another automerge-repo implementation.
-    pub fn into_inner(self) -> WebSocketStream<TlsStream<TcpStream>> {
+    pub fn into_inner(self) -> WebSocketStream<Stream> {
         self.ws
     }
 }
