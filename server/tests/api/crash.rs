@@ -8,77 +8,34 @@
 //! the server gets SIGKILL; the test then opens the database file itself and checks every
 //! acknowledged change, restarts the server, and the phones carry on.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use saksi_client::{Client, Session};
-use saksi_server::accounts::{Passwords, random_16};
+use saksi_server::accounts::random_16;
 use saksi_server::storage::Storage as _;
 use saksi_server::storage::sqlite::SqliteStorage;
 use saksi_shared::automerge::{Automerge, ChangeHash, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Repo;
-use saksi_shared::{DocumentId, Role};
+use saksi_shared::DocumentId;
 
 use crate::helpers::{PASSWORD, WAIT};
+use crate::process::{self, ServerProcess};
 
 /// Kill-and-restart rounds.
 const ROUNDS: usize = 20;
 
-struct Server {
-    child: Child,
-    client: Client,
-}
-
-fn start(dir: &Path, log: &Path) -> Server {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_saksi"))
-        .arg("serve")
-        .env("SAKSI_DATA_DIR", dir)
-        .env("SAKSI_LISTEN", "127.0.0.1:0")
-        .env("SAKSI_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("server process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("a line").expect("readable");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let port: u16 = url
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port in the url");
-    let cert = std::fs::read(dir.join("tls-cert.pem")).expect("certificate");
-    let client = Client::new(
-        format!("127.0.0.1:{port}").parse().expect("addr"),
-        "localhost",
-        &cert,
-    )
-    .expect("client");
-    Server { child, client }
-}
-
-fn kill(mut server: Server) {
+fn kill(mut server: ServerProcess) {
     // `Child::kill` is SIGKILL on Unix: no shutdown code runs.
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
+}
+
+fn start(dir: &Path, log: &Path) -> ServerProcess {
+    process::start(dir, log, &[("SAKSI_LOG", "debug")])
 }
 
 /// What the server acknowledged: (document, change) pairs.
@@ -185,25 +142,7 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("dir");
     let logs = tempfile::tempdir().expect("log dir");
     let log = logs.path().join("server.log");
-    let case = {
-        let storage = SqliteStorage::open(&dir.path().join("saksi.sqlite3")).expect("open");
-        let hash = Passwords::new(19_456, 2).hash(PASSWORD).expect("hash");
-        let mut ids = Vec::new();
-        for name in ["sophea", "vanna", "dara"] {
-            ids.push(
-                storage
-                    .create_user(name, Role::Monitor, &hash, 0)
-                    .expect("user")
-                    .id,
-            );
-        }
-        let case = saksi_server::admin::create_case(&storage, "S6", "admin", 0).expect("case");
-        for id in ids {
-            storage.add_member(&case, id).expect("member");
-        }
-        storage.close();
-        case
-    };
+    let case = process::seed(dir.path(), &["sophea", "vanna", "dara"]);
 
     // Round 0: phones sign in, create their records and the shared one.
     let server = start(dir.path(), &log);
