@@ -85,7 +85,8 @@ test("installable: valid manifest, 192 and 512 px icons, an active service worke
     return { names, urls };
   });
   assert.equal(cached.names.length, 1);
-  assert.match(cached.names[0], /^saksi-shell-[0-9a-f]{16}$/);
+  // The shell hash, then (stamped by server/build.rs) the hash of the wasm the binary embeds.
+  assert.match(cached.names[0], /^saksi-shell-[0-9a-f]{16}-[0-9a-f]{12}$/);
   for (const path of ["/index.html", "/js/app.js", "/pkg/saksi_wasm.js", "/pkg/saksi_wasm_bg.wasm", "/manifest.webmanifest"]) {
     assert.ok(cached.urls.includes(path), `${path} is cached`);
   }
