@@ -15,6 +15,9 @@
 //!   `playwright-core`, with `SAKSI_BIN` naming the debug server binary).
 //! - `ci`: format check, clippy (`-D warnings`, native and wasm32), the wasm32 build of
 //!   `shared`, then `test`. `.ci/run` installs Chromium and runs this.
+//! - `bench [-- ARGS]`: `wasm`, the release `saksi` and `saksi-bench`, the peer server
+//!   (`@automerge/automerge-repo-sync-server` from npm, installed into a temporary directory),
+//!   then `saksi-bench ARGS` (see BENCHMARKS.md).
 //!
 //! Every step runs from the workspace root, in cargo's own target directory (so
 //! `CARGO_TARGET_DIR` is honoured), and is timed.
@@ -36,6 +39,8 @@ tasks:
   run [-- ARGS...]   wasm, then `saksi serve ARGS...` (release build)
   test               wasm, `cargo test --workspace`, then the browser tests
   ci                 fmt check, clippy, wasm32 build of shared, then test
+  bench [-- ARGS...] wasm, release builds, the npm peer server, then `saksi-bench ARGS...`
+                     (`cargo xtask bench -- --help` lists them; `-- --quick` for a quick look)
 
 environment:
   SAKSI_CHROMIUM     the Chromium binary for browser tests (default /usr/bin/chromium)
@@ -66,6 +71,9 @@ const WASM_FEATURES: &[&str] = &[
     "--enable-sign-ext",
 ];
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+/// The peer server the benchmarks compare against (npm), at a fixed version.
+const PEER_SERVER: &str = "@automerge/automerge-repo-sync-server@0.2.8";
+const BENCH_PACKAGE: &str = "saksi-bench";
 
 fn main() -> ExitCode {
     match run() {
@@ -107,6 +115,7 @@ fn run() -> Result<()> {
             needs_no_args("ci")?;
             Workspace::locate()?.ci()
         }
+        Some("bench") => Workspace::locate()?.bench(&rest),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -391,6 +400,72 @@ impl Workspace {
             started.elapsed().as_secs_f64()
         );
         Ok(())
+    }
+
+    /// Builds everything the benchmarks run, installs the peer server from npm into a
+    /// temporary directory and runs `saksi-bench` with `args`.
+    fn bench(&self, args: &[String]) -> Result<()> {
+        if args.iter().any(|a| a == "-h" || a == "--help") {
+            self.cargo(&["run", "--release", "-p", BENCH_PACKAGE, "--", "--help"])?;
+            return Ok(());
+        }
+        for tool in ["node", "npm"] {
+            if !works(Command::new(tool).arg("--version")) {
+                bail!("the benchmarks need `{tool}` (Node.js 20 or newer) on the PATH");
+            }
+        }
+        self.wasm()?;
+        self.cargo(&[
+            "build",
+            "--release",
+            "-p",
+            SERVER_PACKAGE,
+            "--bin",
+            SERVER_BIN,
+            "-p",
+            BENCH_PACKAGE,
+        ])?;
+        // The PWA benchmark drives Chromium through the browser tests' playwright-core.
+        let browser = self.root.join("tests/browser");
+        if !browser.join("node_modules/playwright-core").exists() {
+            let mut install = Command::new("npm");
+            if browser.join("package-lock.json").exists() {
+                install.args(["ci", "--no-audit", "--no-fund"]);
+            } else {
+                install.args(["install", "--no-audit", "--no-fund"]);
+            }
+            install.arg("--prefix").arg(&browser);
+            self.step(install)?;
+        }
+        let node_dir =
+            std::env::temp_dir().join(format!("saksi-bench-node-{}", std::process::id()));
+        fs::create_dir_all(&node_dir)?;
+        fs::write(
+            node_dir.join("package.json"),
+            "{\"private\": true, \"description\": \"peer server for cargo xtask bench\"}\n",
+        )?;
+        let mut install = Command::new("npm");
+        install
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&node_dir)
+            .arg(PEER_SERVER);
+        let result = self
+            .step(install)
+            .context("installing the peer server (npm)")
+            .and_then(|()| {
+                let release = self.target.join("release");
+                let mut cmd = Command::new(release.join(BENCH_PACKAGE));
+                cmd.arg("--saksi")
+                    .arg(release.join(SERVER_BIN))
+                    .arg("--node-dir")
+                    .arg(&node_dir)
+                    .arg("--pwa-script")
+                    .arg(self.root.join("bench/pwa.mjs"))
+                    .args(args);
+                self.step(cmd)
+            });
+        let _ = fs::remove_dir_all(&node_dir);
+        result
     }
 
     fn ci(&self) -> Result<()> {

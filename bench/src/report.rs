@@ -1,0 +1,361 @@
+//! The results table: medians over runs, ratios per run (Node ÷ Saksi, from the same run) and
+//! their median, and whether each target is met.
+
+use std::fmt::Write as _;
+
+use crate::Options;
+use crate::storm::StormResult;
+
+/// Storm results of every run, per server.
+#[derive(Debug, Default)]
+pub struct Runs {
+    pub saksi: Vec<StormResult>,
+    pub node: Vec<StormResult>,
+}
+
+/// A target: the ratio (or Saksi's value) must be at least / at most a bound.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// Node ÷ Saksi at least this.
+    RatioAtLeast(f64),
+    /// Saksi's value at most this.
+    AtMost(f64),
+    /// Saksi's value below this.
+    Below(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub scenario: String,
+    pub metric: String,
+    pub unit: &'static str,
+    pub saksi: Option<f64>,
+    pub node: Option<f64>,
+    /// Median of the per-run ratios Node ÷ Saksi.
+    pub ratio: Option<f64>,
+    pub target: Option<Target>,
+}
+
+impl Row {
+    fn met(&self) -> Option<bool> {
+        match self.target? {
+            Target::RatioAtLeast(x) => self.ratio.map(|r| r >= x),
+            Target::AtMost(x) => self.saksi.map(|v| v <= x),
+            Target::Below(x) => self.saksi.map(|v| v < x),
+        }
+    }
+
+    fn target_text(&self) -> String {
+        match self.target {
+            None => String::new(),
+            Some(Target::RatioAtLeast(x)) => format!("Node ÷ Saksi ≥ {x}"),
+            Some(Target::AtMost(x)) => format!("≤ {}", fmt_num(x)),
+            Some(Target::Below(x)) => format!("< {}", fmt_num(x)),
+        }
+    }
+}
+
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+fn fmt_num(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+#[derive(Debug)]
+pub struct Report {
+    config: String,
+    machine: String,
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+    loads: Vec<f64>,
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "no node".into());
+    format!(
+        "{cores} cores ({model}), {:.1} GiB RAM, Node {node}",
+        mem_kib as f64 / 1024.0 / 1024.0
+    )
+}
+
+impl Report {
+    pub fn new(options: &Options) -> Report {
+        Report {
+            config: format!(
+                "runs {} · (a) {} devices (both servers up to {}) × {} edits over {} documents · (c) {} stored documents{}",
+                options.runs,
+                options.devices,
+                options.node_devices,
+                options.edits,
+                options.docs,
+                options.stored,
+                if options.quick { " · QUICK MODE" } else { "" }
+            ),
+            machine: machine(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            loads: Vec::new(),
+        }
+    }
+
+    pub fn note_load(&mut self, load: f64) {
+        self.loads.push(load);
+    }
+
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn row(
+        &mut self,
+        scenario: &str,
+        metric: &str,
+        unit: &'static str,
+        saksi: &[f64],
+        node: &[f64],
+        target: Option<Target>,
+    ) {
+        let ratios: Vec<f64> = saksi
+            .iter()
+            .zip(node)
+            .filter(|(s, _)| **s > 0.0)
+            .map(|(s, n)| n / s)
+            .collect();
+        self.rows.push(Row {
+            scenario: scenario.into(),
+            metric: metric.into(),
+            unit,
+            saksi: median(saksi),
+            node: median(node),
+            ratio: median(&ratios),
+            target,
+        });
+    }
+
+    pub fn storm(&mut self, n: usize, options: &Options, runs: Runs) {
+        let scenario = format!(
+            "(a) {n} devices × {} edits / {} docs",
+            options.edits, options.docs
+        );
+        let get = |v: &[StormResult], f: fn(&StormResult) -> f64| -> Vec<f64> {
+            v.iter().map(f).collect()
+        };
+        let both = !runs.node.is_empty();
+        let converged = |r: &StormResult| r.converged == r.devices;
+        let all_converged = runs.saksi.iter().all(converged);
+        let node_converged = runs.node.iter().all(converged);
+        let secs = |r: &StormResult| {
+            if r.converged == r.devices {
+                r.converge_seconds
+            } else {
+                f64::NAN
+            }
+        };
+        self.row(
+            &scenario,
+            "time to full convergence",
+            "s",
+            &get(&runs.saksi, secs),
+            &get(&runs.node, secs),
+            both.then_some(Target::RatioAtLeast(3.0)),
+        );
+        self.row(
+            &scenario,
+            "server CPU during convergence",
+            "s",
+            &get(&runs.saksi, |r| r.cpu_seconds),
+            &get(&runs.node, |r| r.cpu_seconds),
+            None,
+        );
+        self.row(
+            &scenario,
+            "server peak RSS",
+            "MB",
+            &get(&runs.saksi, |r| r.peak_rss as f64 / 1e6),
+            &get(&runs.node, |r| r.peak_rss as f64 / 1e6),
+            both.then_some(Target::RatioAtLeast(3.0)),
+        );
+        for (metric, f) in [
+            (
+                "wire bytes up (TCP payload)",
+                (|r: &StormResult| r.wire_up as f64 / 1e6) as fn(&StormResult) -> f64,
+            ),
+            ("wire bytes down (TCP payload)", |r| {
+                r.wire_down as f64 / 1e6
+            }),
+            ("protocol bytes up (WS messages)", |r| {
+                r.payload_up as f64 / 1e6
+            }),
+            ("protocol bytes down (WS messages)", |r| {
+                r.payload_down as f64 / 1e6
+            }),
+        ] {
+            self.row(
+                &scenario,
+                metric,
+                "MB",
+                &get(&runs.saksi, f),
+                &get(&runs.node, f),
+                None,
+            );
+        }
+        self.row(
+            &scenario,
+            "live edit → other device, p50",
+            "ms",
+            &get(&runs.saksi, |r| r.latency_p50_ms),
+            &get(&runs.node, |r| r.latency_p50_ms),
+            None,
+        );
+        self.row(
+            &scenario,
+            "live edit → other device, p99",
+            "ms",
+            &get(&runs.saksi, |r| r.latency_p99_ms),
+            &get(&runs.node, |r| r.latency_p99_ms),
+            None,
+        );
+        if !all_converged || (both && !node_converged) {
+            let said = |v: &[StormResult]| {
+                v.iter()
+                    .map(|r| format!("{}/{}", r.converged, r.devices))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            self.note(format!(
+                "{scenario}: not every run converged within the time limit (Saksi {}; Node {}).",
+                said(&runs.saksi),
+                said(&runs.node)
+            ));
+        }
+        let trouble: u64 = runs
+            .saksi
+            .iter()
+            .chain(&runs.node)
+            .map(|r| r.errors + r.reconnects)
+            .sum();
+        if trouble > 0 {
+            let list = |v: &[StormResult]| {
+                v.iter()
+                    .map(|r| format!("{} errors, {} reconnects", r.errors, r.reconnects))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            self.note(format!(
+                "{scenario}: Saksi runs: {}. Node runs: {}.",
+                list(&runs.saksi),
+                list(&runs.node)
+            ));
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| scenario | metric | Saksi | Node | Node ÷ Saksi | target | met |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---|---|");
+        for row in &self.rows {
+            let cell = |v: Option<f64>| match v {
+                Some(x) => format!("{} {}", fmt_num(x), row.unit),
+                None => "–".into(),
+            };
+            let ratio = row
+                .ratio
+                .map(|r| format!("{}×", fmt_num(r)))
+                .unwrap_or_else(|| "–".into());
+            let met = match row.met() {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.scenario,
+                row.metric,
+                cell(row.saksi),
+                cell(row.node),
+                ratio,
+                row.target_text(),
+                met
+            );
+        }
+        out
+    }
+
+    pub fn print(&self) {
+        println!("\n## Results\n");
+        println!("Machine: {}", self.machine);
+        println!("Settings: {}", self.config);
+        if !self.loads.is_empty() {
+            let max = self.loads.iter().copied().fold(0.0, f64::max);
+            println!("1-minute load average before the measured runs: at most {max:.2}");
+        }
+        println!("Medians of the runs; ratios are medians of per-run ratios (same run).\n");
+        print!("{}", self.table());
+        for note in &self.notes {
+            println!("\n- {note}");
+        }
+    }
+
+    pub fn json(&self) -> String {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "scenario": r.scenario, "metric": r.metric, "unit": r.unit,
+                    "saksi": r.saksi, "node": r.node, "ratio": r.ratio,
+                    "target": r.target_text(), "met": r.met(),
+                })
+            })
+            .collect();
+        serde_json::to_string_pretty(&serde_json::json!({
+            "machine": self.machine, "settings": self.config, "rows": rows,
+            "notes": self.notes, "load_averages": self.loads,
+        }))
+        .expect("json")
+    }
+}

@@ -1,0 +1,394 @@
+//! Scenario (a): the reconnect storm, and the live-edit latency once everything has merged.
+//!
+//! Every device opens its WebSocket at the same moment (Saksi: TLS, bearer token from the
+//! earlier login; the peer server: plain WebSocket, no authentication), says `join`, and syncs
+//! its documents with a [`LightDoc`] each. Convergence is when every device's heads equal the
+//! expected heads of every document. Then the live edits: one device at a time makes an edit and
+//! the time until each other device has it is recorded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use saksi_client::{Client, Meter, SyncSocket};
+use saksi_shared::DocumentId;
+use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
+use tokio::sync::mpsc;
+
+use crate::light::LightDoc;
+use crate::proc::{Kind, Server, reset_peak};
+use crate::workload::Workload;
+
+/// How to reach the server under test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: Kind,
+    pub client: Client,
+}
+
+impl Target {
+    pub async fn open(&self, token: Option<&str>) -> Result<SyncSocket, saksi_client::ClientError> {
+        match (self.kind, token) {
+            (Kind::Saksi, Some(token)) => {
+                let auth = format!("Bearer {token}");
+                self.client
+                    .open_socket("/sync", &[("Authorization", &auth)])
+                    .await
+            }
+            _ => self.client.open_socket("/", &[]).await,
+        }
+    }
+}
+
+/// What one storm run measured.
+#[derive(Debug, Clone, Default)]
+pub struct StormResult {
+    pub devices: usize,
+    pub converged: usize,
+    /// From the moment every device starts connecting until the last one has every change.
+    pub converge_seconds: f64,
+    /// Server CPU (user + system) during the convergence.
+    pub cpu_seconds: f64,
+    /// Server peak RSS during storm and live edits.
+    pub peak_rss: u64,
+    /// TCP payload bytes, load generator → server and back (TLS, HTTP upgrade, framing
+    /// included).
+    pub wire_up: u64,
+    pub wire_down: u64,
+    /// WebSocket message payload bytes (the protocol's own bytes), each way.
+    pub payload_up: u64,
+    pub payload_down: u64,
+    /// Live edit → another device, milliseconds.
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_samples: usize,
+    pub reconnects: u64,
+    pub errors: u64,
+}
+
+/// State shared by the device tasks and the conductor.
+#[derive(Debug, Default)]
+struct Shared {
+    converged: AtomicUsize,
+    payload_up: AtomicU64,
+    payload_down: AtomicU64,
+    reconnects: AtomicU64,
+    errors: AtomicU64,
+    /// Live edit (doc, change index) → (number, when it was sent).
+    live_sent: Mutex<HashMap<(usize, u32), Instant>>,
+    live_arrived: Mutex<HashMap<(usize, u32), usize>>,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+enum Command {
+    LiveEdit { doc: usize, idx: u32 },
+    Stop,
+}
+
+struct DeviceRun {
+    n: usize,
+    target: Target,
+    work: Arc<Workload>,
+    shared: Arc<Shared>,
+    docs: Vec<LightDoc>,
+    by_id: Arc<HashMap<DocumentId, usize>>,
+    converged: bool,
+}
+
+impl DeviceRun {
+    fn join(&self) -> Vec<u8> {
+        let device = &self.work.devices[self.n];
+        Message::Join {
+            sender_id: device.peer_id.clone(),
+            supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
+            metadata: Some(PeerMetadata {
+                storage_id: Some(format!("{}-storage", device.peer_id)),
+                is_ephemeral: false,
+            }),
+        }
+        .encode()
+    }
+
+    fn sync_frame(&self, server: &str, doc: usize, data: Vec<u8>) -> Vec<u8> {
+        Message::Sync {
+            sender_id: self.work.devices[self.n].peer_id.clone(),
+            target_id: server.to_owned(),
+            document_id: self.work.docs[doc],
+            data,
+        }
+        .encode()
+    }
+
+    async fn send(&self, socket: &mut SyncSocket, frame: Vec<u8>) -> Result<(), ()> {
+        self.shared
+            .payload_up
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        socket.send(frame).await.map_err(|_| ())
+    }
+
+    /// Connects and says `join`; returns the socket and the server's peer id.
+    async fn connect(&self) -> Option<(SyncSocket, String)> {
+        let token = self.work.devices[self.n].token.as_deref();
+        for attempt in 0..20u64 {
+            if attempt > 0 {
+                self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100 * attempt.min(10))).await;
+            }
+            let Ok(mut socket) = self.target.open(token).await else {
+                continue;
+            };
+            if self.send(&mut socket, self.join()).await.is_err() {
+                continue;
+            }
+            let Ok(Some(frame)) = socket.recv_timeout(Duration::from_secs(120)).await else {
+                continue;
+            };
+            self.shared
+                .payload_down
+                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+            if let Ok(Message::Peer { sender_id, .. }) = Message::decode(&frame) {
+                return Some((socket, sender_id));
+            }
+        }
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    fn check_converged(&mut self) {
+        if !self.converged && self.docs.iter().all(LightDoc::converged) {
+            self.converged = true;
+            self.shared.converged.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        'connection: loop {
+            let Some((mut socket, server)) = self.connect().await else {
+                return;
+            };
+            for x in 0..self.docs.len() {
+                self.docs[x].reset_sync();
+                if let Some(data) = self.docs[x].generate() {
+                    let frame = self.sync_frame(&server, x, data);
+                    if self.send(&mut socket, frame).await.is_err() {
+                        continue 'connection;
+                    }
+                }
+            }
+            loop {
+                tokio::select! {
+                    frame = socket.recv() => {
+                        let Ok(Some(frame)) = frame else {
+                            // Dropped (the peer server drops peers that miss its pings while
+                            // this machine is saturated): reconnect and carry on.
+                            continue 'connection;
+                        };
+                        self.shared.payload_down.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                        let Ok(message) = Message::decode(&frame) else {
+                            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        let (document_id, data) = match message {
+                            Message::Sync { document_id, data, .. }
+                            | Message::Request { document_id, data, .. } => (document_id, data),
+                            Message::Error { .. } | Message::DocUnavailable { .. } => {
+                                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            _ => continue,
+                        };
+                        let Some(&x) = self.by_id.get(&document_id) else { continue };
+                        match self.docs[x].receive(&data) {
+                            Ok(received) => {
+                                if received.unknown > 0 {
+                                    self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                                self.note_arrivals(x, &received.new);
+                            }
+                            Err(_) => {
+                                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        }
+                        if let Some(data) = self.docs[x].generate() {
+                            let frame = self.sync_frame(&server, x, data);
+                            if self.send(&mut socket, frame).await.is_err() {
+                                continue 'connection;
+                            }
+                        }
+                        self.check_converged();
+                    }
+                    command = commands.recv() => {
+                        match command {
+                            Some(Command::LiveEdit { doc, idx }) => {
+                                self.docs[doc].add(idx);
+                                if let Some(data) = self.docs[doc].generate() {
+                                    let frame = self.sync_frame(&server, doc, data);
+                                    if self.send(&mut socket, frame).await.is_err() {
+                                        continue 'connection;
+                                    }
+                                }
+                            }
+                            Some(Command::Stop) | None => {
+                                socket.close().await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn note_arrivals(&self, doc: usize, new: &[u32]) {
+        if new.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let sent = self.shared.live_sent.lock().expect("live lock");
+        if sent.is_empty() {
+            return;
+        }
+        for idx in new {
+            if let Some(at) = sent.get(&(doc, *idx)) {
+                self.shared
+                    .latencies
+                    .lock()
+                    .expect("latency lock")
+                    .push(now - *at);
+                *self
+                    .shared
+                    .live_arrived
+                    .lock()
+                    .expect("arrived lock")
+                    .entry((doc, *idx))
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// Runs the storm against `server` (already holding the base documents), then the live edits.
+pub async fn run(
+    server: &Server,
+    target: Target,
+    work: Arc<Workload>,
+    timeout: Duration,
+) -> Result<StormResult> {
+    let meter = Arc::new(Meter::default());
+    let target = Target {
+        kind: target.kind,
+        client: target.client.with_meter(meter.clone()),
+    };
+    let shared = Arc::new(Shared::default());
+    let by_id: Arc<HashMap<DocumentId, usize>> =
+        Arc::new(work.docs.iter().enumerate().map(|(i, d)| (*d, i)).collect());
+    let n = work.devices.len();
+
+    // Everything the devices hold is prepared before the clock starts.
+    let mut runs = Vec::with_capacity(n);
+    for i in 0..n {
+        let docs = (0..work.docs.len())
+            .map(|x| LightDoc::new(work.tables[x].clone(), &work.own[i][x]))
+            .collect();
+        runs.push(DeviceRun {
+            n: i,
+            target: target.clone(),
+            work: work.clone(),
+            shared: shared.clone(),
+            docs,
+            by_id: by_id.clone(),
+            converged: false,
+        });
+    }
+
+    let pid = server.pid();
+    reset_peak(pid);
+    let before = server.usage()?;
+    let started = Instant::now();
+    let mut commands = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for run in runs {
+        let (tx, rx) = mpsc::unbounded_channel();
+        commands.push(tx);
+        tasks.push(tokio::spawn(run.run(rx)));
+    }
+    let deadline = started + timeout;
+    while shared.converged.load(Ordering::SeqCst) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let converge_seconds = started.elapsed().as_secs_f64();
+    let after = server.usage()?;
+    let converged = shared.converged.load(Ordering::SeqCst);
+    let (wire_up, wire_down) = (meter.sent(), meter.received());
+    let (payload_up, payload_down) = (
+        shared.payload_up.load(Ordering::Relaxed),
+        shared.payload_down.load(Ordering::Relaxed),
+    );
+
+    // Live edits, one at a time, each waited for on every other device.
+    if converged == n && n > 1 {
+        for edit in &work.live {
+            let key = (edit.doc, edit.idx);
+            shared
+                .live_sent
+                .lock()
+                .expect("live lock")
+                .insert(key, Instant::now());
+            let _ = commands[edit.device].send(Command::LiveEdit {
+                doc: edit.doc,
+                idx: edit.idx,
+            });
+            let wait_until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let arrived = shared
+                    .live_arrived
+                    .lock()
+                    .expect("arrived lock")
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(0);
+                if arrived >= n - 1 || Instant::now() > wait_until {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+    let peak_rss = server.usage()?.peak_rss;
+    for tx in &commands {
+        let _ = tx.send(Command::Stop);
+    }
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    let mut latencies = shared.latencies.lock().expect("latency lock").clone();
+    latencies.sort();
+    Ok(StormResult {
+        devices: n,
+        converged,
+        converge_seconds,
+        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+        peak_rss,
+        wire_up,
+        wire_down,
+        payload_up,
+        payload_down,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p99_ms: percentile(&latencies, 99.0),
+        latency_samples: latencies.len(),
+        reconnects: shared.reconnects.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
+    })
+}
