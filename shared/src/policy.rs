@@ -370,7 +370,10 @@ fn check_edit(
         Err(_) => meta.status == Status::Archived,
     };
     if archived_when_made && !who.role.reviews() {
-        return Err(Stop::from(refuse(RefusalCode::Archived, "the record is archived")));
+        return Err(Stop::from(refuse(
+            RefusalCode::Archived,
+            "the record is archived",
+        )));
     }
     let mut lengths: HashMap<String, (usize, usize)> = HashMap::new();
     let mut entries_made = 0usize;

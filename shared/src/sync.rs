@@ -52,8 +52,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use automerge::sync::{
-    BloomFilter, Capability, ChunkList, Have, Message as SyncMessage, MessageFlags,
-    MessageVersion, State, SyncDoc,
+    BloomFilter, Capability, ChunkList, Have, Message as SyncMessage, MessageFlags, MessageVersion,
+    State, SyncDoc,
 };
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
@@ -591,7 +591,11 @@ impl DocSync {
 /// `automerge::sync::SyncDoc::generate_sync_message` (automerge 0.12), step for step, with the
 /// changes' bytes and the saved document taken from `cache` instead of rebuilt from the
 /// document's operations for every peer.
-fn generate_cached(doc: &Automerge, state: &mut State, cache: &mut ChangeCache) -> Option<SyncMessage> {
+fn generate_cached(
+    doc: &Automerge,
+    state: &mut State,
+    cache: &mut ChangeCache,
+) -> Option<SyncMessage> {
     let our_heads = doc.get_heads();
     let our_need = if state.read_only {
         Vec::new()
@@ -817,16 +821,8 @@ fn hashes_to_send(doc: &Automerge, have: &[Have], need: &[ChangeHash]) -> Vec<Ch
             }
         }
     }
-    let mut out: Vec<ChangeHash> = need
-        .into_iter()
-        .filter(|h| !to_send.contains(h))
-        .collect();
-    out.extend(
-        metas
-            .iter()
-            .map(|m| m.hash)
-            .filter(|h| to_send.contains(h)),
-    );
+    let mut out: Vec<ChangeHash> = need.into_iter().filter(|h| !to_send.contains(h)).collect();
+    out.extend(metas.iter().map(|m| m.hash).filter(|h| to_send.contains(h)));
     out
 }
 

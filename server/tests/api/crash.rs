@@ -16,11 +16,11 @@ use saksi_client::{Client, Session};
 use saksi_server::accounts::random_16;
 use saksi_server::storage::Storage as _;
 use saksi_server::storage::sqlite::SqliteStorage;
+use saksi_shared::DocumentId;
 use saksi_shared::automerge::{Automerge, ChangeHash, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Repo;
-use saksi_shared::DocumentId;
 
 use crate::helpers::{PASSWORD, WAIT};
 use crate::process::{self, ServerProcess};

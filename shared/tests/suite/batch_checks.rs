@@ -286,5 +286,8 @@ fn batched_checks_agree_with_one_at_a_time() {
     // runs (the others follow workflow steps and review entries, which need the pending changes
     // applied first): both ways of judging were exercised.
     let (ahead, changes) = (*ahead.borrow(), *changes.borrow());
-    assert!(ahead * 2 >= changes, "{ahead} judged ahead, {changes} changes, two runs");
+    assert!(
+        ahead * 2 >= changes,
+        "{ahead} judged ahead, {changes} changes, two runs"
+    );
 }
