@@ -271,6 +271,10 @@ pub struct DocSync {
     /// Changes from each peer that arrived before their dependencies: kept, neither checked nor
     /// applied, until that peer sends what they depend on (which [`DocSync::generate`] asks for).
     deferred: HashMap<String, Vec<Change>>,
+    /// Peers that sent changes since the last message generated for them: they must hear our
+    /// heads even if a later message of theirs, read before we answered, made automerge think
+    /// they already know them (see [`DocSync::generate`]).
+    owe_answer: HashSet<String>,
     cache: ChangeCache,
 }
 
@@ -280,6 +284,7 @@ impl DocSync {
             record,
             peers: HashMap::new(),
             deferred: HashMap::new(),
+            owe_answer: HashSet::new(),
             cache: ChangeCache::default(),
         }
     }
@@ -318,6 +323,7 @@ impl DocSync {
     /// Stops syncing with `peer`; returns its state in persistable form.
     pub fn remove_peer(&mut self, peer: &str) -> Option<Vec<u8>> {
         self.deferred.remove(peer);
+        self.owe_answer.remove(peer);
         self.peers.remove(peer).map(|s| s.encode())
     }
 
@@ -382,6 +388,9 @@ impl DocSync {
                 let (mut message, received) = result?;
                 if let Some(error) = failed.remove(&i) {
                     return Err(error);
+                }
+                if !message.changes.is_empty() {
+                    self.owe_answer.insert(incoming.peer.to_owned());
                 }
                 // Let automerge update the sync state from the message. It gets back one of the
                 // accepted changes (already applied: loading it again is a no-op), which tells
@@ -566,6 +575,16 @@ impl DocSync {
     /// in [`DocSync::receive`] are asked for too, or the peer (which believes it sent them, or
     /// whose bloom filter said we had them) would never send them and sync would stall.
     pub fn generate(&mut self, peer: &str) -> Option<Vec<u8>> {
+        // Automerge answers every message as it arrives. A server that drains its queue reads
+        // several before answering: a phone's change, then the phone's next message (no
+        // changes, heads equal to ours now), which automerge takes to mean the phone knows our
+        // heads, and it would answer nothing. The phone would never learn that its change
+        // arrived. Forgetting what we last sent makes this answer carry our heads.
+        if self.owe_answer.remove(peer)
+            && let Some(state) = self.peers.get_mut(peer)
+        {
+            state.last_sent_heads.clear();
+        }
         let mut message = if self.cache.enabled {
             let state = self.peers.entry(peer.to_owned()).or_default();
             generate_cached(self.record.doc(), state, &mut self.cache)?

@@ -176,3 +176,56 @@ fn hostile_bloom_filters_are_refused() {
         assert!(sync.generate("peer").is_some(), "{what}");
     }
 }
+
+/// A server that reads two messages from one phone before answering (it drains its queue under
+/// load) must still tell the phone that it has the phone's change. The second message carries
+/// no changes and the heads the server now has, which automerge on its own takes as "the peer
+/// knows our heads" and stays silent: the phone then waits forever to hear that its typing
+/// reached the server (CI saw the PWA stuck on "syncing" with its change on the server).
+#[test]
+fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() {
+    let monitor = editor("sokha", "sokha-phone", Role::Monitor);
+    let other = editor("dara", "dara-phone", Role::Monitor);
+    let case = DocumentId::from_bytes([0x5b; 16]);
+    let record = Record::create(
+        RecordKind::CourtObservation,
+        &case,
+        ActorId::from([1; 16]),
+        &monitor,
+        1_000,
+    );
+    let mut phone = DocSync::new(record);
+    let mut server = DocSync::new(Record::empty(ActorId::from([2; 16])));
+    exchange(&mut phone, &mut server);
+    assert!(phone.peer_in_sync("b"), "in sync before the race");
+
+    // Another phone's edit reaches the server, which sends it on (in flight to this phone).
+    server
+        .record_mut()
+        .set_field("court", FieldInput::Text("សាលាដំបូង".into()), &other, 2_000)
+        .expect("sets");
+    let to_phone = server.generate("a").expect("the server sends the other edit");
+    // Meanwhile this phone types and sends (M1) ...
+    phone
+        .record_mut()
+        .set_field("case_number", FieldInput::Text("១២៣".into()), &monitor, 2_001)
+        .expect("sets");
+    let m1 = phone.generate("b").expect("the phone sends its change");
+    // ... then receives the other edit and answers it (M2: no changes, the merged heads).
+    phone.receive("b", &to_phone, &mut AcceptAll).expect("receives");
+    let m2 = phone.generate("b").expect("the phone acknowledges");
+
+    // The server reads both before generating anything.
+    server.receive("a", &m1, &mut AcceptAll).expect("m1");
+    server.receive("a", &m2, &mut AcceptAll).expect("m2");
+    assert_eq!(sorted_heads(server.record()), sorted_heads(phone.record()));
+    let answer = server
+        .generate("a")
+        .expect("the server confirms it has the phone's change");
+    phone.receive("b", &answer, &mut AcceptAll).expect("receives");
+    assert!(
+        phone.peer_in_sync("b"),
+        "the phone knows the server has everything"
+    );
+    assert_eq!(exchange(&mut phone, &mut server), 1, "and then both are quiet");
+}
