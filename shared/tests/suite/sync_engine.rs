@@ -204,15 +204,24 @@ fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() 
         .record_mut()
         .set_field("court", FieldInput::Text("សាលាដំបូង".into()), &other, 2_000)
         .expect("sets");
-    let to_phone = server.generate("a").expect("the server sends the other edit");
+    let to_phone = server
+        .generate("a")
+        .expect("the server sends the other edit");
     // Meanwhile this phone types and sends (M1) ...
     phone
         .record_mut()
-        .set_field("case_number", FieldInput::Text("១២៣".into()), &monitor, 2_001)
+        .set_field(
+            "case_number",
+            FieldInput::Text("១២៣".into()),
+            &monitor,
+            2_001,
+        )
         .expect("sets");
     let m1 = phone.generate("b").expect("the phone sends its change");
     // ... then receives the other edit and answers it (M2: no changes, the merged heads).
-    phone.receive("b", &to_phone, &mut AcceptAll).expect("receives");
+    phone
+        .receive("b", &to_phone, &mut AcceptAll)
+        .expect("receives");
     let m2 = phone.generate("b").expect("the phone acknowledges");
 
     // The server reads both before generating anything.
@@ -222,10 +231,16 @@ fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() 
     let answer = server
         .generate("a")
         .expect("the server confirms it has the phone's change");
-    phone.receive("b", &answer, &mut AcceptAll).expect("receives");
+    phone
+        .receive("b", &answer, &mut AcceptAll)
+        .expect("receives");
     assert!(
         phone.peer_in_sync("b"),
         "the phone knows the server has everything"
     );
-    assert_eq!(exchange(&mut phone, &mut server), 1, "and then both are quiet");
+    assert_eq!(
+        exchange(&mut phone, &mut server),
+        1,
+        "and then both are quiet"
+    );
 }
