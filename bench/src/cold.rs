@@ -12,7 +12,9 @@
 //! Measured on one connection of that monitor's device: open 100 small documents and keep them
 //! in use (RSS afterwards), then open the cold 1,000-change documents one after another: the
 //! time from the `request` until the device holds every change (its heads equal the document's
-//! heads). "Cold" means not in the server's memory; the SQLite file may be in the operating
+//! heads). The device advertises the V2 sync message format, as automerge and the PWA do, so
+//! the server may answer with the whole compressed document; the device's time to decode that
+//! (automerge `load`) is included, as on a phone. "Cold" means not in the server's memory; the SQLite file may be in the operating
 //! system's page cache, as it is on a server that has been running. Then the server's peak RSS
 //! over the whole scenario (`VmHWM`, from start).
 //!
@@ -148,7 +150,7 @@ impl Peer {
     async fn open(&mut self, ids: &[DocumentId], table: &Arc<Table>) -> Result<Vec<Duration>> {
         let mut docs: HashMap<DocumentId, (LightDoc, Instant, Option<Duration>)> = HashMap::new();
         for id in ids {
-            let mut doc = LightDoc::new(table.clone(), &[]);
+            let mut doc = LightDoc::new(table.clone(), &[]).advertise_v2();
             let data = doc.generate().context("a first message")?;
             let frame = Message::Request {
                 sender_id: self.me.clone(),
@@ -213,6 +215,8 @@ struct ColdResult {
     peak_rss: u64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Server CPU (user + system) per cold open.
+    cpu_ms: f64,
 }
 
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
@@ -262,7 +266,7 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
 
     let mut results = Vec::new();
     for r in 0..options.runs {
-        crate::quiet_machine(report).await;
+        crate::quiet_machine(options, report).await;
         let server = Server::saksi(&options.saksi, &dir, &[])?;
         let target = Reach {
             kind: Kind::Saksi,
@@ -272,11 +276,14 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
         peer.open(&small_ids[..in_use], &small_table).await?;
         let rss_in_use = server.usage()?.rss;
         let mut times = Vec::with_capacity(big_ids.len());
+        let cpu_before = server.usage()?.cpu_seconds;
         for id in &big_ids {
             times.extend(peer.open(std::slice::from_ref(id), &big_table).await?);
         }
+        let cpu_ms = (server.usage()?.cpu_seconds - cpu_before) * 1e3 / big_ids.len() as f64;
         times.sort();
         let result = ColdResult {
+            cpu_ms,
             rss_in_use,
             peak_rss: server.usage()?.peak_rss,
             p50_ms: percentile_ms(&times, 50.0),
@@ -320,6 +327,14 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
         &get(|r| r.p99_ms),
         &[],
         Some(Target::Below(50.0)),
+    );
+    report.row(
+        &scenario,
+        "server CPU per cold open",
+        "ms",
+        &get(|r| r.cpu_ms),
+        &[],
+        None,
     );
     report.note(format!(
         "{scenario}: Saksi only (the peer server's file storage cannot be seeded except through \

@@ -16,7 +16,9 @@
 
 use std::sync::Arc;
 
-use saksi_shared::automerge::sync::{BloomFilter, Have, Message as SyncMessage, MessageVersion};
+use saksi_shared::automerge::sync::{
+    BloomFilter, Have, Message as SyncMessage, MessageFlags, MessageVersion,
+};
 use saksi_shared::automerge::{Change, ChangeHash};
 
 use crate::workload::Table;
@@ -75,6 +77,8 @@ pub struct LightDoc {
     sent: Bits,
     in_flight: bool,
     have_responded: bool,
+    /// Sent with every message: `Some` advertises the V2 message format (as automerge does).
+    flags: Option<MessageFlags>,
 }
 
 impl LightDoc {
@@ -93,6 +97,7 @@ impl LightDoc {
             their_have: None,
             in_flight: false,
             have_responded: false,
+            flags: None,
         };
         for i in 0..doc.table.base {
             doc.add(i);
@@ -101,6 +106,13 @@ impl LightDoc {
             doc.add(i);
         }
         doc
+    }
+
+    /// Advertises the V2 message format, as automerge peers (and the PWA) do: a server may then
+    /// answer a peer that has nothing with the whole compressed document.
+    pub fn advertise_v2(mut self) -> LightDoc {
+        self.flags = Some(MessageFlags::new());
+        self
     }
 
     /// Forgets the sync state (a new connection starts from scratch), keeping the changes.
@@ -284,7 +296,7 @@ impl LightDoc {
                 .map(|&i| self.table.changes[i as usize].bytes.clone())
                 .collect::<Vec<_>>()
                 .into(),
-            flags: None,
+            flags: self.flags,
             version: MessageVersion::V1,
         };
         Some(message.encode())

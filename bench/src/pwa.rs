@@ -22,7 +22,7 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
         return Ok(());
     };
     println!("\n== (d) PWA: shell + wasm gzip size, slow-3G first load, offline reload");
-    crate::quiet_machine(report).await;
+    crate::quiet_machine(options, report).await;
     let dir = setup::fresh_dir(&options.work, "d-data")?;
     let server = Server::saksi(&options.saksi, &dir, &[])?;
     let url = format!("https://127.0.0.1:{}", server.addr.port());

@@ -145,7 +145,7 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
 
     let (mut saksi, mut node) = (Vec::new(), Vec::new());
     for r in 0..options.runs {
-        crate::quiet_machine(report).await;
+        crate::quiet_machine(options, report).await;
         let dir = setup::fresh_dir(&options.work, "b-saksi")?;
         copy_dir(&template, &dir)?;
         let server = Server::saksi(&options.saksi, &dir, &[])?;

@@ -331,7 +331,11 @@ impl Report {
         println!("Settings: {}", self.config);
         if !self.loads.is_empty() {
             let max = self.loads.iter().copied().fold(0.0, f64::max);
-            println!("1-minute load average before the measured runs: at most {max:.2}");
+            let mid = median(&self.loads).unwrap_or(f64::NAN);
+            println!(
+                "1-minute load average at the start of the {} measured runs: median {mid:.2}, at most {max:.2}",
+                self.loads.len()
+            );
         }
         println!("Medians of the runs; ratios are medians of per-run ratios (same run).\n");
         print!("{}", self.table());

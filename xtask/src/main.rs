@@ -422,9 +422,9 @@ impl Workspace {
             SERVER_PACKAGE,
             "--bin",
             SERVER_BIN,
-            "-p",
-            BENCH_PACKAGE,
         ])?;
+        // Separately: `--bin` would apply to both packages.
+        self.cargo(&["build", "--release", "-p", BENCH_PACKAGE])?;
         // The PWA benchmark drives Chromium through the browser tests' playwright-core.
         let browser = self.root.join("tests/browser");
         if !browser.join("node_modules/playwright-core").exists() {
