@@ -291,6 +291,7 @@ class Field {
       this.committed = value;
       if (this.problem.dataset.code === "number") this.setProblem(null);
       this.editor.markSaved();
+      if (this.editor.def.title_fields?.includes(def.id)) this.editor.refreshHead();
     }
   }
 
@@ -431,6 +432,12 @@ export class RecordEditor {
   refresh() {
     this.view = this.app.view(this.id);
     this.fill(false);
+  }
+
+  /** Redraws the title line (after a title field changed here). */
+  refreshHead() {
+    this.view = this.app.view(this.id);
+    this.renderHead();
   }
 
   refreshField(field) {
