@@ -29,6 +29,8 @@ saksi admin <command> [options]     (all commands accept --config FILE)
   list-users
   list-devices [--username U]
   revoke-device --device ID         the device can no longer log in, sync or refresh
+  end-sessions --username U         signs U's devices out without wiping them: each asks
+                                    for the password at its next contact and keeps its data
   create-case --name N              prints the new case's id
   list-cases
   add-member --case ID --username U
@@ -294,6 +296,24 @@ pub fn revoke_device(
     Ok(true)
 }
 
+/// Ends the sessions of `user`'s devices (audited with the count). Returns the count.
+pub fn end_sessions(
+    storage: &dyn Storage,
+    by: Operator<'_>,
+    user: &User,
+    now: Millis,
+) -> Result<usize, AdminError> {
+    let ended = storage.end_sessions(user.id, now)?;
+    by.audit(
+        storage,
+        now,
+        "sessions_ended",
+        user.username.clone(),
+        format!("{ended} device(s)"),
+    )?;
+    Ok(ended)
+}
+
 /// Checks a case name and creates the case (audited). Returns its id.
 pub fn new_case(
     storage: &dyn Storage,
@@ -441,6 +461,14 @@ pub fn run(
             } else {
                 return Err(AdminError::Invalid(format!("no active device `{device}`")));
             }
+        }
+        "end-sessions" => {
+            let user = user_id(storage, args.get("username")?)?;
+            let ended = end_sessions(storage, by, &user, now)?;
+            w(
+                out,
+                format!("ended {ended} session(s) of {}", user.username),
+            );
         }
         "create-case" => {
             let id = new_case(storage, by, args.get("name")?, now)?;
@@ -667,6 +695,29 @@ mod tests {
         let devices = run_cmd(&storage, "list-devices", "").expect("list");
         assert!(devices.contains("revoked"), "{devices}");
 
+        // Ending sessions touches live devices only, and keeps them (they renew by signing in).
+        storage
+            .create_device("dev_y", user.id, "phone 2", &[2; 32], 0, i64::MAX)
+            .expect("device");
+        let out = run_cmd(&storage, "end-sessions --username sophea", "").expect("ended");
+        assert_eq!(out, "ended 1 session(s) of sophea\n");
+        let (dev_y, _) = storage
+            .device_by_token(&[2; 32])
+            .expect("read")
+            .expect("the device stays");
+        assert!(dev_y.revoked_at.is_none() && dev_y.expires_at < i64::MAX);
+        let devices = run_cmd(&storage, "list-devices --username sophea", "").expect("list");
+        assert!(
+            devices
+                .lines()
+                .any(|l| l.contains("dev_y") && l.contains("expired")),
+            "{devices}"
+        );
+        assert_eq!(
+            run_cmd(&storage, "end-sessions --username sophea", "").expect("again"),
+            "ended 0 session(s) of sophea\n"
+        );
+
         run_cmd(&storage, "disable-user --username sophea", "").expect("disabled");
         assert!(
             storage
@@ -680,6 +731,7 @@ mod tests {
         assert!(audit.starts_with("audit log intact: "), "{audit}");
         let entries = storage.audit(&Default::default()).expect("audit");
         assert!(entries.iter().any(|e| e.event.action == "device_revoked"));
+        assert!(entries.iter().any(|e| e.event.action == "sessions_ended"));
         assert!(
             entries.iter().all(|e| !e.event.detail.contains("password")),
             "no secrets in the audit log"

@@ -167,6 +167,10 @@ export async function admin(server, args, input = "") {
   let err = "";
   child.stdout.setEncoding("utf8").on("data", (c) => (out += c));
   child.stderr.setEncoding("utf8").on("data", (c) => (err += c));
+  // A command that reads nothing may exit before its input is written: that is no error.
+  child.stdin.on("error", (e) => {
+    if (e.code !== "EPIPE") err += String(e);
+  });
   child.stdin.end(input);
   const code = await new Promise((ok, fail) => {
     child.once("error", fail);

@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 
 import { admin, saveArtifacts } from "./helpers.mjs";
 import {
+  apiAs,
   createRecord,
   devicesOf,
   fillField,
@@ -32,7 +33,7 @@ before(async () => {
   // Idle connections closed after 6 s: the server then re-checks each connected device every
   // 2 s (a third of that), so a revocation reaches a connected phone quickly.
   saksi = await startSaksi(
-    { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor" },
+    { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor", srey: "monitor" },
     { env: { SAKSI_IDLE_CONNECTION_SECONDS: "6" } },
   );
 });
@@ -217,4 +218,62 @@ test("a device revoked while connected is told so by the server and wipes at onc
   await onScreen(page, "login");
   assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "revoked_notice");
   await assertWiped(page);
+});
+
+test("an ended session asks for the password; the phone keeps its offline edits and renews the same device", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-session-ended");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "srey", saksi.passwords.srey, { device: "field phone" });
+  const id = await createRecord(page);
+  await fillField(page, "court", COURT);
+  await waitSynced(page);
+  // The title line follows the title fields as they are typed.
+  await page.waitForFunction((court) => document.querySelector(".record-head h1")?.textContent.includes(court), COURT);
+
+  // Offline, the monitor goes on recording while the organisation ends her sessions (after a
+  // password reset, say): the phone does not know yet.
+  await page.context().setOffline(true);
+  await waitOffline(page);
+  await fillField(page, "case_number", "០៤២/២០២៥");
+  await waitOffline(page, 1);
+  const [before] = await devicesOf(saksi.server, "srey");
+  assert.equal(before.status, "active");
+  assert.match(await admin(saksi.server, ["end-sessions", "--username", "srey"]), /ended 1 session/);
+  assert.equal((await devicesOf(saksi.server, "srey"))[0].status, "expired");
+
+  // Back online: told to sign in again; nothing is wiped, the edit still waits.
+  await page.context().setOffline(false);
+  await page.waitForSelector('#sync-status[data-state="signed-out"][data-waiting="1"]');
+  await page.waitForSelector('[data-banner="signed-out"]');
+  assert.equal(await page.inputValue('[data-field="case_number"] input'), "០៤២/២០២៥");
+  assert.ok((await storedData(page)).vault.length >= 2, "the data stays");
+  await screenshot(page, "11-session-ended");
+
+  // A wrong password is refused and changes nothing; the right one renews the same device.
+  await page.click('[data-banner="signed-out"] button');
+  await onScreen(page, "relogin");
+  await page.fill('input[name="password"]', "not the password at all");
+  await page.click('form button[type="submit"]');
+  await page.waitForSelector("form .message.error");
+  assert.ok((await storedData(page)).vault.length >= 2);
+  await page.fill('input[name="password"]', saksi.passwords.srey);
+  await page.click('form button[type="submit"]');
+  await waitSynced(page);
+  const after = await devicesOf(saksi.server, "srey");
+  assert.deepEqual(
+    after.map((d) => [d.id, d.status]),
+    [[before.id, "active"]],
+    "the same device, renewed; no second device",
+  );
+
+  // The server has the offline edit.
+  const api = await apiAs(saksi.url, "srey", saksi.passwords.srey);
+  t.after(() => api.dispose());
+  const row = (await api.get("/api/records")).records.find((r) => r.id === id);
+  assert.ok(row, "the record is on the server");
+  assert.match(row.title, /០៤២\/២០២៥/, "with the case number typed while the session had ended");
+  assert.deepEqual(problems(page), []);
 });

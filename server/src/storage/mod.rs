@@ -207,6 +207,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         expires_at: Millis,
     ) -> Result<(), StorageError>;
     fn touch_device(&self, id: &str, now: Millis) -> Result<(), StorageError>;
+    /// Ends the sessions of `user`'s devices that are neither revoked nor expired: their tokens
+    /// stop working at `now`, the devices stay (signing in again renews them, keeping their
+    /// unsynced data and its attribution). Returns how many sessions were ended.
+    fn end_sessions(&self, user: UserId, now: Millis) -> Result<usize, StorageError>;
     /// Devices revoked at or after `since`.
     fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError>;
 

@@ -639,6 +639,16 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn end_sessions(&self, user: UserId, now: Millis) -> Result<usize, StorageError> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE devices SET expires_at = ?2
+                 WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+                params![user, now],
+            )?)
+        })
+    }
+
     fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError> {
         self.read(|conn| {
             let mut stmt =
