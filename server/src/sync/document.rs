@@ -92,11 +92,16 @@ pub struct Documents {
     stopping: std::sync::atomic::AtomicBool,
 }
 
-/// Commands queued per document before senders wait.
-const QUEUE: usize = 256;
+/// Commands queued per document before senders wait, which is also how many messages one batch
+/// can take. In a reconnect storm every batch makes a message for every peer of the document:
+/// at 256, 1,000 phones reconnecting at once never converged (0 of 1,000 in 300 s); at 4,096
+/// they converge in about 100 s (BENCHMARKS.md). The bound counts messages, not bytes (each at
+/// most `max_frame_bytes`): a hostile device's flood is limited by how fast the task drains
+/// it, as it already was at 256 with several documents (SECURITY.md, denial of service).
+const QUEUE: usize = 4096;
 
-/// Most queued commands handled together.
-const MAX_BATCH: usize = 1024;
+/// Most queued commands handled together (all that the queue can hold).
+const MAX_BATCH: usize = QUEUE;
 
 impl Documents {
     /// How many documents are in memory.
