@@ -19,43 +19,7 @@ use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::{DocumentId, Millis, Role};
 
-/// A small deterministic random source (splitmix64): the same seed, the same workload.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn bytes16(&mut self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        out[8..].copy_from_slice(&self.next_u64().to_le_bytes());
-        out
-    }
-
-    /// 16 bytes shaped as a version-4 UUID: automerge-repo 1.x (inside the peer server) refuses
-    /// document ids that are not.
-    pub fn uuid16(&mut self) -> [u8; 16] {
-        let mut out = self.bytes16();
-        out[6] = (out[6] & 0x0f) | 0x40;
-        out[8] = (out[8] & 0x3f) | 0x80;
-        out
-    }
-}
+pub use saksi_shared::testing::Rng;
 
 /// One change that will exist in a document.
 #[derive(Debug)]
