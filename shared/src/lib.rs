@@ -21,6 +21,7 @@
 
 pub mod catalogue;
 pub mod cbor;
+mod change_graph;
 pub mod changes;
 pub mod fuzzing;
 pub mod id;

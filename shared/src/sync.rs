@@ -58,6 +58,7 @@ use automerge::sync::{
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::catalogue::RecordKind;
+use crate::change_graph::{Ancestors, Graph};
 use crate::id::DocumentId;
 use crate::policy::Refusal;
 use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, ProtocolError};
@@ -247,8 +248,19 @@ struct ChangeCache {
     /// Every change up to these heads is in `bytes`.
     complete_at: Vec<ChangeHash>,
     saved: Option<(Vec<ChangeHash>, Vec<u8>)>,
-    /// How many changes the document had at these heads.
-    count: Option<(Vec<ChangeHash>, usize)>,
+    /// The change graph as positions, for the Bloom filters and the changes to send.
+    graph: Graph,
+}
+
+/// What a server knows each peer to have, as sets of change positions that follow the sync
+/// state's heads (see [`crate::change_graph`]).
+#[derive(Debug, Default)]
+struct PeerView {
+    /// The ancestors of the state's `shared_heads`: our Bloom filter covers the rest.
+    shared: Ancestors,
+    /// The ancestors of the `last_sync` heads of the peer's Bloom filters: the changes it may
+    /// lack are the rest.
+    theirs: Ancestors,
 }
 
 impl std::fmt::Debug for ChangeCache {
@@ -256,23 +268,9 @@ impl std::fmt::Debug for ChangeCache {
         f.debug_struct("ChangeCache")
             .field("enabled", &self.enabled)
             .field("changes", &self.bytes.len())
+            .field("graph", &self.graph.len())
             .finish()
     }
-}
-
-/// How many changes `doc` has, counted once per set of heads: counting builds the metadata of
-/// every change, which the reconnect-storm benchmark found dominating the server's CPU when it
-/// was done for every message to every peer.
-fn change_count(doc: &Automerge, cache: &mut ChangeCache) -> usize {
-    let heads = doc.get_heads();
-    if let Some((at, n)) = &cache.count
-        && *at == heads
-    {
-        return *n;
-    }
-    let n = doc.get_changes_meta(&[]).len();
-    cache.count = Some((heads, n));
-    n
 }
 
 /// Whether `doc` has the change (from the change graph; `get_change_by_hash` would rebuild it).
@@ -292,7 +290,12 @@ pub struct DocSync {
     /// heads even if a later message of theirs, read before we answered, made automerge think
     /// they already know them (see [`DocSync::generate`]).
     owe_answer: HashSet<String>,
+    /// With [`DocSync::hold_until_answered`]: peers sent changes that have not answered yet, and
+    /// those of them that [`DocSync::generate`] has since held a message back from.
+    awaiting: Option<Awaiting>,
     cache: ChangeCache,
+    /// A server's view of what each peer has (see [`PeerView`]).
+    views: HashMap<String, PeerView>,
 }
 
 impl DocSync {
@@ -302,7 +305,9 @@ impl DocSync {
             peers: HashMap::new(),
             deferred: HashMap::new(),
             owe_answer: HashSet::new(),
+            awaiting: None,
             cache: ChangeCache::default(),
+            views: HashMap::new(),
         }
     }
 
@@ -330,6 +335,7 @@ impl DocSync {
         let state = persisted
             .and_then(|b| State::decode(b).ok())
             .unwrap_or_default();
+        self.views.remove(peer);
         self.peers.insert(peer.to_owned(), state);
     }
 
@@ -341,6 +347,10 @@ impl DocSync {
     pub fn remove_peer(&mut self, peer: &str) -> Option<Vec<u8>> {
         self.deferred.remove(peer);
         self.owe_answer.remove(peer);
+        if let Some(awaiting) = &mut self.awaiting {
+            awaiting.forget(peer);
+        }
+        self.views.remove(peer);
         self.peers.remove(peer).map(|s| s.encode())
     }
 
@@ -388,6 +398,7 @@ impl DocSync {
         &mut self,
         batch: &mut [Incoming<'_>],
     ) -> Vec<Result<Received, SyncError>> {
+        self.catch_up();
         let mut pending = Pending::default();
         let mut failed: HashMap<usize, SyncError> = HashMap::new();
         let mut checked: Vec<Result<(SyncMessage, Received), SyncError>> =
@@ -402,6 +413,10 @@ impl DocSync {
             .zip(batch.iter())
             .enumerate()
             .map(|(i, (result, incoming))| {
+                // Any message is the peer's answer (see `hold_until_answered`).
+                if let Some(awaiting) = &mut self.awaiting {
+                    awaiting.forget(incoming.peer);
+                }
                 let (mut message, received) = result?;
                 if let Some(error) = failed.remove(&i) {
                     return Err(error);
@@ -448,17 +463,11 @@ impl DocSync {
         // Keep only new changes (with those still waiting from this peer), then take them in
         // causal order: a change goes once all its dependencies are in the document or pending.
         let mut waiting: Vec<Change> = self.deferred.remove(peer).unwrap_or_default();
-        {
-            let doc = self.record.doc();
-            waiting.retain(|c| !has_change(doc, &c.hash()) && !pending.contains(&c.hash()));
-        }
+        waiting.retain(|c| !self.knows(&c.hash()) && !pending.contains(&c.hash()));
         let mut seen: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
         for change in incoming_changes {
             let hash = change.hash();
-            if !has_change(self.record.doc(), &hash)
-                && !pending.contains(&hash)
-                && seen.insert(hash)
-            {
+            if !self.knows(&hash) && !pending.contains(&hash) && seen.insert(hash) {
                 waiting.push(change);
             }
         }
@@ -481,7 +490,7 @@ impl DocSync {
                 let ready = change
                     .deps()
                     .iter()
-                    .all(|d| pending.contains(d) || has_change(self.record.doc(), d));
+                    .all(|d| pending.contains(d) || self.knows(d));
                 if !ready {
                     still_waiting.push(change);
                     continue;
@@ -555,15 +564,15 @@ impl DocSync {
             if failed.contains_key(&message) {
                 continue;
             }
-            let doc = self.record.doc_mut();
             let inside: HashSet<ChangeHash> = group.iter().map(Change::hash).collect();
             let missing = group
                 .iter()
                 .flat_map(Change::deps)
-                .any(|d| !inside.contains(d) && !has_change(doc, d));
+                .any(|d| !inside.contains(d) && !self.knows(d));
             let result = if missing {
                 Err("it depends on changes that could not be applied".to_owned())
             } else {
+                let doc = self.record.doc_mut();
                 doc.apply_changes(group.clone()).map_err(|e| e.to_string())
             };
             match result {
@@ -583,6 +592,25 @@ impl DocSync {
                     .entry(change.hash())
                     .or_insert_with(|| change.raw_bytes().to_vec());
             }
+            self.catch_up();
+        }
+    }
+
+    /// Brings a server's change graph up to the document (which may also have been edited
+    /// through [`DocSync::record_mut`]).
+    fn catch_up(&mut self) {
+        if self.cache.enabled {
+            self.cache.graph.catch_up(self.record.doc());
+        }
+    }
+
+    /// Whether the document has the change: from a server's graph, kept caught up (automerge's
+    /// lookup by hash decodes change metadata), or from the document.
+    fn knows(&self, hash: &ChangeHash) -> bool {
+        if self.cache.enabled {
+            self.cache.graph.contains(hash)
+        } else {
+            has_change(self.record.doc(), hash)
         }
     }
 
@@ -591,7 +619,16 @@ impl DocSync {
     /// Automerge asks only for the peer's heads it lacks; the dependencies of changes that wait
     /// in [`DocSync::receive`] are asked for too, or the peer (which believes it sent them, or
     /// whose bloom filter said we had them) would never send them and sync would stall.
+    ///
+    /// With [`DocSync::hold_until_answered`], a peer that was sent changes gets nothing more
+    /// until it answers (or [`DocSync::release_held`]).
     pub fn generate(&mut self, peer: &str) -> Option<Vec<u8>> {
+        if let Some(awaiting) = &mut self.awaiting
+            && awaiting.sent_changes.contains(peer)
+        {
+            awaiting.held.insert(peer.to_owned());
+            return None;
+        }
         // Automerge answers every message as it arrives. A server that drains its queue reads
         // several before answering: a phone's change, then the phone's next message (no
         // changes, heads equal to ours now), which automerge takes to mean the phone knows our
@@ -602,36 +639,95 @@ impl DocSync {
         {
             state.last_sent_heads.clear();
         }
+        let state = self.peers.entry(peer.to_owned()).or_default();
+        let sent_before = state.sent_hashes.len();
         let mut message = if self.cache.enabled {
+            self.catch_up();
             let state = self.peers.entry(peer.to_owned()).or_default();
-            generate_cached(self.record.doc(), state, &mut self.cache)?
+            let view = self.views.entry(peer.to_owned()).or_default();
+            generate_cached(self.record.doc(), state, view, &mut self.cache)?
         } else {
-            let state = self.peers.entry(peer.to_owned()).or_default();
             self.record.doc().generate_sync_message(state)?
         };
+        // Changes the peer lacked change its heads, so it will answer. (Not any entry: an empty
+        // document sent whole changes nothing, and the peer stays silent.)
+        let sent_changes = self
+            .peers
+            .get(peer)
+            .is_some_and(|s| s.sent_hashes.len() > sent_before);
         if let Some(waiting) = self.deferred.get(peer) {
-            let doc = self.record.doc();
             let held: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
             for dep in waiting.iter().flat_map(Change::deps) {
-                if !has_change(doc, dep) && !held.contains(dep) && !message.need.contains(dep) {
+                if !self.knows(dep) && !held.contains(dep) && !message.need.contains(dep) {
                     message.need.push(*dep);
                 }
             }
             // The encoding requires sorted hashes.
             message.need.sort();
         }
+        if let Some(awaiting) = &mut self.awaiting
+            && sent_changes
+        {
+            awaiting.sent_changes.insert(peer.to_owned());
+        }
         Some(message.encode())
+    }
+
+    /// Flow control for a server: once a peer has been sent changes, [`DocSync::generate`]
+    /// holds back further messages to it until it answers, which it does (an automerge peer
+    /// answers a message that changed its heads). Without this, in a reconnect storm every
+    /// batch of arrivals sent every peer a message, each answered with a Bloom filter: messages
+    /// grew with the square of the peers. With it, each peer gets one message per round trip,
+    /// carrying everything that arrived meanwhile. A peer that had the changes already may
+    /// not answer, so the caller must [`DocSync::release_held`] after a while.
+    pub fn hold_until_answered(&mut self) {
+        self.awaiting.get_or_insert_with(Awaiting::default);
+    }
+
+    /// Whether [`DocSync::generate`] has held a message back from some peer.
+    pub fn has_held(&self) -> bool {
+        self.awaiting.as_ref().is_some_and(|a| !a.held.is_empty())
+    }
+
+    /// Stops waiting for the peers that messages were held back from, and returns them: the
+    /// caller should [`DocSync::generate`] for each.
+    pub fn release_held(&mut self) -> Vec<String> {
+        let Some(awaiting) = &mut self.awaiting else {
+            return Vec::new();
+        };
+        let held: Vec<String> = awaiting.held.drain().collect();
+        for peer in &held {
+            awaiting.sent_changes.remove(peer);
+        }
+        held
+    }
+}
+
+/// See [`DocSync::hold_until_answered`].
+#[derive(Debug, Default)]
+struct Awaiting {
+    sent_changes: HashSet<String>,
+    held: HashSet<String>,
+}
+
+impl Awaiting {
+    fn forget(&mut self, peer: &str) {
+        self.sent_changes.remove(peer);
+        self.held.remove(peer);
     }
 }
 
 /// `automerge::sync::SyncDoc::generate_sync_message` (automerge 0.12), step for step, with the
 /// changes' bytes and the saved document taken from `cache` instead of rebuilt from the
-/// document's operations for every peer.
+/// document's operations for every peer, and the changes since a set of heads taken from the
+/// cache's graph and the peer's `view` (caught up by the caller).
 fn generate_cached(
     doc: &Automerge,
     state: &mut State,
+    view: &mut PeerView,
     cache: &mut ChangeCache,
 ) -> Option<SyncMessage> {
+    let graph = &cache.graph;
     let our_heads = doc.get_heads();
     let our_need = if state.read_only {
         Vec::new()
@@ -640,26 +736,18 @@ fn generate_cached(
     };
     let their_heads_set: HashSet<&ChangeHash> = state.their_heads.iter().flatten().collect();
     let our_have = if our_need.iter().all(|h| their_heads_set.contains(h)) {
-        let last_sync: Vec<ChangeHash> = state
-            .shared_heads
-            .iter()
-            .filter(|h| has_change(doc, h))
-            .copied()
-            .collect();
-        let hashes: Vec<ChangeHash> = doc
-            .get_changes_meta(&last_sync)
-            .into_iter()
-            .map(|m| m.hash)
-            .collect();
+        view.shared
+            .move_to(graph, &graph.known(&state.shared_heads));
+        let since = view.shared.missing(graph);
         vec![Have {
             last_sync: state.shared_heads.clone(),
-            bloom: BloomFilter::from_hashes(hashes.iter()),
+            bloom: BloomFilter::from_hashes(since.iter().map(|&p| graph.hash(p))),
         }]
     } else {
         Vec::new()
     };
     if let Some(first) = state.their_have.as_ref().and_then(|h| h.first())
-        && !first.last_sync.iter().all(|h| has_change(doc, h))
+        && !first.last_sync.iter().all(|h| graph.contains(h))
     {
         let mut flags = MessageFlags::new();
         flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
@@ -685,13 +773,13 @@ fn generate_cached(
             if send_doc {
                 whole_document(doc, cache)
             } else {
-                let hashes: Vec<ChangeHash> = hashes_to_send(doc, have, need)
+                let hashes: Vec<ChangeHash> = hashes_to_send(graph, &mut view.theirs, have, need)
                     .into_iter()
                     .filter(|h| !state.sent_hashes.contains(h))
                     .collect();
                 // Only a V2 peer that lacks a third of the document gets it whole.
                 let n = hashes.len();
-                if supports_v2 && n > 0 && n > change_count(doc, cache) / 3 {
+                if supports_v2 && n > 0 && n > graph.len() / 3 {
                     whole_document(doc, cache)
                 } else {
                     let bytes = cached_changes(doc, cache, &hashes);
@@ -776,11 +864,7 @@ fn whole_document(
             bytes
         }
     };
-    let hashes: Vec<ChangeHash> = doc
-        .get_changes_meta(&[])
-        .into_iter()
-        .map(|m| m.hash)
-        .collect();
+    let hashes = cache.graph.hashes().to_vec();
     if saved.is_empty() {
         return (MessageVersion::V2, Vec::new(), Vec::new());
     }
@@ -819,47 +903,45 @@ fn cached_changes(doc: &Automerge, cache: &mut ChangeCache, hashes: &[ChangeHash
 }
 
 /// `automerge`'s `get_hashes_to_send`: the changes since the peer's last sync that are in none
-/// of its Bloom filters, the changes depending on those, and the changes it asked for.
-fn hashes_to_send(doc: &Automerge, have: &[Have], need: &[ChangeHash]) -> Vec<ChangeHash> {
-    let need: Vec<ChangeHash> = need
-        .iter()
-        .filter(|h| has_change(doc, h))
-        .copied()
-        .collect();
+/// of its Bloom filters, the changes depending on those, and the changes it asked for. `theirs`
+/// follows the filters' `last_sync` heads.
+fn hashes_to_send(
+    graph: &Graph,
+    theirs: &mut Ancestors,
+    have: &[Have],
+    need: &[ChangeHash],
+) -> Vec<ChangeHash> {
+    let need: Vec<ChangeHash> = need.iter().filter(|h| graph.contains(h)).copied().collect();
     if have.is_empty() {
         return need;
     }
-    let mut last_sync: Vec<ChangeHash> = have
+    let last_sync: Vec<ChangeHash> = have
         .iter()
         .flat_map(|h| h.last_sync.iter())
-        .filter(|h| has_change(doc, h))
         .copied()
         .collect();
-    last_sync.sort_unstable();
-    last_sync.dedup();
-    let metas = doc.get_changes_meta(&last_sync);
-    let mut dependents: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
-    let mut to_send: HashSet<ChangeHash> = HashSet::new();
-    for meta in &metas {
-        for dep in &meta.deps {
-            dependents.entry(*dep).or_default().push(meta.hash);
-        }
-        if have.iter().all(|h| !h.bloom.contains_hash(&meta.hash)) {
-            to_send.insert(meta.hash);
-        }
-    }
-    let mut stack: Vec<ChangeHash> = to_send.iter().copied().collect();
-    while let Some(hash) = stack.pop() {
-        if let Some(deps) = dependents.get(&hash) {
-            for dep in deps {
-                if to_send.insert(*dep) {
-                    stack.push(*dep);
-                }
-            }
+    theirs.move_to(graph, &graph.known(&last_sync));
+    let since = theirs.missing(graph);
+    // Positions are in causal order, so one pass adds whatever depends on a change to send.
+    let mut to_send = crate::change_graph::Bits::default();
+    for &p in &since {
+        let hash = graph.hash(p);
+        if have.iter().all(|h| !h.bloom.contains_hash(&hash))
+            || graph.deps(p).iter().any(|&d| to_send.get(d))
+        {
+            to_send.set(p);
         }
     }
-    let mut out: Vec<ChangeHash> = need.into_iter().filter(|h| !to_send.contains(h)).collect();
-    out.extend(metas.iter().map(|m| m.hash).filter(|h| to_send.contains(h)));
+    let mut out: Vec<ChangeHash> = need
+        .into_iter()
+        .filter(|h| graph.position(h).is_none_or(|p| !to_send.get(p)))
+        .collect();
+    out.extend(
+        since
+            .into_iter()
+            .filter(|&p| to_send.get(p))
+            .map(|p| graph.hash(p)),
+    );
     out
 }
 

@@ -51,6 +51,13 @@ impl Default for Hub {
     }
 }
 
+/// A document as the server keeps it: answering many peers from its change graph.
+fn served(record: Record) -> DocSync {
+    let mut doc = DocSync::new(record);
+    doc.keep_changes();
+    doc
+}
+
 impl Hub {
     pub fn new() -> Self {
         Hub {
@@ -76,7 +83,7 @@ impl Hub {
         let mut actor = [0xad; 16];
         actor[..4].copy_from_slice(&(self.cases.len() as u32).to_be_bytes());
         let record = Record::create(RecordKind::Case, &id, ActorId::from(actor), &admin, now);
-        self.docs.insert(id, DocSync::new(record));
+        self.docs.insert(id, served(record));
         self.cases.insert(id);
         id
     }
@@ -89,7 +96,7 @@ impl Hub {
         if meta.kind == RecordKind::Case {
             self.cases.insert(id);
         }
-        self.docs.insert(id, DocSync::new(record));
+        self.docs.insert(id, served(record));
         Ok(())
     }
 
@@ -255,7 +262,7 @@ impl Hub {
             _ => self
                 .pending
                 .remove(&pending_key)
-                .unwrap_or_else(|| DocSync::new(Record::empty(ActorId::from([0xee; 16])))),
+                .unwrap_or_else(|| served(Record::empty(ActorId::from([0xee; 16])))),
         };
         let is_new = readable != Some(true);
         if !doc.has_peer(&peer) {

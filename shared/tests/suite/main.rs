@@ -6,6 +6,8 @@
 //! - `convergence`: the property test of offline edits, random sync orders and conflicts.
 //! - `scenario_s2`: DESIGN.md's S2, two monitors offline and a coordinator's resolution.
 //! - `sync_engine`: two `DocSync` peers on multi-change messages and bloom false positives.
+//! - `indexed_sync`: a server's messages built from its change graph equal automerge's, byte
+//!   for byte, under random schedules.
 //! - `batch_checks`: the write policy gives the same verdicts on batched and one-at-a-time
 //!   application.
 //! - `wire_protocol`: hand-derived CBOR vectors of every message, round trips, hostile input.
@@ -20,6 +22,7 @@ mod convergence;
 mod fuzz_regressions;
 mod harness;
 mod history;
+mod indexed_sync;
 mod khmer;
 mod scenario_s2;
 mod schema_versions;
