@@ -44,8 +44,8 @@ usage: saksi-bench --saksi BIN [--node-dir DIR] [options]
   --quick              small scale, one run each (a quick look, not the figures)
   --runs N             runs of each scenario (default 3; medians reported)
   --only LIST          scenarios to run, e.g. a,b (default a,b,c,d)
-  --devices N          (a) devices (default 100; the issue's 1000 × 100 edits does not
-                       converge on Saksi yet: see BENCHMARKS.md)
+  --devices N          (a) devices (default 100; at 1000 the Node server does not
+                       converge within 10 minutes: see BENCHMARKS.md)
   --node-devices N     (a) largest scale run on both servers (default: --devices)
   --edits K            (a) offline edits per device (default 5)
   --docs D             (a) shared documents (default 10)
