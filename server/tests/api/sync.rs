@@ -1,4 +1,5 @@
-//! Scenario S2 through the server: two monitors edit the same observation offline.
+//! Sync through the server: scenario S2 (two monitors edit the same observation offline), and
+//! flow control towards a phone that stops answering.
 
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
@@ -194,6 +195,79 @@ async fn s2_two_monitors_offline_merge_and_a_coordinator_resolves() {
             .any(|e| matches!(e, Event::ChangesRefused { .. })),
         "nothing was refused: {:?}",
         p1.events
+    );
+    server.stop().await;
+}
+
+/// Flow control: a phone that was sent a change is sent nothing more until it answers. One
+/// that stays silent (its answers lost, or it is too busy to send) still gets later changes,
+/// once the document has been quiet for a moment, not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_stops_answering_still_gets_later_changes() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    server.user("vanna", Role::Monitor);
+    let case = server.case("ករណី ខ-៣", &["sophea", "vanna"]);
+    let (s1, mut writer) = server.phone("sophea").await;
+    let editor = s1.editor();
+    let id = writer.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor,
+        1_000,
+        saksi_server::accounts::random_16(),
+    );
+    writer.sync_all(WAIT).await.expect("created");
+    let (_s2, mut reader) = server.phone("vanna").await;
+    reader.repo.request(id);
+    reader
+        .sync_until(WAIT, |repo, _| {
+            repo.record(&id).is_some_and(|r| !r.is_empty())
+        })
+        .await
+        .expect("the reader has the record");
+
+    let narrative = |repo: &saksi_shared::sync::Repo| {
+        repo.record(&id)
+            .and_then(|r| r.field("narrative").ok().flatten())
+            .map(|v| v.display())
+    };
+    // From here the reader only listens: it applies what arrives but never answers.
+    let listen_until = async |reader: &mut saksi_client::SyncClient, want: &str| {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while narrative(&reader.repo).as_deref() != Some(want) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = reader
+                .socket
+                .recv_timeout(left)
+                .await
+                .expect("the change arrives in time")
+                .expect("the connection stays open");
+            reader.repo.receive(&frame).expect("a valid frame");
+        }
+    };
+    writer
+        .repo
+        .edit(&id, |r| r.set_text("narrative", "សាក្សី", &editor, 2_000))
+        .expect("doc")
+        .expect("edit");
+    writer.sync_all(WAIT).await.expect("stored");
+    listen_until(&mut reader, "សាក្សី").await;
+
+    // The reader has not answered the first change, so the second is held back, then sent
+    // anyway once the document has been quiet for two seconds.
+    writer
+        .repo
+        .edit(&id, |r| r.set_text("narrative", "សាក្សី ២", &editor, 3_000))
+        .expect("doc")
+        .expect("edit");
+    let sent = tokio::time::Instant::now();
+    writer.sync_all(WAIT).await.expect("stored");
+    listen_until(&mut reader, "សាក្សី ២").await;
+    let waited = sent.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1_500),
+        "held back while unanswered, but arrived after {waited:?}"
     );
     server.stop().await;
 }
