@@ -639,11 +639,10 @@ impl DocSync {
         {
             state.last_sent_heads.clear();
         }
+        self.catch_up();
         let state = self.peers.entry(peer.to_owned()).or_default();
         let sent_before = state.sent_hashes.len();
         let mut message = if self.cache.enabled {
-            self.catch_up();
-            let state = self.peers.entry(peer.to_owned()).or_default();
             let view = self.views.entry(peer.to_owned()).or_default();
             generate_cached(self.record.doc(), state, view, &mut self.cache)?
         } else {
