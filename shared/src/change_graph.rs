@@ -144,19 +144,8 @@ impl Ancestors {
         // a new head to an old head meets the set first at an old head (old heads have no
         // descendants in the set, unless they are not an antichain), so the old set is inside
         // the new one exactly when every old head is a stopping point.
-        let mut added = Vec::new();
-        let mut stopped_at: Vec<u32> = Vec::new();
-        let mut stack: Vec<u32> = heads.to_vec();
         let mut bits = std::mem::take(&mut self.bits);
-        while let Some(i) = stack.pop() {
-            if bits.get(i) {
-                stopped_at.push(i);
-                continue;
-            }
-            bits.set(i);
-            added.push(i);
-            stack.extend_from_slice(graph.deps(i));
-        }
+        let mut stopped_at = walk_back(graph, heads, &mut bits);
         stopped_at.sort_unstable();
         let descends = self
             .heads
@@ -164,12 +153,7 @@ impl Ancestors {
             .all(|h| stopped_at.binary_search(h).is_ok());
         if !descends {
             bits = Bits::default();
-            let mut stack: Vec<u32> = heads.to_vec();
-            while let Some(i) = stack.pop() {
-                if bits.set(i) {
-                    stack.extend_from_slice(graph.deps(i));
-                }
-            }
+            walk_back(graph, heads, &mut bits);
         }
         self.bits = bits;
         self.heads = heads.to_vec();
@@ -180,6 +164,21 @@ impl Ancestors {
     pub(crate) fn missing(&self, graph: &Graph) -> Vec<u32> {
         self.bits.clear_below(graph.len() as u32)
     }
+}
+
+/// Adds `heads` and their ancestors to `bits`, not walking past changes already in it; returns
+/// those changes where the walk stopped.
+fn walk_back(graph: &Graph, heads: &[u32], bits: &mut Bits) -> Vec<u32> {
+    let mut stopped_at = Vec::new();
+    let mut stack: Vec<u32> = heads.to_vec();
+    while let Some(i) = stack.pop() {
+        if bits.set(i) {
+            stack.extend_from_slice(graph.deps(i));
+        } else {
+            stopped_at.push(i);
+        }
+    }
+    stopped_at
 }
 
 #[cfg(test)]
