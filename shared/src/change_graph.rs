@@ -9,6 +9,8 @@
 //! advance, so a message costs a scan of a bitset plus work proportional to what is new.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use automerge::{Automerge, ChangeHash};
 
@@ -54,14 +56,41 @@ impl Bits {
     }
 }
 
+/// Hashes a [`ChangeHash`] by its first eight bytes: change hashes are SHA-256 digests, already
+/// uniform, so running them through SipHash again only costs time (every hash list a peer sends
+/// is looked up here, 500 hashes a message in the reconnect storm).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length, then its bytes: keep the first eight of the longest.
+        if let Some(head) = bytes.first_chunk::<8>() {
+            self.0 = u64::from_le_bytes(*head);
+        } else {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            }
+        }
+    }
+}
+
+type Positions = HashMap<ChangeHash, u32, BuildHasherDefault<DigestHasher>>;
+
 /// The changes of one document: hashes and dependencies by position.
 #[derive(Debug, Default)]
 pub(crate) struct Graph {
     hashes: Vec<ChangeHash>,
     deps: Vec<Box<[u32]>>,
-    positions: HashMap<ChangeHash, u32>,
+    positions: Positions,
     /// The document's heads when the graph last caught up with it.
     heads: Vec<ChangeHash>,
+    /// The same heads packed, shared by every [`HashList`] equal to them.
+    packed_heads: Arc<[u32]>,
 }
 
 impl Graph {
@@ -84,11 +113,19 @@ impl Graph {
                 .filter_map(|d| self.positions.get(d).copied())
                 .collect();
             debug_assert_eq!(deps.len(), meta.deps.len(), "dependencies come first");
-            let position = self.hashes.len() as u32;
+            let position = u32::try_from(self.hashes.len())
+                .ok()
+                .filter(|p| p & UNKNOWN == 0)
+                .expect("fewer than 2^31 changes in one document");
             self.positions.insert(meta.hash, position);
             self.hashes.push(meta.hash);
             self.deps.push(deps);
         }
+        self.packed_heads = heads
+            .iter()
+            .map(|h| self.positions[h])
+            .collect::<Vec<_>>()
+            .into();
         self.heads = heads;
     }
 
@@ -122,6 +159,60 @@ impl Graph {
         out.sort_unstable();
         out.dedup();
         out
+    }
+}
+
+/// Marks a [`HashList`] item that is not a graph position but an index into its `unknown`.
+const UNKNOWN: u32 = 1 << 31;
+
+/// A list of change hashes kept as positions in a [`Graph`], in their order: 4 bytes a hash
+/// instead of 32, and a list equal to the document's heads (as most of a server's peers' heads
+/// are, once in sync) shares the graph's copy. For a server's per-peer sync state, whose lists
+/// hold every head of the document: at 1,000 phones on 10 documents of some 500 concurrent heads
+/// each, automerge's lists took over a gigabyte (BENCHMARKS.md). Hashes the graph lacks (a peer's
+/// heads not received yet) are kept whole, in place.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HashList {
+    /// Graph positions; `UNKNOWN | i` stands for `unknown[i]`.
+    items: Arc<[u32]>,
+    unknown: Box<[ChangeHash]>,
+}
+
+impl HashList {
+    pub(crate) fn pack(graph: &Graph, hashes: &[ChangeHash]) -> Self {
+        let mut unknown = Vec::new();
+        let items: Vec<u32> = hashes
+            .iter()
+            .map(|h| match graph.position(h) {
+                Some(p) => p,
+                None => {
+                    unknown.push(*h);
+                    UNKNOWN | (unknown.len() - 1) as u32
+                }
+            })
+            .collect();
+        let items = if *items == *graph.packed_heads {
+            graph.packed_heads.clone()
+        } else {
+            items.into()
+        };
+        HashList {
+            items,
+            unknown: unknown.into(),
+        }
+    }
+
+    pub(crate) fn unpack(&self, graph: &Graph) -> Vec<ChangeHash> {
+        self.items
+            .iter()
+            .map(|&i| {
+                if i & UNKNOWN == 0 {
+                    graph.hash(i)
+                } else {
+                    self.unknown[(i & !UNKNOWN) as usize]
+                }
+            })
+            .collect()
     }
 }
 
@@ -254,6 +345,61 @@ mod tests {
         assert_eq!(graph.deps(2), &[1]);
         assert_eq!(graph.hash(2), third);
         assert_eq!(graph.known(&[third, second, third]), vec![1, 2]);
+    }
+
+    /// Packing keeps order, repeats and hashes the graph lacks, and shares the graph's copy of
+    /// a list equal to the document's heads.
+    #[test]
+    fn hash_lists_round_trip_and_share_the_heads() {
+        let mut a = Automerge::new().with_actor(ActorId::from([1; 16]));
+        let mut b = Automerge::new().with_actor(ActorId::from([2; 16]));
+        let first = commit(&mut a, "សាក្សី");
+        commit(&mut b, "b");
+        a.merge(&mut b).unwrap();
+        let heads = a.get_heads();
+        assert_eq!(heads.len(), 2);
+        let mut graph = Graph::default();
+        graph.catch_up(&a);
+        let foreign = commit(&mut Automerge::new(), "not here");
+        assert!(!graph.contains(&foreign));
+
+        let mixed = vec![heads[1], foreign, first, heads[1], heads[0]];
+        let packed = HashList::pack(&graph, &mixed);
+        assert_eq!(packed.unpack(&graph), mixed);
+        assert_eq!(
+            HashList::pack(&graph, &[]).unpack(&graph),
+            Vec::<ChangeHash>::new()
+        );
+
+        let at_heads = HashList::pack(&graph, &heads);
+        assert_eq!(at_heads.unpack(&graph), heads);
+        assert!(Arc::ptr_eq(&at_heads.items, &graph.packed_heads));
+        // The same hashes in another order are another list.
+        let reversed: Vec<ChangeHash> = heads.iter().rev().copied().collect();
+        let packed = HashList::pack(&graph, &reversed);
+        assert!(!Arc::ptr_eq(&packed.items, &graph.packed_heads));
+        assert_eq!(packed.unpack(&graph), reversed);
+
+        // Positions stay valid as the graph grows; the shared copy follows the new heads.
+        let later = commit(&mut a, "later");
+        graph.catch_up(&a);
+        assert_eq!(at_heads.unpack(&graph), heads);
+        assert_eq!(HashList::pack(&graph, &[later]).unpack(&graph), vec![later]);
+        assert!(Arc::ptr_eq(
+            &HashList::pack(&graph, &[later]).items,
+            &graph.packed_heads
+        ));
+    }
+
+    #[test]
+    fn digest_hasher_finds_every_change() {
+        let mut doc = Automerge::new();
+        let hashes: Vec<ChangeHash> = (0..200).map(|i| commit(&mut doc, &i.to_string())).collect();
+        let mut graph = Graph::default();
+        graph.catch_up(&doc);
+        for (i, hash) in hashes.iter().enumerate() {
+            assert_eq!(graph.position(hash), Some(i as u32));
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
 use std::thread;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -29,6 +29,38 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Most writes committed together.
 const MAX_BATCH: usize = 512;
 
+/// Most read-only connections open at once; further reads wait for one. Each connection holds
+/// its own parsed schema and page cache: unbounded, a 1,000-phone reconnect storm (every
+/// connection checking its device now and then, on tokio's blocking pool of up to 512 threads)
+/// had some 80 MB of them open at its peak.
+const MAX_READERS: usize = 8;
+
+/// A read connection in use (or a slot to open one in): back to the pool when dropped. A
+/// connection whose read panicked, or that failed to open, frees its slot instead.
+struct ReaderLease<'a> {
+    storage: &'a SqliteStorage,
+    conn: Option<Connection>,
+}
+
+impl Drop for ReaderLease<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.storage.readers.lock().expect("reader pool lock");
+        match self.conn.take() {
+            Some(conn) if !thread::panicking() => readers.idle.push(conn),
+            _ => readers.open -= 1,
+        }
+        drop(readers);
+        self.storage.reader_free.notify_one();
+    }
+}
+
+/// The read-only connections: idle ones, and how many are open (idle or in use).
+#[derive(Debug, Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
 type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
@@ -38,7 +70,9 @@ pub struct SqliteStorage {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a read connection goes back to `readers`, or one fails to open.
+    reader_free: Condvar,
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -82,7 +116,8 @@ impl SqliteStorage {
             path: path.to_owned(),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers::default()),
+            reader_free: Condvar::new(),
         })
     }
 
@@ -106,24 +141,40 @@ impl SqliteStorage {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let conn = self.readers.lock().expect("reader pool lock").pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(std::time::Duration::from_secs(10))?;
-                c
+        let idle = {
+            let mut readers = self.readers.lock().expect("reader pool lock");
+            loop {
+                if let Some(conn) = readers.idle.pop() {
+                    break Some(conn);
+                }
+                if readers.open < MAX_READERS {
+                    readers.open += 1;
+                    break None;
+                }
+                readers = self
+                    .reader_free
+                    .wait(readers)
+                    .expect("reader pool lock");
             }
         };
-        let result = f(&conn);
-        let mut pool = self.readers.lock().expect("reader pool lock");
-        if pool.len() < 8 {
-            pool.push(conn);
-        }
-        result
+        let mut lease = ReaderLease {
+            storage: self,
+            conn: idle,
+        };
+        let conn = match lease.conn.take() {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        f(lease.conn.insert(conn))
+    }
+
+    fn open_reader(&self) -> Result<Connection, StorageError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(conn)
     }
 
     /// Runs `f` in the writer's transaction and waits until it is committed.
@@ -961,5 +1012,80 @@ impl Storage for SqliteStorage {
             let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             Ok(u64::try_from(pages * size).unwrap_or(0))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn storage() -> (tempfile::TempDir, Arc<SqliteStorage>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = SqliteStorage::open(&dir.path().join("saksi.sqlite3")).expect("open");
+        (dir, Arc::new(storage))
+    }
+
+    /// Many reads at once share at most `MAX_READERS` connections, and all of them finish.
+    #[test]
+    fn concurrent_reads_share_a_bounded_pool() {
+        let (_dir, storage) = storage();
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (0..40)
+            .map(|_| {
+                let (storage, running, most) = (storage.clone(), running.clone(), most.clone());
+                thread::spawn(move || {
+                    storage
+                        .read(|conn| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            thread::sleep(Duration::from_millis(20));
+                            let n: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| {
+                                r.get(0)
+                            })?;
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(n)
+                        })
+                        .expect("read")
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().expect("reader thread"), 0);
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most > 1 && most <= MAX_READERS,
+            "{most} reads ran at once"
+        );
+        let readers = storage.readers.lock().unwrap();
+        assert!(readers.open <= MAX_READERS && readers.idle.len() == readers.open);
+    }
+
+    /// A read that panics gives its slot back: later reads do not wait for it forever.
+    #[test]
+    fn a_panicking_read_frees_its_connection_slot() {
+        let (_dir, storage) = storage();
+        for _ in 0..MAX_READERS + 2 {
+            let s = storage.clone();
+            let result = thread::spawn(move || {
+                s.read::<()>(|_| panic!("a read that fails badly"))
+            })
+            .join();
+            assert!(result.is_err(), "the read panicked");
+        }
+        let (tx, rx) = mpsc::channel();
+        let s = storage.clone();
+        thread::spawn(move || {
+            let _ = tx.send(s.read(|conn| Ok(conn.is_autocommit())));
+        });
+        let read = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a read after the panics does not wait forever");
+        assert!(read.expect("read"));
+        assert_eq!(storage.readers.lock().unwrap().open, 1);
     }
 }

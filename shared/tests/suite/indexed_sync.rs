@@ -100,12 +100,14 @@ impl World {
         Some(frame)
     }
 
-    fn reconnect(&mut self, i: usize) {
+    /// Ends and resumes peer `i`'s connection; returns the sync state the server saved.
+    fn reconnect(&mut self, i: usize) -> Vec<u8> {
         let saved = self.server.remove_peer(&name(i)).expect("a connected peer");
         self.server.add_peer(&name(i), Some(&saved));
         let peer = &mut self.peers[i];
         peer.state = State::decode(&peer.state.encode()).unwrap();
         peer.outbox.clear();
+        saved
     }
 }
 
@@ -152,8 +154,12 @@ fn run(seed: u64, peers: usize, steps: usize) {
                         edit(w.server.record_mut().doc_mut(), "server", "ok", time);
                     }
                 } else if rng.one_in(3) {
-                    indexed.reconnect(i);
-                    plain.reconnect(i);
+                    // The server's packed sync state saves as automerge's does.
+                    assert_eq!(
+                        indexed.reconnect(i),
+                        plain.reconnect(i),
+                        "seed {seed}, step {step}: saved sync states differ"
+                    );
                 }
             }
         }
@@ -162,8 +168,7 @@ fn run(seed: u64, peers: usize, steps: usize) {
     // until the connection restarts, as it does in the server): everyone converges, in both
     // worlds alike.
     for i in 0..peers {
-        indexed.reconnect(i);
-        plain.reconnect(i);
+        assert_eq!(indexed.reconnect(i), plain.reconnect(i));
     }
     for _ in 0..60 {
         let mut talked = false;
