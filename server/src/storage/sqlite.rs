@@ -151,10 +151,7 @@ impl SqliteStorage {
                     readers.open += 1;
                     break None;
                 }
-                readers = self
-                    .reader_free
-                    .wait(readers)
-                    .expect("reader pool lock");
+                readers = self.reader_free.wait(readers).expect("reader pool lock");
             }
         };
         let mut lease = ReaderLease {
@@ -1043,9 +1040,8 @@ mod tests {
                             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                             most.fetch_max(now, Ordering::SeqCst);
                             thread::sleep(Duration::from_millis(20));
-                            let n: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| {
-                                r.get(0)
-                            })?;
+                            let n: i64 =
+                                conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
                             running.fetch_sub(1, Ordering::SeqCst);
                             Ok(n)
                         })
@@ -1057,10 +1053,7 @@ mod tests {
             assert_eq!(t.join().expect("reader thread"), 0);
         }
         let most = most.load(Ordering::SeqCst);
-        assert!(
-            most > 1 && most <= MAX_READERS,
-            "{most} reads ran at once"
-        );
+        assert!(most > 1 && most <= MAX_READERS, "{most} reads ran at once");
         let readers = storage.readers.lock().unwrap();
         assert!(readers.open <= MAX_READERS && readers.idle.len() == readers.open);
     }
@@ -1071,10 +1064,8 @@ mod tests {
         let (_dir, storage) = storage();
         for _ in 0..MAX_READERS + 2 {
             let s = storage.clone();
-            let result = thread::spawn(move || {
-                s.read::<()>(|_| panic!("a read that fails badly"))
-            })
-            .join();
+            let result =
+                thread::spawn(move || s.read::<()>(|_| panic!("a read that fails badly"))).join();
             assert!(result.is_err(), "the read panicked");
         }
         let (tx, rx) = mpsc::channel();
