@@ -10,14 +10,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Item, Session};
+use bytes::Bytes;
 use futures_util::StreamExt as _;
 use saksi_shared::DocumentId;
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
-use tokio::sync::mpsc;
 
 use super::document::Command;
-use super::{ConnId, Outgoing, Peer, Who};
+use super::{ConnId, Outbox, Outgoing, Peer, Who};
 use crate::app::{AppState, principal};
 use crate::storage::User;
 
@@ -40,7 +40,7 @@ pub async fn run(
     mut stream: AggregatedMessageStream,
 ) {
     let conn = state.connections.next_id();
-    let (outbox, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
+    let (outbox, mut out_rx) = Outbox::channel(OUTBOX);
     state
         .connections
         .register(&auth.device, conn, outbox.clone());
@@ -99,7 +99,7 @@ pub async fn run(
                 match out {
                     Some(Outgoing::Frame(frame)) => {
                         state.metrics.message_sent(frame.len());
-                        if session.binary(frame).await.is_err() {
+                        if send_frame(&mut session, frame).await.is_err() {
                             break None;
                         }
                     }
@@ -107,7 +107,7 @@ pub async fn run(
                         c.error(reason.clone());
                         // Flush what is queued (including that error) before closing.
                         while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-                            let _ = session.binary(frame).await;
+                            let _ = send_frame(&mut session, frame).await;
                         }
                         break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                     }
@@ -122,7 +122,7 @@ pub async fn run(
                 if let Err(reason) = c.check_still_allowed().await {
                     c.error(reason.clone());
                     while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-                        let _ = session.binary(frame).await;
+                        let _ = send_frame(&mut session, frame).await;
                     }
                     break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                 }
@@ -134,7 +134,7 @@ pub async fn run(
     };
     // Anything still queued (an error explaining the close) goes out first.
     while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-        let _ = session.binary(frame).await;
+        let _ = send_frame(&mut session, frame).await;
     }
     let _ = session.close(close_reason).await;
     for id in std::mem::take(&mut c.open) {
@@ -148,11 +148,41 @@ pub async fn run(
     tracing::info!(conn, device = %c.auth.device, "sync connection closed");
 }
 
+/// Frames longer than this go out as WebSocket fragments of this size (also actix's write
+/// buffer size: see `app.rs`). actix keeps a connection's write buffer at the size of the
+/// largest frame written through it (up to 128 kB); a sync message carrying hundreds of changes
+/// would otherwise leave every connection that got one holding that much (in the 1,000-phone
+/// storm, the largest part of the server's memory left). Every WebSocket client reassembles
+/// fragments.
+pub const FRAGMENT: usize = 16 * 1024;
+
+/// Writes one binary message, fragmented if it is long ([`FRAGMENT`]).
+async fn send_frame(session: &mut Session, frame: Bytes) -> Result<(), actix_ws::Closed> {
+    if frame.len() <= FRAGMENT {
+        return session.binary(frame).await;
+    }
+    let mut start = 0;
+    while start < frame.len() {
+        let end = (start + FRAGMENT).min(frame.len());
+        let part = frame.slice(start..end);
+        let item = if start == 0 {
+            Item::FirstBinary(part)
+        } else if end == frame.len() {
+            Item::Last(part)
+        } else {
+            Item::Continue(part)
+        };
+        session.continuation(item).await?;
+        start = end;
+    }
+    Ok(())
+}
+
 struct Connection {
     state: Arc<AppState>,
     conn: ConnId,
     auth: Authenticated,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: Outbox,
     who: Option<Who>,
     /// The peer id from `join`; `None` until the handshake.
     peer_id: Option<String>,
@@ -169,7 +199,7 @@ impl Connection {
             document_id: None,
         }
         .encode();
-        let _ = self.outbox.try_send(Outgoing::Frame(frame));
+        let _ = self.outbox.frame(frame);
     }
 
     fn doc_error(&self, document: DocumentId, message: String) {
@@ -180,7 +210,7 @@ impl Connection {
             document_id: Some(document),
         }
         .encode();
-        let _ = self.outbox.try_send(Outgoing::Frame(frame));
+        let _ = self.outbox.frame(frame);
     }
 
     async fn refresh_who(&mut self) -> Result<Who, CloseReason> {
@@ -315,7 +345,7 @@ impl Connection {
             }),
         }
         .encode();
-        let _ = self.outbox.try_send(Outgoing::Frame(reply));
+        let _ = self.outbox.frame(reply);
         self.peer_id = Some(sender_id);
         Ok(())
     }

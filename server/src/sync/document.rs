@@ -266,6 +266,14 @@ const HOLD_QUIET: Duration = Duration::from_secs(2);
 /// converge and sent 64 % more bytes up.
 const HOLD_MAX: Duration = Duration::from_secs(10);
 
+/// A peer whose connection has more than this many bytes of frames not yet handed to its socket
+/// gets its next message once it has caught up ([`super::Outbox`]); that message then carries
+/// everything that arrived meanwhile. Building every peer's message at once, ahead of the TLS
+/// writes, held up to a few hundred megabytes of messages in a 1,000-phone storm (BENCHMARKS.md).
+const BACKLOG_LIMIT: usize = 64 * 1024;
+/// How soon a document looks again at the peers it put off for their backlog.
+const BACKLOG_RETRY: Duration = Duration::from_millis(20);
+
 /// Sets up a stored document's sync to serve many peers.
 fn serve_many(sync: &mut DocSync) {
     // Answer from the changes' bytes and the change graph, not by rebuilding them.
@@ -297,6 +305,19 @@ fn receive_checked(
     (received, batch.added)
 }
 
+/// Sends an automerge sync message for `document` to `peer`.
+fn send_sync(server: &str, document: DocumentId, peer: &Peer, data: Vec<u8>) {
+    peer.send(
+        Message::Sync {
+            sender_id: server.to_owned(),
+            target_id: peer.peer_id.clone(),
+            document_id: document,
+            data,
+        }
+        .encode(),
+    );
+}
+
 fn peer_key(conn: ConnId) -> String {
     format!("c{conn}")
 }
@@ -326,13 +347,24 @@ impl DocumentTask {
             self.broken = true;
         }
         let idle = Duration::from_secs(self.state.config.evict_idle_document_seconds);
+        let hold_quiet = HOLD_QUIET.min(idle);
+        let mut last_command = Instant::now();
         loop {
-            let wait = if self.held_since.is_some() {
-                HOLD_QUIET.min(idle)
-            } else {
-                idle
+            // Held messages wait for a quiet spell; answers put off for a backlog are retried.
+            let hold_left = self
+                .held_since
+                .map(|_| hold_quiet.saturating_sub(last_command.elapsed()));
+            let wait = match (self.to_answer.is_empty(), hold_left) {
+                (true, None) => idle,
+                (true, Some(left)) => left,
+                (false, None) => BACKLOG_RETRY,
+                (false, Some(left)) => left.min(BACKLOG_RETRY),
             };
-            match tokio::time::timeout(wait, rx.recv()).await {
+            let received = tokio::time::timeout(wait, rx.recv()).await;
+            if received.is_ok() {
+                last_command = Instant::now();
+            }
+            match received {
                 Ok(Some(Command::Shutdown(reply))) => {
                     self.finish().await;
                     let _ = reply.send(());
@@ -369,8 +401,10 @@ impl DocumentTask {
                     }
                 }
                 Ok(None) => break,
-                Err(_) if self.held_since.is_some() => {
-                    self.release_held();
+                Err(_) if self.held_since.is_some() || !self.to_answer.is_empty() => {
+                    if self.held_since.is_some() && last_command.elapsed() >= hold_quiet {
+                        self.release_held();
+                    }
                     self.flush();
                 }
                 Err(_) => {
@@ -508,6 +542,7 @@ impl DocumentTask {
 
     async fn close(&mut self, conn: ConnId) {
         self.pending.remove(&conn);
+        self.to_answer.remove(&conn);
         if let Some(p) = self.peers.remove(&conn)
             && let Some(loaded) = &mut self.doc
             && let Some(state) = loaded.sync.remove_peer(&peer_key(conn))
@@ -525,15 +560,7 @@ impl DocumentTask {
     }
 
     fn send_sync(&self, peer: &Peer, data: Vec<u8>) {
-        peer.send(
-            Message::Sync {
-                sender_id: self.state.peer_id.clone(),
-                target_id: peer.peer_id.clone(),
-                document_id: self.id,
-                data,
-            }
-            .encode(),
-        );
+        send_sync(&self.state.peer_id, self.id, peer, data);
     }
 
     fn send_unavailable(&self, peer: &Peer) {
@@ -840,25 +867,26 @@ impl DocumentTask {
         }
     }
 
-    /// Sends the sync messages noted by [`DocumentTask::answer`]: at most one per peer.
+    /// Sends the sync messages noted by [`DocumentTask::answer`]: at most one per peer. Peers
+    /// whose connection has a backlog stay noted, for a later flush ([`BACKLOG_LIMIT`]).
     fn flush(&mut self) {
         let (to_answer, changed) = (std::mem::take(&mut self.to_answer), self.changed);
         self.changed = false;
         let Some(loaded) = &mut self.doc else { return };
-        let mut frames = Vec::new();
         for (conn, p) in &self.peers {
             if p.refused || !(changed || to_answer.contains(conn)) {
                 continue;
             }
+            if p.peer.outbox.backlog() > BACKLOG_LIMIT {
+                self.to_answer.insert(*conn);
+                continue;
+            }
             if let Some(data) = loaded.sync.generate(&peer_key(*conn)) {
-                frames.push((p.peer.clone(), data));
+                send_sync(&self.state.peer_id, self.id, &p.peer, data);
             }
         }
         if self.held_since.is_none() && loaded.sync.has_held() {
             self.held_since = Some(Instant::now());
-        }
-        for (peer, data) in frames {
-            self.send_sync(&peer, data);
         }
     }
 

@@ -12,8 +12,10 @@ pub mod connection;
 pub mod document;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use bytes::Bytes;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::policy::{ActorBindings, Principal};
 use tokio::sync::mpsc;
@@ -26,8 +28,78 @@ pub type ConnId = u64;
 /// A frame for a connection's writer, or an instruction to close.
 #[derive(Debug)]
 pub enum Outgoing {
-    Frame(Vec<u8>),
+    /// Counted in its [`Outbox`]'s backlog until the WebSocket writer has encoded it.
+    Frame(Bytes),
     Close(String),
+}
+
+/// A connection's queue of outgoing frames, with the bytes of the frames that have not reached
+/// its socket's write buffer yet: queued here, or in actix-ws's own queue (a frame counts until
+/// the last copy of its bytes is dropped). Document tasks build a peer's next message only once
+/// its backlog is small ([`Outbox::backlog`]): a sync message carries every change the peer
+/// lacks, and in a 1,000-phone reconnect storm the messages built ahead of slow TLS writes were
+/// the largest part of the server's memory.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Outgoing>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// A queued frame's bytes; dropping them takes them off the backlog.
+struct Counted {
+    bytes: Vec<u8>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.backlog.fetch_sub(self.bytes.len(), Ordering::Relaxed);
+    }
+}
+
+/// The outbox did not take a frame: it is full (the connection reads too slowly) or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxFull;
+
+impl Outbox {
+    /// An outbox of at most `frames` queued frames, and its receiving end.
+    pub fn channel(frames: usize) -> (Outbox, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(frames);
+        let outbox = Outbox {
+            tx,
+            backlog: Arc::new(AtomicUsize::new(0)),
+        };
+        (outbox, rx)
+    }
+
+    /// Queues a frame (without waiting).
+    pub fn frame(&self, frame: Vec<u8>) -> Result<(), OutboxFull> {
+        self.backlog.fetch_add(frame.len(), Ordering::Relaxed);
+        let frame = Bytes::from_owner(Counted {
+            bytes: frame,
+            backlog: self.backlog.clone(),
+        });
+        // A frame that does not fit is dropped here, which uncounts it.
+        self.tx
+            .try_send(Outgoing::Frame(frame))
+            .map_err(|_| OutboxFull)
+    }
+
+    /// Asks the connection to close, with a reason for the client.
+    pub fn close(&self, reason: &str) {
+        let _ = self.tx.try_send(Outgoing::Close(reason.to_owned()));
+    }
+
+    /// Bytes of frames queued and not yet handed to the socket.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
 }
 
 /// Where a document task sends frames for one connection.
@@ -37,18 +109,16 @@ pub struct Peer {
     /// The peer id the client announced in `join`.
     pub peer_id: String,
     pub device: String,
-    pub outbox: mpsc::Sender<Outgoing>,
+    pub outbox: Outbox,
 }
 
 impl Peer {
     /// Queues a frame. A connection whose queue is full reads too slowly; it is closed (the
     /// client reconnects and resumes), rather than letting its backlog grow without bound.
     pub fn send(&self, frame: Vec<u8>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.outbox.try_send(Outgoing::Frame(frame))
-        {
+        if self.outbox.frame(frame).is_err() && !self.outbox.tx.is_closed() {
             tracing::warn!(conn = self.conn, device = %self.device, "slow connection closed");
-            let _ = self.outbox.try_send(Outgoing::Close("too slow".into()));
+            self.outbox.close("too slow");
         }
     }
 }
@@ -111,7 +181,7 @@ impl ActorBindings for BindingsBatch<'_> {
 }
 
 /// The connections of one device.
-type DeviceConnections = Vec<(ConnId, mpsc::Sender<Outgoing>)>;
+type DeviceConnections = Vec<(ConnId, Outbox)>;
 
 /// Open connections per device, so that revoking a device closes its sockets at once.
 #[derive(Debug, Default)]
@@ -122,10 +192,10 @@ pub struct Connections {
 
 impl Connections {
     pub fn next_id(&self) -> ConnId {
-        self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn register(&self, device: &str, conn: ConnId, outbox: mpsc::Sender<Outgoing>) {
+    pub fn register(&self, device: &str, conn: ConnId, outbox: Outbox) {
         self.by_device
             .lock()
             .expect("connections lock")
@@ -154,7 +224,7 @@ impl Connections {
             .unwrap_or_default();
         for (_, outbox) in &list {
             // A full queue is fine: the connection checks revocation on its own too.
-            let _ = outbox.try_send(Outgoing::Close(reason.to_owned()));
+            outbox.close(reason);
         }
         list.len()
     }
@@ -169,7 +239,7 @@ impl Connections {
             .flat_map(|(_, list)| list)
             .collect();
         for (_, outbox) in &all {
-            let _ = outbox.try_send(Outgoing::Close(reason.to_owned()));
+            outbox.close(reason);
         }
         all.len()
     }
@@ -181,5 +251,48 @@ impl Connections {
             .values()
             .map(Vec::len)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame counts in the backlog from when it is queued until every copy of its bytes
+    /// (the fragments the writer sends are slices of it) is dropped; a frame the full queue
+    /// refuses does not count.
+    #[test]
+    fn the_backlog_counts_frames_until_written() {
+        let (outbox, mut rx) = Outbox::channel(2);
+        outbox.frame(vec![0; 1_000]).expect("queued");
+        outbox.frame("សាក្សី".as_bytes().to_vec()).expect("queued");
+        assert_eq!(outbox.backlog(), 1_018);
+        assert_eq!(outbox.frame(vec![0; 500]), Err(OutboxFull));
+        assert_eq!(outbox.backlog(), 1_018, "a refused frame is not counted");
+
+        let Some(Outgoing::Frame(first)) = rx.try_recv().ok() else {
+            panic!("a frame");
+        };
+        let fragments = [first.slice(..600), first.slice(600..)];
+        drop(first);
+        assert_eq!(outbox.backlog(), 1_018, "its fragments are not written yet");
+        drop(fragments);
+        assert_eq!(outbox.backlog(), 18);
+        let Some(Outgoing::Frame(second)) = rx.try_recv().ok() else {
+            panic!("a frame");
+        };
+        assert_eq!(&second[..], "សាក្សី".as_bytes());
+        drop(second);
+        assert_eq!(outbox.backlog(), 0);
+
+        outbox.close("bye");
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Close(r)) if r == "bye"));
+        drop(rx);
+        assert_eq!(outbox.frame(vec![1; 10]), Err(OutboxFull));
+        assert_eq!(
+            outbox.backlog(),
+            0,
+            "frames for a closed connection are not counted"
+        );
     }
 }

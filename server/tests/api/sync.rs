@@ -271,3 +271,57 @@ async fn a_phone_that_stops_answering_still_gets_later_changes() {
     );
     server.stop().await;
 }
+
+/// A sync message longer than one WebSocket fragment (the server splits long messages into
+/// 16 kB fragments) reaches another phone whole: a 60,000-character Khmer narrative (180 kB as
+/// UTF-8, some 40 kB compressed), fetched by a second phone in one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_record_reaches_another_phone_whole() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    server.user("vanna", Role::Monitor);
+    let case = server.case("ករណី គ-៧", &["sophea", "vanna"]);
+    let (s1, mut writer) = server.phone("sophea").await;
+    let editor = s1.editor();
+    let id = writer.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor,
+        1_000,
+        saksi_server::accounts::random_16(),
+    );
+    // Varied text: automerge compresses a repeated phrase to almost nothing.
+    let mut seed: u64 = 7;
+    let long: String = (0..60_000)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from_u32(0x1780 + (seed >> 33) as u32 % 0x23).expect("a Khmer letter")
+        })
+        .collect();
+    writer
+        .repo
+        .edit(&id, |r| r.set_text("narrative", &long, &editor, 2_000))
+        .expect("doc")
+        .expect("edit");
+    writer.sync_all(WAIT).await.expect("stored");
+
+    let (_s2, mut reader) = server.phone("vanna").await;
+    reader.repo.request(id);
+    reader
+        .sync_until(WAIT, |repo, _| {
+            repo.record(&id)
+                .and_then(|r| r.field("narrative").ok().flatten())
+                .is_some()
+        })
+        .await
+        .expect("the reader has the narrative");
+    let got = reader
+        .repo
+        .record(&id)
+        .and_then(|r| r.field("narrative").ok().flatten())
+        .map(|v| v.display());
+    assert_eq!(got.as_deref(), Some(long.as_str()));
+    server.stop().await;
+}
