@@ -806,6 +806,9 @@ impl DocumentTask {
                 .collect();
             loaded.sync.receive_batch(&mut incoming)
         };
+        // The messages' bytes are not needed past here: free them before waiting for the disk
+        // (a batch can hold thousands of messages of tens of kilobytes in a reconnect storm).
+        let messages: Vec<(Peer, Who)> = messages.into_iter().map(|(p, w, _)| (p, w)).collect();
         let added: Vec<(String, String)> = bindings.into_iter().flat_map(|b| b.added).collect();
         let changes: Vec<Vec<u8>> = results
             .iter()
@@ -816,7 +819,7 @@ impl DocumentTask {
             && let Err(e) = self.store(changes, added).await
         {
             tracing::error!(doc = %self.id, error = %e, "changes not stored");
-            for ((peer, _, _), result) in messages.iter().zip(&results) {
+            for ((peer, _), result) in messages.iter().zip(&results) {
                 if result.as_ref().is_ok_and(|r| !r.applied.is_empty()) {
                     self.send_error(peer, format!("the server could not store the change: {e}"));
                 }
@@ -824,7 +827,7 @@ impl DocumentTask {
             self.reload().await;
             return;
         }
-        for ((peer, who, _), result) in messages.iter().zip(results) {
+        for ((peer, who), result) in messages.iter().zip(results) {
             let Received {
                 applied, refused, ..
             } = match result {
