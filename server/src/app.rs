@@ -280,10 +280,6 @@ impl Application {
                 .configure(|cfg| crate::http::routes(cfg, max_frame))
         })
         .shutdown_timeout(10)
-        // actix keeps each connection's write buffer at its high-water mark (up to 128 kB) and
-        // fills it to this size before writing: with sync frames sent in fragments of the same
-        // size (`sync::connection::FRAGMENT`), a connection holds about 32 kB, not 128 kB.
-        .h1_write_buffer_size(crate::sync::connection::FRAGMENT)
         // Signals are handled in `run_until_stopped`, which drains sync connections first.
         .disable_signals();
         let (server, scheme) = match &tls {

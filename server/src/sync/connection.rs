@@ -148,13 +148,12 @@ pub async fn run(
     tracing::info!(conn, device = %c.auth.device, "sync connection closed");
 }
 
-/// Frames longer than this go out as WebSocket fragments of this size (also actix's write
-/// buffer size: see `app.rs`). actix keeps a connection's write buffer at the size of the
-/// largest frame written through it (up to 128 kB); a sync message carrying hundreds of changes
-/// would otherwise leave every connection that got one holding that much (in the 1,000-phone
-/// storm, the largest part of the server's memory left). Every WebSocket client reassembles
+/// Frames longer than this go out as WebSocket fragments of this size. actix-ws encodes up to
+/// 32 queued messages into one buffer, and actix's write buffer grows to hold it: a document
+/// sent whole (megabytes, for a large record) would otherwise cost each connection it goes to
+/// that much again; in fragments, at most 32 × 16 kB. Every WebSocket client reassembles
 /// fragments.
-pub const FRAGMENT: usize = 16 * 1024;
+const FRAGMENT: usize = 16 * 1024;
 
 /// Writes one binary message, fragmented if it is long ([`FRAGMENT`]).
 async fn send_frame(session: &mut Session, frame: Bytes) -> Result<(), actix_ws::Closed> {
