@@ -4,7 +4,8 @@
 //! (`rust-toolchain.toml` pins the compiler and the wasm target). `.cargo/config.toml` makes
 //! them `cargo xtask <task>`:
 //!
-//! - `wasm`: builds `pwa/wasm` for `wasm32-unknown-unknown` with the `wasm-release` profile,
+//! - `wasm`: adds the `wasm32-unknown-unknown` target to the pinned toolchain if it lacks it
+//!   (`rustup target add`), builds `pwa/wasm` for it with the `wasm-release` profile,
 //!   generates the ES module with wasm-bindgen (the library, at the crate's exact version) into
 //!   `pwa/dist/pkg/`, shrinks it with `wasm-opt` (npm `binaryen`, installed on demand under
 //!   `target/tools/`; skipped with a warning without npm; its output is kept only if it is
@@ -193,8 +194,22 @@ impl Workspace {
         Ok(())
     }
 
+    /// Makes sure the pinned toolchain has the wasm target. rustup installs the targets of
+    /// `rust-toolchain.toml` only when it installs the toolchain itself: on a machine that
+    /// already had 1.95.0 (seen on a fresh CI machine), the wasm build failed for want of
+    /// `core`. A no-op when the target is there, and skipped without rustup.
+    fn ensure_wasm_target(&self) -> Result<()> {
+        if Command::new("rustup").arg("--version").output().is_err() {
+            return Ok(());
+        }
+        let mut add = Command::new("rustup");
+        add.args(["target", "add", WASM_TARGET]);
+        self.step(add)
+    }
+
     fn wasm(&self) -> Result<()> {
         let started = Instant::now();
+        self.ensure_wasm_target()?;
         self.cargo(&[
             "build",
             "-p",
@@ -470,6 +485,7 @@ impl Workspace {
 
     fn ci(&self) -> Result<()> {
         let started = Instant::now();
+        self.ensure_wasm_target()?;
         self.cargo(&["fmt", "--all", "--", "--check"])?;
         self.cargo(&[
             "clippy",
