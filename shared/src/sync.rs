@@ -438,7 +438,6 @@ impl DocSync {
             .and_then(|b| State::decode(b).ok())
             .unwrap_or_default();
         self.views.remove(peer);
-        self.peers.remove(peer);
         self.put_state(peer, state);
     }
 
