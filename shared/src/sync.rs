@@ -420,6 +420,16 @@ impl DocSync {
         self.cache.enabled = true;
     }
 
+    /// Takes `bytes`, a saved form of the document as it is now (a server that loaded it from
+    /// one compacted snapshot), as what peers that get the whole document are sent, so that the
+    /// first of them does not cost a save of the whole document. Only with
+    /// [`DocSync::keep_changes`].
+    pub fn keep_saved(&mut self, bytes: Vec<u8>) {
+        if self.cache.enabled {
+            self.cache.saved = Some((self.record.doc().get_heads(), bytes));
+        }
+    }
+
     pub fn record(&self) -> &Record {
         &self.record
     }

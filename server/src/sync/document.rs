@@ -437,12 +437,19 @@ impl DocumentTask {
             })
             .await
             .map_err(|e| e.to_string())?;
-        if let Some((row, chunks)) = stored {
+        if let Some((row, mut chunks)) = stored {
             let uncompacted = chunks.len().saturating_sub(1);
             let record =
                 Record::load(&chunks.concat(), Self::server_actor()).map_err(|e| e.to_string())?;
             let mut sync = DocSync::new(record);
             serve_many(&mut sync);
+            // A compacted document is one document chunk (type 0 after the magic bytes and the
+            // checksum): a cold open sends it as it is instead of saving the document again.
+            if let [snapshot] = chunks.as_mut_slice()
+                && snapshot.get(8) == Some(&0)
+            {
+                sync.keep_saved(std::mem::take(snapshot));
+            }
             self.doc = Some(Loaded {
                 sync,
                 row,

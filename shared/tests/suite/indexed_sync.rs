@@ -287,3 +287,44 @@ fn a_peer_sent_changes_gets_the_next_ones_once_it_answers() {
     assert!(!w.server.has_held());
     assert!(w.server.generate(&name(reader)).is_some());
 }
+
+/// A server that loaded a document from one snapshot and kept it (`keep_saved`) sends a peer
+/// that has nothing exactly those bytes as the whole document, and the peer gets the document.
+#[test]
+fn a_kept_snapshot_is_sent_whole_as_it_is() {
+    let mut original = Automerge::new().with_actor(ActorId::from([7; 16]));
+    for i in 0..40 {
+        edit(
+            &mut original,
+            &format!("k{}", i % 5),
+            &format!("សាក្សី {i}"),
+            1_000 + i,
+        );
+    }
+    // Uncompressed, so that it differs from what the server would save itself.
+    let snapshot = original.save_nocompress();
+    assert_ne!(snapshot, original.save());
+    let record = Record::load(&snapshot, ActorId::from([0xee; 16])).expect("the snapshot loads");
+    let mut server = DocSync::new(record);
+    server.keep_changes();
+    server.keep_saved(snapshot.clone());
+    server.add_peer("phone", None);
+
+    // A peer with nothing, advertising V2 (automerge's own messages carry the flags).
+    let mut phone = Automerge::new();
+    let mut state = State::new();
+    let hello = phone
+        .generate_sync_message(&mut state)
+        .expect("a first message");
+    server
+        .receive("phone", &hello.encode(), &mut AcceptAll)
+        .expect("the server accepts it");
+    let frame = server.generate("phone").expect("an answer");
+    let message = SyncMessage::decode(&frame).expect("it decodes");
+    let entries: Vec<Vec<u8>> = message.changes.iter().map(|c| c.to_vec()).collect();
+    assert_eq!(entries, vec![snapshot], "the snapshot, byte for byte");
+    phone
+        .receive_sync_message(&mut state, message)
+        .expect("the phone takes it");
+    assert_eq!(phone.get_heads(), original.get_heads());
+}
