@@ -372,10 +372,27 @@ enum PeerSync {
 }
 
 impl PeerSync {
+    /// A copy of the state.
     fn state(&self, graph: &Graph) -> State {
         match self {
             PeerSync::Plain(state) => state.clone(),
             PeerSync::Packed(packed) => packed.unpack(graph),
+        }
+    }
+
+    /// The state, taken out (a default one is left behind).
+    fn take(&mut self, graph: &Graph) -> State {
+        match self {
+            PeerSync::Plain(state) => std::mem::take(state),
+            PeerSync::Packed(packed) => std::mem::take(packed).unpack(graph),
+        }
+    }
+
+    /// The heads the peer last sent, without copying the rest of the state.
+    fn their_heads(&self, graph: &Graph) -> Option<Vec<ChangeHash>> {
+        match self {
+            PeerSync::Plain(state) => state.their_heads.clone(),
+            PeerSync::Packed(packed) => packed.their_heads.as_ref().map(|h| h.unpack(graph)),
         }
     }
 }
@@ -454,11 +471,11 @@ impl DocSync {
     /// The peer's sync state, taken out to be used (a fresh one for a new peer); give it back
     /// with [`DocSync::put_state`].
     fn take_state(&mut self, peer: &str) -> State {
-        match self.peers.get_mut(peer) {
-            None => State::default(),
-            Some(PeerSync::Plain(state)) => std::mem::take(state),
-            Some(PeerSync::Packed(packed)) => std::mem::take(packed).unpack(&self.cache.graph),
-        }
+        let graph = &self.cache.graph;
+        self.peers
+            .get_mut(peer)
+            .map(|s| s.take(graph))
+            .unwrap_or_default()
     }
 
     /// Keeps the peer's sync state: packed on a server (the graph is caught up by then).
@@ -507,7 +524,7 @@ impl DocSync {
     pub fn peer_in_sync(&self, peer: &str) -> bool {
         self.peers
             .get(peer)
-            .and_then(|s| s.state(&self.cache.graph).their_heads)
+            .and_then(|s| s.their_heads(&self.cache.graph))
             .is_some_and(|mut theirs| {
                 let mut ours = self.record.heads();
                 ours.sort();
