@@ -839,6 +839,19 @@ impl DocSync {
         self.awaiting.get_or_insert_with(Awaiting::default);
     }
 
+    /// How many peers were sent changes and have not answered yet
+    /// ([`DocSync::hold_until_answered`]; 0 without it).
+    pub fn awaiting_answers(&self) -> usize {
+        self.awaiting.as_ref().map_or(0, |a| a.sent_changes.len())
+    }
+
+    /// Whether `peer` was sent changes and has not answered yet.
+    pub fn is_awaiting(&self, peer: &str) -> bool {
+        self.awaiting
+            .as_ref()
+            .is_some_and(|a| a.sent_changes.contains(peer))
+    }
+
     /// Whether [`DocSync::generate`] has held a message back from some peer.
     pub fn has_held(&self) -> bool {
         self.awaiting.as_ref().is_some_and(|a| !a.held.is_empty())

@@ -229,6 +229,7 @@ fn a_peer_sent_changes_gets_the_next_ones_once_it_answers() {
         }
     }
     assert!(!w.server.has_held());
+    assert_eq!(w.server.awaiting_answers(), 0);
 
     let mut time = 10;
     let mut write = |w: &mut World, text: &str| {
@@ -243,6 +244,9 @@ fn a_peer_sent_changes_gets_the_next_ones_once_it_answers() {
         .server
         .generate(&name(reader))
         .expect("the first change goes out");
+    assert_eq!(w.server.awaiting_answers(), 1);
+    assert!(w.server.is_awaiting(&name(reader)));
+    assert!(!w.server.is_awaiting(&name(writer)));
     write(&mut w, "ខ");
     write(&mut w, "គ");
     assert_eq!(
@@ -260,6 +264,7 @@ fn a_peer_sent_changes_gets_the_next_ones_once_it_answers() {
     w.peer_generates(reader);
     w.deliver(&[reader]);
     assert!(!w.server.has_held());
+    assert_eq!(w.server.awaiting_answers(), 0, "answered");
     let both = w
         .server_generates(reader, false)
         .expect("the rest goes out");
@@ -279,12 +284,14 @@ fn a_peer_sent_changes_gets_the_next_ones_once_it_answers() {
     assert_eq!(w.server.generate(&name(reader)), None);
     assert_eq!(w.server.release_held(), vec![name(reader)]);
     assert!(!w.server.has_held());
+    assert!(!w.server.is_awaiting(&name(reader)), "released");
     assert!(w.server.generate(&name(reader)).is_some(), "released");
     // A peer that disconnects is forgotten: a new connection starts unheld.
     write(&mut w, "ឆ");
     assert_eq!(w.server.generate(&name(reader)), None);
     w.reconnect(reader);
     assert!(!w.server.has_held());
+    assert_eq!(w.server.awaiting_answers(), 0, "forgotten");
     assert!(w.server.generate(&name(reader)).is_some());
 }
 
