@@ -485,13 +485,8 @@ pub async fn sync(
             auth
         }
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)
+    let (response, session, stream) = crate::sync::socket::upgrade(&req, body, max_frame.0)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
-    let max = max_frame.0;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
     let authenticated = Authenticated {
         user: auth.user,
         device: auth.device.id,

@@ -10,13 +10,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Item, Session};
-use bytes::Bytes;
-use futures_util::StreamExt as _;
 use saksi_shared::DocumentId;
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
 
 use super::document::Command;
+use super::socket::{CloseCode, CloseReason, Incoming, Reader, Writer};
 use super::{ConnId, Outbox, Outgoing, Peer, Who};
 use crate::app::{AppState, principal};
 use crate::storage::User;
@@ -36,8 +34,8 @@ pub struct Authenticated {
 pub async fn run(
     state: Arc<AppState>,
     auth: Authenticated,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
+    mut session: Writer,
+    mut stream: Reader,
 ) {
     let conn = state.connections.next_id();
     let (outbox, mut out_rx) = Outbox::channel(OUTBOX);
@@ -65,7 +63,7 @@ pub async fn run(
             incoming = stream.next() => {
                 last_heard = tokio::time::Instant::now();
                 match incoming {
-                    Some(Ok(AggregatedMessage::Binary(bytes))) => {
+                    Some(Ok(Incoming::Binary(bytes))) => {
                         if let Err(reason) = c.frame(&bytes).await {
                             break Some(reason);
                         }
@@ -74,21 +72,21 @@ pub async fn run(
                         // closed about 700 of 1,000 connections as idle in a 1,000-phone storm.)
                         last_heard = tokio::time::Instant::now();
                     }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    Some(Ok(Incoming::Ping(bytes))) => {
                         if session.pong(&bytes).await.is_err() {
                             break None;
                         }
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Text(_))) => {
+                    Some(Ok(Incoming::Pong)) => {}
+                    Some(Ok(Incoming::Text)) => {
                         c.error("the sync protocol uses binary frames".into());
                         break Some(CloseReason { code: CloseCode::Unsupported, description: None });
                     }
-                    Some(Ok(AggregatedMessage::Close(_))) | None => break None,
+                    Some(Ok(Incoming::Close)) | None => break None,
                     Some(Err(e)) => {
                         tracing::info!(conn, error = %e, "sync connection protocol error");
                         let code = match e {
-                            actix_ws::ProtocolError::Overflow => CloseCode::Size,
+                            actix_http::ws::ProtocolError::Overflow => CloseCode::Size,
                             _ => CloseCode::Protocol,
                         };
                         break Some(CloseReason { code, description: Some(e.to_string()) });
@@ -99,7 +97,7 @@ pub async fn run(
                 match out {
                     Some(Outgoing::Frame(frame)) => {
                         state.metrics.message_sent(frame.len());
-                        if send_frame(&mut session, frame).await.is_err() {
+                        if session.binary(frame).await.is_err() {
                             break None;
                         }
                     }
@@ -107,7 +105,7 @@ pub async fn run(
                         c.error(reason.clone());
                         // Flush what is queued (including that error) before closing.
                         while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-                            let _ = send_frame(&mut session, frame).await;
+                            let _ = session.binary(frame).await;
                         }
                         break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                     }
@@ -122,7 +120,7 @@ pub async fn run(
                 if let Err(reason) = c.check_still_allowed().await {
                     c.error(reason.clone());
                     while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-                        let _ = send_frame(&mut session, frame).await;
+                        let _ = session.binary(frame).await;
                     }
                     break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                 }
@@ -134,7 +132,7 @@ pub async fn run(
     };
     // Anything still queued (an error explaining the close) goes out first.
     while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-        let _ = send_frame(&mut session, frame).await;
+        let _ = session.binary(frame).await;
     }
     let _ = session.close(close_reason).await;
     for id in std::mem::take(&mut c.open) {
@@ -146,35 +144,6 @@ pub async fn run(
     state.connections.unregister(&c.auth.device, conn);
     state.metrics.connection_closed();
     tracing::info!(conn, device = %c.auth.device, "sync connection closed");
-}
-
-/// Frames longer than this go out as WebSocket fragments of this size. actix-ws encodes up to
-/// 32 queued messages into one buffer, and actix's write buffer grows to hold it: a document
-/// sent whole (megabytes, for a large record) would otherwise cost each connection it goes to
-/// that much again; in fragments, at most 32 × 16 kB. Every WebSocket client reassembles
-/// fragments.
-const FRAGMENT: usize = 16 * 1024;
-
-/// Writes one binary message, fragmented if it is long ([`FRAGMENT`]).
-async fn send_frame(session: &mut Session, frame: Bytes) -> Result<(), actix_ws::Closed> {
-    if frame.len() <= FRAGMENT {
-        return session.binary(frame).await;
-    }
-    let mut start = 0;
-    while start < frame.len() {
-        let end = (start + FRAGMENT).min(frame.len());
-        let part = frame.slice(start..end);
-        let item = if start == 0 {
-            Item::FirstBinary(part)
-        } else if end == frame.len() {
-            Item::Last(part)
-        } else {
-            Item::Continue(part)
-        };
-        session.continuation(item).await?;
-        start = end;
-    }
-    Ok(())
 }
 
 struct Connection {

@@ -10,6 +10,7 @@
 
 pub mod connection;
 pub mod document;
+pub mod socket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,14 +29,14 @@ pub type ConnId = u64;
 /// A frame for a connection's writer, or an instruction to close.
 #[derive(Debug)]
 pub enum Outgoing {
-    /// Counted in its [`Outbox`]'s backlog until the WebSocket writer has encoded it.
+    /// Counted in its [`Outbox`]'s backlog until actix has copied it into its write buffer.
     Frame(Bytes),
     Close(String),
 }
 
 /// A connection's queue of outgoing frames, with the bytes of the frames that have not reached
-/// its socket's write buffer yet: queued here, or in actix-ws's own queue (a frame counts until
-/// the last copy of its bytes is dropped). Document tasks build a peer's next message only once
+/// its socket's write buffer yet: queued here, or waiting in the connection's
+/// [`socket::Writer`] (a frame counts until the last copy of its bytes is dropped). Document tasks build a peer's next message only once
 /// its backlog is small ([`Outbox::backlog`]): a sync message carries every change the peer
 /// lacks, and in a 1,000-phone reconnect storm the messages built ahead of slow TLS writes were
 /// the largest part of the server's memory.
