@@ -328,7 +328,7 @@ async fn a_long_record_reaches_another_phone_whole() {
 
 /// Flow control: a document has changes out, unanswered, to at most 16 peers at a time; the
 /// others wait their turn (in a 1,000-phone storm this cut the server's peak memory by a third
-/// and the time to converge by 40 %). Forty phones with an edit each, all sent at once, must
+/// and the time to converge by half). Forty phones with an edit each, all sent at once, must
 /// still each end up with all forty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_phones_than_a_document_serves_at_once_all_get_every_edit() {
