@@ -7,9 +7,10 @@
 //! before any password is checked.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::Output;
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use base64::Engine as _;
 use saksi_shared::Millis;
 use sha2::{Digest, Sha256};
@@ -62,6 +63,33 @@ impl Clock for ManualClock {
 #[derive(Debug, Clone)]
 pub struct Passwords {
     params: Params,
+    turns: Arc<Turns>,
+}
+
+/// Password checks take turns, one per core: each takes a core and `memory_kib` of memory
+/// (19 MiB by default), so more at once only costs memory, and anyone can ask for a check.
+/// Each turn's memory is kept for the next one. Argon2 allocating its own every time, the
+/// allocator kept what was freed in its per-thread arenas: 1,000 phones signing in took the
+/// server to 1.2 GB, and it stayed there (BENCHMARKS.md).
+#[derive(Debug)]
+struct Turns {
+    semaphore: Arc<tokio::sync::Semaphore>,
+    memory: Mutex<Vec<Vec<Block>>>,
+}
+
+/// A turn to check a password ([`Passwords::turn`]).
+#[derive(Debug)]
+pub struct Turn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    memory: Vec<Block>,
+    turns: Arc<Turns>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let memory = std::mem::take(&mut self.memory);
+        self.turns.memory.lock().expect("turns lock").push(memory);
+    }
 }
 
 /// Why a password was not accepted.
@@ -77,11 +105,41 @@ impl Passwords {
     pub fn new(memory_kib: u32, iterations: u32) -> Passwords {
         let params = Params::new(memory_kib, iterations, 1, None)
             .expect("validated configuration gives valid Argon2 parameters");
-        Passwords { params }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Passwords {
+            params,
+            turns: Arc::new(Turns {
+                semaphore: Arc::new(tokio::sync::Semaphore::new(cores)),
+                memory: Mutex::new(Vec::new()),
+            }),
+        }
     }
 
     fn argon2(&self) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Waits for a turn to check a password ([`Passwords::verify`]).
+    pub async fn turn(&self) -> Turn {
+        let permit = self
+            .turns
+            .semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let memory = self
+            .turns
+            .memory
+            .lock()
+            .expect("turns lock")
+            .pop()
+            .unwrap_or_default();
+        Turn {
+            _permit: permit,
+            memory,
+            turns: self.turns.clone(),
+        }
     }
 
     /// Hashes a new password (checking its length).
@@ -95,15 +153,60 @@ impl Passwords {
             .map_err(|_| PasswordError::Hashing)
     }
 
-    pub fn verify(&self, password: &str, hash: &str) -> bool {
-        self.argon2()
-            .verify_password(password.as_bytes(), hash)
-            .is_ok()
+    /// Whether `password` matches the stored `hash` (with the cost recorded in the hash), in
+    /// the turn's memory.
+    pub fn verify(&self, turn: &mut Turn, password: &str, hash: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+            return false;
+        };
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str());
+        let version = hash
+            .version
+            .map_or(Ok(Version::default()), Version::try_from);
+        let (Ok(algorithm), Ok(version), Ok(params)) =
+            (algorithm, version, Params::try_from(&hash))
+        else {
+            return false;
+        };
+        let mut out = vec![0u8; expected.len()];
+        let blocks = params.block_count();
+        if turn.memory.len() < blocks {
+            turn.memory.resize(blocks, Block::new());
+        }
+        let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            &mut turn.memory[..],
+        );
+        // `Output`'s comparison takes the same time wherever the bytes differ.
+        computed.is_ok() && Output::new(&out).is_ok_and(|out| &out == expected)
+    }
+
+    /// [`Passwords::verify`] in a turn of its own, for tests (which wait for no one).
+    #[cfg(test)]
+    pub fn verify_now(&self, password: &str, hash: &str) -> bool {
+        let mut turn = futures_util::FutureExt::now_or_never(self.turn()).expect("a free turn");
+        self.verify(&mut turn, password, hash)
     }
 
     /// Spends the same effort as a real check, for unknown usernames (no timing oracle).
-    pub fn verify_nothing(&self, password: &str) {
-        let _ = self.argon2().hash_password(password.as_bytes());
+    pub fn verify_nothing(&self, turn: &mut Turn, password: &str) {
+        let salt = [0u8; 16];
+        let mut out = [0u8; 32];
+        let blocks = self.params.block_count();
+        if turn.memory.len() < blocks {
+            turn.memory.resize(blocks, Block::new());
+        }
+        let _ = self.argon2().hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut out,
+            &mut turn.memory[..],
+        );
     }
 }
 
@@ -245,14 +348,59 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn password_checks_take_turns_one_per_core_across_clones() {
+        let p = Passwords::new(4096, 1);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut turns = Vec::new();
+        for _ in 0..cores {
+            turns.push(p.turn().await);
+        }
+        let mut first = turns.pop().expect("a turn");
+        p.verify_nothing(&mut first, "a password of some length");
+        assert_eq!(
+            first.memory.len(),
+            4096,
+            "a turn's memory: one block per KiB"
+        );
+        drop(first);
+        let again = p.turn().await;
+        assert_eq!(again.memory.len(), 4096, "kept for the next turn");
+        turns.push(again);
+        let other = p.clone();
+        let waiting = tokio::spawn(async move { other.turn().await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "no turn while every core has one");
+        drop(turns.pop());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("a released turn goes to the one waiting")
+            .expect("task");
+    }
+
     #[test]
     fn passwords_verify_and_short_ones_are_refused() {
         let p = Passwords::new(19_456, 2);
         let hash = p.hash("correct horse battery").expect("hashes");
         assert!(hash.starts_with("$argon2id$"));
-        assert!(p.verify("correct horse battery", &hash));
-        assert!(!p.verify("correct horse batterY", &hash));
-        assert!(!p.verify("anything", "not a hash"));
+        let mut turn = futures_util::FutureExt::now_or_never(p.turn()).expect("a free turn");
+        assert!(p.verify(&mut turn, "correct horse battery", &hash));
+        assert!(!p.verify(&mut turn, "correct horse batterY", &hash));
+        assert!(!p.verify(&mut turn, "anything", "not a hash"));
+        // A hash made with another cost is checked with the cost it records, in the same turn.
+        let older = Passwords::new(8_192, 3)
+            .hash("ពាក្យសម្ងាត់ចាស់")
+            .expect("hashes");
+        assert!(p.verify(&mut turn, "ពាក្យសម្ងាត់ចាស់", &older));
+        assert!(!p.verify(&mut turn, "ពាក្យសម្ងាត់ថ្មី", &older));
+        // As argon2's own check says.
+        use argon2::PasswordVerifier as _;
+        let parsed = PasswordHash::new(&older).expect("parses");
+        assert!(
+            p.argon2()
+                .verify_password("ពាក្យសម្ងាត់ចាស់".as_bytes(), &parsed)
+                .is_ok()
+        );
         assert_eq!(p.hash("short"), Err(PasswordError::TooShort));
     }
 

@@ -596,7 +596,7 @@ mod tests {
             .expect("read")
             .expect("exists");
         assert_eq!(user.role, Role::Monitor);
-        assert!(Passwords::new(19_456, 2).verify("a long enough password", &hash));
+        assert!(Passwords::new(19_456, 2).verify_now("a long enough password", &hash));
 
         // Refusals: short password, unknown role, duplicate, bad username, missing option.
         assert!(matches!(
@@ -650,7 +650,7 @@ mod tests {
             .user_by_name("sophea")
             .expect("read")
             .expect("exists");
-        assert!(Passwords::new(19_456, 2).verify("another long password", &hash));
+        assert!(Passwords::new(19_456, 2).verify_now("another long password", &hash));
 
         let case = run_cmd(&storage, "create-case --name ករណី-សាក្សី", "").expect("case");
         let case = case.trim();

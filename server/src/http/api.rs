@@ -178,14 +178,16 @@ pub async fn sign_in(
     let state_inner = state.clone();
     let (name, pw) = (username.to_owned(), password.to_owned());
     let found = state.db.run(move |s| s.user_by_name(&name)).await?;
+    // Checks wait their turn here, not on a blocking thread each.
+    let mut turn = state.passwords.turn().await;
     let verified = tokio::task::spawn_blocking(move || match &found {
         Some((user, hash)) if !user.disabled => state_inner
             .passwords
-            .verify(&pw, hash)
+            .verify(&mut turn, &pw, hash)
             .then(|| user.clone()),
         _ => {
             // Same cost for unknown and disabled accounts: no timing oracle.
-            state_inner.passwords.verify_nothing(&pw);
+            state_inner.passwords.verify_nothing(&mut turn, &pw);
             None
         }
     })
