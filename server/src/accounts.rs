@@ -85,6 +85,16 @@ pub struct Turn {
     turns: Arc<Turns>,
 }
 
+impl Turn {
+    /// The turn's memory, grown to `blocks` if it is smaller.
+    fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.memory.len() < blocks {
+            self.memory.resize(blocks, Block::new());
+        }
+        &mut self.memory[..]
+    }
+}
+
 impl Drop for Turn {
     fn drop(&mut self) {
         let memory = std::mem::take(&mut self.memory);
@@ -172,15 +182,12 @@ impl Passwords {
             return false;
         };
         let mut out = vec![0u8; expected.len()];
-        let blocks = params.block_count();
-        if turn.memory.len() < blocks {
-            turn.memory.resize(blocks, Block::new());
-        }
+        let memory = turn.blocks(params.block_count());
         let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
             password.as_bytes(),
             salt,
             &mut out,
-            &mut turn.memory[..],
+            memory,
         );
         // `Output`'s comparison takes the same time wherever the bytes differ.
         computed.is_ok() && Output::new(&out).is_ok_and(|out| &out == expected)
@@ -197,15 +204,12 @@ impl Passwords {
     pub fn verify_nothing(&self, turn: &mut Turn, password: &str) {
         let salt = [0u8; 16];
         let mut out = [0u8; 32];
-        let blocks = self.params.block_count();
-        if turn.memory.len() < blocks {
-            turn.memory.resize(blocks, Block::new());
-        }
+        let memory = turn.blocks(self.params.block_count());
         let _ = self.argon2().hash_password_into_with_memory(
             password.as_bytes(),
             &salt,
             &mut out,
-            &mut turn.memory[..],
+            memory,
         );
     }
 }

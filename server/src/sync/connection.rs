@@ -102,11 +102,8 @@ pub async fn run(
                         }
                     }
                     Some(Outgoing::Close(reason)) => {
+                        // Queued, it goes out before the close (below).
                         c.error(reason.clone());
-                        // Flush what is queued (including that error) before closing.
-                        while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-                            let _ = session.binary(frame).await;
-                        }
                         break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                     }
                     None => break None,
@@ -119,9 +116,6 @@ pub async fn run(
                 }
                 if let Err(reason) = c.check_still_allowed().await {
                     c.error(reason.clone());
-                    while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-                        let _ = session.binary(frame).await;
-                    }
                     break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                 }
                 if session.ping(b"").await.is_err() {

@@ -8,7 +8,6 @@
 //! the connection's [`super::Outbox`] until actix copies them into its write buffer, which then
 //! stays small. The [`Reader`] reads the socket only when it holds no whole frame.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -190,7 +189,7 @@ pub struct Reader {
     codec: Codec,
     max_message: usize,
     /// A fragmented message being put together: whether it is text, and its parts.
-    partial: Option<(bool, VecDeque<Bytes>, usize)>,
+    partial: Option<(bool, Vec<Bytes>, usize)>,
     ended: bool,
 }
 
@@ -265,7 +264,7 @@ impl Reader {
             Item::Last(part) => (None, part, true),
         };
         if let Some(text) = first {
-            self.partial = Some((text, VecDeque::new(), 0));
+            self.partial = Some((text, Vec::new(), 0));
         }
         let Some((_, parts, len)) = self.partial.as_mut() else {
             return Err(ProtocolError::ContinuationNotStarted);
@@ -274,7 +273,7 @@ impl Reader {
         if *len > self.max_message {
             return Err(ProtocolError::Overflow);
         }
-        parts.push_back(part);
+        parts.push(part);
         if !last {
             return Ok(None);
         }
