@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{App, web};
 use saksi_shared::policy::Principal;
 use saksi_shared::{Millis, Role};
 
@@ -272,36 +275,49 @@ impl Application {
             source,
         })?;
         let data = web::Data::from(state.clone());
-        let max_frame = config.max_frame_bytes;
-        let http = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
-                .configure(|cfg| crate::http::routes(cfg, max_frame))
-        })
-        .shutdown_timeout(10)
-        // Signals are handled in `run_until_stopped`, which drains sync connections first.
-        .disable_signals();
-        let (server, scheme) = match &tls {
-            Some(t) => (
-                http.listen_rustls_0_23(listener, t.server_config.clone())
-                    .map_err(|source| StartError::Bind {
-                        addr: config.listen,
-                        source,
-                    })?
-                    .run(),
+                .configure(crate::http::routes)
+        };
+        let server = actix_web::dev::Server::build()
+            .shutdown_timeout(10)
+            // Signals are handled in `run_until_stopped`, which drains sync connections first.
+            .disable_signals();
+        // As actix-web's HttpServer builds its service, with WebSocket upgrades taken over by
+        // `http::upgrade` (see there).
+        macro_rules! http_service {
+            () => {
+                HttpService::build()
+                    .tcp_nodelay(true)
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .upgrade(crate::http::upgrade::service(app.clone()))
+                    .finish(map_config(
+                        app().into_factory().map_err(|e| e.error_response()),
+                        |_| AppConfig::default(),
+                    ))
+            };
+        }
+        let (server, scheme) = match tls.as_ref().map(|t| t.server_config.clone()) {
+            Some(tls_config) => (
+                server.listen("saksi", listener, move || {
+                    http_service!().rustls_0_23(tls_config.clone())
+                }),
                 "https",
             ),
             None => (
-                http.listen(listener)
-                    .map_err(|source| StartError::Bind {
-                        addr: config.listen,
-                        source,
-                    })?
-                    .run(),
+                server.listen("saksi", listener, move || http_service!().tcp()),
                 "http",
             ),
         };
+        let server = server
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?
+            .run();
         let host = if addr.ip().is_unspecified() {
             "localhost".to_owned()
         } else {

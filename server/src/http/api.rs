@@ -12,22 +12,19 @@
 use std::sync::Arc;
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use saksi_shared::{DocumentId, Millis, Role};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token, same_origin};
+use super::upgrade::{Accepted, Upgrading};
 use crate::accounts::{new_device_id, new_token, token_hash};
 use crate::app::AppState;
 use crate::storage::{AuditEvent, DocumentFilter, User};
-use crate::sync::connection::{self, Authenticated};
+use crate::sync::connection::Authenticated;
 
 type State = web::Data<AppState>;
-
-/// The largest WebSocket frame accepted (from the configuration).
-#[derive(Debug, Clone, Copy)]
-pub struct MaxFrame(pub usize);
 
 /// `ok` when the storage can read and write; otherwise 503 (the cause goes to the log only).
 pub async fn healthz(state: State) -> HttpResponse {
@@ -456,14 +453,17 @@ impl std::fmt::Debug for SyncQuery {
     }
 }
 
-/// The WebSocket upgrade. Credentials are checked before the upgrade completes.
+/// The WebSocket upgrade. Credentials are checked before the upgrade completes; the connection
+/// itself is run by [`super::upgrade`], which takes the stream over once this answers `101`.
 pub async fn sync(
     req: HttpRequest,
-    body: web::Payload,
     state: State,
     query: web::Query<SyncQuery>,
-    max_frame: web::Data<MaxFrame>,
 ) -> Result<HttpResponse, ApiError> {
+    if req.extensions().get::<Upgrading>().is_none() {
+        // Only HTTP/1.1 requests with the upgrade headers reach here through the upgrade.
+        return Err(ApiError::BadRequest("not a WebSocket upgrade".into()));
+    }
     let state: Arc<AppState> = state.into_inner();
     let auth = match &query.ticket {
         Some(ticket) => {
@@ -487,13 +487,15 @@ pub async fn sync(
             auth
         }
     };
-    let (response, session, stream) = crate::sync::socket::upgrade(&req, body, max_frame.0)
-        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
-    let authenticated = Authenticated {
+    let handshake = actix_http::ws::handshake(req.head())
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?
+        .finish();
+    let mut response = HttpResponse::from(handshake.map_into_boxed_body());
+    let auth = Authenticated {
         user: auth.user,
         device: auth.device.id,
         device_expires_at: auth.device.expires_at,
     };
-    actix_web::rt::spawn(connection::run(state, authenticated, session, stream));
+    response.extensions_mut().insert(Accepted { state, auth });
     Ok(response)
 }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod metrics;
+pub mod upgrade;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -16,7 +17,7 @@ use serde::Serialize;
 use crate::storage::StorageError;
 
 /// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig, max_frame_bytes: usize) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(from_fn(security_headers))
@@ -32,7 +33,6 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_frame_bytes: usize) {
                     .default_service(web::to(api::not_found)),
             )
             .configure(crate::console::routes)
-            .app_data(web::Data::new(api::MaxFrame(max_frame_bytes)))
             .route("/sync", web::get().to(api::sync))
             .default_service(web::to(assets::serve)),
     );

@@ -14,7 +14,7 @@ use saksi_shared::DocumentId;
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
 
 use super::document::Command;
-use super::socket::{CloseCode, CloseReason, Incoming, Reader, Writer};
+use super::socket::{CloseCode, CloseReason, Closed, Incoming, Reader, Writer};
 use super::{ConnId, Outbox, Outgoing, Peer, Who};
 use crate::app::{AppState, principal};
 use crate::storage::User;
@@ -73,7 +73,8 @@ pub async fn run(
                         last_heard = tokio::time::Instant::now();
                     }
                     Some(Ok(Incoming::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
+                        if let Err(closed) = session.pong(&bytes).await {
+                            write_failed(conn, closed);
                             break None;
                         }
                     }
@@ -97,7 +98,8 @@ pub async fn run(
                 match out {
                     Some(Outgoing::Frame(frame)) => {
                         state.metrics.message_sent(frame.len());
-                        if session.binary(frame).await.is_err() {
+                        if let Err(closed) = session.binary(&frame).await {
+                            write_failed(conn, closed);
                             break None;
                         }
                     }
@@ -118,7 +120,8 @@ pub async fn run(
                     c.error(reason.clone());
                     break Some(CloseReason { code: CloseCode::Policy, description: Some(reason) });
                 }
-                if session.ping(b"").await.is_err() {
+                if let Err(closed) = session.ping(b"").await {
+                    write_failed(conn, closed);
                     break None;
                 }
             }
@@ -126,7 +129,7 @@ pub async fn run(
     };
     // Anything still queued (an error explaining the close) goes out first.
     while let Ok(Outgoing::Frame(frame)) = out_rx.try_recv() {
-        let _ = session.binary(frame).await;
+        let _ = session.binary(&frame).await;
     }
     let _ = session.close(close_reason).await;
     for id in std::mem::take(&mut c.open) {
@@ -138,6 +141,13 @@ pub async fn run(
     state.connections.unregister(&c.auth.device, conn);
     state.metrics.connection_closed();
     tracing::info!(conn, device = %c.auth.device, "sync connection closed");
+}
+
+/// A write failed, which ends the connection; one that timed out is worth a line in the log.
+fn write_failed(conn: ConnId, closed: Closed) {
+    if closed == Closed::Stalled {
+        tracing::info!(conn, "sync connection not reading its frames, closed");
+    }
 }
 
 struct Connection {

@@ -29,14 +29,15 @@ pub type ConnId = u64;
 /// A frame for a connection's writer, or an instruction to close.
 #[derive(Debug)]
 pub enum Outgoing {
-    /// Counted in its [`Outbox`]'s backlog until actix has copied it into its write buffer.
+    /// Counted in its [`Outbox`]'s backlog until it has been written to the connection's stream.
     Frame(Bytes),
     Close(String),
 }
 
 /// A connection's queue of outgoing frames, with the bytes of the frames that have not reached
-/// its socket's write buffer yet: queued here, or waiting in the connection's
-/// [`socket::Writer`] (a frame counts until the last copy of its bytes is dropped). Document tasks build a peer's next message only once
+/// its stream yet: queued here, or being written by the connection's [`socket::Writer`] (a frame
+/// counts until the last copy of its bytes is dropped). Document tasks build a peer's next
+/// message only once
 /// its backlog is small ([`Outbox::backlog`]): a sync message carries every change the peer
 /// lacks, and in a 1,000-phone reconnect storm the messages built ahead of slow TLS writes were
 /// the largest part of the server's memory.

@@ -383,14 +383,18 @@ async fn hostile_input_catalogue() {
     });
     case!("frame over the size limit", {
         let (mut s, peer) = joined(&mallory).await;
-        s.send(sync_frame(
-            &peer,
-            DocumentId::from_bytes(random_16()),
-            vec![0x42; 100 * 1024],
-        ))
-        .await
-        .expect("send");
-        expect_closed(&mut s).await;
+        // Refused on its header, before the rest is read: the connection may close while the
+        // client is still writing the frame, and then the send itself fails.
+        let sent = s
+            .send(sync_frame(
+                &peer,
+                DocumentId::from_bytes(random_16()),
+                vec![0x42; 100 * 1024],
+            ))
+            .await;
+        if sent.is_ok() {
+            expect_closed(&mut s).await;
+        }
     });
 
     // Per-document problems: an error naming the document; the connection stays up.
@@ -691,9 +695,36 @@ async fn hostile_input_catalogue() {
         assert!(outcome.is_ok(), "a stalled frame is cut off");
         assert!(started.elapsed() < Duration::from_secs(30));
     });
+    case!("a connection that sends but never reads", {
+        let stream = server_raw_tls(&server).await;
+        let (stream, _) = upgrade_raw(stream, &mallory.token).await;
+        // Pings, each answered with a pong that is never read. Once the socket buffers are
+        // full the server cannot write; it gives up after the idle time (5 s) and drops the
+        // connection, rather than holding it (and its task) for as long as the client likes.
+        let (_never_read, mut writer) = tokio::io::split(stream);
+        let mut pings = Vec::new();
+        for _ in 0..100 {
+            // FIN + ping, masked, 125 bytes, an all-zero mask.
+            pings.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+            pings.extend_from_slice(&[b'p'; 125]);
+        }
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+            while writer.write_all(&pings).await.is_ok() {}
+        })
+        .await;
+        assert!(
+            outcome.is_ok(),
+            "a connection that does not read is dropped"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "not before the idle time"
+        );
+    });
 
     assert!(
-        tested.len() >= 27,
+        tested.len() >= 28,
         "catalogue shrank: {} cases: {tested:?}",
         tested.len()
     );
@@ -715,6 +746,27 @@ async fn server_raw_tls(
     server: &TestServer,
 ) -> saksi_client::tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     server.client.raw_tls().await.expect("tls")
+}
+
+/// Sends a WebSocket upgrade request for `path` by hand (with a bearer token unless empty)
+/// and returns everything the server answers until it closes the connection.
+async fn raw_upgrade(server: &TestServer, path: &str, token: &str) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut stream = server_raw_tls(server).await;
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {token}\r\n")
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection is closed after the answer");
+    String::from_utf8(answer).expect("text")
 }
 
 /// Performs the WebSocket upgrade by hand and returns the stream for raw writes.
@@ -803,9 +855,23 @@ async fn http_hostile_requests() {
         assert_eq!(res.status, 401, "{token:.20}");
     }
     tested.push("garbage bearer tokens");
-    // A WebSocket upgrade without credentials.
+    // A WebSocket upgrade without credentials: a whole 401 answer (written by the upgrade
+    // path, not actix's dispatcher), with the security headers, and the connection closed.
     assert!(server.client.open_socket("/sync", &[]).await.is_err());
+    let answer = raw_upgrade(&server, "/sync", "").await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("content-security-policy:"), "{answer}");
+    assert!(answer.ends_with("}"), "the JSON error body: {answer}");
     tested.push("upgrade without credentials");
+    // An upgrade to another path gets that path's answer.
+    let token = server.login("sophea").await.token;
+    let answer = raw_upgrade(&server, "/api/nowhere", &token).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    tested.push("upgrade to another path");
+    // `/sync` without the upgrade headers is not an upgrade, whatever the credentials.
+    let res = server.client.get("/sync", Some(&token)).await.expect("answer");
+    assert_eq!(res.status, 400);
+    tested.push("sync without an upgrade");
     // Unknown API path: JSON 404, no-store.
     let res = server
         .client
@@ -821,6 +887,6 @@ async fn http_hostile_requests() {
     assert_eq!(res.status, 404);
     assert!(res.text().contains("not_found"));
     tested.push("unknown API path");
-    assert!(tested.len() >= 10, "{tested:?}");
+    assert!(tested.len() >= 12, "{tested:?}");
     server.stop().await;
 }
