@@ -108,8 +108,9 @@ impl Writer {
         }
     }
 
-    /// One frame, its header and payload in one write (a frame is at most [`FRAGMENT`] long,
-    /// so the copy is short-lived; one write makes one TLS record and one segment, not two).
+    /// One frame, its header and payload in one write: a small frame then goes out as one TLS
+    /// record and one TCP segment, not two. A payload is at most [`FRAGMENT`] long, so the
+    /// copy is short-lived.
     async fn frame(&mut self, opcode: u8, fin: bool, payload: &[u8]) -> Result<(), Closed> {
         let mut wire = Vec::with_capacity(10 + payload.len());
         header(&mut wire, opcode, fin, payload.len());

@@ -869,7 +869,11 @@ async fn http_hostile_requests() {
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     tested.push("upgrade to another path");
     // `/sync` without the upgrade headers is not an upgrade, whatever the credentials.
-    let res = server.client.get("/sync", Some(&token)).await.expect("answer");
+    let res = server
+        .client
+        .get("/sync", Some(&token))
+        .await
+        .expect("answer");
     assert_eq!(res.status, 400);
     tested.push("sync without an upgrade");
     // Unknown API path: JSON 404, no-store.
