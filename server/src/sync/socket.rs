@@ -281,7 +281,8 @@ impl Reader {
                 None => MAX_HEADER.saturating_sub(self.buf.len()),
             };
             let limit = wanted.max(READ_AHEAD);
-            // Grown as bytes arrive, not to what a header claims.
+            // Grown as bytes arrive. (The codec itself reserves what a header claims, up to
+            // `max_message`: address space, not memory, until bytes fill it.)
             self.buf.reserve(limit.min(READ_CHUNK));
             match (&mut self.io)
                 .take(limit as u64)
