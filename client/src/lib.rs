@@ -702,6 +702,19 @@ impl SyncClient {
         Ok(())
     }
 
+    /// Syncs until the record `id` has arrived here with something in it (see
+    /// [`SyncClient::sync_until`]).
+    pub async fn sync_until_received(
+        &mut self,
+        timeout: Duration,
+        id: &saksi_shared::DocumentId,
+    ) -> Result<(), ClientError> {
+        self.sync_until(timeout, |repo, _| {
+            repo.record(id).is_some_and(|r| !r.is_empty())
+        })
+        .await
+    }
+
     /// Exchanges messages until `done(repo, events)` holds, or fails after `timeout`.
     pub async fn sync_until(
         &mut self,

@@ -74,11 +74,9 @@ async fn s3_family_statements_are_need_to_know() {
     for reader in ["sophea", "kosal"] {
         let (_, mut p) = server.phone(reader).await;
         p.repo.request(id);
-        p.sync_until(WAIT, |repo, _| {
-            repo.record(&id).is_some_and(|r| !r.is_empty())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{reader} reads it: {e}"));
+        p.sync_until_received(WAIT, &id)
+            .await
+            .unwrap_or_else(|e| panic!("{reader} reads it: {e}"));
         let view = p.repo.record(&id).expect("doc").view().expect("record");
         assert_eq!(
             view.fields.get("statement"),
@@ -210,11 +208,9 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
     let mut forged = Repo::new("forger".into(), stolen_actor);
     forged.request(other);
     let mut p2 = s2.sync(forged).await.expect("connects");
-    p2.sync_until(WAIT, |repo, _| {
-        repo.record(&other).is_some_and(|r| !r.is_empty())
-    })
-    .await
-    .expect("team member reads it");
+    p2.sync_until_received(WAIT, &other)
+        .await
+        .expect("team member reads it");
     let editor2 = s2.editor();
     p2.repo
         .edit(&other, |r| {

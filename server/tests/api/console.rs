@@ -212,11 +212,7 @@ async fn observation_with_conflict(server: &TestServer) -> Conflicted {
     let (s2, mut p2) = server.phone("vanna").await;
     let e2 = s2.editor();
     p2.repo.request(id);
-    p2.sync_until(WAIT, |repo, _| {
-        repo.record(&id).is_some_and(|r| !r.is_empty())
-    })
-    .await
-    .expect("received");
+    p2.sync_until_received(WAIT, &id).await.expect("received");
 
     let mut r1 = p1.disconnect().await;
     let mut r2 = p2.disconnect().await;

@@ -47,11 +47,7 @@ async fn s2_two_monitors_offline_merge_and_a_coordinator_resolves() {
         "listed for the team"
     );
     p2.repo.request(id);
-    p2.sync_until(WAIT, |repo, _| {
-        repo.record(&id).is_some_and(|r| !r.is_empty())
-    })
-    .await
-    .expect("received");
+    p2.sync_until_received(WAIT, &id).await.expect("received");
 
     // Both go offline and edit.
     let mut r1 = p1.disconnect().await;
@@ -221,9 +217,7 @@ async fn a_phone_that_stops_answering_still_gets_later_changes() {
     let (_s2, mut reader) = server.phone("vanna").await;
     reader.repo.request(id);
     reader
-        .sync_until(WAIT, |repo, _| {
-            repo.record(&id).is_some_and(|r| !r.is_empty())
-        })
+        .sync_until_received(WAIT, &id)
         .await
         .expect("the reader has the record");
 
@@ -361,9 +355,7 @@ async fn more_phones_than_a_document_serves_at_once_all_get_every_edit() {
         let (session, mut phone) = server.phone(name).await;
         phone.repo.request(id);
         phone
-            .sync_until(WAIT, |repo, _| {
-                repo.record(&id).is_some_and(|r| !r.is_empty())
-            })
+            .sync_until_received(WAIT, &id)
             .await
             .expect("the phone has the record");
         // Made without syncing: it goes up with everyone else's below.
