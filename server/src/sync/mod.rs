@@ -37,10 +37,9 @@ pub enum Outgoing {
 /// A connection's queue of outgoing frames, with the bytes of the frames that have not reached
 /// its stream yet: queued here, or being written by the connection's [`socket::Writer`] (a frame
 /// counts until the last copy of its bytes is dropped). Document tasks build a peer's next
-/// message only once
-/// its backlog is small ([`Outbox::backlog`]): a sync message carries every change the peer
-/// lacks, and in a 1,000-phone reconnect storm the messages built ahead of slow TLS writes were
-/// the largest part of the server's memory.
+/// message only once its backlog is small ([`Outbox::backlog`]): a sync message carries every
+/// change the peer lacks, and in a 1,000-phone reconnect storm the messages built ahead of slow
+/// TLS writes were the largest part of the server's memory.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     tx: mpsc::Sender<Outgoing>,

@@ -192,8 +192,8 @@ fn header(out: &mut Vec<u8>, opcode: u8, fin: bool, len: usize) {
 }
 
 /// How many bytes the frame at the start of `buf` takes, header included, once enough of its
-/// header is there to tell. Saturates for lengths no buffer could hold (the codec refuses
-/// those before their payload is read).
+/// header is there to tell. Saturates for lengths no buffer could hold ([`Reader::next`]
+/// refuses those on the header).
 fn frame_len(buf: &[u8]) -> Option<usize> {
     let second = *buf.get(1)?;
     let mask = if second & 0x80 != 0 { 4 } else { 0 };
@@ -232,6 +232,8 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     fn new(io: Box<dyn AsyncRead + Unpin>, buffered: BytesMut, max_message: usize) -> Self {
+        // A copy of what is left, not actix's read buffer itself, whose capacity (8 kB or
+        // more) would stay with the connection.
         let buf = if buffered.is_empty() {
             BytesMut::new()
         } else {
