@@ -54,7 +54,10 @@ usage: saksi-bench --saksi BIN [--node-dir DIR] [options]
   --pwa-script FILE    (d) bench/pwa.mjs
   --quiet-wait S       wait up to S seconds before each measured run for the 1-minute load
                        average to drop below 1.5 (default 3600; the report records it)
-  --json FILE          also write the results as JSON";
+  --json FILE          also write the results as JSON
+
+The Saksi server logs at `warn` to this program's stderr; set SAKSI_BENCH_SERVER_LOG=info to
+see each connection's opening and closing, with the reason.";
 
 #[derive(Debug, Clone)]
 pub struct Options {

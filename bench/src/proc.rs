@@ -88,6 +88,12 @@ fn clean_env(cmd: &mut Command) {
     }
 }
 
+/// The Saksi server's log filter: `warn`, or `SAKSI_BENCH_SERVER_LOG` (say `info`, to see why
+/// connections were closed: the server logs connection ids and reasons, never contents).
+fn server_log_filter() -> String {
+    std::env::var("SAKSI_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())
+}
+
 /// Waits for a line on the child's stdout matching `pick`, draining the rest in the background.
 fn wait_for_line(
     child: &mut Child,
@@ -124,7 +130,7 @@ impl Server {
         cmd.arg("serve")
             .env("SAKSI_DATA_DIR", data_dir)
             .env("SAKSI_LISTEN", "127.0.0.1:0")
-            .env("SAKSI_LOG", "warn")
+            .env("SAKSI_LOG", server_log_filter())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra_env {
