@@ -21,7 +21,13 @@ use saksi_shared::automerge::sync::{
 };
 use saksi_shared::automerge::{Change, ChangeHash};
 
-use crate::workload::Table;
+use crate::workload::{Known, Table};
+
+/// Where change `i` is, or would go, in `sorted` (change indices sorted by hash).
+fn position(changes: &[Known], sorted: &[u32], i: u32) -> Result<usize, usize> {
+    let hash = &changes[i as usize].hash;
+    sorted.binary_search_by(|&x| changes[x as usize].hash.cmp(hash))
+}
 
 /// A set of change indices.
 #[derive(Debug, Clone, Default)]
@@ -164,11 +170,17 @@ impl LightDoc {
             return false;
         }
         self.have.set(i);
-        self.heads.retain(|h| !deps.contains(h));
-        self.heads.push(i);
-        let mut heads = std::mem::take(&mut self.heads);
-        self.sort_by_hash(&mut heads);
-        self.heads = heads;
+        // The heads stay sorted by hash, updated in place: sorting them on every change was
+        // 90% of the load generator's CPU with 1,000 devices' branches in the heads.
+        let changes = &self.table.changes;
+        for d in deps {
+            if let Ok(at) = position(changes, &self.heads, *d) {
+                self.heads.remove(at);
+            }
+        }
+        if let Err(at) = position(changes, &self.heads, i) {
+            self.heads.insert(at, i);
+        }
         while !self.waiting.is_empty() {
             let before = self.waiting.len();
             let waiting = std::mem::take(&mut self.waiting);
@@ -323,17 +335,18 @@ impl LightDoc {
         }
         if !message.changes.is_empty() {
             // automerge's `advance_heads`.
+            let changes = &self.table.changes;
             let mut advanced: Vec<u32> = self
                 .heads
                 .iter()
                 .copied()
-                .filter(|h| !before.contains(h))
+                .filter(|&h| position(changes, &before, h).is_err())
                 .collect();
             advanced.extend(
                 self.shared_heads
                     .iter()
                     .copied()
-                    .filter(|h| self.heads.contains(h)),
+                    .filter(|&h| position(changes, &self.heads, h).is_ok()),
             );
             self.sort_by_hash(&mut advanced);
             self.shared_heads = advanced;

@@ -34,11 +34,18 @@ pub struct Row {
     /// Median of the per-run ratios Node ÷ Saksi.
     pub ratio: Option<f64>,
     pub target: Option<Target>,
+    /// Node's value and the ratio are lower bounds: in some run Node had not finished when the
+    /// time limit (its value in that run) was reached.
+    pub node_lower_bound: bool,
 }
 
 impl Row {
     fn met(&self) -> Option<bool> {
         match self.target? {
+            // A lower bound shows the target met, never missed.
+            Target::RatioAtLeast(x) if self.node_lower_bound => {
+                self.ratio.and_then(|r| (r >= x).then_some(true))
+            }
             Target::RatioAtLeast(x) => self.ratio.map(|r| r >= x),
             Target::AtMost(x) => self.saksi.map(|v| v <= x),
             Target::Below(x) => self.saksi.map(|v| v < x),
@@ -169,6 +176,7 @@ impl Report {
             node: median(node),
             ratio: median(&ratios),
             target,
+            node_lower_bound: false,
         });
     }
 
@@ -191,14 +199,36 @@ impl Report {
                 f64::NAN
             }
         };
+        // Where Saksi converged and Node had not by the time limit, Node's time is at least the
+        // limit: the row says so ("> limit") rather than leaving the cell empty.
+        let bounded = runs
+            .node
+            .iter()
+            .zip(&runs.saksi)
+            .any(|(node, saksi)| !converged(node) && converged(saksi));
+        let node_secs: Vec<f64> = runs
+            .node
+            .iter()
+            .zip(&runs.saksi)
+            .map(|(node, saksi)| {
+                if converged(node) || converged(saksi) {
+                    node.converge_seconds
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
         self.row(
             &scenario,
             "time to full convergence",
             "s",
             &get(&runs.saksi, secs),
-            &get(&runs.node, secs),
+            &node_secs,
             both.then_some(Target::RatioAtLeast(3.0)),
         );
+        if let Some(row) = self.rows.last_mut() {
+            row.node_lower_bound = bounded;
+        }
         self.row(
             &scenario,
             "server CPU during convergence",
@@ -262,8 +292,14 @@ impl Report {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            let bounds = if both && !node_converged {
+                " Where Node had not converged, its time is the limit and its ratio a lower \
+                 bound (marked >), and its figures are those until the limit."
+            } else {
+                ""
+            };
             self.note(format!(
-                "{scenario}: not every run converged within the time limit (Saksi {}; Node {}).",
+                "{scenario}: not every run converged within the time limit (Saksi {}; Node {}).{bounds}",
                 said(&runs.saksi),
                 said(&runs.node)
             ));
@@ -287,6 +323,23 @@ impl Report {
                 list(&runs.node)
             ));
         }
+        for (server, list) in [("Saksi", &runs.saksi), ("Node", &runs.node)] {
+            for (i, r) in list.iter().enumerate() {
+                if r.connect_failures.is_empty() {
+                    continue;
+                }
+                let kinds = r
+                    .connect_failures
+                    .iter()
+                    .map(|(kind, count)| format!("{count}× {kind}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.note(format!(
+                    "{scenario}: {server} run {}: failed connects and drops: {kinds}.",
+                    i + 1
+                ));
+            }
+        }
     }
 
     pub fn table(&self) -> String {
@@ -301,9 +354,14 @@ impl Report {
                 Some(x) => format!("{} {}", fmt_num(x), row.unit),
                 None => "–".into(),
             };
+            let at_least = if row.node_lower_bound { "> " } else { "" };
+            let node = match row.node {
+                Some(_) => format!("{at_least}{}", cell(row.node)),
+                None => cell(None),
+            };
             let ratio = row
                 .ratio
-                .map(|r| format!("{}×", fmt_num(r)))
+                .map(|r| format!("{at_least}{}×", fmt_num(r)))
                 .unwrap_or_else(|| "–".into());
             let met = match row.met() {
                 Some(true) => "yes",
@@ -316,7 +374,7 @@ impl Report {
                 row.scenario,
                 row.metric,
                 cell(row.saksi),
-                cell(row.node),
+                node,
                 ratio,
                 row.target_text(),
                 met
@@ -353,6 +411,7 @@ impl Report {
                     "scenario": r.scenario, "metric": r.metric, "unit": r.unit,
                     "saksi": r.saksi, "node": r.node, "ratio": r.ratio,
                     "target": r.target_text(), "met": r.met(),
+                    "node_lower_bound": r.node_lower_bound,
                 })
             })
             .collect();
@@ -361,5 +420,96 @@ impl Report {
             "notes": self.notes, "load_averages": self.loads,
         }))
         .expect("json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            saksi: PathBuf::from("saksi"),
+            node_dir: None,
+            work: PathBuf::from("work"),
+            runs: 1,
+            quick: false,
+            only: vec!['a'],
+            devices: 1000,
+            node_devices: 1000,
+            edits: 100,
+            docs: 10,
+            storm_timeout: Duration::from_secs(1800),
+            stored: 0,
+            pwa_script: None,
+            json: None,
+            quiet_wait: Duration::ZERO,
+        }
+    }
+
+    fn run(converged: usize, seconds: f64) -> StormResult {
+        StormResult {
+            devices: 1000,
+            converged,
+            converge_seconds: seconds,
+            peak_rss: 500_000_000,
+            ..StormResult::default()
+        }
+    }
+
+    fn convergence_row(saksi: StormResult, node: StormResult) -> (String, Row) {
+        let mut report = Report::new(&options());
+        report.storm(
+            1000,
+            &options(),
+            Runs {
+                saksi: vec![saksi],
+                node: vec![node],
+            },
+        );
+        let line = report
+            .table()
+            .lines()
+            .find(|l| l.contains("time to full convergence"))
+            .expect("a convergence row")
+            .to_owned();
+        (line, report.rows[0].clone())
+    }
+
+    /// Node stopped at the limit while Saksi converged: its time and the ratio are shown as
+    /// lower bounds, and a bound above the target counts as met.
+    #[test]
+    fn a_node_run_stopped_at_the_limit_is_a_lower_bound() {
+        let (line, row) = convergence_row(run(1000, 223.0), run(0, 1800.0));
+        assert!(line.contains("| > 1800 s |"), "{line}");
+        assert!(line.contains("| > 8.07× |"), "{line}");
+        assert_eq!(row.met(), Some(true));
+    }
+
+    /// A lower bound below the target says nothing either way: not met, not missed.
+    #[test]
+    fn a_lower_bound_below_the_target_is_not_a_miss() {
+        let (line, row) = convergence_row(run(1000, 900.0), run(0, 1800.0));
+        assert!(line.contains("| > 2.00× |"), "{line}");
+        assert_eq!(row.met(), None);
+    }
+
+    /// Both converged: plain figures, and a ratio under the target is a miss.
+    #[test]
+    fn both_converged_is_a_plain_ratio() {
+        let (line, row) = convergence_row(run(1000, 100.0), run(1000, 200.0));
+        assert!(line.contains("| 200 s | 2.00× |"), "{line}");
+        assert_eq!(row.met(), Some(false));
+    }
+
+    /// Neither converged: no time and no ratio.
+    #[test]
+    fn neither_converged_has_no_ratio() {
+        let (line, row) = convergence_row(run(10, 1800.0), run(0, 1800.0));
+        assert!(line.contains("| – | – | – |"), "{line}");
+        assert_eq!(row.met(), None);
     }
 }

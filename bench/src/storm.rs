@@ -5,9 +5,13 @@
 //! its documents with a [`LightDoc`] each. Convergence is when every device's heads equal the
 //! expected heads of every document. Then the live edits: one device at a time makes an edit and
 //! the time until each other device has it is recorded.
+//!
+//! A device whose connection fails or drops reconnects until the run is over, as a phone does;
+//! why each attempt failed is counted by kind and printed with the results, and a line on
+//! stderr each minute says how many devices are connected and converged.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,9 @@ use tokio::sync::mpsc;
 use crate::light::LightDoc;
 use crate::proc::{Kind, Server, reset_peak};
 use crate::workload::Workload;
+
+/// How often a storm says how far it has got (on stderr), for runs that take minutes.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
 /// How to reach the server under test.
 #[derive(Debug, Clone)]
@@ -66,6 +73,9 @@ pub struct StormResult {
     pub latency_samples: usize,
     pub reconnects: u64,
     pub errors: u64,
+    /// Why connection attempts failed and connections dropped, by kind, with counts (see
+    /// [`Shared::failed`]).
+    pub connect_failures: BTreeMap<String, u64>,
 }
 
 /// State shared by the device tasks and the conductor.
@@ -76,10 +86,31 @@ struct Shared {
     payload_down: AtomicU64,
     reconnects: AtomicU64,
     errors: AtomicU64,
+    /// Devices with an open connection that has had the server's `peer`.
+    connected: AtomicUsize,
+    /// Why attempts to connect failed and connections dropped, by kind, counted.
+    connect_failures: Mutex<BTreeMap<String, u64>>,
+    /// Set when the run is over: devices still trying to connect stop.
+    stopping: AtomicBool,
     /// Live edit (doc, change index) → (number, when it was sent).
     live_sent: Mutex<HashMap<(usize, u32), Instant>>,
     live_arrived: Mutex<HashMap<(usize, u32), usize>>,
     latencies: Mutex<Vec<Duration>>,
+}
+
+impl Shared {
+    /// Counts one failed connection attempt or dropped connection, by kind. Digits are left
+    /// out of the kind, so that ports and sizes in error messages do not split it.
+    fn failed(&self, kind: String) {
+        let mut kind: String = kind.chars().filter(|c| !c.is_ascii_digit()).collect();
+        kind.truncate(120);
+        *self
+            .connect_failures
+            .lock()
+            .expect("failures lock")
+            .entry(kind)
+            .or_default() += 1;
+    }
 }
 
 enum Command {
@@ -128,32 +159,54 @@ impl DeviceRun {
         socket.send(frame).await.map_err(|_| ())
     }
 
-    /// Connects and says `join`; returns the socket and the server's peer id.
+    /// Connects and says `join`; returns the socket and the server's peer id. Like a phone, a
+    /// device keeps trying until the run is over (`None`), waiting longer after each failure
+    /// (0.25 s doubling to 8 s, with jitter so that failed devices do not retry in step).
     async fn connect(&self) -> Option<(SyncSocket, String)> {
         let token = self.work.devices[self.n].token.as_deref();
-        for attempt in 0..20u64 {
+        let mut wait = Duration::from_millis(250);
+        let mut attempt: u64 = 0;
+        loop {
+            if self.shared.stopping.load(Ordering::Relaxed) {
+                return None;
+            }
             if attempt > 0 {
                 self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100 * attempt.min(10))).await;
+                let jitter = (self.n as u64 * 7919 + attempt * 104_729) % 1000;
+                tokio::time::sleep(wait.mul_f64(0.5 + jitter as f64 / 2000.0)).await;
+                wait = (wait * 2).min(Duration::from_secs(8));
             }
-            let Ok(mut socket) = self.target.open(token).await else {
-                continue;
+            attempt += 1;
+            let mut socket = match self.target.open(token).await {
+                Ok(socket) => socket,
+                Err(e) => {
+                    self.shared.failed(format!("open: {e}"));
+                    continue;
+                }
             };
             if self.send(&mut socket, self.join()).await.is_err() {
+                self.shared.failed("join: send failed".into());
                 continue;
             }
-            let Ok(Some(frame)) = socket.recv_timeout(Duration::from_secs(120)).await else {
-                continue;
+            let frame = match socket.recv_timeout(Duration::from_secs(120)).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    self.shared.failed("peer: closed before it".into());
+                    continue;
+                }
+                Err(e) => {
+                    self.shared.failed(format!("peer: {e}"));
+                    continue;
+                }
             };
             self.shared
                 .payload_down
                 .fetch_add(frame.len() as u64, Ordering::Relaxed);
-            if let Ok(Message::Peer { sender_id, .. }) = Message::decode(&frame) {
-                return Some((socket, sender_id));
+            match Message::decode(&frame) {
+                Ok(Message::Peer { sender_id, .. }) => return Some((socket, sender_id)),
+                _ => self.shared.failed("peer: another message first".into()),
             }
         }
-        self.shared.errors.fetch_add(1, Ordering::Relaxed);
-        None
     }
 
     fn check_converged(&mut self) {
@@ -164,77 +217,105 @@ impl DeviceRun {
     }
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        'connection: loop {
-            let Some((mut socket, server)) = self.connect().await else {
+        while let Some((socket, server)) = self.connect().await {
+            self.shared.connected.fetch_add(1, Ordering::Relaxed);
+            let stop = self.connected(socket, &server, &mut commands).await;
+            self.shared.connected.fetch_sub(1, Ordering::Relaxed);
+            if stop {
                 return;
-            };
-            for x in 0..self.docs.len() {
-                self.docs[x].reset_sync();
-                if let Some(data) = self.docs[x].generate() {
-                    let frame = self.sync_frame(&server, x, data);
-                    if self.send(&mut socket, frame).await.is_err() {
-                        continue 'connection;
-                    }
+            }
+        }
+    }
+
+    /// Syncs over one connection until it drops (`false`: reconnect) or the run stops (`true`).
+    async fn connected(
+        &mut self,
+        mut socket: SyncSocket,
+        server: &str,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> bool {
+        for x in 0..self.docs.len() {
+            self.docs[x].reset_sync();
+            if let Some(data) = self.docs[x].generate() {
+                let frame = self.sync_frame(server, x, data);
+                if self.send(&mut socket, frame).await.is_err() {
+                    self.shared.failed("dropped: send failed".into());
+                    return false;
                 }
             }
-            loop {
-                tokio::select! {
-                    frame = socket.recv() => {
-                        let Ok(Some(frame)) = frame else {
-                            // Dropped (the peer server drops peers that miss its pings while
-                            // this machine is saturated): reconnect and carry on.
-                            continue 'connection;
-                        };
-                        self.shared.payload_down.fetch_add(frame.len() as u64, Ordering::Relaxed);
-                        let Ok(message) = Message::decode(&frame) else {
+        }
+        loop {
+            tokio::select! {
+                frame = socket.recv() => {
+                    // Dropped (the peer server drops peers that miss its pings while this
+                    // machine is saturated): reconnect and carry on.
+                    let frame = match frame {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => {
+                            self.shared.failed("dropped: closed by the server".into());
+                            return false;
+                        }
+                        Err(e) => {
+                            self.shared.failed(format!("dropped: {e}"));
+                            return false;
+                        }
+                    };
+                    self.shared.payload_down.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                    let Ok(message) = Message::decode(&frame) else {
+                        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let (document_id, data) = match message {
+                        Message::Sync { document_id, data, .. }
+                        | Message::Request { document_id, data, .. } => (document_id, data),
+                        Message::Error { message, .. } => {
+                            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                            self.shared.failed(format!("error message: {message}"));
+                            continue;
+                        }
+                        Message::DocUnavailable { .. } => {
                             self.shared.errors.fetch_add(1, Ordering::Relaxed);
                             continue;
-                        };
-                        let (document_id, data) = match message {
-                            Message::Sync { document_id, data, .. }
-                            | Message::Request { document_id, data, .. } => (document_id, data),
-                            Message::Error { .. } | Message::DocUnavailable { .. } => {
-                                self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            _ => continue,
-                        };
-                        let Some(&x) = self.by_id.get(&document_id) else { continue };
-                        match self.docs[x].receive(&data) {
-                            Ok(received) => {
-                                if received.unknown > 0 {
-                                    self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                                }
-                                self.note_arrivals(x, &received.new);
-                            }
-                            Err(_) => {
-                                self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
                         }
-                        if let Some(data) = self.docs[x].generate() {
-                            let frame = self.sync_frame(&server, x, data);
-                            if self.send(&mut socket, frame).await.is_err() {
-                                continue 'connection;
+                        _ => continue,
+                    };
+                    let Some(&x) = self.by_id.get(&document_id) else { continue };
+                    match self.docs[x].receive(&data) {
+                        Ok(received) => {
+                            if received.unknown > 0 {
+                                self.shared.errors.fetch_add(1, Ordering::Relaxed);
                             }
+                            self.note_arrivals(x, &received.new);
                         }
-                        self.check_converged();
+                        Err(_) => {
+                            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                     }
-                    command = commands.recv() => {
-                        match command {
-                            Some(Command::LiveEdit { doc, idx }) => {
-                                self.docs[doc].add(idx);
-                                if let Some(data) = self.docs[doc].generate() {
-                                    let frame = self.sync_frame(&server, doc, data);
-                                    if self.send(&mut socket, frame).await.is_err() {
-                                        continue 'connection;
-                                    }
+                    if let Some(data) = self.docs[x].generate() {
+                        let frame = self.sync_frame(server, x, data);
+                        if self.send(&mut socket, frame).await.is_err() {
+                            self.shared.failed("dropped: send failed".into());
+                            return false;
+                        }
+                    }
+                    self.check_converged();
+                }
+                command = commands.recv() => {
+                    match command {
+                        Some(Command::LiveEdit { doc, idx }) => {
+                            self.docs[doc].add(idx);
+                            if let Some(data) = self.docs[doc].generate() {
+                                let frame = self.sync_frame(server, doc, data);
+                                if self.send(&mut socket, frame).await.is_err() {
+                                    self.shared.failed("dropped: send failed".into());
+                                    return false;
                                 }
                             }
-                            Some(Command::Stop) | None => {
-                                socket.close().await;
-                                return;
-                            }
+                        }
+                        Some(Command::Stop) | None => {
+                            socket.close().await;
+                            return true;
                         }
                     }
                 }
@@ -324,8 +405,19 @@ pub async fn run(
         tasks.push(tokio::spawn(run.run(rx)));
     }
     let deadline = started + timeout;
+    let mut next_report = started + PROGRESS_EVERY;
     while shared.converged.load(Ordering::SeqCst) < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
+        if Instant::now() >= next_report {
+            next_report += PROGRESS_EVERY;
+            eprintln!(
+                "  {:.0} s: {} of {n} devices converged, {} connected, {} reconnects",
+                started.elapsed().as_secs_f64(),
+                shared.converged.load(Ordering::SeqCst),
+                shared.connected.load(Ordering::Relaxed),
+                shared.reconnects.load(Ordering::Relaxed),
+            );
+        }
     }
     let converge_seconds = started.elapsed().as_secs_f64();
     let after = server.usage()?;
@@ -367,11 +459,17 @@ pub async fn run(
         }
     }
     let peak_rss = server.usage()?.peak_rss;
+    shared.stopping.store(true, Ordering::Relaxed);
     for tx in &commands {
         let _ = tx.send(Command::Stop);
     }
-    for task in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    for mut task in tasks {
+        if tokio::time::timeout(Duration::from_secs(10), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
     }
     let mut latencies = shared.latencies.lock().expect("latency lock").clone();
     latencies.sort();
@@ -390,5 +488,10 @@ pub async fn run(
         latency_samples: latencies.len(),
         reconnects: shared.reconnects.load(Ordering::Relaxed),
         errors: shared.errors.load(Ordering::Relaxed),
+        connect_failures: shared
+            .connect_failures
+            .lock()
+            .expect("failures lock")
+            .clone(),
     })
 }
