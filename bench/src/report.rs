@@ -335,7 +335,7 @@ impl Report {
                     .collect::<Vec<_>>()
                     .join("; ");
                 self.note(format!(
-                    "{scenario}: {server} run {}: failed connects and drops: {kinds}.",
+                    "{scenario}: {server} run {}: failed connects, drops and error messages: {kinds}.",
                     i + 1
                 ));
             }
