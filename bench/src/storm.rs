@@ -99,18 +99,46 @@ struct Shared {
 }
 
 impl Shared {
-    /// Counts one failed connection attempt or dropped connection, by kind. Digits are left
-    /// out of the kind, so that ports and sizes in error messages do not split it.
+    /// Counts one failed connection attempt or dropped connection, by kind.
     fn failed(&self, kind: String) {
-        let mut kind: String = kind.chars().filter(|c| !c.is_ascii_digit()).collect();
-        kind.truncate(120);
         *self
             .connect_failures
             .lock()
             .expect("failures lock")
-            .entry(kind)
+            .entry(failure_kind(&kind))
             .or_default() += 1;
     }
+}
+
+/// The kind of a failure, from its message: a number becomes `N`, so that ports, sizes and
+/// addresses do not split one kind into many, except an OS error code, which names the kind.
+/// At most 120 bytes, cut at a character boundary.
+fn failure_kind(message: &str) -> String {
+    const ERRNO: &str = "os error ";
+    const LIMIT: usize = 120;
+    let mut kind = String::with_capacity(message.len().min(LIMIT));
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        if !c.is_ascii_digit() {
+            kind.push(c);
+            continue;
+        }
+        let keep = kind.ends_with(ERRNO);
+        kind.push(if keep { c } else { 'N' });
+        while let Some(digit) = chars.next_if(char::is_ascii_digit) {
+            if keep {
+                kind.push(digit);
+            }
+        }
+    }
+    if kind.len() > LIMIT {
+        let mut end = LIMIT;
+        while !kind.is_char_boundary(end) {
+            end -= 1;
+        }
+        kind.truncate(end);
+    }
+    kind
 }
 
 enum Command {
@@ -494,4 +522,33 @@ pub async fn run(
             .expect("failures lock")
             .clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_kind;
+
+    #[test]
+    fn a_failure_kind_keeps_the_os_error_code_and_folds_other_numbers() {
+        assert_eq!(
+            failure_kind("open: network: Connection timed out (os error 110)"),
+            "open: network: Connection timed out (os error 110)"
+        );
+        assert_eq!(
+            failure_kind("open: connect 127.0.0.1:40211 refused (os error 111)"),
+            "open: connect N.N.N.N:N refused (os error 111)"
+        );
+        assert_eq!(
+            failure_kind("error message: frame of 70000 bytes"),
+            failure_kind("error message: frame of 81234 bytes")
+        );
+    }
+
+    #[test]
+    fn a_failure_kind_is_cut_at_a_character_boundary() {
+        // 119 ASCII bytes and then a three-byte character across the 120-byte limit.
+        let message = format!("{}សាក្សី", "x".repeat(119));
+        let kind = failure_kind(&message);
+        assert_eq!(kind, "x".repeat(119));
+    }
 }
