@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use automerge::legacy::{Key, ObjectId, OpId, OpType};
+use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue};
 
 use crate::record::{FIELDS, REVIEW};
@@ -51,6 +51,14 @@ pub struct Touch {
     /// Whether the operation inserts a new element into a sequence.
     pub insert: bool,
     pub action: Action,
+    /// The operation's own counter, and its id (`counter@actor`).
+    pub counter: u64,
+    pub id: String,
+    /// The counter of the object the operation lands in, when the same change made it.
+    pub object: Option<u64>,
+    /// The sequence element the operation names (`counter@actor`), for operations on
+    /// elements (not inserts at the start).
+    pub elem: Option<String>,
 }
 
 /// Classifies every operation of `change` against `doc`.
@@ -75,6 +83,14 @@ pub fn touches(doc: &Automerge, change: &Change) -> Vec<Touch> {
         let key = match &op.key {
             Key::Map(k) => Some(k.to_string()),
             Key::Seq(_) => None,
+        };
+        let elem = match &op.key {
+            Key::Seq(ElementId::Id(id)) => Some(format!("{}@{}", id.0, id.1)),
+            _ => None,
+        };
+        let object = match &op.obj {
+            ObjectId::Id(id) if id.1 == actor && created.contains_key(&id.0) => Some(id.0),
+            _ => None,
         };
         let action = match &op.action {
             OpType::Put(v) => Action::Put(v.clone()),
@@ -101,6 +117,10 @@ pub fn touches(doc: &Automerge, change: &Change) -> Vec<Touch> {
             key,
             insert: op.insert,
             action,
+            counter: start + i as u64,
+            id: format!("{}@{}", start + i as u64, actor),
+            object,
+            elem,
         });
     }
     result

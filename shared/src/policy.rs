@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use automerge::{ActorId, Automerge, Change, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ActorId, Automerge, Change, Cursor, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{FieldType, MAX_LIST_ITEMS, RecordKind};
@@ -33,8 +33,9 @@ use crate::record::{
     REVIEW_KEYS, RecordMeta, RecordRef, SCHEMA_VERSION, STATUS, check_scalar,
 };
 use crate::schema::CURRENT_SCHEMA_VERSION;
+use crate::structure::{self, Earlier, Flaw, NoneEarlier};
 use crate::sync::{ChangeGate, Effects, Pending, Verdict};
-use crate::workflow::{ReviewAction, Role, Status, transition};
+use crate::workflow::{ReviewAction, Role, Status, may_reach, transition};
 
 /// The signed-in sender of a change, as the server knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,14 @@ pub enum RefusalCode {
     Archived,
     /// An operation outside the record schema.
     OutsideSchema,
+    /// Not a well-formed automerge change (see [`crate::structure`]), or one that would leave
+    /// the document unloadable.
+    Malformed,
 }
+
+/// The refusal of a new record in a case the sender is not a member of. A server answers an
+/// existing id that the sender may not read with it too, so that such an id looks unknown.
+pub const NOT_A_MEMBER: &str = "the record names a case the sender is not a member of";
 
 /// A refused change: a code for logs and clients, and a detail without record contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -100,15 +108,18 @@ fn refuse(code: RefusalCode, detail: impl Into<String>) -> Refusal {
 
 /// Checks that the attribution in `change`'s message, if any, names `who`.
 pub fn check_attribution(change: &Change, who: &Principal) -> Result<(), Refusal> {
-    if let Some(note) = change.message().and_then(CommitNote::parse)
-        && (note.user != who.user || note.device != who.device)
-    {
-        return Err(refuse(
+    match CommitNote::check(change.message()) {
+        Ok(None) => Ok(()),
+        Ok(Some(note)) if note.user == who.user && note.device == who.device => Ok(()),
+        Ok(Some(_)) => Err(refuse(
             RefusalCode::ForgedAttribution,
             "commit message names another user or device",
-        ));
+        )),
+        Err(e) => Err(refuse(
+            RefusalCode::ForgedAttribution,
+            format!("malformed commit message: {e}"),
+        )),
     }
-    Ok(())
 }
 
 /// Checks one change against the document it is about to be applied to.
@@ -157,6 +168,17 @@ fn judge(
     who: &Principal,
 ) -> Result<Effects, Stop> {
     let ahead = ahead.filter(|p| !p.is_empty());
+    let earlier: &dyn Earlier = match ahead {
+        Some(pending) => pending,
+        None => &NoneEarlier,
+    };
+    match structure::check(doc, earlier, change) {
+        Ok(()) => {}
+        Err(Flaw::Unknown(_)) if ahead.is_some() => return Err(Stop::NeedsApplied),
+        Err(Flaw::Unknown(detail) | Flaw::Malformed(detail)) => {
+            return Err(refuse(RefusalCode::Malformed, detail).into());
+        }
+    }
     check_attribution(change, who)?;
     let touched = touches(doc, change);
     let effects = effects_of(&touched);
@@ -178,8 +200,11 @@ fn judge(
         .into()),
         None => Ok(check_creation(doc_id, &touched, who).map(|()| effects)?),
         Some(meta) => {
-            check_edit(doc, ahead, change, &meta, &touched, who)?;
-            Ok(effects)
+            let restore_status = check_edit(doc, ahead, change, &meta, &touched, who)?;
+            Ok(Effects {
+                restore_status,
+                ..effects
+            })
         }
     }
 }
@@ -271,10 +296,7 @@ fn check_creation(
                     })?;
                 // A case document names itself; anything else must be in one of the sender's cases.
                 if case != *doc_id && !who.cases.contains(&case) {
-                    return Err(refuse(
-                        RefusalCode::NotAllowed,
-                        "the record names a case the sender is not a member of",
-                    ));
+                    return Err(refuse(RefusalCode::NotAllowed, NOT_A_MEMBER));
                 }
             }
             (CREATED_BY, Action::Put(v)) => {
@@ -348,16 +370,19 @@ fn check_edit(
     meta: &RecordMeta,
     touched: &[crate::changes::Touch],
     who: &Principal,
-) -> Result<(), Stop> {
-    if touched.is_empty() {
-        return Ok(());
-    }
+) -> Result<Option<String>, Stop> {
+    // Even a change that touches nothing (an empty one) comes only from a writer: it still
+    // enters the document's history.
     if !who.may_write(meta) {
         return Err(Stop::from(refuse(
             RefusalCode::NotAllowed,
             "the sender is not in this record's case team",
         )));
     }
+    if touched.is_empty() {
+        return Ok(None);
+    }
+    let mut restore_status = None;
     // Judged, like a workflow step, from the record as the sender saw it (at the change's
     // deps): an edit made offline before the sender could know of the archiving is not lost.
     let seen_at = match ahead {
@@ -375,9 +400,9 @@ fn check_edit(
             "the record is archived",
         )));
     }
-    let mut lengths: HashMap<String, (usize, usize)> = HashMap::new();
-    let mut entries_made = 0usize;
-    let mut entries_signed = 0usize;
+    let mut lengths: HashMap<String, Lengths> = HashMap::new();
+    // Review entries made by this change (by counter), with the keys each one set.
+    let mut entries: HashMap<u64, Vec<String>> = HashMap::new();
     for t in touched {
         match (&t.place, t.key.as_deref(), &t.action) {
             (Place::Root, Some(STATUS), Action::Put(v)) => {
@@ -405,6 +430,27 @@ fn check_edit(
                         ),
                     )));
                 }
+                // automerge's winner among concurrent writes is the one with the higher
+                // counter, which a change based on old heads can choose. A step the sender's
+                // role could not take (approved, archived, ...), made since what the sender
+                // saw, must not be overruled by it: the step is accepted (refusing it would
+                // refuse everything the sender wrote after it) and the reviewer's status is
+                // put back once it is applied ([`Effects::restore_status`]).
+                let seen_ids: HashSet<automerge::ObjId> =
+                    seen.into_iter().map(|(_, id)| id).collect();
+                let now = doc
+                    .get_all(ROOT, STATUS)
+                    .map_err(|_| refuse(RefusalCode::Workflow, "status unavailable"))?;
+                restore_status = now
+                    .iter()
+                    .rev()
+                    .filter(|(_, id)| !seen_ids.contains(id))
+                    .filter_map(|(value, _)| match value {
+                        Value::Scalar(s) => s.as_str().and_then(Status::parse),
+                        Value::Object(_) => None,
+                    })
+                    .find(|s| !may_reach(*s, who.role))
+                    .map(|s| s.as_str().to_owned());
             }
             (Place::Root, Some(SCHEMA_VERSION), Action::Put(v)) => {
                 let current = RecordRef::new(doc).schema_version();
@@ -424,7 +470,9 @@ fn check_edit(
                     format!("root key `{}` cannot be changed", key.unwrap_or_default()),
                 )));
             }
-            (Place::Review, None, Action::Make(ObjType::Map)) if t.insert => entries_made += 1,
+            (Place::Review, None, Action::Make(ObjType::Map)) if t.insert => {
+                entries.insert(t.counter, Vec::new());
+            }
             (Place::Review, _, _) => {
                 return Err(Stop::from(refuse(
                     RefusalCode::Immutable,
@@ -432,10 +480,20 @@ fn check_edit(
                 )));
             }
             (Place::ReviewEntry { created_here: true }, Some(key), Action::Put(v)) => {
-                if key == "author" {
-                    entries_signed += 1;
-                }
                 check_review_value(key, v, who)?;
+                let keys = t
+                    .object
+                    .and_then(|entry| entries.get_mut(&entry))
+                    .ok_or_else(|| {
+                        refuse(RefusalCode::ReviewForgery, "a review entry out of place")
+                    })?;
+                if keys.iter().any(|k| k == key) {
+                    return Err(Stop::from(refuse(
+                        RefusalCode::ReviewForgery,
+                        format!("a review entry sets `{key}` twice"),
+                    )));
+                }
+                keys.push(key.to_owned());
             }
             (Place::ReviewEntry { .. }, _, _) => {
                 return Err(Stop::from(refuse(
@@ -446,13 +504,18 @@ fn check_edit(
             _ => check_field_op(meta.kind, t, Some(doc), ahead, &mut lengths)?,
         }
     }
-    if entries_made != entries_signed {
-        return Err(Stop::from(refuse(
-            RefusalCode::ReviewForgery,
-            "every new review entry must name its author",
-        )));
+    for keys in entries.values() {
+        if ["author", "role", "action"]
+            .iter()
+            .any(|k| !keys.iter().any(|key| key == k))
+        {
+            return Err(Stop::from(refuse(
+                RefusalCode::ReviewForgery,
+                "every new review entry must name its author, role and action",
+            )));
+        }
     }
-    Ok(())
+    Ok(restore_status)
 }
 
 fn check_review_value(key: &str, v: &ScalarValue, who: &Principal) -> Result<(), Refusal> {
@@ -488,7 +551,7 @@ fn check_field_op(
     t: &crate::changes::Touch,
     doc: Option<&Automerge>,
     ahead: Option<&Pending>,
-    lengths: &mut HashMap<String, (usize, usize)>,
+    lengths: &mut HashMap<String, Lengths>,
 ) -> Result<(), Stop> {
     let def = kind.def();
     let unknown = |field: &str| {
@@ -540,16 +603,27 @@ fn check_field_op(
         }
         (Place::FieldContent(field), None, action) => {
             let f = def.field(field).ok_or_else(|| unknown(field))?;
+            let container = doc.and_then(|d| field_container(d, field));
             let entry = lengths.entry(field.clone()).or_default();
             match (f.field_type, action) {
                 (FieldType::LongText | FieldType::List, Action::Delete) if !t.insert => {
-                    entry.1 += 1;
+                    // Only an element that is there shrinks the container, once: deleting
+                    // one already deleted (or twice) makes no room.
+                    if let Some(elem) = &t.elem
+                        && (entry.made.contains(elem)
+                            || container
+                                .as_ref()
+                                .is_some_and(|(d, obj)| visible(d, obj, elem)))
+                    {
+                        entry.deleted.insert(elem.clone());
+                    }
                 }
                 (FieldType::LongText, Action::Put(v)) if t.insert => {
                     let s = v.as_str().ok_or_else(|| {
                         refuse(RefusalCode::InvalidValue, "text holds characters")
                     })?;
-                    entry.0 += s.chars().count();
+                    entry.inserted += s.chars().count();
+                    entry.made.insert(t.id.clone());
                 }
                 (FieldType::List, Action::Put(v)) => {
                     let s = v
@@ -562,7 +636,8 @@ fn check_field_op(
                         )));
                     }
                     if t.insert {
-                        entry.0 += 1;
+                        entry.inserted += 1;
+                        entry.made.insert(t.id.clone());
                     }
                 }
                 _ => {
@@ -573,11 +648,9 @@ fn check_field_op(
                 }
             }
             // Ahead of pending changes, everything they insert counts (an upper bound).
-            let current = doc
-                .and_then(|d| field_container(d, field))
-                .map_or(0, |(d, obj)| d.length(&obj))
+            let current = container.as_ref().map_or(0, |(d, obj)| d.length(obj))
                 + ahead.map_or(0, |p| p.inserted(field));
-            let (inserted, deleted) = *entry;
+            let (inserted, deleted) = (entry.inserted, entry.deleted.len());
             let max = if f.field_type == FieldType::List {
                 MAX_LIST_ITEMS
             } else {
@@ -599,6 +672,28 @@ fn check_field_op(
             "operation outside the record schema",
         ))),
     }
+}
+
+/// What one change does to the length of a field's container.
+#[derive(Debug, Default)]
+struct Lengths {
+    /// Elements inserted (characters, for text).
+    inserted: usize,
+    /// The elements this change inserted (`counter@actor`).
+    made: HashSet<String>,
+    /// Distinct elements it deletes that were there.
+    deleted: HashSet<String>,
+}
+
+/// Whether `elem` (`counter@actor`) is a visible element of the sequence `obj`.
+fn visible(doc: &Automerge, obj: &automerge::ObjId, elem: &str) -> bool {
+    let Ok(cursor) = Cursor::try_from(elem) else {
+        return false;
+    };
+    let Some(index) = structure::position(doc, obj, &cursor, None) else {
+        return false;
+    };
+    index < doc.length(obj) && doc.get_cursor(obj, index, None).is_ok_and(|c| c == cursor)
 }
 
 fn field_container<'a>(
@@ -664,10 +759,31 @@ impl<B: ActorBindings> PolicyGate<'_, B> {
     }
 }
 
+/// Judges a change, a panic in automerge while reading it counting as a malformed change.
+fn judge_guarded(
+    doc_id: &DocumentId,
+    doc: &Automerge,
+    ahead: Option<&Pending>,
+    change: &Change,
+    who: &Principal,
+) -> Result<Effects, Stop> {
+    crate::integrity::guarded(|| judge(doc_id, doc, ahead, change, who)).unwrap_or_else(|| {
+        Err(refuse(
+            RefusalCode::Malformed,
+            "the change could not be read: it is not well formed",
+        )
+        .into())
+    })
+}
+
 impl<B: ActorBindings> ChangeGate for PolicyGate<'_, B> {
     fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal> {
         self.check_actor(change)?;
-        check_change(&self.doc_id, doc, change, self.who)?;
+        match judge_guarded(&self.doc_id, doc, None, change, self.who) {
+            Ok(_) => {}
+            Err(Stop::Refuse(refusal)) => return Err(refusal),
+            Err(Stop::NeedsApplied) => unreachable!("nothing is pending"),
+        }
         self.bind(change);
         Ok(())
     }
@@ -676,7 +792,7 @@ impl<B: ActorBindings> ChangeGate for PolicyGate<'_, B> {
         if let Err(refusal) = self.check_actor(change) {
             return Verdict::Refuse(refusal);
         }
-        match judge(&self.doc_id, doc, Some(pending), change, self.who) {
+        match judge_guarded(&self.doc_id, doc, Some(pending), change, self.who) {
             Ok(effects) => {
                 self.bind(change);
                 Verdict::Accept(effects)

@@ -60,6 +60,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use crate::catalogue::RecordKind;
 use crate::change_graph::{Ancestors, Graph, HashList};
 use crate::id::DocumentId;
+use crate::integrity::{self, Unloadable};
 use crate::policy::Refusal;
 use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, ProtocolError};
 use crate::record::{Editor, Millis, Record, RecordError};
@@ -109,6 +110,10 @@ pub struct Effects {
     pub makes_objects: bool,
     /// Elements it inserts, per container (named by the gate).
     pub inserts: Vec<(String, usize)>,
+    /// A root `status` that the change may overrule though its sender could not have set it
+    /// (a reviewer's step made concurrently): once the change is applied, the document puts
+    /// this status back with a change of its own ([`Received::restored`]).
+    pub restore_status: Option<String>,
 }
 
 /// Changes accepted in the current batch but not yet applied to the document.
@@ -119,6 +124,8 @@ pub struct Pending {
     /// Each pending change's dependencies as changes of the document (see
     /// [`Pending::doc_deps`]).
     doc_deps: HashMap<ChangeHash, Vec<ChangeHash>>,
+    /// Each pending change's largest counter (for [`crate::structure`]).
+    max_ops: HashMap<ChangeHash, u64>,
     touches_root: bool,
     makes_objects: bool,
     inserts: HashMap<String, usize>,
@@ -171,12 +178,23 @@ impl Pending {
     fn push(&mut self, message: usize, change: Change, effects: Effects) {
         let deps = self.doc_deps(&change);
         self.doc_deps.insert(change.hash(), deps);
+        self.max_ops.insert(change.hash(), change.max_op());
         self.touches_root |= effects.touches_root;
         self.makes_objects |= effects.makes_objects;
         for (container, n) in effects.inserts {
             *self.inserts.entry(container).or_default() += n;
         }
         self.changes.push((message, change));
+    }
+}
+
+impl crate::structure::Earlier for Pending {
+    fn max_op(&self, hash: &ChangeHash) -> Option<u64> {
+        self.max_ops.get(hash).copied()
+    }
+
+    fn any(&self) -> bool {
+        !self.is_empty()
     }
 }
 
@@ -203,6 +221,10 @@ pub struct Received {
     pub refused: Vec<(ChangeHash, Refusal)>,
     /// Changes whose dependencies are missing; the sync protocol asks for them again.
     pub deferred: usize,
+    /// Whether the last of `applied` is this document's own change putting back a status that
+    /// an accepted change overruled (see [`Effects::restore_status`]).
+    pub restored: bool,
+    restore_status: Option<String>,
 }
 
 /// Why a sync message could not be handled. None of its changes were applied.
@@ -216,7 +238,30 @@ pub enum SyncError {
     TooManyChanges(usize),
     #[error("automerge refused the change: {0}")]
     Apply(String),
+    /// The changes are malformed in a way automerge does not refuse, but would leave the
+    /// document unloadable (see [`crate::integrity`]).
+    #[error("the changes are malformed: the document would no longer load")]
+    WouldBreak,
+    /// Changes waiting for their dependencies would hold more than the limit.
+    #[error("changes waiting for their dependencies exceed {0} bytes")]
+    TooMuchWaiting(usize),
+    /// Changes waited for their dependencies through more messages than the limit.
+    #[error("changes waited for their dependencies through more than {0} messages")]
+    WaitedTooLong(u32),
 }
+
+/// The commit message of a server's change that puts back a reviewer's status (see
+/// [`Effects::restore_status`]).
+pub const RESTORED_NOTE: &str = "saksi: status kept after a concurrent step";
+
+/// Most bytes of changes from one peer that wait for their dependencies, per document: a
+/// phone's own changes arrive in causal order and never wait long; a flood of changes that
+/// name missing dependencies is what this stops (it held 190 MB on one socket before).
+pub const MAX_WAITING_BYTES_PER_PEER: usize = 16 << 20;
+/// ... and from all peers of one document.
+pub const MAX_WAITING_BYTES: usize = 64 << 20;
+/// Messages from a peer through which its changes may wait for their dependencies.
+pub const MAX_WAITING_ROUNDS: u32 = 32;
 
 /// Most changes accepted in one sync message.
 pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
@@ -405,6 +450,8 @@ pub struct DocSync {
     /// Changes from each peer that arrived before their dependencies: kept, neither checked nor
     /// applied, until that peer sends what they depend on (which [`DocSync::generate`] asks for).
     deferred: HashMap<String, Vec<Change>>,
+    /// How many messages in a row from each peer left changes waiting.
+    deferred_rounds: HashMap<String, u32>,
     /// Peers that sent changes since the last message generated for them: they must hear our
     /// heads even if a later message of theirs, read before we answered, made automerge think
     /// they already know them (see [`DocSync::generate`]).
@@ -415,6 +462,9 @@ pub struct DocSync {
     cache: ChangeCache,
     /// A server's view of what each peer has (see [`PeerView`]).
     views: HashMap<String, PeerView>,
+    /// Changes are applied only if the document still loads after them
+    /// ([`DocSync::verify_loads`]).
+    verify: bool,
 }
 
 impl DocSync {
@@ -423,11 +473,20 @@ impl DocSync {
             record,
             peers: HashMap::new(),
             deferred: HashMap::new(),
+            deferred_rounds: HashMap::new(),
             owe_answer: HashSet::new(),
             awaiting: None,
             cache: ChangeCache::default(),
             views: HashMap::new(),
+            verify: false,
         }
+    }
+
+    /// Applies incoming changes only if the document still saves and loads after them (see
+    /// [`crate::integrity`]): for a server, which must never store or forward a change that
+    /// makes a record unloadable. Costs a copy, a save and a load of the document per batch.
+    pub fn verify_loads(&mut self) {
+        self.verify = true;
     }
 
     /// Keeps the raw bytes of the document's changes (and its last saved form) to answer peers
@@ -500,6 +559,7 @@ impl DocSync {
     /// Stops syncing with `peer`; returns its state in persistable form.
     pub fn remove_peer(&mut self, peer: &str) -> Option<Vec<u8>> {
         self.deferred.remove(peer);
+        self.deferred_rounds.remove(peer);
         self.owe_answer.remove(peer);
         if let Some(awaiting) = &mut self.awaiting {
             awaiting.forget(peer);
@@ -573,9 +633,15 @@ impl DocSync {
                 if let Some(awaiting) = &mut self.awaiting {
                     awaiting.forget(incoming.peer);
                 }
-                let (mut message, received) = result?;
+                let (mut message, mut received) = result?;
                 if let Some(error) = failed.remove(&i) {
                     return Err(error);
+                }
+                if let Some(status) = received.restore_status.take()
+                    && let Some(change) = self.restore_status(&status, &received.applied)
+                {
+                    received.applied.push(change);
+                    received.restored = true;
                 }
                 if !message.changes.is_empty() {
                     self.owe_answer.insert(incoming.peer.to_owned());
@@ -669,6 +735,9 @@ impl DocSync {
                 }
                 match verdict {
                     Verdict::Accept(effects) => {
+                        if effects.restore_status.is_some() {
+                            received.restore_status.clone_from(&effects.restore_status);
+                        }
                         received.applied.push(change.clone());
                         pending.push(index, change, effects);
                     }
@@ -690,9 +759,35 @@ impl DocSync {
         }
         received.deferred = waiting.len();
         if waiting.len() > MAX_CHANGES_PER_MESSAGE {
+            self.deferred_rounds.remove(peer);
             return Err(SyncError::TooManyChanges(MAX_CHANGES_PER_MESSAGE));
         }
-        if !waiting.is_empty() {
+        if waiting.is_empty() {
+            self.deferred_rounds.remove(peer);
+        } else {
+            // Bounded in bytes (per peer, and for the document) and in age (messages from the
+            // peer that did not bring what they wait for), not only in number.
+            let bytes: usize = waiting.iter().map(|c| c.raw_bytes().len()).sum();
+            let others: usize = self
+                .deferred
+                .values()
+                .flatten()
+                .map(|c| c.raw_bytes().len())
+                .sum();
+            let rounds = self.deferred_rounds.entry(peer.to_owned()).or_default();
+            *rounds += 1;
+            if bytes > MAX_WAITING_BYTES_PER_PEER {
+                self.deferred_rounds.remove(peer);
+                return Err(SyncError::TooMuchWaiting(MAX_WAITING_BYTES_PER_PEER));
+            }
+            if bytes + others > MAX_WAITING_BYTES {
+                self.deferred_rounds.remove(peer);
+                return Err(SyncError::TooMuchWaiting(MAX_WAITING_BYTES));
+            }
+            if *rounds > MAX_WAITING_ROUNDS {
+                self.deferred_rounds.remove(peer);
+                return Err(SyncError::WaitedTooLong(MAX_WAITING_ROUNDS));
+            }
             self.deferred.insert(peer.to_owned(), waiting);
         }
         Ok((message, received))
@@ -707,8 +802,7 @@ impl DocSync {
             return;
         }
         let all: Vec<Change> = taken.changes.iter().map(|(_, c)| c.clone()).collect();
-        let doc = self.record.doc_mut();
-        if doc.apply_changes(all).is_ok() {
+        if self.apply(all).is_ok() {
             self.remember(taken.changes.iter().map(|(_, c)| c));
             return;
         }
@@ -729,17 +823,65 @@ impl DocSync {
                 .flat_map(Change::deps)
                 .any(|d| !inside.contains(d) && !self.knows(d));
             let result = if missing {
-                Err("it depends on changes that could not be applied".to_owned())
+                Err(SyncError::Apply(
+                    "it depends on changes that could not be applied".to_owned(),
+                ))
             } else {
-                let doc = self.record.doc_mut();
-                doc.apply_changes(group.clone()).map_err(|e| e.to_string())
+                self.apply(group.clone())
             };
             match result {
                 Ok(()) => self.remember(group.iter()),
                 Err(e) => {
-                    failed.insert(message, SyncError::Apply(e));
+                    failed.insert(message, e);
                 }
             }
+        }
+    }
+
+    /// Puts `status` back at the root if the merged status is now another one (see
+    /// [`Effects::restore_status`]), with a change made after `after`. Returns that change.
+    fn restore_status(&mut self, status: &str, after: &[Change]) -> Option<Change> {
+        let doc = self.record.doc_mut();
+        let current = doc
+            .get(automerge::ROOT, crate::record::STATUS)
+            .ok()
+            .flatten()
+            .and_then(|(v, _)| v.into_scalar().ok())
+            .and_then(|s| s.as_str().map(str::to_owned));
+        if current.as_deref() == Some(status) {
+            return None;
+        }
+        let time = after.iter().map(Change::timestamp).max().unwrap_or(0);
+        let options = automerge::transaction::CommitOptions::default()
+            .with_message(RESTORED_NOTE.to_owned())
+            .with_time(time);
+        let mut tx = doc.transaction();
+        automerge::transaction::Transactable::put(
+            &mut tx,
+            automerge::ROOT,
+            crate::record::STATUS,
+            status,
+        )
+        .ok()?;
+        let (hash, _) = tx.commit_with(options);
+        let change = doc.get_change_by_hash(&hash?)?.clone();
+        self.remember(std::iter::once(&change));
+        Some(change)
+    }
+
+    /// Applies changes to the document: with [`DocSync::verify_loads`], only if it still saves
+    /// and loads afterwards (else it is left as it was); a panic in automerge is an error.
+    fn apply(&mut self, changes: Vec<Change>) -> Result<(), SyncError> {
+        let doc = self.record.doc_mut();
+        if self.verify {
+            return integrity::apply_checked(doc, changes).map_err(|e| match e {
+                Unloadable::Refused(e) => SyncError::Apply(e),
+                Unloadable::WouldBreak => SyncError::WouldBreak,
+            });
+        }
+        match integrity::guarded(|| doc.apply_changes(changes)) {
+            Some(result) => result.map_err(|e| SyncError::Apply(e.to_string())),
+            None => Err(SyncError::WouldBreak),
         }
     }
 

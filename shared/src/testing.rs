@@ -55,6 +55,7 @@ impl Default for Hub {
 fn served(record: Record) -> DocSync {
     let mut doc = DocSync::new(record);
     doc.keep_changes();
+    doc.verify_loads();
     doc
 }
 
@@ -286,13 +287,15 @@ impl Hub {
         };
         let refusal = match received.refused.first() {
             Some((_, refusal)) => Some(refusal.clone()),
-            None if is_new && readable.is_some() && !doc.record().is_empty() => Some(Refusal {
-                code: RefusalCode::NotAllowed,
-                detail: "the document id is already in use".into(),
-            }),
-            // A new document must be a complete record once its first changes are in.
+            // A new document must be a complete record once its first changes are in; an
+            // existing id the sender may not read is answered as an unknown one.
             None if is_new && !doc.record().is_empty() => {
-                check_created(&id, doc.record().doc()).err()
+                check_created(&id, doc.record().doc()).err().or_else(|| {
+                    readable.is_some().then(|| Refusal {
+                        code: RefusalCode::NotAllowed,
+                        detail: crate::policy::NOT_A_MEMBER.into(),
+                    })
+                })
             }
             None => None,
         };

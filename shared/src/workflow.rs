@@ -241,6 +241,15 @@ pub fn transition(from: Status, to: Status, role: Role) -> Option<&'static Trans
         .find(|t| t.from == from && t.to == to && (!t.reviewers_only || role.reviews()))
 }
 
+/// Whether `role` can ever move a record to `status` (every status but the first is reached
+/// by some step).
+pub fn may_reach(status: Status, role: Role) -> bool {
+    status == Status::Draft
+        || TRANSITIONS
+            .iter()
+            .any(|t| t.to == status && (!t.reviewers_only || role.reviews()))
+}
+
 /// The steps `role` may take from `from` (for offering buttons).
 pub fn transitions_from(from: Status, role: Role) -> impl Iterator<Item = &'static Transition> {
     TRANSITIONS

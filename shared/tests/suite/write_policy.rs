@@ -4,16 +4,33 @@
 //! change, tells the sender, forwards nothing to others, and keeps syncing the sender's other
 //! documents on the same connection.
 //!
+//! The last tests judge changes directly on the server's stored copy of a record
+//! ([`policy::check_change`], or [`sync::DocSync::receive`] through a [`policy::PolicyGate`]):
+//! changes a modified automerge could send but automerge's API cannot make (built by hand as
+//! an `ExpandedChange`), and steps made offline on old heads.
+//!
 //! [`testing::Hub`]: saksi_shared::testing::Hub
+//! [`policy::check_change`]: saksi_shared::policy::check_change
+//! [`policy::PolicyGate`]: saksi_shared::policy::PolicyGate
+//! [`sync::DocSync::receive`]: saksi_shared::sync::DocSync::receive
 
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+
+use saksi_shared::automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
+use saksi_shared::automerge::sync::{Message as SyncMessage, MessageVersion};
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable, Transaction};
-use saksi_shared::automerge::{ActorId, AutomergeError, ChangeHash, ObjId, ObjType, ROOT, ReadDoc};
-use saksi_shared::catalogue::RecordKind;
-use saksi_shared::policy::RefusalCode;
+use saksi_shared::automerge::{
+    ActorId, Automerge, AutomergeError, Change, ChangeHash, ExpandedChange, ObjId, ObjType, ROOT,
+    ReadDoc, ScalarValue,
+};
+use saksi_shared::catalogue::{MAX_LIST_ITEMS, RecordKind};
+use saksi_shared::policy::{PolicyGate, Principal, Refusal, RefusalCode, check_change};
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{CommitNote, FieldInput, FieldValue, RecordError};
+use saksi_shared::sync::{DocSync, RESTORED_NOTE, Received};
 use saksi_shared::testing::Hub;
-use saksi_shared::{DocumentId, Editor, Role, Status};
+use saksi_shared::{DocumentId, Editor, Record, Role, Status};
 
 use crate::harness::{Net, Rng, editor};
 
@@ -95,7 +112,7 @@ impl World {
         &mut self,
         phone: usize,
         id: DocumentId,
-        f: impl FnOnce(&mut saksi_shared::Record, &Editor, i64) -> Result<(), RecordError>,
+        f: impl FnOnce(&mut Record, &Editor, i64) -> Result<(), RecordError>,
     ) {
         let (ed, now) = (self.ed(phone), self.tick());
         self.net
@@ -322,6 +339,40 @@ fn a_monitor_cannot_write_a_review_entry_in_someone_elses_name() {
     });
     w.assert_refused(SOKHA, id, hash, RefusalCode::ReviewForgery, before);
     w.assert_still_syncs(SOKHA, other);
+}
+
+/// Red-team finding: a note repeating a key (`{"user":"a","device":"d","user":"b"}`) did not
+/// parse, was taken for no note, and so skipped the attribution check (the console showed the
+/// change "unconfirmed"). A malformed note is refused like a forged one, even when one of its
+/// readings names the sender.
+#[test]
+fn a_malformed_commit_message_is_refused_not_skipped() {
+    for template in [
+        r#"{"user":"USER","device":"DEVICE","user":"dara"}"#,
+        r#"{"user":"dara","device":"DEVICE","user":"USER"}"#,
+        r#"{"user":"USER","device":"DEVICE","us\u0065r":"dara"}"#,
+        r#"{"user":"USER","device":"DEVICE","device":"DEVICE"}"#,
+        r#"{"user":"USER","device":7}"#,
+        r#"{"user":"USER"}"#,
+        r#"{"user":"USER","device":"DEVICE""#,
+    ] {
+        let mut w = World::new();
+        let id = w.observation(0x26, &[DARA]);
+        let other = w.observation(0x27, &[]);
+        let ed = w.ed(SOKHA);
+        let forged = template
+            .replace("USER", &ed.user)
+            .replace("DEVICE", &ed.device);
+        let before = w.net.hub.refusals().len();
+        let hash = w.craft(SOKHA, id, Some(forged.clone()), |tx| {
+            let fields = fields_of(tx)?;
+            tx.put(&fields, "verdict", "acquitted")
+        });
+        w.assert_refused(SOKHA, id, hash, RefusalCode::ForgedAttribution, before);
+        let detail = &w.net.hub.refusals().last().expect("refused").1.detail;
+        assert!(detail.contains("commit message"), "{forged}: {detail}");
+        w.assert_still_syncs(SOKHA, other);
+    }
 }
 
 #[test]
@@ -617,7 +668,7 @@ fn forbidden_and_unknown_documents_get_the_same_answer() {
                 .phone(RITH)
                 .repo
                 .record(&id)
-                .is_none_or(saksi_shared::Record::is_empty),
+                .is_none_or(Record::is_empty),
             "nothing of the record reached Rith"
         );
     }
@@ -632,8 +683,7 @@ fn forbidden_and_unknown_documents_get_the_same_answer() {
     // as a new, empty document private to the connection.
     let rith_conn_frames = |w: &mut World, id: DocumentId| {
         let before = w.net.hub_frames[RITH].len();
-        let mut probe =
-            saksi_shared::sync::DocSync::new(saksi_shared::Record::empty(ActorId::from([9; 16])));
+        let mut probe = DocSync::new(Record::empty(ActorId::from([9; 16])));
         let data = probe.generate("hub").expect("an opening message");
         let frame = Message::Sync {
             sender_id: "rith-phone-peer".into(),
@@ -723,4 +773,719 @@ fn an_edit_made_offline_before_the_archiving_is_kept() {
         view,
         "Sokha's phone converged"
     );
+}
+
+// The gate on the server's stored copy of a record, without a network: changes built by hand
+// (as a modified automerge could send them) or made on a device's copy with automerge's API.
+
+/// Sokha's phone, which created the record.
+const SOKHA_PHONE: [u8; 16] = [0x51; 16];
+const DARA_PHONE: [u8; 16] = [0x52; 16];
+const CHENDA_LAPTOP: [u8; 16] = [0x53; 16];
+/// The server's own actor (for the changes it makes to restore a status).
+const SERVER: [u8; 16] = [0x5e; 16];
+/// A new actor for changes built by hand.
+const HAND_MADE: [u8; 16] = [0x44; 16];
+
+fn case_id() -> DocumentId {
+    DocumentId::from_bytes([0x61; 16])
+}
+
+fn record_id() -> DocumentId {
+    DocumentId::from_bytes([0x71; 16])
+}
+
+fn sokha_ed() -> Editor {
+    editor("sokha", "sokha-phone", Role::Monitor)
+}
+
+fn dara_ed() -> Editor {
+    editor("dara", "dara-phone", Role::Monitor)
+}
+
+fn chenda_ed() -> Editor {
+    editor("chenda", "chenda-laptop", Role::Coordinator)
+}
+
+/// The server's view of `ed`, signed in on their device, a member of `cases`.
+fn principal(ed: &Editor, cases: &[DocumentId]) -> Principal {
+    Principal {
+        user: ed.user.clone(),
+        device: ed.device.clone(),
+        role: ed.role,
+        cases: cases.iter().copied().collect(),
+    }
+}
+
+/// Sokha's court observation as the server stores it: in draft, with a court and a narrative.
+fn stored() -> Record {
+    let ed = sokha_ed();
+    let mut record = Record::create(
+        RecordKind::CourtObservation,
+        &case_id(),
+        ActorId::from(SOKHA_PHONE),
+        &ed,
+        1_000,
+    );
+    record
+        .set_field(
+            "court",
+            FieldInput::Text("សាលាដំបូងខេត្តកណ្ដាល".into()),
+            &ed,
+            1_100,
+        )
+        .expect("a legal edit");
+    record
+        .set_text("narrative", "សាក្សី", &ed, 1_200)
+        .expect("a legal edit");
+    record
+}
+
+/// The write policy's verdict on `change` against the stored `record`.
+fn verdict(record: &Record, change: &Change, who: &Principal) -> Result<(), Refusal> {
+    check_change(&record_id(), record.doc(), change, who)
+}
+
+fn assert_malformed(record: &Record, change: &Change, who: &Principal) {
+    let refusal = verdict(record, change, who).expect_err("a malformed change is refused");
+    assert_eq!(refusal.code, RefusalCode::Malformed, "{refusal:?}");
+}
+
+fn fields_id(doc: &Automerge) -> ObjId {
+    doc.get(ROOT, "fields")
+        .expect("readable")
+        .expect("a record has fields")
+        .1
+}
+
+/// The id of a field's value: its container, or the operation that wrote a scalar.
+fn field_id(doc: &Automerge, field: &str) -> ObjId {
+    doc.get(fields_id(doc), field)
+        .expect("readable")
+        .expect("the field has a value")
+        .1
+}
+
+/// `counter@actor` as a legacy operation id.
+fn parse_op(text: &str) -> OpId {
+    let (counter, actor) = text.split_once('@').expect("counter@actor");
+    OpId::new(
+        counter.parse().expect("a counter"),
+        &actor.parse::<ActorId>().expect("an actor"),
+    )
+}
+
+fn op_id(id: &ObjId) -> OpId {
+    parse_op(&id.to_string())
+}
+
+/// The element at `index` of a list or text (the insert that made it).
+fn element(doc: &Automerge, obj: &ObjId, index: usize) -> OpId {
+    parse_op(
+        &doc.get_cursor(obj, index, None)
+            .expect("an element")
+            .to_string(),
+    )
+}
+
+/// An operation id the document never had, of an actor it knows.
+fn ghost() -> OpId {
+    OpId::new(9_999, &ActorId::from(SOKHA_PHONE))
+}
+
+fn op(action: OpType, obj: &OpId, key: Key, pred: Vec<OpId>, insert: bool) -> Op {
+    Op {
+        action,
+        obj: ObjectId::Id(obj.clone()),
+        key,
+        pred: pred.into(),
+        insert,
+    }
+}
+
+fn put_text(s: &str) -> OpType {
+    OpType::Put(ScalarValue::Str(s.into()))
+}
+
+/// A well-formed change of `operations` by `by`, on a new actor: it depends on the document's
+/// heads, its counters follow every counter of the document, and its message names `by`. Each
+/// test breaks one thing in it.
+fn hand_made(doc: &Automerge, by: &Editor, operations: Vec<Op>) -> ExpandedChange {
+    let max_op = doc
+        .get_changes(&[])
+        .iter()
+        .map(Change::max_op)
+        .max()
+        .unwrap_or(0);
+    ExpandedChange {
+        operations,
+        actor_id: ActorId::from(HAND_MADE),
+        hash: None,
+        seq: 1,
+        start_op: NonZeroU64::new(max_op + 1).expect("positive"),
+        time: 20_000,
+        message: Some(note(&by.user, &by.device)),
+        deps: doc.get_heads(),
+        extra_bytes: Vec::new(),
+        author: None,
+    }
+}
+
+/// A put on `fields.court` replacing its value, as automerge writes one.
+fn court_put(doc: &Automerge) -> Op {
+    op(
+        put_text("សាលាឧទ្ធរណ៍"),
+        &op_id(&fields_id(doc)),
+        Key::Map("court".into()),
+        vec![op_id(&field_id(doc, "court"))],
+        false,
+    )
+}
+
+/// [`court_put`] in a change whose counters start at 1, below those it depends on.
+fn start_op_one(doc: &Automerge, by: &Editor) -> Change {
+    let mut change = hand_made(doc, by, vec![court_put(doc)]);
+    change.start_op = NonZeroU64::new(1).expect("one");
+    Change::from(change)
+}
+
+/// [`court_put`] in a change that depends on nothing, though the document has changes.
+fn no_deps(doc: &Automerge, by: &Editor) -> Change {
+    let mut change = hand_made(doc, by, vec![court_put(doc)]);
+    change.deps = Vec::new();
+    Change::from(change)
+}
+
+/// A put on `fields.court` replacing a value that never existed.
+fn ghost_predecessor(doc: &Automerge, by: &Editor) -> Change {
+    let put = op(
+        put_text("សាលាឧទ្ធរណ៍"),
+        &op_id(&fields_id(doc)),
+        Key::Map("court".into()),
+        vec![ghost()],
+        false,
+    );
+    Change::from(hand_made(doc, by, vec![put]))
+}
+
+/// A character inserted into the narrative after an element that never existed.
+fn insert_after_ghost(doc: &Automerge, by: &Editor) -> Change {
+    let insert = op(
+        put_text("ក"),
+        &op_id(&field_id(doc, "narrative")),
+        Key::Seq(ElementId::Id(ghost())),
+        Vec::new(),
+        true,
+    );
+    Change::from(hand_made(doc, by, vec![insert]))
+}
+
+/// A delete of a narrative element that never existed.
+fn delete_ghost(doc: &Automerge, by: &Editor) -> Change {
+    let delete = op(
+        OpType::Delete,
+        &op_id(&field_id(doc, "narrative")),
+        Key::Seq(ElementId::Id(ghost())),
+        vec![ghost()],
+        false,
+    );
+    Change::from(hand_made(doc, by, vec![delete]))
+}
+
+/// A change made with automerge's API on `actor`'s copy of `record`, attributed to `by`.
+fn device_change(
+    record: &Record,
+    actor: [u8; 16],
+    by: &Editor,
+    now: i64,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
+) -> Change {
+    let mut doc = record.doc().clone().with_actor(ActorId::from(actor));
+    let message = note(&by.user, &by.device);
+    let hash = doc
+        .transact_with(
+            |_| {
+                CommitOptions::default()
+                    .with_message(message)
+                    .with_time(now)
+            },
+            f,
+        )
+        .map(|success| success.hash)
+        .map_err(|failure| failure.error)
+        .expect("automerge accepts the change")
+        .expect("the change has operations");
+    doc.get_change_by_hash(&hash).expect("made here")
+}
+
+fn sync_message(changes: &[Change], heads: Vec<ChangeHash>) -> Vec<u8> {
+    SyncMessage {
+        heads,
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+        flags: None,
+        version: MessageVersion::V1,
+    }
+    .encode()
+}
+
+/// A server's `DocSync` for `record` (verifying that the document still loads), which receives
+/// `changes` from Dara's phone through the write policy.
+fn receive_from_dara(
+    record: &Record,
+    changes: &[Change],
+    heads: Vec<ChangeHash>,
+) -> (DocSync, Received) {
+    let mut served = record.clone();
+    served.set_actor(ActorId::from(SERVER));
+    let mut sync = DocSync::new(served);
+    sync.verify_loads();
+    sync.add_peer("dara-phone", None);
+    let who = principal(&dara_ed(), &[case_id()]);
+    let mut bindings: HashMap<ActorId, String> = HashMap::new();
+    let mut gate = PolicyGate {
+        doc_id: record_id(),
+        who: &who,
+        bindings: &mut bindings,
+    };
+    let received = sync
+        .receive("dara-phone", &sync_message(changes, heads), &mut gate)
+        .expect("the message is handled");
+    (sync, received)
+}
+
+/// Heads, sorted.
+fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort();
+    heads
+}
+
+/// An empty change still enters the record's history: only a writer may add one. Sokha wrote
+/// the record and left the case team, so she may read it but not write to it.
+#[test]
+fn malformed_empty_change_from_a_reader_is_refused() {
+    let record = stored();
+    let sokha = sokha_ed();
+    let meta = record.meta().expect("a record");
+    let reader = principal(&sokha, &[]);
+    assert!(reader.may_read(&meta), "the author may read her record");
+    assert!(
+        !reader.may_write(&meta),
+        "outside the team she may not write"
+    );
+    let empty = Change::from(hand_made(record.doc(), &sokha, Vec::new()));
+    assert!(empty.is_empty());
+    let refusal = verdict(&record, &empty, &reader).expect_err("a reader's empty change");
+    assert_eq!(refusal.code, RefusalCode::NotAllowed, "{refusal:?}");
+    // In the team, the same change is fine (automerge-repo makes empty changes).
+    let writer = principal(&sokha, &[case_id()]);
+    assert_eq!(verdict(&record, &empty, &writer), Ok(()));
+}
+
+#[test]
+fn malformed_start_op_below_its_dependencies_is_refused() {
+    let record = stored();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    let doc = record.doc();
+    // With its counters after those of the document, the same put is accepted.
+    let well_formed = Change::from(hand_made(doc, &dara, vec![court_put(doc)]));
+    assert_eq!(verdict(&record, &well_formed, &who), Ok(()));
+    assert_malformed(&record, &start_op_one(doc, &dara), &who);
+}
+
+#[test]
+fn malformed_empty_deps_on_an_existing_document_is_refused() {
+    let record = stored();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    assert_malformed(&record, &no_deps(record.doc(), &dara), &who);
+}
+
+#[test]
+fn malformed_ghost_predecessor_is_refused() {
+    let record = stored();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    assert_malformed(&record, &ghost_predecessor(record.doc(), &dara), &who);
+}
+
+#[test]
+fn malformed_insert_after_a_ghost_element_is_refused() {
+    let record = stored();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    let doc = record.doc();
+    // After an element that is there, the same insert is accepted.
+    let narrative = field_id(doc, "narrative");
+    let after_real = op(
+        put_text("ក"),
+        &op_id(&narrative),
+        Key::Seq(ElementId::Id(element(doc, &narrative, 0))),
+        Vec::new(),
+        true,
+    );
+    let well_formed = Change::from(hand_made(doc, &dara, vec![after_real]));
+    assert_eq!(verdict(&record, &well_formed, &who), Ok(()));
+    assert_malformed(&record, &insert_after_ghost(doc, &dara), &who);
+}
+
+#[test]
+fn malformed_delete_of_a_ghost_element_is_refused() {
+    let record = stored();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    let doc = record.doc();
+    // Deleting an element that is there is accepted.
+    let narrative = field_id(doc, "narrative");
+    let real = element(doc, &narrative, 0);
+    let delete_real = op(
+        OpType::Delete,
+        &op_id(&narrative),
+        Key::Seq(ElementId::Id(real.clone())),
+        vec![real],
+        false,
+    );
+    let well_formed = Change::from(hand_made(doc, &dara, vec![delete_real]));
+    assert_eq!(verdict(&record, &well_formed, &who), Ok(()));
+    assert_malformed(&record, &delete_ghost(doc, &dara), &who);
+}
+
+/// automerge 0.12 applies these changes and then cannot load the document again. Offered to a
+/// server's sync engine, each is refused: the document keeps its heads, saves and loads.
+#[test]
+fn malformed_changes_never_reach_the_document() {
+    let record = stored();
+    let dara = dara_ed();
+    let doc = record.doc();
+    let before = sorted(record.heads());
+    let changes = [
+        ("start op 1", start_op_one(doc, &dara)),
+        ("no deps", no_deps(doc, &dara)),
+        ("ghost predecessor", ghost_predecessor(doc, &dara)),
+        ("insert after a ghost", insert_after_ghost(doc, &dara)),
+        ("delete of a ghost", delete_ghost(doc, &dara)),
+    ];
+    for (what, change) in changes {
+        let hash = change.hash();
+        let (sync, received) =
+            receive_from_dara(&record, std::slice::from_ref(&change), vec![hash]);
+        assert!(received.applied.is_empty(), "{what}: {received:?}");
+        let refused: Vec<(ChangeHash, RefusalCode)> = received
+            .refused
+            .iter()
+            .map(|(h, refusal)| (*h, refusal.code))
+            .collect();
+        assert_eq!(refused, vec![(hash, RefusalCode::Malformed)], "{what}");
+        let kept = sync.record();
+        assert_eq!(sorted(kept.heads()), before, "{what}");
+        assert!(kept.doc().get_change_by_hash(&hash).is_none(), "{what}");
+        let loaded = Automerge::load(&kept.save()).expect("the document still loads");
+        assert_eq!(sorted(loaded.get_heads()), before, "{what}");
+        assert!(kept.view().is_ok(), "{what}: still a record");
+    }
+}
+
+/// Only a visible element, deleted once, makes room: deleting an element deleted before, or
+/// the same one twice, does not let a change insert past the limit.
+#[test]
+fn deleting_deleted_elements_makes_no_room_in_a_list() {
+    let sokha = sokha_ed();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    // The stored record: `judges` full, one item removed (and replaced) earlier.
+    let mut record = stored();
+    let items: Vec<String> = (0..MAX_LIST_ITEMS).map(|i| format!("ចៅក្រម {i}")).collect();
+    record
+        .set_list("judges", &items, &sokha, 2_000)
+        .expect("a legal edit");
+    let judges = field_id(record.doc(), "judges");
+    let removed = element(record.doc(), &judges, 0);
+    record
+        .list_remove("judges", 0, &sokha, 2_100)
+        .expect("a legal edit");
+    record
+        .list_insert("judges", MAX_LIST_ITEMS - 1, "ចៅក្រម ថ្មី", &sokha, 2_200)
+        .expect("a legal edit");
+    assert_eq!(record.doc().length(&judges), MAX_LIST_ITEMS, "full");
+    let visible = element(record.doc(), &judges, 0);
+    let list = op_id(&judges);
+    let cases = [
+        ("an item deleted before, five times", vec![removed; 5]),
+        ("a visible item, twice", vec![visible; 2]),
+    ];
+    for (what, deletes) in cases {
+        let mut operations = Vec::new();
+        for elem in deletes {
+            let key = Key::Seq(ElementId::Id(elem.clone()));
+            operations.push(op(OpType::Delete, &list, key, vec![elem], false));
+        }
+        for item in ["សាក្សី ១", "សាក្សី ២"] {
+            let key = Key::Seq(ElementId::Head);
+            operations.push(op(put_text(item), &list, key, Vec::new(), true));
+        }
+        let change = Change::from(hand_made(record.doc(), &dara, operations));
+        let refusal = verdict(&record, &change, &who).expect_err(what);
+        assert_eq!(
+            refusal.code,
+            RefusalCode::InvalidValue,
+            "{what}: {refusal:?}"
+        );
+        assert!(
+            refusal.detail.contains("would exceed"),
+            "{what}: {refusal:?}"
+        );
+    }
+    // Deleting one visible item makes room for one.
+    let replace = device_change(&record, DARA_PHONE, &dara, 3_000, |tx| {
+        tx.delete(&judges, 0)?;
+        tx.insert(&judges, MAX_LIST_ITEMS - 1, "សាក្សី ៣")
+    });
+    assert_eq!(verdict(&record, &replace, &who), Ok(()));
+}
+
+/// A hand-made change by `by` appending one review entry per item of `entries`, each setting
+/// the keys listed, in order, with `by`'s values (a key listed twice is put twice, the second
+/// replacing the first). Built by hand: automerge's API drops a put of the value a key holds.
+fn review_entries(doc: &Automerge, by: &Editor, entries: &[Vec<&str>]) -> Change {
+    let review = op_id(
+        &doc.get(ROOT, "review")
+            .expect("readable")
+            .expect("a review list")
+            .1,
+    );
+    let start = hand_made(doc, by, Vec::new()).start_op.get();
+    let here = |i: usize| OpId::new(start + i as u64, &ActorId::from(HAND_MADE));
+    let mut operations = Vec::new();
+    let mut previous: Option<OpId> = None;
+    for keys in entries {
+        let entry = here(operations.len());
+        let after = previous.map_or(ElementId::Head, ElementId::Id);
+        operations.push(op(
+            OpType::Make(ObjType::Map),
+            &review,
+            Key::Seq(after),
+            Vec::new(),
+            true,
+        ));
+        let mut written: HashMap<&str, OpId> = HashMap::new();
+        for &key in keys {
+            let value = match key {
+                "author" => ScalarValue::Str(by.user.as_str().into()),
+                "role" => ScalarValue::Str(by.role.as_str().into()),
+                "action" => ScalarValue::Str("comment".into()),
+                "at" => ScalarValue::Int(20_000),
+                _ => ScalarValue::Str("សាក្សី".into()),
+            };
+            let pred: Vec<OpId> = written.get(key).cloned().into_iter().collect();
+            written.insert(key, here(operations.len()));
+            operations.push(op(
+                OpType::Put(value),
+                &entry,
+                Key::Map(key.into()),
+                pred,
+                false,
+            ));
+        }
+        previous = Some(entry);
+    }
+    Change::from(hand_made(doc, by, operations))
+}
+
+/// Every new review entry names its author, role and action, each once: counting authors over
+/// the whole change is not enough (two entries and two authors, both in the first), nor is an
+/// author alone.
+#[test]
+fn a_review_entry_needs_exactly_one_author_role_and_action() {
+    let record = stored();
+    let dara = dara_ed();
+    let who = principal(&dara, &[case_id()]);
+    let doc = record.doc();
+    let full = vec!["author", "role", "action", "at", "text"];
+    // Two complete entries in one change are fine.
+    let honest = review_entries(doc, &dara, &[full.clone(), full]);
+    assert_eq!(verdict(&record, &honest, &who), Ok(()));
+    let cases = [
+        (
+            "the author twice in one entry, none in the other",
+            vec![
+                vec!["author", "author", "role", "action", "at", "text"],
+                vec!["role", "action", "at", "text"],
+            ],
+        ),
+        ("no role", vec![vec!["author", "action", "at", "text"]]),
+        ("no action", vec![vec!["author", "role", "at", "text"]]),
+    ];
+    for (what, entries) in cases {
+        let forged = review_entries(doc, &dara, &entries);
+        let refusal = verdict(&record, &forged, &who).expect_err(what);
+        assert_eq!(
+            refusal.code,
+            RefusalCode::ReviewForgery,
+            "{what}: {refusal:?}"
+        );
+    }
+}
+
+/// Edits on a device's copy of `server`, which then takes them (legal steps, as stored).
+fn on_device(
+    server: &mut Record,
+    actor: [u8; 16],
+    f: impl FnOnce(&mut Record) -> Result<(), RecordError>,
+) {
+    let mut device = server.clone();
+    device.set_actor(ActorId::from(actor));
+    f(&mut device).expect("a legal edit");
+    let changes = device.doc().get_changes(&server.heads());
+    server
+        .doc_mut()
+        .apply_changes(changes)
+        .expect("automerge applies them");
+}
+
+const OFFLINE_COURT: &str = "សាលាដំបូងរាជធានីភ្នំពេញ";
+
+/// Dara's phone, offline since `seen` (the record still a draft): she writes a long narrative
+/// (many operations, so that her counters pass those of every later step), sets the court and
+/// submits. Her changes and heads.
+fn offline_submit(server: &Record, seen: &[ChangeHash]) -> (Vec<Change>, Vec<ChangeHash>) {
+    let dara = dara_ed();
+    let mut phone = Record::from_automerge(server.doc().fork_at(seen).expect("known heads"));
+    phone.set_actor(ActorId::from(DARA_PHONE));
+    phone
+        .set_text("narrative", &offline_narrative(), &dara, 2_500)
+        .expect("a legal edit");
+    phone
+        .set_field(
+            "court",
+            FieldInput::Text(OFFLINE_COURT.into()),
+            &dara,
+            2_600,
+        )
+        .expect("a legal edit");
+    phone
+        .transition(Status::Submitted, Some("រួចរាល់"), &dara, 2_700)
+        .expect("a draft can be submitted");
+    (phone.doc().get_changes(seen), phone.heads())
+}
+
+fn offline_narrative() -> String {
+    "សាក្សីបាននិយាយថា ".repeat(12)
+}
+
+/// The server's document after Dara's offline submit: a reviewer's `status` kept, and every
+/// other edit of hers.
+fn assert_kept(sync: &DocSync, received: &Received, changes: &[Change], status: Status) {
+    assert!(received.refused.is_empty(), "{:?}", received.refused);
+    assert_eq!(
+        received.applied.len(),
+        changes.len() + 1,
+        "her changes, then the server's"
+    );
+    assert!(received.restored);
+    assert_eq!(
+        received.applied.last().and_then(Change::message),
+        Some(RESTORED_NOTE)
+    );
+    let record = sync.record();
+    for change in changes {
+        assert!(record.doc().get_change_by_hash(&change.hash()).is_some());
+    }
+    let view = record.view().expect("a record");
+    assert_eq!(view.status, status);
+    assert_eq!(
+        view.fields.get("court"),
+        Some(&FieldValue::Text(OFFLINE_COURT.into()))
+    );
+    assert_eq!(
+        view.fields.get("narrative"),
+        Some(&FieldValue::Text(offline_narrative()))
+    );
+    assert!(
+        view.review
+            .iter()
+            .any(|e| e.author == "dara" && e.action == "submit"),
+        "her review entry is kept: {:?}",
+        view.review
+    );
+    let loaded = Automerge::load(&record.save()).expect("the document still loads");
+    assert_eq!(sorted(loaded.get_heads()), sorted(record.heads()));
+    let reloaded = Record::from_automerge(loaded);
+    assert_eq!(reloaded.view().expect("a record").status, status);
+}
+
+/// Dara submits a draft offline; meanwhile Sokha submits and Chenda approves. Her step is
+/// legal as she saw the record, and automerge would let it win (a higher counter): the server
+/// keeps it, and the approval.
+#[test]
+fn a_monitor_step_on_old_heads_does_not_undo_an_approval() {
+    let sokha = sokha_ed();
+    let mut server = Record::create(
+        RecordKind::CourtObservation,
+        &case_id(),
+        ActorId::from(SOKHA_PHONE),
+        &sokha,
+        1_000,
+    );
+    let created = server.heads();
+    on_device(&mut server, SOKHA_PHONE, |r| {
+        r.transition(Status::Submitted, None, &sokha, 2_000)
+    });
+    on_device(&mut server, CHENDA_LAPTOP, |r| {
+        r.transition(Status::Approved, Some("អនុម័ត"), &chenda_ed(), 3_000)
+    });
+    let (changes, heads) = offline_submit(&server, &created);
+    let mut merged = server.clone();
+    merged
+        .doc_mut()
+        .apply_changes(changes.clone())
+        .expect("automerge applies them");
+    assert_eq!(
+        merged.view().expect("a record").status,
+        Status::Submitted,
+        "without the policy her step would win"
+    );
+    let (sync, received) = receive_from_dara(&server, &changes, heads);
+    assert_kept(&sync, &received, &changes, Status::Approved);
+}
+
+/// The same with the record archived meanwhile: it stays archived, and her edits (made before
+/// she could know) are kept.
+#[test]
+fn an_archived_record_stays_archived_against_an_old_submit() {
+    let sokha = sokha_ed();
+    let mut server = Record::create(
+        RecordKind::CourtObservation,
+        &case_id(),
+        ActorId::from(SOKHA_PHONE),
+        &sokha,
+        1_000,
+    );
+    let created = server.heads();
+    on_device(&mut server, SOKHA_PHONE, |r| {
+        r.transition(Status::Submitted, None, &sokha, 2_000)
+    });
+    on_device(&mut server, CHENDA_LAPTOP, |r| {
+        let chenda = chenda_ed();
+        r.transition(Status::Approved, None, &chenda, 3_000)?;
+        r.transition(Status::Archived, Some("បិទ"), &chenda, 3_100)
+    });
+    let (changes, heads) = offline_submit(&server, &created);
+    let mut merged = server.clone();
+    merged
+        .doc_mut()
+        .apply_changes(changes.clone())
+        .expect("automerge applies them");
+    assert_eq!(
+        merged.view().expect("a record").status,
+        Status::Submitted,
+        "without the policy her step would win"
+    );
+    let (sync, received) = receive_from_dara(&server, &changes, heads);
+    assert_kept(&sync, &received, &changes, Status::Archived);
 }
