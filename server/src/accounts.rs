@@ -3,7 +3,8 @@
 //! Passwords are hashed with Argon2id. A device token is 32 random bytes shown to the client
 //! once; the server keeps only its SHA-256. A sync ticket is a single-use token for clients that
 //! can only put credentials in a URL, valid for `ticket_seconds`. Failed logins are counted per
-//! account and per client address in a sliding window; past the limit, attempts are refused
+//! account and per client address in a sliding window, each as it begins (before its password
+//! is checked, so concurrent guesses get no more tries); past the limit, attempts are refused
 //! before any password is checked.
 
 use std::collections::{HashMap, VecDeque};
@@ -274,13 +275,25 @@ impl Tickets {
     }
 }
 
-/// Counts failed logins per account and per address within a window.
+/// Counts login attempts per account and per address within a sliding window.
+///
+/// [`Throttle::begin`] is one step under the lock, taken before any password is checked: it
+/// refuses the attempt if the account or the address has reached its limit, and otherwise
+/// counts the attempt at once, as a failure, for both. Checking and counting in separate steps
+/// let a burst of concurrent guesses all pass the check before the first (slow) password check
+/// had counted anything: 60 at once were all checked. Counted first, at most `per_account`
+/// attempts for one account are ever in flight or failed within the window.
+///
+/// A successful attempt ([`Throttle::succeeded`]) clears the account's count, and takes back
+/// its own count at the address, so that, as before, only failures count against an address
+/// (an office behind one address signs in many people) and a success does not forgive the
+/// address's failures.
 #[derive(Debug)]
 pub struct Throttle {
     window: Millis,
     per_account: usize,
     per_address: usize,
-    failures: Mutex<HashMap<String, VecDeque<Millis>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Millis>>>,
 }
 
 impl Throttle {
@@ -289,62 +302,68 @@ impl Throttle {
             window: window_seconds as Millis * 1000,
             per_account: per_account as usize,
             per_address: per_address as usize,
-            failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
-    fn keys(account: &str, address: &str) -> [(String, bool); 2] {
-        [
-            (format!("u:{}", account.to_lowercase()), true),
-            (format!("a:{address}"), false),
-        ]
+    fn account_key(account: &str) -> String {
+        format!("u:{}", account.to_lowercase())
     }
 
-    /// `Err(seconds)` until the next attempt is allowed, if a limit is reached.
-    pub fn check(&self, account: &str, address: &str, now: Millis) -> Result<(), u64> {
-        let mut failures = self.failures.lock().expect("throttle lock");
+    fn address_key(address: &str) -> String {
+        format!("a:{address}")
+    }
+
+    /// Begins a login attempt at `now`: `Err(seconds)` until the next attempt is allowed if
+    /// the account or the address has reached its limit (nothing is counted then); otherwise
+    /// the attempt is counted as a failure for both, before its password is checked, and
+    /// stays counted unless [`Throttle::succeeded`] is called.
+    pub fn begin(&self, account: &str, address: &str, now: Millis) -> Result<(), u64> {
+        let mut attempts = self.attempts.lock().expect("throttle lock");
+        // Bound memory under a flood of distinct names: forget the windows that have passed.
+        if attempts.len() > 100_000 {
+            let window = self.window;
+            attempts.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
+        }
+        let keys = [
+            (Self::account_key(account), self.per_account),
+            (Self::address_key(address), self.per_address),
+        ];
         let mut wait: Millis = 0;
-        for (key, is_account) in Self::keys(account, address) {
-            let limit = if is_account {
-                self.per_account
-            } else {
-                self.per_address
-            };
-            if let Some(times) = failures.get_mut(&key) {
+        for (key, limit) in &keys {
+            if let Some(times) = attempts.get_mut(key) {
                 while times.front().is_some_and(|t| *t + self.window <= now) {
                     times.pop_front();
                 }
-                if times.len() >= limit {
+                if times.len() >= *limit {
                     let oldest = times.front().copied().unwrap_or(now);
                     wait = wait.max(oldest + self.window - now);
                 }
             }
         }
         if wait > 0 {
-            Err(((wait + 999) / 1000) as u64)
-        } else {
-            Ok(())
+            return Err(((wait + 999) / 1000) as u64);
         }
+        for (key, _) in keys {
+            attempts.entry(key).or_default().push_back(now);
+        }
+        Ok(())
     }
 
-    pub fn failed(&self, account: &str, address: &str, now: Millis) {
-        let mut failures = self.failures.lock().expect("throttle lock");
-        // Bound memory under a flood of distinct names: forget the oldest windows first.
-        if failures.len() > 100_000 {
-            let window = self.window;
-            failures.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
+    /// The attempt begun at `began` succeeded: clears the account's count, and takes the
+    /// attempt back from the address's count (the address's failures stay counted).
+    pub fn succeeded(&self, account: &str, address: &str, began: Millis) {
+        let mut attempts = self.attempts.lock().expect("throttle lock");
+        attempts.remove(&Self::account_key(account));
+        let key = Self::address_key(address);
+        if let Some(times) = attempts.get_mut(&key) {
+            if let Some(at) = times.iter().rposition(|t| *t == began) {
+                times.remove(at);
+            }
+            if times.is_empty() {
+                attempts.remove(&key);
+            }
         }
-        for (key, _) in Self::keys(account, address) {
-            failures.entry(key).or_default().push_back(now);
-        }
-    }
-
-    /// A successful login clears the account's count (not the address's).
-    pub fn succeeded(&self, account: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .remove(&format!("u:{}", account.to_lowercase()));
     }
 }
 
@@ -423,21 +442,79 @@ mod tests {
     fn throttle_counts_per_account_and_address() {
         let t = Throttle::new(900, 3, 5);
         for _ in 0..3 {
-            assert!(t.check("sokha", "10.0.0.1", 0).is_ok());
-            t.failed("sokha", "10.0.0.1", 0);
+            assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
         }
-        assert_eq!(t.check("Sokha", "10.0.0.2", 1_000), Err(899));
-        assert!(t.check("vanna", "10.0.0.1", 1_000).is_ok());
-        t.failed("vanna", "10.0.0.1", 1_000);
-        t.failed("dara", "10.0.0.1", 1_000);
+        // Every attempt was counted when it began: the fourth is refused, from any address.
+        assert_eq!(t.begin("Sokha", "10.0.0.2", 1_000), Err(899));
+        assert_eq!(t.begin("sokha", "10.0.0.1", 1_000), Err(899));
+        assert!(t.begin("vanna", "10.0.0.1", 1_000).is_ok());
+        assert!(t.begin("dara", "10.0.0.1", 1_000).is_ok());
         assert!(
-            t.check("kosal", "10.0.0.1", 2_000).is_err(),
+            t.begin("kosal", "10.0.0.1", 2_000).is_err(),
             "address limit"
         );
-        assert!(t.check("kosal", "10.0.0.3", 2_000).is_ok());
+        assert!(t.begin("kosal", "10.0.0.3", 2_000).is_ok());
         assert!(
-            t.check("sokha", "10.0.0.9", 900_000).is_ok(),
+            t.begin("sokha", "10.0.0.9", 900_000).is_ok(),
             "window passed"
         );
+    }
+
+    #[test]
+    fn a_refused_attempt_is_not_counted() {
+        let t = Throttle::new(900, 2, 100);
+        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
+        for s in 1..100 {
+            assert!(t.begin("sokha", "10.0.0.1", s * 1_000).is_err());
+        }
+        // Only the two counted attempts hold the account back: both leave the window at 900 s.
+        assert!(t.begin("sokha", "10.0.0.1", 900_000).is_ok());
+    }
+
+    #[test]
+    fn success_clears_the_account_and_takes_back_only_its_own_address_count() {
+        let t = Throttle::new(900, 3, 3);
+        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", 1_000).is_ok());
+        t.succeeded("Sokha", "10.0.0.1", 1_000);
+        // The account starts again; the address keeps its two failures (a limit of three).
+        assert!(t.begin("sokha", "10.0.0.2", 2_000).is_ok());
+        assert!(t.begin("vanna", "10.0.0.1", 2_000).is_ok());
+        t.succeeded("vanna", "10.0.0.1", 2_000);
+        // Successes do not count against an address (an office signs in many people)...
+        for name in ["dara", "kosal", "vanna"] {
+            assert!(t.begin(name, "10.0.0.1", 3_000).is_ok(), "{name}");
+            t.succeeded(name, "10.0.0.1", 3_000);
+        }
+        // ...but its failures do.
+        assert!(t.begin("dara", "10.0.0.1", 4_000).is_ok());
+        assert_eq!(t.begin("kosal", "10.0.0.1", 4_000), Err(896));
+    }
+
+    #[test]
+    fn concurrent_attempts_for_one_account_let_exactly_the_limit_through() {
+        let t = Throttle::new(900, 5, 1_000);
+        let start = std::sync::Barrier::new(60);
+        let allowed = std::sync::atomic::AtomicUsize::new(0);
+        let refused = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for i in 0..60 {
+                let (t, start, allowed, refused) = (&t, &start, &allowed, &refused);
+                scope.spawn(move || {
+                    start.wait();
+                    let address = format!("10.0.0.{}", i % 4);
+                    let counter = match t.begin("sokha", &address, 0) {
+                        Ok(()) => allowed,
+                        Err(_) => refused,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(allowed.into_inner(), 5);
+        assert_eq!(refused.into_inner(), 55);
+        assert!(t.begin("sokha", "10.0.0.9", 1_000).is_err());
     }
 }

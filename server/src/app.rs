@@ -168,7 +168,7 @@ type DirLock = Arc<std::sync::Mutex<Option<crate::datadir::DataDirLock>>>;
 
 /// Opens the storage at the configured path (creating the data directory).
 pub fn open_storage(config: &Config) -> Result<Arc<SqliteStorage>, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    crate::datadir::create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
@@ -452,6 +452,11 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
     let runtime = state.runtime.clone();
     runtime.spawn(async move {
         let mut since = state.now();
+        // Access changes made before this start concern no open connection.
+        let mut access_seen = match state.db.run(|s| s.access_changes_since(i64::MAX)).await {
+            Ok((last, _)) => last,
+            Err(_) => 0,
+        };
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
@@ -470,6 +475,20 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                 }
                 Err(StorageError::Closed) => break,
                 Err(e) => tracing::warn!(error = %e, "revocation check failed"),
+            }
+            // Team and role changes, from the console or the command line: the users'
+            // connections reload what they may read and close what they may no longer read.
+            let seen = access_seen;
+            match state.db.run(move |s| s.access_changes_since(seen)).await {
+                Ok((last, users)) => {
+                    access_seen = last;
+                    for user in users {
+                        let n = state.connections.refresh_user(&user);
+                        tracing::debug!(connections = n, "access changed: connections refreshed");
+                    }
+                }
+                Err(StorageError::Closed) => break,
+                Err(e) => tracing::warn!(error = %e, "access change check failed"),
             }
         }
     });

@@ -3,9 +3,9 @@
 //! **Backup** runs while the server serves: SQLite's `VACUUM INTO` on a read-only connection
 //! copies one read transaction, so the copy is a consistent snapshot holding every change
 //! committed (and so acknowledged) before the backup began. The copy is written next to FILE
-//! under a temporary name, checked (`integrity_check`, the audit chain), switched out of WAL mode
-//! so that it is one self-contained file, fsynced, and only then linked to FILE, which is never
-//! overwritten.
+//! under a temporary name, created readable by its owner only (0600) before a byte is written,
+//! checked (`integrity_check`, the audit chain), switched out of WAL mode so that it is one
+//! self-contained file, fsynced, and only then linked to FILE, which is never overwritten.
 //!
 //! **Restore** refuses while a server runs on the data directory (it takes the same lock as
 //! `saksi serve`, see [`crate::datadir`]) and refuses to replace an existing database unless
@@ -21,7 +21,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::config::Config;
 use crate::datadir::{DataDirLock, LockError};
 use crate::storage::StorageError;
-use crate::storage::sqlite::{SCHEMA_VERSION, SqliteStorage, verify_audit_chain};
+use crate::storage::sqlite::{
+    SCHEMA_VERSION, SqliteStorage, create_private_file, verify_audit_chain,
+};
 
 /// Why a backup or a restore did not happen. Nothing was changed when one of these is returned.
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +265,10 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
             conn.busy_timeout(std::time::Duration::from_secs(30))
                 .map_err(sql_err(&source))?;
             check_version(&conn, &source)?;
+            // `VACUUM INTO` would create the file with the umask (0644 under the usual 022):
+            // it is created empty and private first, which SQLite accepts and keeps, and the
+            // files SQLite makes beside it take its mode.
+            create_private_file(&partial).map_err(io_err(&partial))?;
             conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])
                 .map_err(sql_err(&source))?;
         }
@@ -313,12 +319,11 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
     let copy = partial_path(&target, "restoring");
     remove_database_files(&copy);
     let result = (|| {
-        std::fs::copy(source, &copy).map_err(io_err(&copy))?;
-        #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
-                .map_err(io_err(&copy))?;
+            // Private from the first byte (`fs::copy` would give it the backup's mode).
+            let mut from = std::fs::File::open(source).map_err(io_err(source))?;
+            let mut to = create_private_file(&copy).map_err(io_err(&copy))?;
+            std::io::copy(&mut from, &mut to).map_err(io_err(&copy))?;
         }
         // Check the file as it is, then bring it to this build's schema, then check again.
         {

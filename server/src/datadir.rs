@@ -24,6 +24,20 @@ pub enum LockError {
     },
 }
 
+/// Creates `dir`, and any missing parents, readable by its owner only (0700) from the start;
+/// an existing directory is left as it is. (`create_dir_all` would create it with the umask,
+/// usually 0755, and it held the lock file, then the database, before anyone restricted it.)
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// An exclusive lock on a data directory, released when dropped.
 #[derive(Debug)]
 pub struct DataDirLock {
@@ -39,7 +53,7 @@ impl DataDirLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(io)?;
+        create_private_dir(data_dir).map_err(io)?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -70,5 +84,23 @@ mod tests {
         assert!(matches!(err, LockError::Busy { .. }), "{err}");
         drop(first);
         DataDirLock::acquire(dir.path()).expect("released");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_directory_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let data = dir.path().join("new").join("data");
+        let _lock = DataDirLock::acquire(&data).expect("lock");
+        for created in [&data, &dir.path().join("new")] {
+            let mode = std::fs::metadata(created)
+                .expect("created")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", created.display());
+        }
+        let lock = std::fs::metadata(data.join(LOCK_FILE)).expect("lock file");
+        assert_eq!(lock.permissions().mode() & 0o777, 0o600);
     }
 }

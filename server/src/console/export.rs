@@ -18,6 +18,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
+use saksi_shared::integrity::guarded;
 use saksi_shared::record::{HistoryEntry, Record, RecordView};
 use saksi_shared::validate::date_of_millis;
 use serde::Serialize;
@@ -39,12 +40,19 @@ struct Exported {
     history: Vec<HistoryEntry>,
 }
 
+/// The records an export holds, and the ids of those it had to skip because they cannot be
+/// read (a stored record that no longer loads: the export says so instead of failing).
+struct Gathered {
+    records: Vec<Exported>,
+    skipped: Vec<String>,
+}
+
 /// Reads every record `query` matches from storage (oldest update first).
 async fn gather(
     state: &Arc<AppState>,
     query: &RecordQuery,
     with_history: bool,
-) -> Result<Vec<Exported>, ConsoleError> {
+) -> Result<Gathered, ConsoleError> {
     let mut filter = query.filter()?;
     filter.sort = crate::storage::DocumentSort::UpdatedAsc;
     filter.limit = Some(MAX_EXPORT as u32 + 1);
@@ -57,25 +65,26 @@ async fn gather(
             }
             let cases = s.cases()?;
             let mut out = Vec::with_capacity(rows.len());
+            let mut skipped = Vec::new();
             for row in rows {
                 let chunks = s.chunks(&row.id)?;
                 // A read-only copy: the actor is never used to write.
                 let actor = ActorId::from(crate::accounts::random_16());
-                let record = match Record::load(&chunks.concat(), actor) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(doc = %row.id, error = %e, "export: record unreadable");
-                        continue;
-                    }
-                };
-                let Ok(view) = record.view() else {
-                    tracing::error!(doc = %row.id, "export: record has no view");
+                let read = guarded(|| {
+                    let record = Record::load(&chunks.concat(), actor).ok()?;
+                    let view = record.view().ok()?;
+                    let history = if with_history {
+                        record.history()
+                    } else {
+                        Vec::new()
+                    };
+                    Some((view, history))
+                })
+                .flatten();
+                let Some((view, history)) = read else {
+                    tracing::error!(doc = %row.id, "export: record unreadable, skipped");
+                    skipped.push(row.id.to_string());
                     continue;
-                };
-                let history = if with_history {
-                    record.history()
-                } else {
-                    Vec::new()
                 };
                 let case_name = cases
                     .iter()
@@ -89,7 +98,10 @@ async fn gather(
                     history,
                 });
             }
-            Ok(Ok(out))
+            Ok(Ok(Gathered {
+                records: out,
+                skipped,
+            }))
         })
         .await?;
     read.map_err(|n| {
@@ -100,14 +112,23 @@ async fn gather(
 }
 
 /// Writes the audit entry of an export.
-async fn audit(who: &Console, format: &str, query: &RecordQuery, count: usize) {
+async fn audit(who: &Console, format: &str, query: &RecordQuery, count: usize, skipped: &[String]) {
     let event = AuditEvent {
         at: who.state.now(),
         username: Some(who.username().to_owned()),
         device_id: Some(who.auth.device.id.clone()),
         action: "export".into(),
         target: (!query.case.trim().is_empty()).then(|| query.case.trim().to_owned()),
-        detail: format!("{format}: {}; {count} record(s)", query.describe()),
+        detail: if skipped.is_empty() {
+            format!("{format}: {}; {count} record(s)", query.describe())
+        } else {
+            format!(
+                "{format}: {}; {count} record(s); {} unreadable skipped: {}",
+                query.describe(),
+                skipped.len(),
+                skipped.join(" ")
+            )
+        },
     };
     who.state.audit(event).await;
     tracing::info!(device = %who.auth.device.id, format, records = count, "console: export");
@@ -205,21 +226,24 @@ pub async fn csv(
                     .into(),
             )
         })?;
-    let records = gather(&who.state, &query, false).await?;
+    let Gathered { records, skipped } = gather(&who.state, &query, false).await?;
     let rows: Vec<(String, String, &RecordView)> = records
         .iter()
         .map(|r| (r.row.id.to_string(), r.case_name.clone(), &r.view))
         .collect();
     let body = csv_text(kind, &rows);
-    audit(&who, "csv", &query, records.len()).await;
+    audit(&who, "csv", &query, records.len(), &skipped).await;
     let name = format!(
         "saksi-{}-{}.csv",
         kind.as_str(),
         date_of_millis(who.state.now())
     );
+    // A CSV file has no place for a note that a spreadsheet would not take for a row: the
+    // skipped records are named in a header (and in the audit log).
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header(attachment(&name))
+        .insert_header(("X-Saksi-Skipped", skipped.join(" ")))
         .body(body))
 }
 
@@ -238,6 +262,8 @@ struct JsonExport<'a> {
     filter: String,
     count: usize,
     records: Vec<JsonRecord<'a>>,
+    /// Records the filter matched that could not be read, by id.
+    skipped_unreadable: &'a [String],
 }
 
 pub async fn json(
@@ -245,7 +271,7 @@ pub async fn json(
     query: web::Query<RecordQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let query = query.into_inner();
-    let records = gather(&who.state, &query, false).await?;
+    let Gathered { records, skipped } = gather(&who.state, &query, false).await?;
     let export = JsonExport {
         exported_at: time(who.state.now()),
         exported_by: who.username(),
@@ -259,10 +285,11 @@ pub async fn json(
                 view: &r.view,
             })
             .collect(),
+        skipped_unreadable: &skipped,
     };
     let body = serde_json::to_string_pretty(&export)
         .map_err(|e| ConsoleError::Internal(format!("export JSON: {e}")))?;
-    audit(&who, "json", &query, records.len()).await;
+    audit(&who, "json", &query, records.len(), &skipped).await;
     let name = format!("saksi-records-{}.json", date_of_millis(who.state.now()));
     Ok(HttpResponse::Ok()
         .content_type("application/json")
@@ -285,6 +312,8 @@ struct ReportPage {
     filter: String,
     back: String,
     records: Vec<ReportRecord>,
+    /// Records that could not be read, by id.
+    skipped: Vec<String>,
 }
 
 pub async fn report(
@@ -292,7 +321,7 @@ pub async fn report(
     query: web::Query<RecordQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let query = query.into_inner();
-    let records = gather(&who.state, &query, true).await?;
+    let Gathered { records, skipped } = gather(&who.state, &query, true).await?;
     let people = Directory::load(
         &who.state,
         records.iter().flat_map(|r| {
@@ -317,9 +346,10 @@ pub async fn report(
                 history: history_rows(r.view.kind, &r.history, &people, who.lang),
             })
             .collect(),
+        skipped: skipped.clone(),
     };
     let body = report.render()?;
-    audit(&who, "report", &query, records.len()).await;
+    audit(&who, "report", &query, records.len(), &skipped).await;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(body))

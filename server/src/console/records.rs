@@ -663,6 +663,9 @@ pub async fn history(
 fn edit_error(e: EditError) -> ConsoleError {
     match e {
         EditError::NotFound => ConsoleError::NotFound,
+        EditError::Unreadable => {
+            ConsoleError::Conflict("This record cannot be read right now.".into())
+        }
         EditError::Record(e) => ConsoleError::Conflict(format!("This could not be done: {e}.")),
         EditError::Storage(e) => e.into(),
     }

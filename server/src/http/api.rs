@@ -168,7 +168,9 @@ pub async fn sign_in(
     }
     let now = state.now();
     let address = client_address(req, state.config.tls == crate::config::TlsMode::Off);
-    if let Err(wait) = state.throttle.check(username, &address, now) {
+    // Counted as a failure before the password is checked (one step, under the throttle's
+    // lock): concurrent guesses cannot all pass a check made before any of them was counted.
+    if let Err(wait) = state.throttle.begin(username, &address, now) {
         tracing::warn!(address = %address, "login throttled");
         return Err(ApiError::Throttled(wait));
     }
@@ -191,7 +193,6 @@ pub async fn sign_in(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(user) = verified else {
-        state.throttle.failed(username, &address, now);
         state
             .metrics
             .logins_failed
@@ -208,7 +209,7 @@ pub async fn sign_in(
             .await;
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.succeeded(username);
+    state.throttle.succeeded(username, &address, now);
     let (token, hash) = new_token();
     let expires_at = now + state.config.session_days as Millis * 86_400_000;
     let (device_id, detail) = match renew {

@@ -211,6 +211,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// stop working at `now`, the devices stay (signing in again renews them, keeping their
     /// unsynced data and its attribution). Returns how many sessions were ended.
     fn end_sessions(&self, user: UserId, now: Millis) -> Result<usize, StorageError>;
+    /// The users whose access changed (team, role) after change number `seq`, and the number
+    /// of the last change (0 if none), to pass next time.
+    fn access_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StorageError>;
     /// Devices revoked at or after `since`.
     fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError>;
 

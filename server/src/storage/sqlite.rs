@@ -21,7 +21,10 @@ use super::{
 };
 
 /// Migrations, in order. `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_access_changes.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -101,9 +104,68 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Creates `path` empty, readable and writable by its owner only (0600); fails if it exists.
+///
+/// SQLite creates a database file with the process's umask (0644 under the usual 022), but
+/// its `-wal`, `-shm` and `-journal` files with the mode of the database itself: a database
+/// (or a `VACUUM INTO` target, which may be an empty file) created this way first keeps all of
+/// them private.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Makes the database at `path` private before SQLite opens it: created empty with mode 0600
+/// if it does not exist; otherwise the database and the files SQLite keeps beside it lose any
+/// group and other permissions (a database an older Saksi created with the umask).
+fn make_private(path: &Path) -> Result<(), StorageError> {
+    match create_private_file(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(StorageError::Database(format!(
+                "cannot create {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = PathBuf::from(file);
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                let private = std::fs::Permissions::from_mode(mode & 0o700);
+                if let Err(e) = std::fs::set_permissions(&file, private) {
+                    tracing::warn!(
+                        file = %file.display(),
+                        error = %e,
+                        "cannot make a database file private"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    /// Opens (creating if needed) the database at `path` and runs pending migrations. A new
+    /// database, and the files SQLite keeps beside it, are readable by their owner only.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        make_private(path)?;
         let conn = Connection::open(path)?;
         configure(&conn)?;
         migrate(&conn)?;
@@ -129,12 +191,20 @@ impl SqliteStorage {
         }
     }
 
-    /// Makes a consistent copy of the database into `dest` while it stays in use.
+    /// Makes a consistent copy of the database into `dest` (which must not exist, and is
+    /// created readable by its owner only) while it stays in use.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
-        self.read(|conn| {
+        create_private_file(dest).map_err(|e| {
+            StorageError::Database(format!("cannot create {}: {e}", dest.display()))
+        })?;
+        let copied = self.read(|conn| {
             conn.execute("VACUUM INTO ?1", params![dest.to_string_lossy()])?;
             Ok(())
-        })
+        });
+        if copied.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        copied
     }
 
     fn read<T>(
@@ -203,6 +273,15 @@ impl Drop for SqliteStorage {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Notes that what `user` may read changed ([`Storage::access_changes_since`]).
+fn access_changed(conn: &Connection, user: UserId) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO access_changes (user_id) VALUES (?1)",
+        params![user],
+    )?;
+    Ok(())
 }
 
 fn migrate(conn: &Connection) -> Result<(), StorageError> {
@@ -556,7 +635,7 @@ impl Storage for SqliteStorage {
                 params![user, role.as_str()],
             )? {
                 0 => Err(StorageError::NotFound(format!("user {user}"))),
-                _ => Ok(()),
+                _ => access_changed(conn, user),
             }
         })
     }
@@ -697,6 +776,22 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn access_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StorageError> {
+        self.read(|conn| {
+            let last: i64 = conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM access_changes",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT u.username FROM access_changes a JOIN users u ON u.id = a.user_id
+                 WHERE a.seq > ?1 AND a.seq <= ?2",
+            )?;
+            let rows = stmt.query_map(params![seq, last], |r| r.get(0))?;
+            Ok((last, rows.collect::<Result<_, _>>()?))
+        })
+    }
+
     fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError> {
         self.read(|conn| {
             let mut stmt =
@@ -752,7 +847,7 @@ impl Storage for SqliteStorage {
                 StorageError::Conflict(_) => StorageError::NotFound("case or user".into()),
                 other => other,
             })?;
-            Ok(())
+            access_changed(conn, user)
         })
     }
 
@@ -763,7 +858,7 @@ impl Storage for SqliteStorage {
                 "DELETE FROM case_members WHERE case_id = ?1 AND user_id = ?2",
                 params![case, user],
             )?;
-            Ok(())
+            access_changed(conn, user)
         })
     }
 
@@ -1078,5 +1173,53 @@ mod tests {
             .expect("a read after the panics does not wait forever");
         assert!(read.expect("read"));
         assert_eq!(storage.readers.lock().unwrap().open, 1);
+    }
+
+    /// The database, its `-wal` and `-shm` files and a copy are the server's user's only,
+    /// whatever the umask; a database an older version left readable by others is restricted.
+    #[cfg(unix)]
+    #[test]
+    fn database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let beside = |db: &Path, suffix: &str| {
+            let mut file = db.as_os_str().to_owned();
+            file.push(suffix);
+            PathBuf::from(file)
+        };
+        let (dir, storage) = storage();
+        let db = dir.path().join("saksi.sqlite3");
+        storage
+            .create_user("sophea", Role::Monitor, "hash", 1)
+            .expect("user");
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(&beside(&db, suffix)), 0o600, "saksi.sqlite3{suffix}");
+        }
+        let copy = dir.path().join("copy.sqlite3");
+        storage.backup_to(&copy).expect("copied");
+        assert_eq!(mode(&copy), 0o600);
+        assert!(
+            storage.backup_to(&copy).is_err(),
+            "a copy never replaces a file"
+        );
+        assert!(std::fs::metadata(&copy).expect("kept").len() > 0);
+        storage.close();
+        drop(storage);
+
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let storage = SqliteStorage::open(&db).expect("reopened");
+        storage
+            .create_user("vanna", Role::Monitor, "hash", 2)
+            .expect("user");
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(&beside(&db, suffix)), 0o600, "saksi.sqlite3{suffix}");
+        }
+        storage.close();
     }
 }

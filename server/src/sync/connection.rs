@@ -41,7 +41,7 @@ pub async fn run(
     let (outbox, mut out_rx) = Outbox::channel(OUTBOX);
     state
         .connections
-        .register(&auth.device, conn, outbox.clone());
+        .register(&auth.device, &auth.user.username, conn, outbox.clone());
     state.metrics.connection_opened();
     tracing::info!(conn, device = %auth.device, "sync connection opened");
 
@@ -101,6 +101,13 @@ pub async fn run(
                         if let Err(closed) = session.binary(&frame).await {
                             write_failed(conn, closed);
                             break None;
+                        }
+                    }
+                    Some(Outgoing::Refresh) => {
+                        if c.peer_id.is_some()
+                            && let Err(reason) = c.refresh_access().await
+                        {
+                            break Some(reason);
                         }
                     }
                     Some(Outgoing::Close(reason)) => {
@@ -220,9 +227,32 @@ impl Connection {
             }
         }
         if self.peer_id.is_some() {
-            self.refresh_who()
+            self.refresh_access()
                 .await
                 .map_err(|_| "permissions unavailable".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Reloads what the user may read and tells every open document, which stops serving this
+    /// connection if it may no longer read it (answering `doc-unavailable`).
+    async fn refresh_access(&mut self) -> Result<(), CloseReason> {
+        let who = self.refresh_who().await?;
+        let Some(peer_id) = self.peer_id.clone() else {
+            return Ok(());
+        };
+        let peer = Peer {
+            conn: self.conn,
+            peer_id,
+            device: self.auth.device.clone(),
+            outbox: self.outbox.clone(),
+        };
+        for id in self.open.iter().copied().collect::<Vec<_>>() {
+            let cmd = Command::Access {
+                peer: peer.clone(),
+                who: who.clone(),
+            };
+            self.state.documents.send(&self.state, id, cmd).await;
         }
         Ok(())
     }

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use saksi_shared::automerge::ActorId;
-use saksi_shared::policy::{PolicyGate, Refusal, RefusalCode, check_created};
+use saksi_shared::integrity::guarded;
+use saksi_shared::policy::{NOT_A_MEMBER, PolicyGate, Refusal, RefusalCode, check_created};
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{Editor, Record, RecordError};
 use saksi_shared::sync::{DocSync, Incoming, Received, SyncError};
@@ -46,6 +47,9 @@ pub enum Command {
     },
     /// The connection closed.
     Close { conn: ConnId },
+    /// What the connection's user may read changed: stop serving it if it may no longer read
+    /// this document.
+    Access { peer: Peer, who: Who },
     /// Read the document (console, exports).
     Read(ReadFn),
     /// An edit made on the server on behalf of a signed-in user (console review actions and
@@ -65,6 +69,7 @@ impl std::fmt::Debug for Command {
         let name = match self {
             Command::Sync { .. } => "Sync",
             Command::Close { .. } => "Close",
+            Command::Access { .. } => "Access",
             Command::Read(_) => "Read",
             Command::Edit { .. } => "Edit",
             Command::Shutdown(_) => "Shutdown",
@@ -78,6 +83,8 @@ impl std::fmt::Debug for Command {
 pub enum EditError {
     #[error("no such document")]
     NotFound,
+    #[error("the document cannot be read")]
+    Unreadable,
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(transparent)]
@@ -235,6 +242,9 @@ struct Loaded {
 /// Per-connection state for this document.
 struct PeerState {
     peer: Peer,
+    /// What the connection's user may read, as last refreshed: checked again before anything
+    /// is forwarded to it.
+    who: Who,
     /// Changes from this connection were refused: ignore it until it reconnects.
     refused: bool,
     /// When this peer was first put off for a later flush (a ticket; lower is earlier), so
@@ -294,6 +304,8 @@ fn serve_many(sync: &mut DocSync) {
     sync.keep_changes();
     // One message in flight per peer: coalesces a reconnect storm.
     sync.hold_until_answered();
+    // Never store or forward a change that leaves the record unloadable.
+    sync.verify_loads();
 }
 
 /// Receives a sync message with every new change checked by the write policy. Returns what
@@ -545,11 +557,30 @@ impl DocumentTask {
                 is_request,
             } => self.sync(peer, who, data, is_request).await,
             Command::Close { conn } => self.close(conn).await,
+            Command::Access { peer, who } => {
+                let conn = peer.conn;
+                let served = self.peers.contains_key(&conn) || self.pending.contains_key(&conn);
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.who = who.clone();
+                }
+                if served && !self.readable_by(&who) && !self.pending.contains_key(&conn) {
+                    tracing::info!(doc = %self.id, conn, "access withdrawn: document closed");
+                    self.close(conn).await;
+                    self.send_unavailable(&peer);
+                }
+            }
             // Only reached while draining a retired task's queue: `finish` follows anyway.
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
             }
-            Command::Read(f) => f(self.doc.as_ref().map(|d| d.sync.record())),
+            Command::Read(f) => {
+                // A read that panics (automerge on a record it cannot rebuild) ends that
+                // request only: its reply is dropped, which the caller sees as "not found".
+                let record = self.doc.as_ref().map(|d| d.sync.record());
+                if guarded(|| f(record)).is_none() {
+                    tracing::error!(doc = %self.id, "reading the document panicked");
+                }
+            }
             Command::Edit {
                 device,
                 editor,
@@ -648,11 +679,9 @@ impl DocumentTask {
         }
         let exists = readable.is_some();
         let (_, mut sync, _) = self.pending.remove(&conn).unwrap_or_else(|| {
-            (
-                peer.clone(),
-                DocSync::new(Record::empty(Self::server_actor())),
-                exists,
-            )
+            let mut sync = DocSync::new(Record::empty(Self::server_actor()));
+            sync.verify_loads();
+            (peer.clone(), sync, exists)
         });
         let key = peer_key(conn);
         if !sync.has_peer(&key) {
@@ -667,13 +696,19 @@ impl DocumentTask {
                 return;
             }
         };
+        // An id that exists but that the sender may not read is answered as an unknown one:
+        // the same checks, and a complete record is refused as one the sender may not create
+        // (which an unknown id also gets, for a case the sender is not in).
         let refusal = match received.refused.first() {
             Some((_, r)) => Some(r.clone()),
-            None if exists && !sync.record().is_empty() => Some(Refusal {
-                code: RefusalCode::NotAllowed,
-                detail: "the document id is already in use".into(),
-            }),
-            None if !sync.record().is_empty() => check_created(&self.id, sync.record().doc()).err(),
+            None if !sync.record().is_empty() => check_created(&self.id, sync.record().doc())
+                .err()
+                .or_else(|| {
+                    exists.then(|| Refusal {
+                        code: RefusalCode::NotAllowed,
+                        detail: NOT_A_MEMBER.into(),
+                    })
+                }),
             None => None,
         };
         if let Some(refusal) = refusal {
@@ -749,6 +784,7 @@ impl DocumentTask {
             conn,
             PeerState {
                 peer,
+                who,
                 refused: false,
                 waiting_since: None,
             },
@@ -791,12 +827,18 @@ impl DocumentTask {
                     loaded.sync.add_peer(&peer_key(*conn), saved.as_deref());
                 }
             }
-            for (p, _, _) in &messages {
+            for (p, who, _) in &messages {
                 self.peers.entry(p.conn).or_insert_with(|| PeerState {
                     peer: p.clone(),
+                    who: who.clone(),
                     refused: false,
                     waiting_since: None,
                 });
+            }
+        }
+        for (p, who, _) in &messages {
+            if let Some(state) = self.peers.get_mut(&p.conn) {
+                state.who = who.clone();
             }
         }
         let Some(loaded) = &mut self.doc else { return };
@@ -901,9 +943,13 @@ impl DocumentTask {
         let (to_answer, changed) = (std::mem::take(&mut self.to_answer), self.changed);
         self.changed = false;
         let Some(loaded) = &mut self.doc else { return };
+        // Read access is checked per peer before anything goes out: a member removed from the
+        // case gets nothing more, even before its connection hears of the change.
+        let meta = loaded.sync.record().meta();
         let mut due: Vec<(u64, ConnId)> = self
             .peers
             .iter()
+            .filter(|(_, p)| meta.as_ref().is_some_and(|m| p.who.may_read(m)))
             .filter(|(conn, p)| !p.refused && (changed || to_answer.contains(conn)))
             .map(|(conn, p)| (p.waiting_since.unwrap_or(u64::MAX), *conn))
             .collect();
@@ -1005,7 +1051,12 @@ impl DocumentTask {
         let heads = loaded.sync.record().heads();
         let record = loaded.sync.record_mut();
         record.set_actor(actor.clone());
-        edit(record, &editor, now)?;
+        let Some(result) = guarded(|| edit(record, &editor, now)) else {
+            tracing::error!(doc = %self.id, "an edit on the server panicked");
+            self.reload().await;
+            return Err(EditError::Unreadable);
+        };
+        result?;
         let changes: Vec<Vec<u8>> = record
             .doc()
             .get_changes(&heads)

@@ -32,6 +32,8 @@ pub enum Outgoing {
     /// Counted in its [`Outbox`]'s backlog until it has been written to the connection's stream.
     Frame(Bytes),
     Close(String),
+    /// What the user may read changed: reload it, and close the documents no longer readable.
+    Refresh,
 }
 
 /// A connection's queue of outgoing frames, with the bytes of the frames that have not reached
@@ -181,8 +183,8 @@ impl ActorBindings for BindingsBatch<'_> {
     }
 }
 
-/// The connections of one device.
-type DeviceConnections = Vec<(ConnId, Outbox)>;
+/// The connections of one device (with its user's name).
+type DeviceConnections = Vec<(ConnId, Outbox, String)>;
 
 /// Open connections per device, so that revoking a device closes its sockets at once.
 #[derive(Debug, Default)]
@@ -196,19 +198,31 @@ impl Connections {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn register(&self, device: &str, conn: ConnId, outbox: Outbox) {
+    pub fn register(&self, device: &str, user: &str, conn: ConnId, outbox: Outbox) {
         self.by_device
             .lock()
             .expect("connections lock")
             .entry(device.to_owned())
             .or_default()
-            .push((conn, outbox));
+            .push((conn, outbox, user.to_owned()));
+    }
+
+    /// Tells every connection of `user` that what the user may read changed. Returns how many.
+    pub fn refresh_user(&self, user: &str) -> usize {
+        let map = self.by_device.lock().expect("connections lock");
+        let mut count = 0;
+        for (_, outbox, _) in map.values().flatten().filter(|(_, _, u)| u == user) {
+            // A full queue is fine: the connection refreshes on its heartbeat too.
+            let _ = outbox.tx.try_send(Outgoing::Refresh);
+            count += 1;
+        }
+        count
     }
 
     pub fn unregister(&self, device: &str, conn: ConnId) {
         let mut map = self.by_device.lock().expect("connections lock");
         if let Some(list) = map.get_mut(device) {
-            list.retain(|(c, _)| *c != conn);
+            list.retain(|(c, _, _)| *c != conn);
             if list.is_empty() {
                 map.remove(device);
             }
@@ -223,7 +237,7 @@ impl Connections {
             .expect("connections lock")
             .remove(device)
             .unwrap_or_default();
-        for (_, outbox) in &list {
+        for (_, outbox, _) in &list {
             // A full queue is fine: the connection checks revocation on its own too.
             outbox.close(reason);
         }
@@ -239,7 +253,7 @@ impl Connections {
             .drain()
             .flat_map(|(_, list)| list)
             .collect();
-        for (_, outbox) in &all {
+        for (_, outbox, _) in &all {
             outbox.close(reason);
         }
         all.len()

@@ -120,6 +120,99 @@ async fn login_sets_a_strict_cookie_and_wrong_passwords_are_throttled() {
     server.stop().await;
 }
 
+/// Red-team finding: the throttle was checked before the (slow) password check and counted
+/// only after it, so 60 guesses sent at once were all checked (59 answered 401, none 429) and
+/// the right password in the same burst signed in. Every password turn is held here while the
+/// burst arrives, so no check can finish (and count, or clear, anything) before all 60 have
+/// met the throttle: only the per-account limit may reach a password check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_are_throttled_before_any_password_is_checked() {
+    const BURST: usize = 60;
+    let server = TestServer::start().await;
+    server.user("dara", Role::Liaison);
+    let limit = server.state.config.login_failures_per_account as usize;
+    assert!(limit < BURST);
+    let mut turns = Vec::new();
+    while let Some(turn) = futures::FutureExt::now_or_never(server.state.passwords.turn()) {
+        turns.push(turn);
+    }
+    assert!(!turns.is_empty());
+    let (sent, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..BURST {
+        // 59 wrong guesses, then the right password.
+        let password = if i == BURST - 1 {
+            PASSWORD.to_owned()
+        } else {
+            format!("wrong guess number {i}")
+        };
+        let (client, sent) = (server.client.clone(), sent.clone());
+        tokio::spawn(async move {
+            let res = client
+                .post_json(
+                    "/api/login",
+                    None,
+                    &json!({"username": "dara", "password": password, "device_name": "x"}),
+                )
+                .await
+                .expect("answer");
+            let _ = sent.send((i, res.status));
+        });
+    }
+    drop(sent);
+    let mut statuses = Vec::new();
+    // Refusals need no password check: they all come back while the turns are held. (Before
+    // the fix none did; after this wait, every guess then reached a password check.)
+    let _ = tokio::time::timeout(WAIT, async {
+        while statuses.len() < BURST - limit {
+            match answers.recv().await {
+                Some(answer) => statuses.push(answer),
+                None => break,
+            }
+        }
+    })
+    .await;
+    drop(turns);
+    while statuses.len() < BURST {
+        let answer = tokio::time::timeout(WAIT, answers.recv())
+            .await
+            .expect("every guess is answered")
+            .expect("every guess is answered");
+        statuses.push(answer);
+    }
+    let count = |status: u16| statuses.iter().filter(|(_, s)| *s == status).count();
+    let (signed_in, wrong, throttled) = (count(200), count(401), count(429));
+    assert!(signed_in <= 1, "{statuses:?}");
+    assert_eq!(
+        signed_in + wrong,
+        limit,
+        "only the per-account limit reaches a password check: {statuses:?}"
+    );
+    assert_eq!(
+        throttled,
+        BURST - limit,
+        "the rest are throttled: {statuses:?}"
+    );
+    if signed_in == 1 {
+        assert!(
+            statuses.contains(&(BURST - 1, 200)),
+            "only the right password signs in: {statuses:?}"
+        );
+    }
+    let failures = server
+        .storage()
+        .audit(&saksi_server::storage::AuditFilter {
+            action: Some("login_failed".into()),
+            ..Default::default()
+        })
+        .expect("audit");
+    assert_eq!(
+        failures.len(),
+        wrong,
+        "every checked wrong guess is audited"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_are_single_use_and_tokens_expire() {
     let server = TestServer::start().await;

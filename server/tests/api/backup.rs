@@ -7,6 +7,7 @@
 //! taken by the real CLI while they write.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -238,4 +239,82 @@ async fn backup_under_write_load_restores_every_acknowledged_change() {
     );
     let _ = sync.disconnect().await;
     restored.stop().await;
+}
+
+/// `saksi admin ARGS` on `data_dir` under the usual umask (022), whatever this test's is.
+#[cfg(unix)]
+fn admin_under_umask_022(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "umask 022 && exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_saksi"),
+        ])
+        .arg("admin")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SAKSI_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("SAKSI_DATA_DIR", data_dir)
+        .output()
+        .expect("saksi admin runs")
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Red-team finding: `saksi admin backup FILE` wrote the backup readable by everyone (0644
+/// under the usual umask), and the database in the data directory was created the same way.
+/// A backup holds every record and the password hashes: it is the server's user's only from
+/// the start, and so are the database, its `-wal` and `-shm` files and the data directory.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_and_database_files_are_private() {
+    let parent = tempfile::tempdir().expect("dir");
+    let data = parent.path().join("data");
+    // The CLI creates the data directory and the database.
+    let listed = admin_under_umask_022(&data, &["list-users"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert_eq!(mode(&data), 0o700, "data directory");
+    let db = data.join("saksi.sqlite3");
+    assert_eq!(mode(&db), 0o600, "database");
+    for suffix in ["-wal", "-shm"] {
+        let beside = data.join(format!("saksi.sqlite3{suffix}"));
+        if beside.exists() {
+            assert_eq!(mode(&beside), 0o600, "{}", beside.display());
+        }
+    }
+
+    let backups = parent.path().join("backups");
+    std::fs::create_dir(&backups).expect("backups dir");
+    let file = backups.join("saksi-backup.sqlite3");
+    let output = admin_under_umask_022(&data, &["backup", file.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "backup: {}", text(&output));
+    assert_eq!(mode(&file), 0o600, "backup");
+    let leftovers: Vec<_> = std::fs::read_dir(&backups)
+        .expect("backups dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "only the backup is left: {leftovers:?}");
+
+    // A running server's database and WAL files, in a fresh data directory.
+    let server = TestServer::start().await;
+    server.user("sophea", saksi_shared::Role::Monitor);
+    let dir = server.data_dir.path().to_owned();
+    for name in ["saksi.sqlite3", "saksi.sqlite3-wal", "saksi.sqlite3-shm"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    server.stop().await;
 }

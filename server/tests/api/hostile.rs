@@ -9,6 +9,7 @@ use saksi_shared::automerge::transaction::{CommitOptions, Transactable as _};
 use saksi_shared::automerge::{AutomergeError, ObjType, ROOT, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::cbor::Cbor;
+use saksi_shared::policy::NOT_A_MEMBER;
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{CommitNote, Editor, FieldInput, Record};
 use saksi_shared::sync::{Event, Repo};
@@ -514,6 +515,7 @@ async fn hostile_input_catalogue() {
         );
         let message = expect_refused(&mallory, r, doc).await;
         assert!(message.contains("NotAllowed"), "{message}");
+        assert!(message.contains(NOT_A_MEMBER), "{message}");
     });
     case!("writing into an existing record of another case", {
         let mut r = Repo::new("m".into(), random_16());
@@ -528,8 +530,10 @@ async fn hostile_input_catalogue() {
             .set_field("court", FieldInput::Text("x".into()), &editor, 1_100)
             .expect("edit");
         r.add_document(secret, &record.save(), None).expect("add");
+        // Exactly what an unknown id gets for a record the sender may not create there.
         let message = expect_refused(&mallory, r, secret).await;
-        assert!(message.contains("already in use"), "{message}");
+        assert!(message.contains("NotAllowed"), "{message}");
+        assert!(message.contains(NOT_A_MEMBER), "{message}");
     });
     // The rest act on a record mallory may write to.
     let (mallory_record, mut mallory_repo) = {

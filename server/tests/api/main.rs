@@ -15,6 +15,7 @@ mod interop;
 mod lifecycle;
 mod ops;
 mod process;
+mod redteam;
 mod restart;
 mod sync;
 mod upgrade;
