@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
-use automerge::{ActorId, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue};
+use automerge::{ActorId, Automerge, Change, ExpandedChange, ObjType, Prop, ReadDoc, ScalarValue};
 
 use crate::record::{FIELDS, REVIEW};
 
@@ -67,7 +67,11 @@ pub struct Touch {
 /// applied (policy) or after (history). Operations on objects that cannot be found are reported
 /// as [`Place::Unknown`].
 pub fn touches(doc: &Automerge, change: &Change) -> Vec<Touch> {
-    let expanded = change.decode();
+    touches_decoded(doc, change, &change.decode())
+}
+
+/// [`touches`], given the change already decoded (`change.decode()`).
+pub fn touches_decoded(doc: &Automerge, change: &Change, expanded: &ExpandedChange) -> Vec<Touch> {
     let actor = change.actor_id().clone();
     let start = change.start_op().get();
     let mut created: HashMap<u64, Place> = HashMap::new();

@@ -16,7 +16,7 @@ use crate::id::DocumentId;
 use crate::policy::{PolicyGate, Principal};
 use crate::protocol::{Message, PROTOCOL_VERSION};
 use crate::record::{Editor, FieldInput, Record};
-use crate::sync::{DocSync, Repo};
+use crate::sync::{DocSync, Repo, changes_message};
 use crate::workflow::Role;
 
 /// Decodes a protocol frame (and the CBOR under it). Accepted messages round-trip.
@@ -172,7 +172,6 @@ fn op_ids(doc: &Automerge) -> Vec<automerge::legacy::OpId> {
 /// ([`crate::integrity`]).
 pub fn malformed_change(data: &[u8]) {
     use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
-    use automerge::sync::{Message as SyncMessage, MessageVersion};
     use automerge::{ExpandedChange, ScalarValue};
 
     static FACTS: OnceLock<(Vec<OpId>, Vec<automerge::ChangeHash>, u64)> = OnceLock::new();
@@ -282,14 +281,7 @@ pub fn malformed_change(data: &[u8]) {
         },
         ..w.who.clone()
     };
-    let message = SyncMessage {
-        heads: vec![change.hash()],
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: vec![change.raw_bytes().to_vec()].into(),
-        flags: None,
-        version: MessageVersion::V1,
-    };
+    let message = changes_message(std::slice::from_ref(&change), vec![change.hash()]);
     let mut sync = DocSync::new(Record::from_automerge(doc.clone()));
     sync.verify_loads();
     sync.add_peer("peer", None);
@@ -300,7 +292,7 @@ pub fn malformed_change(data: &[u8]) {
         bindings: &mut bindings,
     };
     let accepted = sync
-        .receive("peer", &message.encode(), &mut gate)
+        .receive("peer", &message, &mut gate)
         .is_ok_and(|r| !r.applied.is_empty());
     if accepted {
         let saved = sync.record().save();

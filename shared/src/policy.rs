@@ -26,7 +26,7 @@ use automerge::{ActorId, Automerge, Change, Cursor, ObjType, ROOT, ReadDoc, Scal
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{FieldType, MAX_LIST_ITEMS, RecordKind};
-use crate::changes::{Action, Place, touches};
+use crate::changes::{Action, Place, touches_decoded};
 use crate::id::DocumentId;
 use crate::record::{
     CASE, CREATED_AT, CREATED_BY, CommitNote, FIELDS, FieldInput, KIND, MAX_COMMENT_CHARS, REVIEW,
@@ -131,7 +131,7 @@ pub fn check_change(
     change: &Change,
     who: &Principal,
 ) -> Result<(), Refusal> {
-    match judge(doc_id, doc, None, change, who) {
+    match judge_guarded(doc_id, doc, None, change, who) {
         Ok(_) => Ok(()),
         Err(Stop::Refuse(refusal)) => Err(refusal),
         Err(Stop::NeedsApplied) => unreachable!("nothing is pending"),
@@ -172,7 +172,9 @@ fn judge(
         Some(pending) => pending,
         None => &NoneEarlier,
     };
-    match structure::check(doc, earlier, change) {
+    // Decoded once, for the structure checks and for what the change touches.
+    let expanded = change.decode();
+    match structure::check(doc, earlier, change, &expanded) {
         Ok(()) => {}
         Err(Flaw::Unknown(_)) if ahead.is_some() => return Err(Stop::NeedsApplied),
         Err(Flaw::Unknown(detail) | Flaw::Malformed(detail)) => {
@@ -180,7 +182,7 @@ fn judge(
         }
     }
     check_attribution(change, who)?;
-    let touched = touches(doc, change);
+    let touched = touches_decoded(doc, change, &expanded);
     let effects = effects_of(&touched);
     let existing = RecordRef::new(doc);
     let meta = existing.meta();
@@ -779,11 +781,7 @@ fn judge_guarded(
 impl<B: ActorBindings> ChangeGate for PolicyGate<'_, B> {
     fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal> {
         self.check_actor(change)?;
-        match judge_guarded(&self.doc_id, doc, None, change, self.who) {
-            Ok(_) => {}
-            Err(Stop::Refuse(refusal)) => return Err(refusal),
-            Err(Stop::NeedsApplied) => unreachable!("nothing is pending"),
-        }
+        check_change(&self.doc_id, doc, change, self.who)?;
         self.bind(change);
         Ok(())
     }

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
-use automerge::{Automerge, Change, ChangeHash, Cursor, ObjType, ROOT, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash, Cursor, ExpandedChange, ObjType, ROOT, ReadDoc};
 
 /// Why a change is not well formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +58,14 @@ fn op_string(id: &OpId) -> String {
     format!("{}@{}", id.0, id.1)
 }
 
-/// Checks the structure of `change` against `doc` (and changes of its batch in `earlier`).
-pub fn check(doc: &Automerge, earlier: &dyn Earlier, change: &Change) -> Result<(), Flaw> {
+/// Checks the structure of `change` (`expanded` is `change.decode()`) against `doc` (and
+/// changes of its batch in `earlier`).
+pub fn check(
+    doc: &Automerge,
+    earlier: &dyn Earlier,
+    change: &Change,
+    expanded: &ExpandedChange,
+) -> Result<(), Flaw> {
     let has_changes = !doc.get_heads().is_empty() || earlier.any();
     if change.deps().is_empty() && has_changes {
         return Err(malformed(
@@ -83,7 +89,6 @@ pub fn check(doc: &Automerge, earlier: &dyn Earlier, change: &Change) -> Result<
             "the change's counters do not follow those it depends on",
         ));
     }
-    let expanded = change.decode();
     let actor = change.actor_id();
     // Objects made by this change (counter → type) and elements it inserted (object, counter).
     let mut made: HashMap<u64, ObjType> = HashMap::new();

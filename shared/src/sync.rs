@@ -250,6 +250,24 @@ pub enum SyncError {
     WaitedTooLong(u32),
 }
 
+/// An automerge sync message that carries `changes` and announces `heads`, with no request and
+/// no summary of what the sender has: how a peer pushes changes it knows the other lacks.
+pub fn changes_message(changes: &[Change], heads: Vec<ChangeHash>) -> Vec<u8> {
+    SyncMessage {
+        heads,
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+        flags: None,
+        version: MessageVersion::V1,
+    }
+    .encode()
+}
+
 /// The commit message of a server's change that puts back a reviewer's status (see
 /// [`Effects::restore_status`]).
 pub const RESTORED_NOTE: &str = "saksi: status kept after a concurrent step";

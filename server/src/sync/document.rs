@@ -558,14 +558,15 @@ impl DocumentTask {
             } => self.sync(peer, who, data, is_request).await,
             Command::Close { conn } => self.close(conn).await,
             Command::Access { peer, who } => {
-                let conn = peer.conn;
-                let served = self.peers.contains_key(&conn) || self.pending.contains_key(&conn);
-                if let Some(p) = self.peers.get_mut(&conn) {
-                    p.who = who.clone();
-                }
-                if served && !self.readable_by(&who) && !self.pending.contains_key(&conn) {
-                    tracing::info!(doc = %self.id, conn, "access withdrawn: document closed");
-                    self.close(conn).await;
+                // Only peers served this stored document: a connection's own document being
+                // created reveals nothing it did not send.
+                let Some(p) = self.peers.get_mut(&peer.conn) else {
+                    return;
+                };
+                p.who = who.clone();
+                if !self.readable_by(&who) {
+                    tracing::info!(doc = %self.id, conn = peer.conn, "access withdrawn: document closed");
+                    self.close(peer.conn).await;
                     self.send_unavailable(&peer);
                 }
             }

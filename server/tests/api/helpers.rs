@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use saksi_client::{Client, Session, SyncClient};
+use saksi_client::{Client, Session, SyncClient, SyncSocket};
 use saksi_server::Application;
 use saksi_server::accounts::{ManualClock, random_16};
 use saksi_server::app::AppState;
 use saksi_server::config::Config;
+use saksi_shared::protocol::Message;
 use saksi_shared::sync::Repo;
 use saksi_shared::{DocumentId, Role};
 
@@ -135,6 +136,25 @@ impl TestServer {
         let sync = session.sync(repo).await.expect("sync connects");
         (session, sync)
     }
+}
+
+/// A socket that has completed the handshake by hand. Returns it with its peer id.
+pub async fn joined(session: &Session) -> (SyncSocket, String) {
+    let mut socket = session.socket().await.expect("socket");
+    let peer = format!("raw-{}", hex(&random_16()[..4]));
+    let join = Message::Join {
+        sender_id: peer.clone(),
+        supported_protocol_versions: vec!["1".into()],
+        metadata: None,
+    };
+    socket.send(join.encode()).await.expect("join");
+    let reply = socket
+        .recv_timeout(WAIT)
+        .await
+        .expect("recv")
+        .expect("peer");
+    assert!(matches!(Message::decode(&reply), Ok(Message::Peer { .. })));
+    (socket, peer)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

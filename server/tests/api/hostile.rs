@@ -16,31 +16,7 @@ use saksi_shared::sync::{Event, Repo};
 use saksi_shared::{DocumentId, Role};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::helpers::{TestServer, WAIT};
-
-/// A socket that has completed the handshake by hand. Returns it with its peer id.
-async fn joined(session: &Session) -> (SyncSocket, String) {
-    let mut socket = session.socket().await.expect("socket");
-    let peer = format!("raw-{}", crate::helpers::hex(&random_16()[..4]));
-    socket
-        .send(
-            Message::Join {
-                sender_id: peer.clone(),
-                supported_protocol_versions: vec!["1".into()],
-                metadata: None,
-            }
-            .encode(),
-        )
-        .await
-        .expect("join");
-    let reply = socket
-        .recv_timeout(WAIT)
-        .await
-        .expect("recv")
-        .expect("peer");
-    assert!(matches!(Message::decode(&reply), Ok(Message::Peer { .. })));
-    (socket, peer)
-}
+use crate::helpers::{TestServer, WAIT, joined};
 
 /// Reads frames until an `error` arrives.
 async fn expect_error(socket: &mut SyncSocket) -> (String, Option<DocumentId>) {

@@ -5,48 +5,20 @@
 use saksi_client::SyncSocket;
 use saksi_server::accounts::random_16;
 use saksi_shared::automerge::legacy::{Key, ObjectId, Op, OpId, OpType};
-use saksi_shared::automerge::sync::{Message as SyncMessage, MessageVersion};
 use saksi_shared::automerge::{
     ActorId, Automerge, Change, ExpandedChange, ROOT, ReadDoc as _, ScalarValue,
 };
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{FieldInput, Record};
-use saksi_shared::sync::Repo;
+use saksi_shared::sync::{Repo, changes_message};
 use saksi_shared::{DocumentId, Role, Status};
 
-use crate::helpers::{TestServer, WAIT};
-
-/// Joins a raw socket for `session`.
-async fn joined(session: &saksi_client::Session) -> (SyncSocket, String) {
-    let mut socket = session.socket().await.expect("socket");
-    let peer = format!("raw-{}", crate::helpers::hex(&random_16()[..4]));
-    let join = Message::Join {
-        sender_id: peer.clone(),
-        supported_protocol_versions: vec!["1".into()],
-        metadata: None,
-    };
-    socket.send(join.encode()).await.expect("join");
-    let reply = socket
-        .recv_timeout(WAIT)
-        .await
-        .expect("recv")
-        .expect("peer");
-    assert!(matches!(Message::decode(&reply), Ok(Message::Peer { .. })));
-    (socket, peer)
-}
+use crate::helpers::{TestServer, WAIT, joined};
 
 /// Sends one change in a sync message and returns the `error` the server answers with.
 async fn offer(socket: &mut SyncSocket, peer: &str, id: DocumentId, change: &Change) -> String {
-    let data = SyncMessage {
-        heads: vec![change.hash()],
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: vec![change.raw_bytes().to_vec()].into(),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode();
+    let data = changes_message(std::slice::from_ref(change), vec![change.hash()]);
     let frame = Message::Sync {
         sender_id: peer.to_owned(),
         target_id: "server".into(),

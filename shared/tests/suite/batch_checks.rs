@@ -10,13 +10,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use saksi_shared::automerge::sync::{Message as SyncMessage, MessageVersion};
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable as _};
 use saksi_shared::automerge::{ActorId, Automerge, Change, ChangeHash, ROOT, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::policy::{ActorBindings, PolicyGate, Principal, Refusal, RefusalCode};
 use saksi_shared::record::FieldInput;
-use saksi_shared::sync::{ChangeGate, DocSync, Incoming, Pending, Verdict};
+use saksi_shared::sync::{ChangeGate, DocSync, Incoming, Pending, Verdict, changes_message};
 use saksi_shared::{DocumentId, Editor, Record, Role, Status};
 
 use crate::harness::{Rng, editor};
@@ -76,19 +75,7 @@ fn principal(e: &Editor, case: DocumentId) -> Principal {
 }
 
 fn message(changes: &[Change]) -> Vec<u8> {
-    SyncMessage {
-        heads: Vec::new(),
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: changes
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect::<Vec<_>>()
-            .into(),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode()
+    changes_message(changes, Vec::new())
 }
 
 /// A random edit by `d`, legal or not. Failures of the record API (e.g. an archived record)

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 
 use saksi_shared::automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
-use saksi_shared::automerge::sync::{Message as SyncMessage, MessageVersion};
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable, Transaction};
 use saksi_shared::automerge::{
     ActorId, Automerge, AutomergeError, Change, ChangeHash, ExpandedChange, ObjId, ObjType, ROOT,
@@ -28,7 +27,7 @@ use saksi_shared::catalogue::{MAX_LIST_ITEMS, RecordKind};
 use saksi_shared::policy::{PolicyGate, Principal, Refusal, RefusalCode, check_change};
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{CommitNote, FieldInput, FieldValue, RecordError};
-use saksi_shared::sync::{DocSync, RESTORED_NOTE, Received};
+use saksi_shared::sync::{DocSync, RESTORED_NOTE, Received, changes_message};
 use saksi_shared::testing::Hub;
 use saksi_shared::{DocumentId, Editor, Record, Role, Status};
 
@@ -1018,22 +1017,6 @@ fn device_change(
     doc.get_change_by_hash(&hash).expect("made here")
 }
 
-fn sync_message(changes: &[Change], heads: Vec<ChangeHash>) -> Vec<u8> {
-    SyncMessage {
-        heads,
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: changes
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect::<Vec<_>>()
-            .into(),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode()
-}
-
 /// A server's `DocSync` for `record` (verifying that the document still loads), which receives
 /// `changes` from Dara's phone through the write policy.
 fn receive_from_dara(
@@ -1054,7 +1037,7 @@ fn receive_from_dara(
         bindings: &mut bindings,
     };
     let received = sync
-        .receive("dara-phone", &sync_message(changes, heads), &mut gate)
+        .receive("dara-phone", &changes_message(changes, heads), &mut gate)
         .expect("the message is handled");
     (sync, received)
 }
@@ -1419,45 +1402,11 @@ fn assert_kept(sync: &DocSync, received: &Received, changes: &[Change], status: 
     assert_eq!(reloaded.view().expect("a record").status, status);
 }
 
-/// Dara submits a draft offline; meanwhile Sokha submits and Chenda approves. Her step is
-/// legal as she saw the record, and automerge would let it win (a higher counter): the server
-/// keeps it, and the approval.
-#[test]
-fn a_monitor_step_on_old_heads_does_not_undo_an_approval() {
-    let sokha = sokha_ed();
-    let mut server = Record::create(
-        RecordKind::CourtObservation,
-        &case_id(),
-        ActorId::from(SOKHA_PHONE),
-        &sokha,
-        1_000,
-    );
-    let created = server.heads();
-    on_device(&mut server, SOKHA_PHONE, |r| {
-        r.transition(Status::Submitted, None, &sokha, 2_000)
-    });
-    on_device(&mut server, CHENDA_LAPTOP, |r| {
-        r.transition(Status::Approved, Some("អនុម័ត"), &chenda_ed(), 3_000)
-    });
-    let (changes, heads) = offline_submit(&server, &created);
-    let mut merged = server.clone();
-    merged
-        .doc_mut()
-        .apply_changes(changes.clone())
-        .expect("automerge applies them");
-    assert_eq!(
-        merged.view().expect("a record").status,
-        Status::Submitted,
-        "without the policy her step would win"
-    );
-    let (sync, received) = receive_from_dara(&server, &changes, heads);
-    assert_kept(&sync, &received, &changes, Status::Approved);
-}
-
-/// The same with the record archived meanwhile: it stays archived, and her edits (made before
-/// she could know) are kept.
-#[test]
-fn an_archived_record_stays_archived_against_an_old_submit() {
+/// Sokha submits a record and Chenda takes `steps` on it, while Dara, offline since it was
+/// created, edits and submits it: her step is legal as she saw the record, and automerge would
+/// let it win (a higher counter). Through the gate, her changes are kept and so is the status
+/// Chenda left.
+fn old_submit_against(steps: &[Status]) {
     let sokha = sokha_ed();
     let mut server = Record::create(
         RecordKind::CourtObservation,
@@ -1472,8 +1421,10 @@ fn an_archived_record_stays_archived_against_an_old_submit() {
     });
     on_device(&mut server, CHENDA_LAPTOP, |r| {
         let chenda = chenda_ed();
-        r.transition(Status::Approved, None, &chenda, 3_000)?;
-        r.transition(Status::Archived, Some("បិទ"), &chenda, 3_100)
+        for (i, step) in steps.iter().enumerate() {
+            r.transition(*step, Some("សាក្សី"), &chenda, 3_000 + i as i64)?;
+        }
+        Ok(())
     });
     let (changes, heads) = offline_submit(&server, &created);
     let mut merged = server.clone();
@@ -1487,5 +1438,17 @@ fn an_archived_record_stays_archived_against_an_old_submit() {
         "without the policy her step would win"
     );
     let (sync, received) = receive_from_dara(&server, &changes, heads);
-    assert_kept(&sync, &received, &changes, Status::Archived);
+    let last = *steps.last().expect("a step");
+    assert_kept(&sync, &received, &changes, last);
+}
+
+#[test]
+fn a_monitor_step_on_old_heads_does_not_undo_an_approval() {
+    old_submit_against(&[Status::Approved]);
+}
+
+/// Her edits, made before she could know of the archiving, are kept too.
+#[test]
+fn an_archived_record_stays_archived_against_an_old_submit() {
+    old_submit_against(&[Status::Approved, Status::Archived]);
 }
