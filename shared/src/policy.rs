@@ -440,18 +440,17 @@ fn check_edit(
                 // put back once it is applied ([`Effects::restore_status`]).
                 let seen_ids: HashSet<automerge::ObjId> =
                     seen.into_iter().map(|(_, id)| id).collect();
+                // The status shown now is the one to keep, if the sender did not see it.
                 let now = doc
-                    .get_all(ROOT, STATUS)
+                    .get(ROOT, STATUS)
                     .map_err(|_| refuse(RefusalCode::Workflow, "status unavailable"))?;
                 restore_status = now
-                    .iter()
-                    .rev()
                     .filter(|(_, id)| !seen_ids.contains(id))
-                    .filter_map(|(value, _)| match value {
+                    .and_then(|(value, _)| match value {
                         Value::Scalar(s) => s.as_str().and_then(Status::parse),
                         Value::Object(_) => None,
                     })
-                    .find(|s| !may_reach(*s, who.role))
+                    .filter(|s| !may_reach(*s, who.role))
                     .map(|s| s.as_str().to_owned());
             }
             (Place::Root, Some(SCHEMA_VERSION), Action::Put(v)) => {

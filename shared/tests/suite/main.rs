@@ -24,6 +24,7 @@ mod harness;
 mod history;
 mod indexed_sync;
 mod khmer;
+mod old_heads;
 mod scenario_s2;
 mod schema_versions;
 mod sync_engine;
