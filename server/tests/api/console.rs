@@ -1438,3 +1438,90 @@ async fn admins_manage_users_devices_and_teams_from_the_console() {
     );
     server.stop().await;
 }
+
+/// A stored record that no longer loads (here: a change into an object that does not exist,
+/// on which automerge panics, written straight into storage as a server before this round's
+/// checks could have stored it) is skipped by every export, which names it, instead of failing
+/// the case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_skip_a_record_that_cannot_be_read_and_name_it() {
+    use saksi_shared::automerge::legacy::{Key, ObjectId, Op, OpId, OpType};
+    use saksi_shared::automerge::{Automerge, Change, ExpandedChange, ScalarValue};
+
+    let server = TestServer::start().await;
+    server.user("kosal", Role::Coordinator);
+    let c = observation_with_conflict(&server).await;
+    let broken = family_statement(&server, &c.case).await;
+    let chunks = server.storage().chunks(&broken).expect("chunks");
+    let doc = Automerge::load(&chunks.concat()).expect("loads before");
+    let max_op = doc.get_changes(&[]).iter().map(|c| c.max_op()).max();
+    let change = Change::from(ExpandedChange {
+        operations: vec![Op {
+            action: OpType::Put(ScalarValue::Str("សាក្សី".into())),
+            obj: ObjectId::Id(OpId::new(9_999, &ActorId::from([7; 16]))),
+            key: Key::Map("court".into()),
+            pred: Vec::new().into(),
+            insert: false,
+        }],
+        actor_id: ActorId::from(random_16()),
+        hash: None,
+        seq: 1,
+        start_op: std::num::NonZeroU64::new(max_op.unwrap_or(0) + 1).expect("non-zero"),
+        time: 5_000,
+        message: None,
+        deps: doc.get_heads(),
+        extra_bytes: Vec::new(),
+        author: None,
+    });
+    let row = server
+        .storage()
+        .document(&broken)
+        .expect("lookup")
+        .expect("row");
+    server
+        .storage()
+        .append_changes(DocumentWrite {
+            row,
+            changes: vec![change.raw_bytes().to_vec()],
+            new_actors: Vec::new(),
+        })
+        .expect("written");
+    assert!(
+        Record::load(
+            &server.storage().chunks(&broken).expect("chunks").concat(),
+            ActorId::from([1; 16])
+        )
+        .is_err(),
+        "the stored record no longer loads"
+    );
+
+    let desk = Browser::sign_in(&server, "kosal").await;
+    let res = desk
+        .get(&format!("/console/export.json?case={}", c.case))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let json: serde_json::Value = res.json().expect("JSON");
+    assert_eq!(json["count"], 1, "the readable record is exported");
+    assert_eq!(
+        json["skipped_unreadable"],
+        serde_json::json!([broken.to_string()])
+    );
+
+    let res = desk
+        .get(&format!(
+            "/console/export.csv?case={}&kind=family_statement",
+            c.case
+        ))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(
+        res.header("x-saksi-skipped"),
+        Some(broken.to_string().as_str())
+    );
+
+    let res = desk.get(&format!("/console/report?case={}", c.case)).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let html = res.text();
+    assert!(html.contains("could not be read") && html.contains(&broken.to_string()));
+    assert!(html.contains(COURT), "the readable record is in the report");
+}

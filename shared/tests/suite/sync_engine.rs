@@ -4,10 +4,13 @@
 //! it.
 
 use saksi_shared::automerge::sync::BloomFilter;
-use saksi_shared::automerge::{ActorId, ChangeHash};
+use saksi_shared::automerge::transaction::Transactable as _;
+use saksi_shared::automerge::{ActorId, AutoCommit, Change, ChangeHash, ROOT};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{FieldInput, FieldValue};
-use saksi_shared::sync::{AcceptAll, DocSync};
+use saksi_shared::sync::{
+    AcceptAll, DocSync, MAX_WAITING_BYTES_PER_PEER, MAX_WAITING_ROUNDS, SyncError, changes_message,
+};
 use saksi_shared::{DocumentId, Record, Role};
 
 use crate::harness::{editor, sorted_heads};
@@ -243,4 +246,72 @@ fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() 
         1,
         "and then both are quiet"
     );
+}
+
+/// A chain of `n` changes to a plain automerge document, each putting `bytes` bytes.
+fn chain(n: usize, bytes: usize) -> Vec<Change> {
+    let mut doc = AutoCommit::new();
+    let mut changes = Vec::new();
+    for i in 0..n {
+        // Distinct text (automerge skips a put of the value already there).
+        let value = format!("{i:08}{}", "ស".repeat(bytes / 3));
+        doc.put(ROOT, "x", value).expect("put");
+        changes.push(doc.get_last_local_change().expect("a change").clone());
+    }
+    changes
+}
+
+/// Changes whose dependency never arrives may wait, but not without bound: a peer that sends
+/// more than 16 MiB of them for one document gets an error and they are dropped (40 changes of
+/// 6 MB once took a server from 139 to 327 MB).
+#[test]
+fn changes_waiting_for_a_dependency_are_bounded_in_bytes() {
+    let changes = chain(12, 2 << 20);
+    let mut server = DocSync::new(Record::empty(ActorId::from([1; 16])));
+    server.add_peer("mallory", None);
+    // All but the first: every one waits for it.
+    let (mut sent, mut refused) = (0, None);
+    for change in &changes[1..] {
+        let message = changes_message(std::slice::from_ref(change), vec![change.hash()]);
+        match server.receive("mallory", &message, &mut AcceptAll) {
+            Ok(received) => {
+                assert!(received.applied.is_empty());
+                sent += 1;
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some(SyncError::TooMuchWaiting(MAX_WAITING_BYTES_PER_PEER)),
+        "after {sent} waiting changes"
+    );
+    assert!(sent * (2 << 20) <= MAX_WAITING_BYTES_PER_PEER);
+    // What waited is gone: the first change now arrives alone and is all that applies.
+    let first = changes_message(&changes[..1], vec![changes[0].hash()]);
+    let received = server
+        .receive("mallory", &first, &mut AcceptAll)
+        .expect("ok");
+    assert_eq!(received.applied.len(), 1);
+}
+
+/// ... and in age: changes still waiting after 32 further messages from their peer are dropped
+/// with an error.
+#[test]
+fn changes_waiting_for_a_dependency_are_bounded_in_age() {
+    let changes = chain(2, 10);
+    let mut server = DocSync::new(Record::empty(ActorId::from([1; 16])));
+    server.add_peer("mallory", None);
+    let waiting = changes_message(&changes[1..], vec![changes[1].hash()]);
+    let mut result = Ok(());
+    for _ in 0..=MAX_WAITING_ROUNDS + 1 {
+        if let Err(e) = server.receive("mallory", &waiting, &mut AcceptAll) {
+            result = Err(e);
+            break;
+        }
+    }
+    assert_eq!(result, Err(SyncError::WaitedTooLong(MAX_WAITING_ROUNDS)));
 }
