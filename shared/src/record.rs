@@ -61,6 +61,18 @@ pub struct Editor {
     pub role: Role,
 }
 
+/// A change's time in milliseconds since the epoch. Saksi's clients record milliseconds;
+/// automerge's JavaScript library (a stock automerge-repo client) records seconds. A time from
+/// 10^9 to 10^11 is 1970-01-12 to 1973-03-03 in milliseconds, which no phone's clock shows,
+/// and 2001 to 5138 in seconds: it is taken as seconds.
+pub fn change_time(timestamp: i64) -> Millis {
+    if (1_000_000_000..100_000_000_000).contains(&timestamp) {
+        timestamp * 1000
+    } else {
+        timestamp
+    }
+}
+
 /// The attribution carried in every commit message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitNote {
@@ -1153,7 +1165,7 @@ impl<'a> RecordRef<'a> {
                     user: note.as_ref().map(|n| n.user.clone()),
                     device: note.map(|n| n.device),
                     actor: meta.actor.to_hex_string(),
-                    at: meta.timestamp,
+                    at: change_time(meta.timestamp),
                     change: hash.to_string(),
                 }
             }
@@ -1198,7 +1210,7 @@ impl<'a> RecordRef<'a> {
         self.doc
             .get_changes_meta(&[])
             .iter()
-            .map(|m| m.timestamp)
+            .map(|m| change_time(m.timestamp))
             .max()
             .unwrap_or(0)
     }

@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use saksi_shared::automerge::ActorId;
-use saksi_shared::catalogue::RecordKind;
+use saksi_shared::catalogue::{FieldType, RecordKind};
 use saksi_shared::integrity::guarded;
 use saksi_shared::record::{HistoryEntry, Record, RecordView};
 use saksi_shared::validate::date_of_millis;
@@ -205,7 +205,8 @@ pub fn csv_text(kind: RecordKind, records: &[(String, String, &RecordView)]) -> 
                     .map(|v| v.display())
                     .unwrap_or_default(),
             };
-            cells.push(cell(&value, true));
+            // A number is a number: defusing it (`'-5`) would make a spreadsheet read text.
+            cells.push(cell(&value, f.field_type != FieldType::Number));
         }
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
@@ -358,6 +359,7 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saksi_shared::record::FieldInput;
 
     #[test]
     fn cells_are_quoted_and_formulas_defused() {
@@ -371,5 +373,39 @@ mod tests {
         );
         assert_eq!(cell("-5", false), "-5");
         assert_eq!(cell("ព្រឹកនេះ", true), "ព្រឹកនេះ");
+    }
+
+    /// A negative number stays a number (it once exported as `'-5`); text starting with `-`
+    /// is still defused.
+    #[test]
+    fn numbers_are_not_defused_as_formulas() {
+        let editor = saksi_shared::Editor {
+            user: "sokha".into(),
+            device: "phone".into(),
+            role: saksi_shared::Role::Monitor,
+        };
+        let case = saksi_shared::DocumentId::from_bytes([1; 16]);
+        let mut record = Record::create(
+            RecordKind::CourtObservation,
+            &case,
+            ActorId::from([2; 16]),
+            &editor,
+            1_000,
+        );
+        let set = |r: &mut Record, f: &str, v| r.set_field(f, v, &editor, 2_000).expect("set");
+        set(
+            &mut record,
+            "pretrial_detention_days",
+            FieldInput::Number(-5),
+        );
+        set(&mut record, "court", FieldInput::Text("-សាក្សី".into()));
+        let view = record.view().expect("a record");
+        let csv = csv_text(
+            RecordKind::CourtObservation,
+            &[("id".into(), "ករណី".into(), &view)],
+        );
+        assert!(csv.contains(",-5,") || csv.ends_with(",-5\r\n"), "{csv}");
+        assert!(!csv.contains("'-5"), "{csv}");
+        assert!(csv.contains("'-សាក្សី"), "{csv}");
     }
 }

@@ -265,3 +265,35 @@ fn changes_without_a_note_are_attributed_to_their_actor() {
         }]
     );
 }
+
+/// automerge's JavaScript library stamps changes in seconds, Saksi's clients in milliseconds:
+/// both are shown as the same time (a record written by a stock client once showed "updated
+/// 1970-01-21").
+#[test]
+fn change_times_in_seconds_are_read_as_such() {
+    let case = DocumentId::from_bytes([0x4a; 16]);
+    let monitor = editor("sokha", "sokha-phone", Role::Monitor);
+    let created_ms = 1_764_800_000_000;
+    let mut record = Record::create(
+        RecordKind::CourtObservation,
+        &case,
+        ActorId::from([0xb1; 16]),
+        &monitor,
+        created_ms,
+    );
+    record.set_actor(ActorId::from([0xb2; 16]));
+    let later_s = created_ms / 1000 + 60;
+    record
+        .doc_mut()
+        .transact_with(
+            |_| CommitOptions::default().with_time(later_s),
+            |tx| {
+                let fields = tx.get(ROOT, "fields")?.expect("fields").1;
+                tx.put(&fields, "court", "សាក្សី")
+            },
+        )
+        .expect("commits");
+    assert_eq!(record.view().expect("a record").updated_at, later_s * 1000);
+    assert_eq!(record.history()[1].by.at, later_s * 1000);
+    assert_eq!(record.history()[0].by.at, created_ms);
+}
