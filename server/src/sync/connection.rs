@@ -53,6 +53,7 @@ pub async fn run(
         who: None,
         peer_id: None,
         open: HashSet::new(),
+        synced: false,
     };
     let idle = Duration::from_secs(state.config.idle_connection_seconds);
     let mut heartbeat = tokio::time::interval(idle / 3);
@@ -166,6 +167,8 @@ struct Connection {
     /// The peer id from `join`; `None` until the handshake.
     peer_id: Option<String>,
     open: HashSet<DocumentId>,
+    /// The client sent sync messages since its device's last-seen time was recorded.
+    synced: bool,
 }
 
 impl Connection {
@@ -218,6 +221,14 @@ impl Connection {
         match found {
             Ok(Some((d, u))) if d.revoked_at.is_none() && d.expires_at > now && !u.disabled => {
                 self.auth.user = u;
+                // A phone that syncs over an open socket makes no HTTP request: its last-seen
+                // time follows its syncs here, at each heartbeat.
+                if std::mem::take(&mut self.synced) {
+                    let id = self.auth.device.clone();
+                    if let Err(e) = self.state.db.run(move |s| s.touch_device(&id, now)).await {
+                        tracing::warn!(conn = self.conn, error = %e, "last-seen not recorded");
+                    }
+                }
             }
             Ok(Some((d, _))) if d.revoked_at.is_some() => return Err("device revoked".into()),
             Ok(_) => return Err("session ended".into()),
@@ -372,6 +383,7 @@ impl Connection {
             }
             self.open.insert(document_id);
         }
+        self.synced = true;
         let who = match &self.who {
             Some(w) => w.clone(),
             None => self.refresh_who().await?,

@@ -532,3 +532,36 @@ async fn an_expired_session_is_renewed_on_the_same_device() {
     assert!(res.text().contains("device_revoked"));
     server.stop().await;
 }
+
+/// A phone that keeps its socket open and syncs makes no HTTP request: its device's last-seen
+/// time still follows its syncs (it lagged minutes behind them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_seen_follows_syncs_on_an_open_socket() {
+    let server = TestServer::start_in(tempfile::tempdir().expect("dir"), |c| {
+        // Heartbeats (a third of the idle time) every second.
+        c.idle_connection_seconds = 3;
+    })
+    .await;
+    server.user("sophea", Role::Monitor);
+    let case = server.case("ករណី ក-១២", &["sophea"]);
+    let (session, mut phone) = server.phone("sophea").await;
+    let signed_in = server.clock_now();
+    server.clock.advance(600_000);
+    let now = server.clock_now();
+    phone.repo.create(
+        saksi_shared::RecordKind::CourtObservation,
+        &case,
+        &session.editor(),
+        now,
+        saksi_server::accounts::random_16(),
+    );
+    phone.sync_all(WAIT).await.expect("stored");
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let (device, _) = server
+        .storage()
+        .device(&session.device_id)
+        .expect("lookup")
+        .expect("the device");
+    assert!(signed_in < now);
+    assert_eq!(device.last_seen, Some(now), "last seen at the sync");
+}
