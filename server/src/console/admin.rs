@@ -354,20 +354,28 @@ pub async fn devices(
     })
 }
 
+/// A revocation: one click is not enough, the form's box must be ticked too.
 #[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
+pub struct RevokeForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn revoke(
     req: HttpRequest,
     who: Console,
     path: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     who.require_admin()?;
     who.check_form(&req, &form.csrf)?;
+    if form.confirm != "yes" {
+        return Err(ConsoleError::BadRequest(
+            "Tick the box to confirm: a revoked phone wipes itself at its next contact.".into(),
+        ));
+    }
     let device = path.into_inner();
     let (state, by, mine) = (
         who.state.clone(),

@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use saksi_shared::automerge::ActorId;
-use saksi_shared::catalogue::{FieldType, RecordKind};
+use saksi_shared::catalogue::{FieldType, Lang, RecordKind};
 use saksi_shared::integrity::guarded;
 use saksi_shared::record::{HistoryEntry, Record, RecordView};
 use saksi_shared::validate::date_of_millis;
@@ -155,8 +155,10 @@ fn cell(value: &str, text: bool) -> String {
     }
 }
 
-/// The CSV of `records`, all of `kind`.
-pub fn csv_text(kind: RecordKind, records: &[(String, String, &RecordView)]) -> String {
+/// The CSV of `records`, all of `kind`. A field with choices (an enum or yes/no/unknown) has
+/// its choice ids in its own column, and their labels in `lang` in a `<field>_label` column
+/// after it.
+pub fn csv_text(kind: RecordKind, lang: Lang, records: &[(String, String, &RecordView)]) -> String {
     let def = kind.def();
     let mut out = String::from("\u{feff}");
     let mut header: Vec<String> = [
@@ -173,7 +175,12 @@ pub fn csv_text(kind: RecordKind, records: &[(String, String, &RecordView)]) -> 
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    header.extend(def.fields.iter().map(|f| f.id.to_owned()));
+    for f in def.fields {
+        header.push(f.id.to_owned());
+        if !f.choices.is_empty() {
+            header.push(format!("{}_label", f.id));
+        }
+    }
     out.push_str(&header.join(","));
     out.push_str("\r\n");
     for (id, case_name, view) in records {
@@ -190,23 +197,34 @@ pub fn csv_text(kind: RecordKind, records: &[(String, String, &RecordView)]) -> 
             cell(&conflicts.join("; "), false),
         ];
         for f in def.fields {
-            let value = match view.conflicts.iter().find(|c| c.field == f.id) {
-                Some(c) => format!(
-                    "[conflict] {}",
-                    c.values
-                        .iter()
-                        .map(|v| v.value.display())
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                ),
+            // Every value the field holds: several when in conflict.
+            let values: Vec<String> = match view.conflicts.iter().find(|c| c.field == f.id) {
+                Some(c) => c.values.iter().map(|v| v.value.display()).collect(),
                 None => view
                     .fields
                     .get(f.id)
                     .map(|v| v.display())
-                    .unwrap_or_default(),
+                    .into_iter()
+                    .collect(),
             };
+            let shown = |values: Vec<String>| match values.len() {
+                0 | 1 => values.join(""),
+                _ => format!("[conflict] {}", values.join(" | ")),
+            };
+            let labels: Vec<String> = values
+                .iter()
+                .map(|v| {
+                    f.choices
+                        .iter()
+                        .find(|c| c.id == v)
+                        .map_or_else(|| v.clone(), |c| c.label.get(lang).to_owned())
+                })
+                .collect();
             // A number is a number: defusing it (`'-5`) would make a spreadsheet read text.
-            cells.push(cell(&value, f.field_type != FieldType::Number));
+            cells.push(cell(&shown(values), f.field_type != FieldType::Number));
+            if !f.choices.is_empty() {
+                cells.push(cell(&shown(labels), true));
+            }
         }
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
@@ -232,7 +250,7 @@ pub async fn csv(
         .iter()
         .map(|r| (r.row.id.to_string(), r.case_name.clone(), &r.view))
         .collect();
-    let body = csv_text(kind, &rows);
+    let body = csv_text(kind, who.lang, &rows);
     audit(&who, "csv", &query, records.len(), &skipped).await;
     let name = format!(
         "saksi-{}-{}.csv",
@@ -402,6 +420,7 @@ mod tests {
         let view = record.view().expect("a record");
         let csv = csv_text(
             RecordKind::CourtObservation,
+            Lang::En,
             &[("id".into(), "ករណី".into(), &view)],
         );
         assert!(csv.contains(",-5,") || csv.ends_with(",-5\r\n"), "{csv}");

@@ -910,7 +910,7 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
     let csv = String::from_utf8(res.body[3..].to_vec()).expect("UTF-8");
     let mut lines = csv.split("\r\n");
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let mut expected = vec![
+    let expected = vec![
         "id",
         "case_id",
         "case",
@@ -921,13 +921,13 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
         "updated_at",
         "conflicts",
     ];
-    expected.extend(
-        RecordKind::CourtObservation
-            .def()
-            .fields
-            .iter()
-            .map(|f| f.id),
-    );
+    let mut expected: Vec<String> = expected.into_iter().map(String::from).collect();
+    for f in RecordKind::CourtObservation.def().fields {
+        expected.push(f.id.to_owned());
+        if !f.choices.is_empty() {
+            expected.push(format!("{}_label", f.id));
+        }
+    }
     assert_eq!(header, expected);
     let rows: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
     assert_eq!(
@@ -943,6 +943,11 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
         "lists joined with '; '"
     );
     assert!(row.contains("[conflict] no | yes") || row.contains("[conflict] yes | no"));
+    // Choices also by their labels, in the console's language.
+    assert!(
+        row.contains("[conflict] No | Yes") || row.contains("[conflict] Yes | No"),
+        "{row}"
+    );
     assert!(
         row.contains(",counsel_present,"),
         "the conflicts column names the field"
@@ -1294,12 +1299,18 @@ async fn admins_manage_users_devices_and_teams_from_the_console() {
         let sync = again.sync(repo).await.expect("sync connects");
         (again.clone(), sync)
     };
-    let res = admin
-        .post(
-            &format!("/console/admin/devices/{}/revoke", phone_session.device_id),
-            &[],
-        )
-        .await;
+    // One click is not enough: the confirmation box must be ticked.
+    let revoke = format!("/console/admin/devices/{}/revoke", phone_session.device_id);
+    let res = admin.post(&revoke, &[]).await;
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert!(res.text().contains("Tick the box"), "{}", res.text());
+    let (device, _) = server
+        .storage()
+        .device(&phone_session.device_id)
+        .expect("lookup")
+        .expect("device");
+    assert!(device.revoked_at.is_none(), "not revoked without the box");
+    let res = admin.post(&revoke, &[("confirm", "yes")]).await;
     assert_eq!(res.status, 303, "{}", res.text());
     let closed = tokio::time::timeout(Duration::from_secs(1), async {
         loop {
@@ -1321,13 +1332,7 @@ async fn admins_manage_users_devices_and_teams_from_the_console() {
         .await;
     assert!(html.contains("Device revoked") && html.contains(">revoked<"));
     assert_eq!(
-        admin
-            .post(
-                &format!("/console/admin/devices/{}/revoke", phone_session.device_id),
-                &[]
-            )
-            .await
-            .status,
+        admin.post(&revoke, &[("confirm", "yes")]).await.status,
         400,
         "already revoked"
     );
