@@ -12,8 +12,8 @@
 //!   in `draft`.
 //! - **Immutable identity.** `kind`, `case`, `created_by` and `created_at` never change.
 //! - **Fields.** Team members and reviewers may write catalogue fields with values of the right
-//!   type; nobody but reviewers may write to an archived record (archived as the sender saw it:
-//!   an edit made offline, concurrently with the archiving, is kept).
+//!   type; nobody but reviewers may write to an approved or archived record (as the sender saw
+//!   it: an edit made offline, concurrently with the approval or archiving, is kept).
 //! - **Workflow.** A status change must be an allowed step for the sender's role, from the status
 //!   the sender saw when making it (so two monitors submitting the same record offline are both
 //!   fine).
@@ -391,15 +391,20 @@ fn check_edit(
         Some(pending) => pending.doc_deps(change),
         None => change.deps().to_vec(),
     };
-    let archived_when_made = match doc.get_at(ROOT, STATUS, &seen_at) {
-        Ok(Some((Value::Scalar(s), _))) => s.as_str() == Some(Status::Archived.as_str()),
-        Ok(_) => false,
-        Err(_) => meta.status == Status::Archived,
+    let closed_when_made = match doc.get_at(ROOT, STATUS, &seen_at) {
+        Ok(Some((Value::Scalar(s), _))) => s
+            .as_str()
+            .and_then(Status::parse)
+            .filter(|s| !s.open_for_field_staff()),
+        Ok(_) => None,
+        Err(_) => Some(meta.status).filter(|s| !s.open_for_field_staff()),
     };
-    if archived_when_made && !who.role.reviews() {
+    if let Some(status) = closed_when_made
+        && !who.role.reviews()
+    {
         return Err(Stop::from(refuse(
             RefusalCode::Archived,
-            "the record is archived",
+            format!("the record is {}", status.as_str()),
         )));
     }
     let mut lengths: HashMap<String, Lengths> = HashMap::new();

@@ -469,7 +469,7 @@ pub enum RecordError {
     },
     #[error("only coordinators may {0}")]
     ReviewersOnly(&'static str),
-    #[error("the record is archived")]
+    #[error("the record is approved or archived: a coordinator must reopen it first")]
     Archived,
     #[error("a comment is longer than {MAX_COMMENT_CHARS} characters")]
     CommentTooLong,

@@ -119,9 +119,10 @@ impl Status {
         }
     }
 
-    /// Whether field staff may still edit the record's fields.
+    /// Whether field staff may still edit the record: not once a coordinator approved it (a
+    /// coordinator reopens it for changes) or archived it.
     pub fn open_for_field_staff(self) -> bool {
-        self != Status::Archived
+        !matches!(self, Status::Approved | Status::Archived)
     }
 }
 

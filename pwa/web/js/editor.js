@@ -372,7 +372,8 @@ export class RecordEditor {
   get readOnly() {
     const view = this.view;
     const reviews = ["coordinator", "admin"].includes(this.app.meta.user.role);
-    return view.status === "archived" && !reviews;
+    // Approved and archived records are closed to field staff (the server refuses edits too).
+    return ["approved", "archived"].includes(view.status) && !reviews;
   }
 
   build() {
@@ -505,7 +506,10 @@ export class RecordEditor {
         ),
       );
     }
-    if (this.readOnly) items.push(h("div", { class: "banner info" }, t("archived_readonly")));
+    if (this.readOnly) {
+      const why = this.view.status === "approved" ? "approved_readonly" : "archived_readonly";
+      items.push(h("div", { class: "banner info", dataset: { banner: why } }, t(why)));
+    }
     replace(this.banners, items);
   }
 

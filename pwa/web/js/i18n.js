@@ -117,6 +117,7 @@ const STRINGS = {
     review_action_unarchive: "Unarchived",
     review_action_resolve: "Conflict resolved",
     archived_readonly: "This record is archived and can no longer be edited here.",
+    approved_readonly: "A coordinator approved this record: it can no longer be edited here. Ask a coordinator to reopen it if something must change.",
   },
   km: {
     app_name: "សាក្សី",
@@ -230,6 +231,7 @@ const STRINGS = {
     review_action_unarchive: "បានដកចេញពីបណ្ណសារ",
     review_action_resolve: "បានដោះស្រាយទិន្នន័យផ្ទុយគ្នា",
     archived_readonly: "កំណត់ត្រានេះត្រូវបានរក្សាទុកក្នុងបណ្ណសារ ហើយមិនអាចកែនៅទីនេះបានទៀតទេ។",
+    approved_readonly: "អ្នកសម្របសម្រួលបានអនុម័តកំណត់ត្រានេះ៖ មិនអាចកែនៅទីនេះបានទៀតទេ។ សូមស្នើអ្នកសម្របសម្រួលឱ្យបើកវាឡើងវិញ ប្រសិនបើត្រូវកែអ្វីមួយ។",
   },
 };
 

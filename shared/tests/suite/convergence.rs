@@ -18,7 +18,7 @@ use saksi_shared::record::{FieldInput, FieldValue, RecordError};
 use saksi_shared::sync::RESTORED_NOTE;
 use saksi_shared::testing::Hub;
 use saksi_shared::workflow::transitions_from;
-use saksi_shared::{DocumentId, Editor, Role, Status};
+use saksi_shared::{DocumentId, Editor, Role};
 
 use crate::harness::{Net, Rng, editor, only_head, sorted_heads};
 
@@ -233,7 +233,7 @@ impl Run {
         let (seq, now) = (self.model.seq, self.model.now);
         let ed: Editor = self.net.phone(r).editor.clone();
         let view = self.net.phone(r).record(&id).view().expect("a record");
-        let archived_for_me = view.status == Status::Archived && !ed.role.reviews();
+        let archived_for_me = !view.status.open_for_field_staff() && !ed.role.reviews();
         let heads_before = sorted_heads(self.net.phone(r).record(&id));
         // The values of the register the op writes, as this replica sees them before it.
         let register_before = match op {

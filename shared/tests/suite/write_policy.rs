@@ -508,8 +508,9 @@ fn a_liaison_cannot_create_a_court_observation() {
     );
 }
 
-#[test]
-fn a_monitor_cannot_edit_an_archived_record() {
+/// Once a coordinator has taken `steps` (approved, or approved and archived), field staff can
+/// change nothing: the API refuses locally and the hub refuses a crafted change.
+fn a_monitor_cannot_edit_a_closed_record(steps: &[Status]) {
     let mut w = World::new();
     let id = w.observation(0x34, &[CHENDA]);
     let other = w.observation(0x35, &[]);
@@ -517,13 +518,16 @@ fn a_monitor_cannot_edit_an_archived_record() {
         r.transition(Status::Submitted, None, ed, now)
     });
     w.edit(CHENDA, id, |r, ed, now| {
-        r.transition(Status::Approved, None, ed, now)?;
-        r.transition(Status::Archived, Some("បិទ"), ed, now)
+        for step in steps {
+            r.transition(*step, Some("បិទ"), ed, now)?;
+        }
+        Ok(())
     });
+    let last = *steps.last().expect("a step");
     assert_eq!(
         w.net.phone(SOKHA).record(&id).view().expect("view").status,
-        Status::Archived,
-        "the archiving reached Sokha"
+        last,
+        "the coordinator's step reached Sokha"
     );
     // The API refuses locally, for fields and comments alike...
     let (ed, now) = (w.ed(SOKHA), w.tick());
@@ -542,6 +546,16 @@ fn a_monitor_cannot_edit_an_archived_record() {
     });
     w.assert_refused(SOKHA, id, hash, RefusalCode::Archived, before);
     w.assert_still_syncs(SOKHA, other);
+}
+
+#[test]
+fn a_monitor_cannot_edit_an_approved_record() {
+    a_monitor_cannot_edit_a_closed_record(&[Status::Approved]);
+}
+
+#[test]
+fn a_monitor_cannot_edit_an_archived_record() {
+    a_monitor_cannot_edit_a_closed_record(&[Status::Approved, Status::Archived]);
 }
 
 #[test]
@@ -733,9 +747,9 @@ fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Archiving is judged from the record as the sender saw it: a monitor's edit made offline,
-/// before she could know a coordinator archived the record, is kept rather than wedging her
-/// copy of the document.
+/// Approval and archiving are judged from the record as the sender saw it: a monitor's edit
+/// made offline, before she could know a coordinator approved and archived the record, is kept
+/// rather than wedging her copy of the document.
 #[test]
 fn an_edit_made_offline_before_the_archiving_is_kept() {
     let mut w = World::new();
@@ -743,10 +757,10 @@ fn an_edit_made_offline_before_the_archiving_is_kept() {
     w.edit(SOKHA, id, |r, ed, now| {
         r.transition(Status::Submitted, None, ed, now)
     });
+    w.net.disconnect(SOKHA);
     w.edit(CHENDA, id, |r, ed, now| {
         r.transition(Status::Approved, None, ed, now)
     });
-    w.net.disconnect(SOKHA);
     let (ed, now) = (w.ed(SOKHA), w.tick());
     w.net
         .phone_mut(SOKHA)
@@ -755,7 +769,7 @@ fn an_edit_made_offline_before_the_archiving_is_kept() {
             r.set_field("sentence", FieldInput::Text("ព្យួរទោស".into()), &ed, now)
         })
         .expect("has it")
-        .expect("not archived as Sokha sees it");
+        .expect("still submitted as Sokha sees it");
     w.edit(CHENDA, id, |r, ed, now| {
         r.transition(Status::Archived, None, ed, now)
     });
