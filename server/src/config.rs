@@ -414,6 +414,27 @@ mod tests {
         parsed.validate().expect("defaults are valid");
     }
 
+    /// Parsing the example fills what it lacks with defaults (`#[serde(default)]`), so the test
+    /// above cannot see an option missing from it: every option that has a default value must
+    /// be written out in the example.
+    #[test]
+    fn example_writes_out_every_option() {
+        let defaults = toml::Table::try_from(Config::default()).expect("the defaults serialise");
+        let example: toml::Table = toml::from_str(EXAMPLE).expect("the example parses");
+        let missing: Vec<&String> = defaults
+            .keys()
+            .filter(|k| !example.contains_key(*k))
+            .collect();
+        assert!(missing.is_empty(), "missing from the example: {missing:?}");
+        assert!(
+            ["listen", "data_dir", "max_frame_bytes"]
+                .iter()
+                .all(|k| defaults.contains_key(*k)),
+            "the defaults serialise option by option: {:?}",
+            defaults.keys().collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn environment_overrides_file_and_typos_are_refused() {
         let mut c = Config::default();
