@@ -231,6 +231,10 @@ impl Documents {
     }
 }
 
+/// What a peer is told when its changes could not be stored (nothing of it was acknowledged;
+/// it sends them again).
+const STORE_FAILED: &str = "the server could not store the change; it will be taken again later";
+
 /// A stored document in memory.
 struct Loaded {
     sync: DocSync,
@@ -760,10 +764,9 @@ impl DocumentTask {
         };
         if let Err(e) = self.state.db.run(move |s| s.append_changes(write)).await {
             tracing::error!(doc = %self.id, error = %e, "new document not stored");
-            self.send_error(
-                &peer,
-                format!("the server could not store this document: {e}"),
-            );
+            // The cause is in the log; a peer gets a fixed message (a storage error can name
+            // paths and database details).
+            self.send_error(&peer, STORE_FAILED.into());
             return;
         }
         tracing::info!(doc = %self.id, kind = %row.kind, device = %peer.device, changes = count, "document created");
@@ -888,7 +891,7 @@ impl DocumentTask {
             tracing::error!(doc = %self.id, error = %e, "changes not stored");
             for ((peer, _), result) in messages.iter().zip(&results) {
                 if result.as_ref().is_ok_and(|r| !r.applied.is_empty()) {
-                    self.send_error(peer, format!("the server could not store the change: {e}"));
+                    self.send_error(peer, STORE_FAILED.into());
                 }
             }
             self.reload().await;
