@@ -33,7 +33,7 @@ before(async () => {
   // Idle connections closed after 6 s: the server then re-checks each connected device every
   // 2 s (a third of that), so a revocation reaches a connected phone quickly.
   saksi = await startSaksi(
-    { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor", srey: "monitor" },
+    { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor", srey: "monitor", kanha: "monitor" },
     { env: { SAKSI_IDLE_CONNECTION_SECONDS: "6" } },
   );
 });
@@ -139,6 +139,8 @@ test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => 
   await onScreen(page, "login");
   assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "wiped_notice");
   await assertWiped(page);
+  // The device is revoked on the server too, as after the panic action.
+  await waitFor(async () => (await devicesOf(saksi.server, "vanna")).every((d) => d.status === "revoked"));
   // The right PIN no longer opens anything: there is nothing left to open.
   await page.reload();
   await onScreen(page, "login");
@@ -201,6 +203,33 @@ test("a revoked device wipes its data at its next contact with the server", { ti
   assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "revoked_notice");
   await assertWiped(page);
   await screenshot(page, "10-revoked");
+});
+
+test("a locked phone whose device was revoked wipes at its next contact, without its PIN", { timeout: 180_000 }, async (t) => {
+  const page = await newPhone(browser);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, "pwa-revoked-locked");
+    await page.context().close();
+  });
+  await signIn(page, saksi.url, "kanha", saksi.passwords.kanha, { device: "locked phone" });
+  await createRecord(page);
+  await fillField(page, "court", COURT);
+  await waitSynced(page);
+  await page.click('[data-action="back"]');
+  await page.click('[data-action="lock"]');
+  await onScreen(page, "unlock");
+  await page.context().setOffline(true);
+
+  // The locked phone is seized; a coordinator revokes it.
+  const device = (await devicesOf(saksi.server, "kanha")).find((d) => d.name === "locked phone");
+  await admin(saksi.server, ["revoke-device", "--device", device.id]);
+  assert.ok((await storedData(page)).vault.length >= 2, "offline, the data is still there");
+
+  // Back online, still locked, nobody types the PIN: it asks with its probe, and wipes.
+  await page.context().setOffline(false);
+  await onScreen(page, "login", 45_000);
+  assert.equal(await page.locator("[data-notice]").getAttribute("data-notice"), "revoked_notice");
+  await assertWiped(page);
 });
 
 test("a device revoked while connected is told so by the server and wipes at once", { timeout: 180_000 }, async (t) => {

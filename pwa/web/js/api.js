@@ -59,9 +59,10 @@ async function call(method, path, { token, body, timeoutMs = 20_000 } = {}) {
  * expired token) the server renews the same device, so edits made offline meanwhile stay
  * attributed to it.
  */
-export function login(username, password, deviceName, renewToken) {
+export function login(username, password, deviceName, renewToken, probe) {
   const body = { username, password, device_name: deviceName };
   if (renewToken) body.renew_token = renewToken;
+  if (probe) body.probe = probe;
   return call("POST", "/api/login", { body });
 }
 
@@ -81,4 +82,17 @@ export function records(token) {
 /** `{ticket, expires_in}`. */
 export function syncTicket(token) {
   return call("POST", "/api/sync-ticket", { token });
+}
+
+/**
+ * `{revoked}`: whether this phone's device was revoked, asked with its probe (a random id kept
+ * in the clear, registered at sign-in) while the phone is locked and holds no usable token.
+ */
+export function probe(probeId) {
+  return call("POST", "/api/probe", { body: { probe: probeId }, timeoutMs: 10_000 });
+}
+
+/** Tells the server this phone wiped itself (too many wrong PINs): it revokes the device. */
+export function probeWiped(probeId) {
+  return call("POST", "/api/probe/wiped", { body: { probe: probeId }, timeoutMs: 5_000 });
 }

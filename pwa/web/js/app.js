@@ -26,6 +26,10 @@ export const HIDDEN_LOCK_MS = 60_000;
 const META_VERSION = 1;
 
 const random = (n) => crypto.getRandomValues(new Uint8Array(n));
+/** localStorage: this phone's probe (see `App.probeForLogin`). */
+const PROBE_KEY = "saksi.probe";
+/** localStorage: the probe of a wipe after too many wrong PINs, not yet reported. */
+const WIPED_KEY = "saksi.wiped";
 const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 /** The app: one instance, handed to the screens. */
@@ -60,6 +64,7 @@ class App {
     this.startTimers();
     if (await hasVault()) this.show("unlock");
     else this.show("login");
+    this.checkProbe();
   }
 
   bindChrome() {
@@ -169,9 +174,53 @@ class App {
   // ---- session ----
 
   /** After sign-in (online): the account waits in memory until the PIN is set. */
-  async signedIn(result, deviceName) {
-    this.pendingLogin = { ...result, device_name: deviceName };
+  async signedIn(result, deviceName, probe) {
+    this.pendingLogin = { ...result, device_name: deviceName, probe };
     this.show("pin");
+  }
+
+  /**
+   * The probe to register at sign-in: a random id this phone keeps in the clear (localStorage)
+   * to ask, while locked, whether its device was revoked. It proves nothing and opens nothing.
+   * Signing in again keeps the phone's probe; a first sign-in makes a new one.
+   */
+  probeForLogin(again) {
+    if (!again) return hex(random(16));
+    // A phone signed in before probes existed gets one now.
+    let probe = localStorage.getItem(PROBE_KEY);
+    if (!probe) {
+      probe = hex(random(16));
+      localStorage.setItem(PROBE_KEY, probe);
+    }
+    return probe;
+  }
+
+  /**
+   * While locked, asks the server (with the probe, not a credential) whether this device was
+   * revoked, and wipes if so; reports a wipe after too many wrong PINs that could not be
+   * reported when it happened.
+   */
+  async checkProbe() {
+    const unreported = localStorage.getItem(WIPED_KEY);
+    if (unreported) {
+      try {
+        await api.probeWiped(unreported);
+        localStorage.removeItem(WIPED_KEY);
+      } catch {
+        // Offline: at the next check.
+      }
+    }
+    const probe = localStorage.getItem(PROBE_KEY);
+    if (this.screen !== "unlock" || !probe || this.probing) return;
+    this.probing = true;
+    try {
+      const answer = await api.probe(probe);
+      if (answer?.revoked && this.screen === "unlock") await this.wipe("revoked_notice");
+    } catch {
+      // Offline or the server unreachable: at the next check.
+    } finally {
+      this.probing = false;
+    }
   }
 
   async setPin(pin) {
@@ -193,11 +242,14 @@ class App {
       lastSyncedAt: null,
     };
     this.pendingLogin = null;
+    if (login.probe) localStorage.setItem(PROBE_KEY, login.probe);
     await vault.putMeta(meta);
     await this.open(vault, meta);
   }
 
   async unlock(pin) {
+    // Read before a wipe after too many wrong PINs clears it.
+    const probe = localStorage.getItem(PROBE_KEY);
     const result = await Vault.unlock(pin);
     if (result.vault) {
       const meta = await result.vault.getMeta();
@@ -209,6 +261,14 @@ class App {
       }
       await this.open(result.vault, meta);
     } else if (result.wiped) {
+      // The server revokes the device too, as the panic action's sign-out does.
+      if (probe) {
+        try {
+          await api.probeWiped(probe);
+        } catch {
+          localStorage.setItem(WIPED_KEY, probe);
+        }
+      }
       this.notice = "wiped_notice";
       this.show("login");
     }
@@ -548,6 +608,7 @@ class App {
     this.banners.clear();
     s.engine.free();
     this.show("unlock");
+    this.checkProbe();
   }
 
   /** The server no longer accepts this device's session (not revoked): ask for the password. */
@@ -623,6 +684,10 @@ class App {
       addEventListener(type, active, { passive: true, capture: true });
     }
     setInterval(() => this.checkIdle(), 10_000);
+    // A locked phone asks whether it was revoked: at once when the network returns, and every
+    // 30 s while it is locked.
+    setInterval(() => this.checkProbe(), 30_000);
+    addEventListener("online", () => this.checkProbe());
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "hidden") {
         this.hiddenAt = Date.now();

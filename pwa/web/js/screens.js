@@ -54,10 +54,11 @@ function loginForm(app, { again }) {
         message(msg, "");
         try {
           const renew = again ? meta.token : undefined;
-          const result = await api.login(username, String(data.get("password")), deviceName, renew);
+          const probe = app.probeForLogin(again);
+          const result = await api.login(username, String(data.get("password")), deviceName, renew, probe);
           form.reset();
           if (again) await app.signedInAgain(result, deviceName);
-          else await app.signedIn(result, deviceName);
+          else await app.signedIn(result, deviceName, probe);
         } catch (e) {
           // Renewing told us this phone was revoked meanwhile: wipe, as at any other contact.
           if (again && e instanceof api.ApiError && e.code === "device_revoked") {

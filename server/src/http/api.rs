@@ -2,11 +2,13 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | POST | `/api/login` | `{username, password, device_name}` → registers a device, returns its token (also set as the `saksi_session` cookie) |
+//! | POST | `/api/login` | `{username, password, device_name, probe?}` → registers a device, returns its token (also set as the `saksi_session` cookie) |
 //! | POST | `/api/logout` | revokes the calling device |
 //! | GET | `/api/me` | the signed-in user and device |
 //! | GET | `/api/records` | the cases and records this user may see |
 //! | POST | `/api/sync-ticket` | a single-use ticket for `/sync?ticket=...` |
+//! | POST | `/api/probe` | `{probe}` → `{revoked}`, no credential: asked by a locked phone |
+//! | POST | `/api/probe/wiped` | `{probe}`: the phone wiped itself; its device is revoked |
 //! | GET | `/sync` | WebSocket upgrade (cookie, bearer token or ticket) |
 
 use std::sync::Arc;
@@ -52,6 +54,15 @@ pub struct LoginRequest {
     /// stay attributed to it) instead of registering a new one.
     #[serde(default)]
     renew_token: Option<String>,
+    /// A random id the phone keeps in the clear, to ask while locked whether it was revoked
+    /// ([`probe`]).
+    #[serde(default)]
+    probe: Option<String>,
+}
+
+/// A probe is 16 to 128 letters and digits (the PWA sends 32 hex digits).
+fn valid_probe(probe: &str) -> bool {
+    (16..=128).contains(&probe.len()) && probe.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -103,7 +114,13 @@ pub async fn login(
         password,
         device_name,
         renew_token,
+        probe,
     } = body.into_inner();
+    if probe.as_deref().is_some_and(|p| !valid_probe(p)) {
+        return Err(ApiError::BadRequest(
+            "a probe is 16 to 128 letters and digits".into(),
+        ));
+    }
     let signed_in = sign_in(
         &req,
         &state,
@@ -113,6 +130,10 @@ pub async fn login(
         renew_token.as_deref(),
     )
     .await?;
+    if let Some(probe) = probe {
+        let (device, hash) = (signed_in.device_id.clone(), token_hash(&probe));
+        state.db.run(move |s| s.set_probe(&device, &hash)).await?;
+    }
     let cookie = session_cookie(&state, &signed_in.token);
     Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {
         token: signed_in.token,
@@ -325,6 +346,66 @@ pub async fn logout(
     check_csrf(&req, &auth)?;
     sign_out(&state, &auth).await?;
     Ok(HttpResponse::NoContent().cookie(removal_cookie()).finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProbeRequest {
+    probe: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProbeResponse {
+    /// The device the probe was registered for is revoked (or its user disabled): wipe.
+    pub revoked: bool,
+}
+
+/// Whether the device of a probe is revoked: asked by a locked phone, which holds no usable
+/// credential. Answers `false` for a probe nobody registered; tells nothing else.
+pub async fn probe(state: State, body: web::Json<ProbeRequest>) -> Result<HttpResponse, ApiError> {
+    let hash = token_hash(&body.probe);
+    let found = state
+        .db
+        .run(move |s| match s.device_of_probe(&hash)? {
+            Some(id) => s.device(&id),
+            None => Ok(None),
+        })
+        .await?;
+    let revoked = found.is_some_and(|(d, u)| d.revoked_at.is_some() || u.disabled);
+    Ok(HttpResponse::Ok().json(ProbeResponse { revoked }))
+}
+
+/// A phone wiped itself (too many wrong PINs): its device is revoked, as the panic action's
+/// sign-out does. Anyone holding the probe (it is kept in the clear on the phone) can revoke
+/// that one device, which can only cut it off.
+pub async fn probe_wiped(
+    state: State,
+    body: web::Json<ProbeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let hash = token_hash(&body.probe);
+    let now = state.now();
+    let revoked = state
+        .db
+        .run(move |s| {
+            let Some(id) = s.device_of_probe(&hash)? else {
+                return Ok(None);
+            };
+            let Some((_, user)) = s.device(&id)? else {
+                return Ok(None);
+            };
+            let by = crate::admin::Operator {
+                username: &user.username,
+                device_id: Some(&id),
+            };
+            let done = crate::admin::revoke_device(s, by, &id, now)
+                .map_err(|e| crate::storage::StorageError::Database(e.to_string()))?;
+            Ok::<Option<String>, crate::storage::StorageError>(done.then_some(id.clone()))
+        })
+        .await?;
+    if let Some(device) = revoked {
+        let closed = state.connections.close_device(&device, "device revoked");
+        tracing::info!(device = %device, connections = closed, "a wiped phone's device revoked");
+    }
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Serialize, Deserialize)]

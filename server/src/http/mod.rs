@@ -30,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route("/me", web::get().to(api::me))
                     .route("/records", web::get().to(api::records))
                     .route("/sync-ticket", web::post().to(api::sync_ticket))
+                    .route("/probe", web::post().to(api::probe))
+                    .route("/probe/wiped", web::post().to(api::probe_wiped))
                     .default_service(web::to(api::not_found)),
             )
             .configure(crate::console::routes)

@@ -211,6 +211,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// stop working at `now`, the devices stay (signing in again renews them, keeping their
     /// unsynced data and its attribution). Returns how many sessions were ended.
     fn end_sessions(&self, user: UserId, now: Millis) -> Result<usize, StorageError>;
+    /// Registers a phone's probe (its SHA-256) for `device` (see `0003_device_probes.sql`).
+    fn set_probe(&self, device: &str, probe_hash: &[u8]) -> Result<(), StorageError>;
+    /// The device a probe (its SHA-256) was registered for.
+    fn device_of_probe(&self, probe_hash: &[u8]) -> Result<Option<String>, StorageError>;
     /// The users whose access changed (team, role) after change number `seq`, and the number
     /// of the last change (0 if none), to pass next time.
     fn access_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StorageError>;

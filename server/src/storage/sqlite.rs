@@ -24,6 +24,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_access_changes.sql"),
+    include_str!("../../migrations/sqlite/0003_device_probes.sql"),
 ];
 
 /// The schema version this build writes.
@@ -773,6 +774,29 @@ impl Storage for SqliteStorage {
                  WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
                 params![user, now],
             )?)
+        })
+    }
+
+    fn set_probe(&self, device: &str, probe_hash: &[u8]) -> Result<(), StorageError> {
+        let (device, hash) = (device.to_owned(), probe_hash.to_vec());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO device_probes (probe_hash, device_id) VALUES (?1, ?2)",
+                params![hash, device],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn device_of_probe(&self, probe_hash: &[u8]) -> Result<Option<String>, StorageError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT device_id FROM device_probes WHERE probe_hash = ?1",
+                    params![probe_hash],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
     }
 

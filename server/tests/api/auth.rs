@@ -565,3 +565,67 @@ async fn last_seen_follows_syncs_on_an_open_socket() {
     assert!(signed_in < now);
     assert_eq!(device.last_seen, Some(now), "last seen at the sync");
 }
+
+/// A locked phone holds no usable credential; its probe, registered at sign-in, answers one
+/// question (is this device revoked?) and can revoke only that device (after a wipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_tells_a_locked_phone_it_was_revoked_and_reports_its_wipe() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    server.user("vanna", Role::Monitor);
+    let login = |user: &str, probe: &str| json!({"username": user, "password": PASSWORD, "device_name": "សាក្សី phone", "probe": probe});
+    let ask = |probe: &str| json!({ "probe": probe });
+    let c = &server.client;
+    let probe_a = "0123456789abcdef0123456789abcdef";
+    let probe_b = "fedcba9876543210fedcba9876543210";
+    let a: serde_json::Value = c
+        .post_json("/api/login", None, &login("sophea", probe_a))
+        .await
+        .expect("login")
+        .json()
+        .expect("json");
+    c.post_json("/api/login", None, &login("vanna", probe_b))
+        .await
+        .expect("login");
+    // A bad probe is refused at sign-in; an unknown one is simply not revoked.
+    let bad = c
+        .post_json("/api/login", None, &login("sophea", "short"))
+        .await
+        .expect("answer");
+    assert_eq!(bad.status, 400);
+    assert!(!is_revoked(&server, "00000000000000000000000000000000").await);
+    assert!(!is_revoked(&server, probe_a).await);
+    let device = a["device_id"].as_str().expect("device id").to_owned();
+    saksi_server::admin::revoke_device(
+        &**server.storage(),
+        saksi_server::admin::Operator::CLI,
+        &device,
+        server.clock_now(),
+    )
+    .expect("revoked");
+    assert!(is_revoked(&server, probe_a).await);
+    assert!(!is_revoked(&server, probe_b).await, "only that device");
+
+    // A phone that wiped itself after too many wrong PINs revokes its own device, no other.
+    let wiped = c
+        .post_json("/api/probe/wiped", None, &ask(probe_b))
+        .await
+        .expect("answer");
+    assert_eq!(wiped.status, 204);
+    assert!(is_revoked(&server, probe_b).await);
+    let devices = server.storage().devices(None).expect("devices");
+    assert!(devices.iter().all(|(d, _)| d.revoked_at.is_some()));
+    assert_eq!(devices.len(), 2);
+}
+
+/// What `/api/probe` answers for `probe`.
+async fn is_revoked(server: &TestServer, probe: &str) -> bool {
+    let res = server
+        .client
+        .post_json("/api/probe", None, &json!({ "probe": probe }))
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 200, "{}", res.text());
+    let body: serde_json::Value = res.json().expect("json");
+    body["revoked"].as_bool().expect("a boolean")
+}
