@@ -129,7 +129,10 @@ test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => 
     await page.fill('input[name="pin"]', `99999${i}`);
     await page.click('form button[type="submit"]');
     await page.waitForFunction(
-      (left) => document.querySelector(".message.error")?.textContent.includes(`${left} attempts left`),
+      (left) =>
+        document
+          .querySelector(".message.error")
+          ?.textContent.includes(left === 1 ? "1 attempt left" : `${left} attempts left`),
       10 - i,
     );
   }

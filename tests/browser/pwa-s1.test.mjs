@@ -67,7 +67,8 @@ test("S1: an observation recorded offline survives a reload and syncs when the n
   await chooseYesNo(page, "counsel_present", "yes");
   await fillField(page, "narrative", NARRATIVE);
   await page.waitForSelector('#sync-status[data-state="offline"][data-waiting="1"]');
-  assert.match(await page.locator("#sync-status").textContent(), /1 change\(s\) waiting/);
+  // It counts records (here one), not changes: it once said "1 change(s) waiting" after many.
+  assert.match(await page.locator("#sync-status").textContent(), /1 record waiting to sync/);
   await screenshot(page, "03-observation-offline");
   await backToList(page);
   const item = page.locator(`li[data-id="${id}"]`);

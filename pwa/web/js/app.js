@@ -13,7 +13,7 @@ import init, { Engine, catalogue } from "/pkg/saksi_wasm.js";
 
 import * as api from "./api.js";
 import { h, replace } from "./dom.js";
-import { applyLang, clock, lang, onLangChange, setLang, t } from "./i18n.js";
+import { applyLang, clock, lang, onLangChange, setLang, t, tn } from "./i18n.js";
 import { Vault, hasVault, wipeLocalData } from "./store.js";
 import { Sync } from "./sync.js";
 import * as screens from "./screens.js";
@@ -558,7 +558,7 @@ class App {
     el.dataset.waiting = String(waiting);
     const parts = [h("span", { class: "sync-main" }, text.trim())];
     if (waiting && state !== "syncing" && state !== "refused") {
-      parts.push(h("span", { class: "sync-waiting" }, t("sync_waiting", { n: waiting })));
+      parts.push(h("span", { class: "sync-waiting" }, tn("sync_waiting", waiting)));
     }
     replace(el, parts);
   }

@@ -38,6 +38,7 @@ const STRINGS = {
     unlock: "Unlock",
     unlocking: "Unlocking…",
     pin_wrong: "Wrong PIN. {n} attempts left before the Saksi data on this phone is erased.",
+    pin_wrong_one: "Wrong PIN. 1 attempt left before the Saksi data on this phone is erased.",
     wiped_notice: "The Saksi data on this phone was erased.",
     revoked_notice: "Your organisation signed this phone out. The Saksi data on it was erased.",
     panic: "Wipe this phone now",
@@ -64,7 +65,9 @@ const STRINGS = {
     sync_connecting: "Connecting…",
     sync_syncing: "Syncing…",
     sync_uptodate: "Up to date {time}",
-    sync_waiting: "{n} change(s) waiting",
+    // Counts records with changes the server does not have yet, not the changes themselves.
+    sync_waiting: "{n} records waiting to sync",
+    sync_waiting_one: "1 record waiting to sync",
     sync_locked_out: "Sign in again to sync",
     sync_refused: "{n} record(s) refused by the server",
     request_changes: "Request changes",
@@ -177,7 +180,7 @@ const STRINGS = {
     sync_connecting: "កំពុងភ្ជាប់…",
     sync_syncing: "កំពុងធ្វើសមកាលកម្ម…",
     sync_uptodate: "ទាន់សម័យ {time}",
-    sync_waiting: "ការកែប្រែ {n} កំពុងរង់ចាំ",
+    sync_waiting: "កំណត់ត្រា {n} កំពុងរង់ចាំធ្វើសមកាលកម្ម",
     sync_locked_out: "ចូលម្ដងទៀតដើម្បីធ្វើសមកាលកម្ម",
     sync_refused: "កំណត់ត្រា {n} ត្រូវបានម៉ាស៊ីនមេបដិសេធ",
     request_changes: "ស្នើឱ្យកែប្រែ",
@@ -278,6 +281,15 @@ export function t(key, params = {}) {
     s = s.replaceAll(`{${name}}`, shown);
   }
   return s;
+}
+
+/**
+ * A message about `n` things: the `<key>_one` form for one, where the current language has one
+ * (Khmer has no plural), else `<key>`.
+ */
+export function tn(key, n, params = {}) {
+  const one = `${key}_one`;
+  return t(n === 1 && STRINGS[current][one] !== undefined ? one : key, { ...params, n });
 }
 
 /** A catalogue label (`{en, km}`) in the current language. */

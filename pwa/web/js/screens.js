@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { h, uid } from "./dom.js";
-import { dateTime, label, t } from "./i18n.js";
+import { dateTime, label, t, tn } from "./i18n.js";
 import { MAX_WRONG_PINS, MIN_PIN_DIGITS, PBKDF2_ITERATIONS, wrongPins } from "./store.js";
 
 /** A labelled input. */
@@ -184,7 +184,7 @@ export function unlock(app) {
   const msg = h("p", { class: "message error", role: "alert", hidden: true });
   const button = h("button", { type: "submit", class: "primary" }, t("unlock"));
   wrongPins().then((n) => {
-    if (n > 0) message(msg, t("pin_wrong", { n: MAX_WRONG_PINS - n }));
+    if (n > 0) message(msg, tn("pin_wrong", MAX_WRONG_PINS - n));
   });
   const form = h(
     "form",
@@ -200,7 +200,7 @@ export function unlock(app) {
         try {
           const result = await app.unlock(value);
           if (result.wrong) {
-            message(msg, t("pin_wrong", { n: result.left }));
+            message(msg, tn("pin_wrong", result.left));
             button.disabled = false;
             button.textContent = t("unlock");
             input.focus();
