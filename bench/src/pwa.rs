@@ -28,9 +28,12 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
     let url = format!("https://127.0.0.1:{}", server.addr.port());
     let runs = options.runs.max(if options.quick { 1 } else { 5 });
     let script = script.clone();
+    let ca_dir = dir.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(&script)
+            // The browser trusts this server's local CA (bench/pwa.mjs).
+            .env("SAKSI_TEST_CA_DIR", &ca_dir)
             .args(["--url", &url, "--runs", &runs.to_string()])
             .output()
     })

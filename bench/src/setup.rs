@@ -47,9 +47,9 @@ pub fn accounts_and_case(dir: &Path, n: usize) -> Result<(Vec<String>, DocumentI
     Ok((names, case))
 }
 
-/// The TLS client for a Saksi server (trusting its self-signed certificate).
+/// The TLS client for a Saksi server (trusting its local CA).
 pub fn saksi_client(server: &Server) -> Result<Client> {
-    let cert = std::fs::read(server.data_dir.join("tls-cert.pem")).context("certificate")?;
+    let cert = std::fs::read(server.data_dir.join("tls/ca.pem")).context("certificate")?;
     Ok(Client::new(server.addr, "localhost", &cert)?)
 }
 

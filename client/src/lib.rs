@@ -5,7 +5,7 @@
 //! The integration tests, the crash tests and the load generator use it; so can scripts.
 //!
 //! TLS is rustls with the ring provider; the server's certificate is trusted explicitly (the
-//! self-signed `tls-cert.pem` from the server's data directory, or a CA bundle).
+//! local CA `tls/ca.pem` from the server's data directory, or a CA bundle).
 //! [`Client::plain`] speaks plain HTTP and WebSocket instead, for a server on loopback behind a
 //! TLS proxy (`tls = "off"`) or another automerge-repo server (the benchmarks' peer server).
 //! A [`Meter`] counts the bytes a client's connections send and receive on the wire.

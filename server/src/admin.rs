@@ -36,6 +36,9 @@ saksi admin <command> [options]     (all commands accept --config FILE)
   add-member --case ID --username U
   remove-member --case ID --username U
   verify-audit                      checks the audit log's hash chain
+  renew-certificate                 tls = \"local_ca\": issues a new server certificate for
+                                    tls_names from the local CA (its key's passphrase on
+                                    standard input); restart the server to use it
   backup FILE                       a consistent copy of the database, also while the server
                                     runs (FILE must not exist); prints sizes and counts
   restore FILE [--force]            checks FILE and puts it in place of the database; the
@@ -502,6 +505,38 @@ pub fn run(
         "verify-audit" => {
             let n = storage.verify_audit()?;
             w(out, format!("audit log intact: {n} entries"));
+        }
+        "renew-certificate" => {
+            if config.tls != crate::config::TlsMode::LocalCa {
+                return Err(AdminError::Invalid(
+                    "renew-certificate is for tls = \"local_ca\"".into(),
+                ));
+            }
+            let mut line = String::new();
+            input.read_line(&mut line).map_err(AdminError::Stdin)?;
+            let trust =
+                crate::tls::local_ca::renew(&config.data_dir, &config.tls_names, line.trim())
+                    .map_err(|e| AdminError::Invalid(e.to_string()))?;
+            by.audit(
+                storage,
+                now,
+                "certificate_renewed",
+                "tls".into(),
+                format!(
+                    "server certificate {} for {} name(s)",
+                    trust.server_fingerprint,
+                    config.tls_names.len()
+                ),
+            )?;
+            w(
+                out,
+                format!(
+                    "issued a new server certificate for {} (SHA-256 {}); restart the server to \
+                     use it",
+                    config.tls_names.join(", "),
+                    trust.server_fingerprint
+                ),
+            );
         }
         other => return Err(AdminError::Usage(format!("unknown command `{other}`"))),
     }

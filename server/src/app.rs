@@ -77,6 +77,8 @@ pub struct AppState {
     pub peer_id: String,
     /// The runtime document tasks run on (multi-threaded).
     pub runtime: tokio::runtime::Handle,
+    /// With `tls = "local_ca"`: the CA phones install (served at `/ca.pem`, `/ca.crt`).
+    pub trust: Option<Arc<crate::tls::local_ca::Trust>>,
 }
 
 impl AppState {
@@ -150,6 +152,9 @@ pub struct StartReport {
     pub url: String,
     pub tls_fingerprint: Option<String>,
     pub certificate_generated: bool,
+    /// With `tls = "local_ca"`: the CA, and on first start its key's passphrase (shown once).
+    pub trust: Option<crate::tls::local_ca::Trust>,
+    pub new_ca_passphrase: Option<String>,
     /// The first admin's one-time password, if the admin was created just now.
     pub first_admin_password: Option<String>,
 }
@@ -264,6 +269,7 @@ impl Application {
             metrics: Metrics::default(),
             peer_id,
             runtime,
+            trust: tls.as_ref().and_then(|t| t.trust.clone()).map(Arc::new),
         });
 
         let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
@@ -327,6 +333,8 @@ impl Application {
             url: format!("{scheme}://{host}:{}/", addr.port()),
             tls_fingerprint: tls.as_ref().and_then(|t| t.fingerprint.clone()),
             certificate_generated: tls.as_ref().is_some_and(|t| t.generated),
+            trust: tls.as_ref().and_then(|t| t.trust.clone()),
+            new_ca_passphrase: tls.as_mut().and_then(|t| t.new_ca_passphrase.take()),
             first_admin_password,
         };
         spawn_revocation_watch(state.clone());

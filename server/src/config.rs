@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsMode {
-    /// A self-signed certificate generated into the data directory on first run.
+    /// A certificate authority made on first run, constrained to `tls_names`, that phones
+    /// install once; the server certificate is issued from it (see `tls::local_ca`).
+    LocalCa,
+    /// A self-signed certificate generated into the data directory on first run. Browsers do
+    /// not install the offline app over it; kept for servers set up before `local_ca`.
     SelfSigned,
     /// Certificate chain and private key from PEM files (`tls_cert`, `tls_key`).
     Files,
@@ -97,7 +101,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             data_dir: PathBuf::from("./data"),
-            tls: TlsMode::SelfSigned,
+            tls: TlsMode::LocalCa,
             tls_cert: None,
             tls_key: None,
             tls_names: vec!["localhost".into(), "127.0.0.1".into()],
@@ -131,11 +135,16 @@ pub const EXAMPLE: &str = r#"# Saksi server configuration. Every option is shown
 # Address and port to listen on. Use 0.0.0.0:8443 to accept connections from other machines.
 listen = "127.0.0.1:8443"
 
-# Where the database, the self-signed certificate and backups live. Keep it on an encrypted disk.
+# Where the database, the TLS certificates and backups live. Keep it on an encrypted disk.
 data_dir = "./data"
 
-# "self_signed": generate a certificate into data_dir on first run (for a local network;
-#                phones must accept it once, compare the printed SHA-256 fingerprint).
+# "local_ca":    make a certificate authority on first run, allowed to sign only for tls_names,
+#                and serve with a certificate issued from it (data_dir/tls/). Phones install
+#                the CA once (console: Certificate; OPERATIONS.md) and then install the offline
+#                app with no warning. The CA key is kept encrypted under a passphrase printed
+#                once at first start: keep it offline, it is needed to renew the certificate.
+# "self_signed": a self-signed certificate in data_dir on first run. Browsers do not install
+#                the offline app over it; for servers set up before local_ca.
 # "files":       use tls_cert and tls_key (PEM), e.g. from your certificate authority.
 # "off":         plain HTTP behind a TLS-terminating reverse proxy; only allowed when `listen`
 #                is a loopback address.
@@ -145,11 +154,14 @@ data_dir = "./data"
 #                443 to the listening port). Until the first certificate arrives (seconds to
 #                minutes) TLS connections fail. Account key and certificate are kept in
 #                data_dir/acme/.
-tls = "self_signed"
+tls = "local_ca"
 # tls_cert = "/etc/saksi/fullchain.pem"
 # tls_key = "/etc/saksi/privkey.pem"
 
-# Names (DNS or IP) written into the self-signed certificate.
+# Names (DNS or IP) phones use to reach this server (local_ca and self_signed). The local CA
+# may sign only for these (a DNS name covers its subdomains): list every name and address now,
+# e.g. ["localhost", "127.0.0.1", "192.168.1.10", "saksi.lan"]; a name outside them later
+# needs a new CA.
 tls_names = ["localhost", "127.0.0.1"]
 
 # tls = "acme": the public DNS names of this server, e.g. ["saksi.example.org"].

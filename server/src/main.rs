@@ -107,7 +107,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let report = app.report().clone();
     let mut out = std::io::stdout();
     writeln!(out, "listening on {}", report.url)?;
-    if let Some(fp) = &report.tls_fingerprint {
+    if let Some(trust) = &report.trust {
+        print_local_ca(&mut out, &config, &report, trust)?;
+    } else if let Some(fp) = &report.tls_fingerprint {
         if report.certificate_generated {
             writeln!(
                 out,
@@ -142,5 +144,76 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     out.flush()?;
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// What an operator needs about the local CA: its fingerprint, on first start its key's
+/// passphrase, and the one step that makes this machine's Chromium trust it.
+fn print_local_ca(
+    out: &mut impl std::io::Write,
+    config: &Config,
+    report: &saksi_server::app::StartReport,
+    trust: &saksi_server::tls::local_ca::Trust,
+) -> anyhow::Result<()> {
+    use saksi_server::tls::local_ca;
+    let ca_path = local_ca::Paths::new(&config.data_dir).ca_cert();
+    let ca_path = std::fs::canonicalize(&ca_path).unwrap_or(ca_path);
+    let expires = time::OffsetDateTime::from_unix_timestamp(trust.server_not_after)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| "?".into());
+    if report.certificate_generated {
+        writeln!(
+            out,
+            "made a local certificate authority for {} in {}",
+            trust.names.join(", "),
+            ca_path.parent().unwrap_or(&ca_path).display()
+        )?;
+    }
+    writeln!(
+        out,
+        "local CA certificate SHA-256 fingerprint: {}",
+        trust.ca_fingerprint
+    )?;
+    if let Some(passphrase) = &report.new_ca_passphrase {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "The CA key's passphrase, shown only now. Write it down and keep it offline: \
+             `saksi admin renew-certificate` needs it before the server certificate expires \
+             on {expires}."
+        )?;
+        writeln!(out, "    {passphrase}")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "To trust it in Chromium on this machine (once; certutil is in Debian's libnss3-tools):"
+    )?;
+    writeln!(
+        out,
+        "    certutil -d sql:$HOME/.pki/nssdb -A -t \"C,,\" -n \"Saksi local CA\" -i {}",
+        ca_path.display()
+    )?;
+    writeln!(
+        out,
+        "then restart Chromium and open {}. Phones: sign in to {}console, open Certificate.",
+        report.url, report.url
+    )?;
+    for name in &trust.uncovered {
+        writeln!(
+            out,
+            "warning: the server certificate does not cover `{name}` from tls_names: run \
+             `saksi admin renew-certificate`"
+        )?;
+    }
+    let days_left =
+        (trust.server_not_after - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
+    if days_left < local_ca::WARN_DAYS {
+        writeln!(
+            out,
+            "warning: the server certificate expires on {expires} ({days_left} days): run \
+             `saksi admin renew-certificate`"
+        )?;
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! | POST | `/console/records/{id}/review` | reviewer | request changes, approve, archive, ... |
 //! | GET | `/console/export.csv`, `.json`, `/console/report` | reviewer | exports (audited) |
 //! | GET | `/console/audit` | reviewer | the audit log, filtered |
+//! | GET | `/console/certificate` | reviewer | the local CA phones install: fingerprint, QR, steps |
 //! | GET, POST | `/console/admin/users[/{id}/...]` | admin | accounts |
 //! | GET, POST | `/console/admin/devices[/{id}/revoke]` | admin | devices, revocation |
 //! | GET, POST | `/console/admin/cases[/{id}/members...]` | admin | cases and teams |
@@ -30,6 +31,7 @@
 
 mod admin;
 mod audit;
+mod certificate;
 mod export;
 mod records;
 mod session;
@@ -80,6 +82,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/export.json", web::get().to(export::json))
             .route("/report", web::get().to(export::report))
             .route("/audit", web::get().to(audit::list))
+            .route("/certificate", web::get().to(certificate::show))
             .route("/admin/users", web::get().to(admin::users))
             .route("/admin/users", web::post().to(admin::create_user))
             .route(

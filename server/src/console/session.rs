@@ -195,7 +195,7 @@ pub async fn set_lang(
         .secure(true)
         .http_only(true)
         .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::days(365))
+        .max_age(time::Duration::days(365))
         .finish();
     Ok(HttpResponse::SeeOther()
         .cookie(cookie)

@@ -293,9 +293,7 @@ pub fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
         .secure(true)
         .http_only(true)
         .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::days(
-            state.config.session_days as i64,
-        ))
+        .max_age(time::Duration::days(state.config.session_days as i64))
         .finish()
 }
 

@@ -4,6 +4,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod metrics;
+pub mod trust;
 pub mod upgrade;
 
 use actix_web::body::MessageBody;
@@ -23,6 +24,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(security_headers))
             .route("/healthz", web::get().to(api::healthz))
             .route("/metrics", web::get().to(metrics::metrics))
+            .route("/ca.pem", web::get().to(trust::ca_pem))
+            .route("/ca.crt", web::get().to(trust::ca_der))
             .service(
                 web::scope("/api")
                     .route("/login", web::post().to(api::login))

@@ -389,8 +389,9 @@ async fn certificate_files_are_used_when_configured() {
         certs.path().join("fullchain.pem"),
         certs.path().join("privkey.pem"),
     );
-    std::fs::copy(source.path().join("tls-cert.pem"), &cert).expect("copy cert");
-    std::fs::copy(source.path().join("tls-key.pem"), &key).expect("copy key");
+    std::fs::copy(source.path().join("tls/server.pem"), &cert).expect("copy cert");
+    std::fs::copy(source.path().join("tls/server-key.pem"), &key).expect("copy key");
+    let ca = std::fs::read(source.path().join("tls/ca.pem")).expect("CA");
 
     let dir = tempfile::tempdir().expect("dir");
     let mut config = crate::helpers::test_config(dir.path().to_owned());
@@ -401,16 +402,11 @@ async fn certificate_files_are_used_when_configured() {
         .await
         .expect("starts with the files");
     assert!(
-        !dir.path().join("tls-cert.pem").exists(),
+        !dir.path().join("tls").exists() && !dir.path().join("tls-cert.pem").exists(),
         "nothing generated"
     );
     assert!(!app.report().certificate_generated);
-    let client = saksi_client::Client::new(
-        app.addr(),
-        "localhost",
-        &std::fs::read(&cert).expect("read"),
-    )
-    .expect("client");
+    let client = saksi_client::Client::new(app.addr(), "localhost", &ca).expect("client");
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
     let res = client
@@ -418,6 +414,9 @@ async fn certificate_files_are_used_when_configured() {
         .await
         .expect("TLS with the given certificate");
     assert_eq!(res.status, 200);
+    // No local CA to hand out.
+    let res = client.get("/ca.crt", None).await.expect("answer");
+    assert_eq!(res.status, 404);
     handle.stop().await;
     let _ = task.await;
 
@@ -428,6 +427,26 @@ async fn certificate_files_are_used_when_configured() {
         .await
         .expect_err("refuses to start");
     assert!(err.to_string().contains("missing.pem"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_set_up_with_self_signed_keeps_its_certificate() {
+    // Servers made before `local_ca` have `tls = "self_signed"` in their configuration.
+    let dir = tempfile::tempdir().expect("dir");
+    let server = TestServer::start_in(dir, |c| {
+        c.tls = saksi_server::config::TlsMode::SelfSigned;
+    })
+    .await;
+    assert!(server.state.trust.is_none());
+    let cert = server.data_dir.path().join("tls-cert.pem");
+    let first = std::fs::read(&cert).expect("self-signed certificate");
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |c| {
+        c.tls = saksi_server::config::TlsMode::SelfSigned;
+    })
+    .await;
+    assert_eq!(std::fs::read(&cert).expect("kept"), first);
+    assert!(!server.data_dir.path().join("tls").exists(), "no CA made");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

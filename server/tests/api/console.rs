@@ -671,6 +671,7 @@ fn console_routes(record: &DocumentId, case: &DocumentId) -> (Vec<String>, Vec<S
         "/console/export.json".into(),
         "/console/report".into(),
         "/console/audit".into(),
+        "/console/certificate".into(),
         "/console/admin/users".into(),
         "/console/admin/devices".into(),
         "/console/admin/cases".into(),
@@ -1529,4 +1530,67 @@ async fn exports_skip_a_record_that_cannot_be_read_and_name_it() {
     let html = res.text();
     assert!(html.contains("could not be read") && html.contains(&broken.to_string()));
     assert!(html.contains(COURT), "the readable record is in the report");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_ca_is_downloadable_and_the_console_shows_how_to_trust_it() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let server = TestServer::start().await;
+    server.user("kosal", Role::Coordinator);
+    let pem = std::fs::read_to_string(server.data_dir.path().join("tls/ca.pem")).expect("CA");
+    let trust = server.state.trust.clone().expect("local CA is the default");
+
+    // Both forms without an account: a phone fetches the CA before anyone signs it in.
+    let res = server.client.get("/ca.crt", None).await.expect("answer");
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.header("content-type"),
+        Some("application/x-x509-ca-cert")
+    );
+    assert!(
+        res.header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment"))
+    );
+    assert_eq!(res.body, trust.ca_der, "the DER of ca.pem");
+    let fingerprint = sha2::Sha256::digest(&res.body)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(fingerprint, trust.ca_fingerprint);
+    let res = server.client.get("/ca.pem", None).await.expect("answer");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), pem);
+
+    // The console page: the fingerprint to compare, a QR code of the download address for
+    // each name, the steps per platform.
+    let coordinator = Browser::sign_in(&server, "kosal").await;
+    let html = coordinator.page("/console/certificate").await;
+    assert!(html.contains(&trust.ca_fingerprint), "{html}");
+    let port = server.addr.port();
+    for name in ["localhost", "127.0.0.1"] {
+        assert!(
+            html.contains(&format!("https://{name}:{port}/ca.crt")),
+            "download address for {name}"
+        );
+    }
+    let qr = html
+        .split("src=\"data:image/svg+xml;base64,")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a QR code image");
+    let svg = base64::engine::general_purpose::STANDARD
+        .decode(qr)
+        .expect("base64");
+    assert!(String::from_utf8_lossy(&svg).contains("<svg"));
+    for step in [
+        "Android",
+        "iPhone",
+        "Firefox",
+        "certutil",
+        "renew-certificate",
+    ] {
+        assert!(html.contains(step), "{step}");
+    }
 }

@@ -24,6 +24,8 @@ pub struct TestServer {
     pub client: Client,
     pub clock: Arc<ManualClock>,
     pub admin_password: Option<String>,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
     handle: saksi_server::app::StopHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -60,8 +62,12 @@ impl TestServer {
             .expect("server starts");
         let state = app.state();
         let admin_password = app.report().first_admin_password.clone();
-        let cert = std::fs::read(dir.path().join("tls-cert.pem")).expect("certificate written");
-        let client = Client::new(app.addr(), "localhost", &cert).expect("client");
+        // What a phone trusts: the local CA (the default), or a self-signed certificate.
+        let cert = std::fs::read(dir.path().join("tls/ca.pem"))
+            .or_else(|_| std::fs::read(dir.path().join("tls-cert.pem")))
+            .expect("certificate written");
+        let addr = app.addr();
+        let client = Client::new(addr, "localhost", &cert).expect("client");
         let handle = app.handle();
         let task = tokio::spawn(app.run_until_stopped());
         TestServer {
@@ -70,6 +76,7 @@ impl TestServer {
             client,
             clock,
             admin_password,
+            addr,
             handle,
             task,
         }

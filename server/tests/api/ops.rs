@@ -61,15 +61,21 @@ async fn json_logs_are_json_lines_without_secrets_or_contents() {
     assert_eq!(ticket.status, 200);
     let ticket: serde_json::Value = ticket.json().expect("json");
     let ticket = ticket["ticket"].as_str().expect("ticket").to_owned();
+    let stdout = server.stdout.lock().expect("stdout").clone();
     assert!(
-        server
-            .stdout
-            .lock()
-            .expect("stdout")
+        stdout
             .iter()
-            .any(|l| l.starts_with("TLS certificate SHA-256 fingerprint: ")),
+            .any(|l| l.starts_with("local CA certificate SHA-256 fingerprint: ")),
         "the operator is told the fingerprint on standard output, not in the log"
     );
+    // The CA key's passphrase: the line after its heading, on standard output only.
+    let passphrase = stdout
+        .iter()
+        .skip_while(|l| !l.starts_with("The CA key's passphrase"))
+        .nth(1)
+        .map(|l| l.trim().to_owned())
+        .expect("the passphrase is shown at first start");
+    assert_eq!(passphrase.len(), 29, "{passphrase}");
     assert!(server.terminate().success());
 
     let text = std::fs::read_to_string(&log).expect("log");
@@ -92,6 +98,7 @@ async fn json_logs_are_json_lines_without_secrets_or_contents() {
         ticket.as_str(),
         "សម្ងាត់",
         "the judge said",
+        passphrase.as_str(),
     ] {
         assert!(!text.contains(secret), "the log contains `{secret}`");
     }

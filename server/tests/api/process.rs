@@ -78,7 +78,7 @@ pub fn start(data_dir: &Path, log: &Path, env: &[(&str, &str)]) -> ServerProcess
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port in the url");
-    let cert = std::fs::read(data_dir.join("tls-cert.pem")).expect("certificate");
+    let cert = std::fs::read(data_dir.join("tls/ca.pem")).expect("certificate");
     let client = Client::new(
         format!("127.0.0.1:{port}").parse().expect("addr"),
         "localhost",

@@ -1,7 +1,9 @@
-//! TLS with rustls (ring provider): a self-signed certificate generated into the data directory
-//! on first run, certificate and key files, or a certificate obtained and renewed from an ACME
-//! authority (`rustls-acme`, TLS-ALPN-01 on the listening port; account and certificate cached
-//! in `data_dir/acme/`).
+//! TLS with rustls (ring provider): a certificate issued by a local CA made on first start
+//! ([`local_ca`], the default), a self-signed certificate, certificate and key files, or a
+//! certificate obtained and renewed from an ACME authority (`rustls-acme`, TLS-ALPN-01 on the
+//! listening port; account and certificate cached in `data_dir/acme/`).
+
+pub mod local_ca;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ pub enum TlsError {
     NoCertificate { path: PathBuf },
     #[error("certificate and key do not work together: {0}")]
     Rustls(String),
+    #[error("wrong passphrase for the CA key")]
+    WrongPassphrase,
 }
 
 /// The ACME account and certificate cache inside the data directory.
@@ -76,6 +80,10 @@ pub struct TlsSetup {
     pub fingerprint: Option<String>,
     /// Whether the certificate was generated just now.
     pub generated: bool,
+    /// With `tls = "local_ca"`: the CA phones install.
+    pub trust: Option<local_ca::Trust>,
+    /// With `tls = "local_ca"`, on first start: the CA key's passphrase, shown once.
+    pub new_ca_passphrase: Option<String>,
     /// With `tls = "acme"`: the client that obtains the certificate, to be run.
     pub acme: Option<Acme>,
 }
@@ -88,8 +96,18 @@ pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 /// Builds the TLS configuration, generating a self-signed certificate if needed. `None` when TLS
 /// is off (plain HTTP behind a reverse proxy on loopback).
 pub fn setup(config: &Config) -> Result<Option<TlsSetup>, TlsError> {
+    let mut trust = None;
+    let mut new_ca_passphrase = None;
     let (cert_path, key_path, generated) = match config.tls {
         TlsMode::Off => return Ok(None),
+        TlsMode::LocalCa => {
+            let ensured = local_ca::ensure(&config.data_dir, &config.tls_names)?;
+            let paths = local_ca::Paths::new(&config.data_dir);
+            let generated = ensured.new_passphrase.is_some();
+            trust = Some(ensured.trust);
+            new_ca_passphrase = ensured.new_passphrase;
+            (paths.server_cert(), paths.server_key(), generated)
+        }
         TlsMode::Acme => return acme_setup(config).map(Some),
         TlsMode::Files => (
             config.tls_cert.clone().expect("validated"),
@@ -140,6 +158,8 @@ pub fn setup(config: &Config) -> Result<Option<TlsSetup>, TlsError> {
         cert_path,
         fingerprint: Some(fingerprint),
         generated,
+        trust,
+        new_ca_passphrase,
         acme: None,
     }))
 }
@@ -199,6 +219,8 @@ fn acme_setup(config: &Config) -> Result<TlsSetup, TlsError> {
         cert_path: cache,
         fingerprint: None,
         generated: false,
+        trust: None,
+        new_ca_passphrase: None,
         acme: Some(Acme { state }),
     })
 }
@@ -215,7 +237,7 @@ fn generate_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(),
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     let err = |source| TlsError::Write {
         path: path.to_owned(),
         source,
