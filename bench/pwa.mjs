@@ -2,7 +2,10 @@
 // browser test "transfer size of shell + wasm (gzip), first load and offline reload on slow 3G"
 // (tests/browser/pwa-shell.test.mjs) does, several times.
 //
-//   node bench/pwa.mjs --url https://127.0.0.1:PORT --runs N
+//   SAKSI_TEST_CA_DIR=DATA_DIR node bench/pwa.mjs --url https://127.0.0.1:PORT --runs N
+//
+// The browser and the byte counts trust the server's local CA from DATA_DIR/tls/ca.pem, as a
+// user's Chromium does after the `certutil` step (tests/browser/helpers.mjs).
 //
 // Prints one JSON line: the gzip bytes of every file of the service worker's shell (GET with
 // `accept-encoding: gzip`, bytes on the wire after the headers), and per run, in a fresh phone
@@ -12,8 +15,7 @@
 // through the browser tests' playwright-core.
 
 import { readFile } from "node:fs/promises";
-import { request as httpsRequest } from "node:https";
-
+import { httpsRequest } from "../tests/browser/helpers.mjs";
 import { launchPhoneBrowser, newPhone, onScreen } from "../tests/browser/phone.mjs";
 
 const args = process.argv.slice(2);
@@ -30,13 +32,14 @@ if (!url) {
 
 function fetchGzip(target) {
   return new Promise((ok, fail) => {
-    const req = httpsRequest(target, { rejectUnauthorized: false, headers: { "accept-encoding": "gzip" } }, (res) => {
+    httpsRequest(target, { headers: { "accept-encoding": "gzip" } }, (res) => {
       let bytes = 0;
       res.on("data", (c) => (bytes += c.length));
       res.on("end", () => ok({ status: res.statusCode, bytes, encoding: res.headers["content-encoding"] || "identity" }));
-    });
-    req.on("error", fail);
-    req.end();
+    }).then((req) => {
+      req.on("error", fail);
+      req.end();
+    }, fail);
   });
 }
 

@@ -75,13 +75,19 @@ async function createUser(page, username, role) {
  */
 async function openPhone(username) {
   const page = await newPage(browser);
-  const login = await page.context().request.post(`${server.url}/api/login`, {
-    data: { username, password: PASSWORD, device_name: `${username}'s phone` },
-  });
-  assert.equal(login.status(), 200, await login.text());
-  const { device_id: device, user } = await login.json();
-  // Any page of the origin will do as a place to run the engine.
+  // Any page of the origin will do as a place to run the engine; the browser signs in from it
+  // (its cookie then authenticates the WebSocket).
   await page.goto(`${server.url}/console/login`);
+  const login = await page.evaluate(async (body) => {
+    const res = await fetch("/api/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  }, { username, password: PASSWORD, device_name: `${username}'s phone` });
+  assert.equal(login.status, 200, login.text);
+  const { device_id: device, user } = JSON.parse(login.text);
   await page.evaluate(
     async ({ editor }) => {
       const wasm = await import("/pkg/saksi_wasm.js");

@@ -7,11 +7,17 @@
 // - serveStatic(root, extra): a tiny HTTP server on 127.0.0.1 for files (e.g. pwa/dist/pkg).
 // - startServer(): the real Saksi server from SAKSI_BIN on a free port with a temporary data
 //   directory; stop() kills it and removes the directory.
+// - testCa(): the local CA every test server of this process serves with, and browserHome(): a
+//   throwaway HOME whose NSS database trusts it, as a user trusts it with `certutil` (the printed
+//   step of `saksi serve`). No test passes `--ignore-certificate-errors` or ignores HTTPS errors.
+// - httpsRequest(url, options): Node's https.request trusting that CA (for checks outside the
+//   browser).
 
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
+import { request as nodeHttpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,10 +42,9 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Launches headless Chromium. Close it in `after()`. `extraArgs` are added to CHROMIUM_ARGS
- * (the PWA tests add `--ignore-certificate-errors`: a context's `ignoreHTTPSErrors` does not
- * cover service worker scripts, which Chromium refuses over the test server's self-signed
- * certificate).
+ * Launches headless Chromium with HOME set to `browserHome()`: it trusts the test servers' local
+ * CA through its NSS database, as a user's Chromium does after the printed `certutil` step.
+ * Close it in `after()`. `extraArgs` are added to CHROMIUM_ARGS.
  */
 export async function launchBrowser(extraArgs = []) {
   if (!existsSync(CHROMIUM)) {
@@ -48,7 +53,17 @@ export async function launchBrowser(extraArgs = []) {
         "(or set SAKSI_CHROMIUM)",
     );
   }
-  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
+    headless: true,
+    env: await browserEnv(),
+  });
+}
+
+/** The environment Chromium runs with: this process's, with HOME at `browserHome()`. */
+export async function browserEnv() {
+  return { ...process.env, HOME: await browserHome() };
 }
 
 /**
@@ -57,8 +72,14 @@ export async function launchBrowser(extraArgs = []) {
  * Phone size: `{ viewport: { width: 360, height: 640 }, isMobile: true }`.
  */
 export async function newPage(browser, contextOptions = {}) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, ...contextOptions });
+  const context = await browser.newContext({ ...contextOptions });
   const page = await context.newPage();
+  watch(page);
+  return page;
+}
+
+/** Collects a page's console errors and uncaught exceptions into `page.problems`. */
+export function watch(page) {
   page.problems = [];
   page.consoleLines = [];
   page.on("console", (msg) => {
@@ -67,6 +88,94 @@ export async function newPage(browser, contextOptions = {}) {
   });
   page.on("pageerror", (err) => page.problems.push(`uncaught: ${err.stack || err}`));
   return page;
+}
+
+/** Temporary directories of this process, removed when it exits. */
+const scratch = [];
+process.on("exit", () => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+let caPromise = null;
+/**
+ * The local CA of this process's test servers: made once by a first server's first start
+ * (`tls = "local_ca"`, the default) and kept, like an operator keeps `data_dir/tls/` when
+ * moving a server. Every later test server starts with a copy of that directory, so one
+ * browser trusts them all. Returns `{ dir, pem }` (`dir` holds the `tls/` directory).
+ * `SAKSI_TEST_CA_DIR=DATA_DIR` names the data directory of a server started elsewhere instead.
+ */
+export function testCa() {
+  caPromise ||= (async () => {
+    // A server started elsewhere (the benchmarks' own): trust its data directory's CA.
+    const given = process.env.SAKSI_TEST_CA_DIR;
+    if (given) return { dir: given, pem: await readFile(join(given, "tls", "ca.pem"), "utf8") };
+    const server = await startServer({ ownCa: true });
+    const dir = await mkdtemp(join(tmpdir(), "saksi-ca-"));
+    scratch.push(dir);
+    await cp(join(server.dataDir, "tls"), join(dir, "tls"), { recursive: true });
+    await server.stop();
+    return { dir, pem: await readFile(join(dir, "tls", "ca.pem"), "utf8") };
+  })();
+  return caPromise;
+}
+
+function run(cmd, args) {
+  return new Promise((ok, fail) =>
+    execFile(cmd, args, (err, stdout, stderr) => (err ? fail(new Error(`${cmd} ${args.join(" ")}: ${stderr || err}`)) : ok(stdout))),
+  );
+}
+
+let homePromise = null;
+/**
+ * A throwaway HOME whose NSS database (`.pki/nssdb`, which Chromium on Linux reads) trusts
+ * `testCa()`: the same `certutil` command `saksi serve` prints for its operator.
+ */
+export function browserHome() {
+  homePromise ||= (async () => {
+    const { dir } = await testCa();
+    const home = await mkdtemp(join(tmpdir(), "saksi-home-"));
+    scratch.push(home);
+    const db = join(home, ".pki", "nssdb");
+    await mkdir(db, { recursive: true });
+    try {
+      await run("certutil", ["-d", `sql:${db}`, "-N", "--empty-password"]);
+      await run("certutil", ["-d", `sql:${db}`, "-A", "-t", "C,,", "-n", "Saksi local CA", "-i", join(dir, "tls", "ca.pem")]);
+    } catch (e) {
+      throw new Error(`cannot trust the test CA (is libnss3-tools installed?): ${e.message}`);
+    }
+    return home;
+  })();
+  return homePromise;
+}
+
+/**
+ * Node's `https.request` trusting the test servers' CA: `httpsRequest(url, options, onResponse)`
+ * returns the request (call `.end()`).
+ */
+export async function httpsRequest(url, options, onResponse) {
+  const { pem } = await testCa();
+  return nodeHttpsRequest(url, { ...options, ca: pem }, onResponse);
+}
+
+/** A small fetch over `httpsRequest`: `{ status, headers, text(), json() }`. */
+export async function httpsFetch(url, { method = "GET", headers = {}, body } = {}) {
+  const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+  const allHeaders = { ...headers };
+  if (payload !== undefined && !allHeaders["content-type"]) allHeaders["content-type"] = "application/json";
+  return new Promise((ok, fail) => {
+    httpsRequest(url, { method, headers: allHeaders }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        ok({ status: res.statusCode, headers: res.headers, text: () => text, json: () => JSON.parse(text) });
+      });
+      res.on("error", fail);
+    }).then((req) => {
+      req.on("error", fail);
+      req.end(payload);
+    }, fail);
+  });
 }
 
 /** `tests/artifacts/<name>/`, created. */
@@ -184,9 +293,10 @@ export async function admin(server, args, input = "") {
  * Starts the Saksi server (`$SAKSI_BIN serve`) on 127.0.0.1 with a free port and a fresh
  * temporary data directory, and waits for its `listening on https://...` line on stdout.
  * Returns `{ url, dataDir, process, output, stop }`; `stop()` kills it and removes the data
- * directory. `env` adds environment variables (SAKSI_*), `args` adds arguments after `serve`.
+ * directory. `env` adds environment variables (SAKSI_*), `args` adds arguments after `serve`;
+ * the data directory starts with the CA of `testCa()` unless `ownCa` (then it makes its own).
  */
-export async function startServer({ env = {}, args = [], timeoutMs = 60_000 } = {}) {
+export async function startServer({ env = {}, args = [], timeoutMs = 60_000, ownCa = false } = {}) {
   const bin = process.env.SAKSI_BIN;
   if (!bin || !existsSync(bin)) {
     throw new Error(
@@ -195,6 +305,11 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000 } = 
     );
   }
   const dataDir = await mkdtemp(join(tmpdir(), "saksi-test-"));
+  if (!ownCa) {
+    // The CA the test browser trusts (see testCa).
+    const { dir } = await testCa();
+    await cp(join(dir, "tls"), join(dataDir, "tls"), { recursive: true });
+  }
   const child = spawn(bin, ["serve", ...args], {
     env: {
       ...serverEnv(),

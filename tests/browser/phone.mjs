@@ -5,18 +5,27 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 
-import { request as playwrightRequest } from "playwright-core";
-
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 
 import { chromium } from "playwright-core";
 
-import { CHROMIUM, CHROMIUM_ARGS, admin, artifactsDir, launchBrowser, newPage, startServer } from "./helpers.mjs";
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  admin,
+  artifactsDir,
+  browserEnv,
+  httpsFetch,
+  launchBrowser,
+  newPage,
+  startServer,
+  watch,
+} from "./helpers.mjs";
 
-/** Chromium for the PWA tests (see `launchBrowser`). */
+/** Chromium for the PWA tests: no flag a phone lacks; it trusts the CA as a user does. */
 export function launchPhoneBrowser() {
-  return launchBrowser(["--ignore-certificate-errors"]);
+  return launchBrowser();
 }
 
 export const PIN = "246813";
@@ -67,19 +76,12 @@ export async function persistentPhone() {
   const dir = await mkdtemp(join(tmpdir(), "saksi-profile-"));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
-    args: [...CHROMIUM_ARGS, "--ignore-certificate-errors"],
+    args: CHROMIUM_ARGS,
     headless: true,
-    ignoreHTTPSErrors: true,
+    env: await browserEnv(),
     ...PHONE,
   });
-  const page = context.pages()[0] || (await context.newPage());
-  page.problems = [];
-  page.consoleLines = [];
-  page.on("console", (msg) => {
-    page.consoleLines.push(`[${msg.type()}] ${msg.text()}`);
-    if (msg.type() === "error") page.problems.push(`console error: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => page.problems.push(`uncaught: ${err.stack || err}`));
+  const page = watch(context.pages()[0] || (await context.newPage()));
   return {
     context,
     page,
@@ -223,17 +225,19 @@ export function containsUtf8(bytes, needle) {
 
 /** A signed-in API client (outside the browser), for checking what the server has. */
 export async function apiAs(url, user, pass) {
-  const api = await playwrightRequest.newContext({ baseURL: url, ignoreHTTPSErrors: true });
-  const res = await api.post("/api/login", { data: { username: user, password: pass, device_name: "test checker" } });
-  assert.equal(res.status(), 200, await res.text());
-  const { token } = await res.json();
+  const res = await httpsFetch(`${url}/api/login`, {
+    method: "POST",
+    body: { username: user, password: pass, device_name: "test checker" },
+  });
+  assert.equal(res.status, 200, res.text());
+  const { token } = res.json();
   return {
     get: async (path) => {
-      const r = await api.get(path, { headers: { authorization: `Bearer ${token}` } });
-      assert.equal(r.status(), 200, await r.text());
+      const r = await httpsFetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 200, r.text());
       return r.json();
     },
-    dispose: () => api.dispose(),
+    dispose: () => {},
   };
 }
 

@@ -5,12 +5,11 @@
 
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
-import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { shellHash, stampedVersion } from "../../pwa/tools/stamp-sw.mjs";
-import { artifactsDir, saveArtifacts } from "./helpers.mjs";
+import { artifactsDir, httpsRequest, saveArtifacts, startServer } from "./helpers.mjs";
 import { launchPhoneBrowser, newPhone, onScreen, persistentPhone, screenshot, startSaksi } from "./phone.mjs";
 
 let browser;
@@ -59,10 +58,14 @@ test("installable: valid manifest, 192 and 512 px icons, an active service worke
   for (const size of [192, 512]) {
     const icon = manifest.icons.find((i) => i.sizes === `${size}x${size}` && i.purpose === "any");
     assert.ok(icon, `a ${size}px icon`);
-    const res = await page.request.get(`${saksi.url}${icon.src}`);
-    assert.equal(res.status(), 200);
-    assert.equal(res.headers()["content-type"], "image/png");
-    assert.deepEqual(pngSize(await res.body()), [size, size]);
+    // Fetched by the page (Node-side requests do not share the browser's trust store).
+    const res = await page.evaluate(async (src) => {
+      const r = await fetch(src);
+      return { status: r.status, type: r.headers.get("content-type"), bytes: [...new Uint8Array(await r.arrayBuffer())] };
+    }, icon.src);
+    assert.equal(res.status, 200);
+    assert.equal(res.type, "image/png");
+    assert.deepEqual(pngSize(Buffer.from(res.bytes)), [size, size]);
   }
 
   // The service worker is active and controls the page.
@@ -108,16 +111,36 @@ test("installable: valid manifest, 192 and 512 px icons, an active service worke
   saksi = await startSaksi({});
 });
 
+test("the browser trusts the server only through the installed CA: another server's own CA is refused", { timeout: 60_000 }, async (t) => {
+  // A server that made its own CA, which this browser's NSS database does not hold: the same
+  // browser that installs the app from the test servers must refuse it, or the trust above
+  // proves nothing.
+  const stranger = await startServer({ ownCa: true });
+  t.after(() => stranger.stop());
+  const page = await newPhone(browser);
+  t.after(() => page.context().close());
+  const failed = new Promise((ok) =>
+    page.on("requestfailed", (r) => r.url().startsWith(stranger.url) && ok(r.failure()?.errorText)),
+  );
+  await page.goto(`${stranger.url}/`).catch(() => {});
+  assert.match(await failed, /ERR_CERT_AUTHORITY_INVALID/);
+  const trusted = await newPhone(browser);
+  t.after(() => trusted.context().close());
+  await trusted.goto(`${saksi.url}/`);
+  await onScreen(trusted, "login");
+});
+
 /** GET with `accept-encoding: gzip`: the bytes on the wire and whether they were gzip. */
 function fetchGzip(url) {
   return new Promise((ok, fail) => {
-    const req = httpsRequest(url, { rejectUnauthorized: false, headers: { "accept-encoding": "gzip" } }, (res) => {
+    httpsRequest(url, { headers: { "accept-encoding": "gzip" } }, (res) => {
       let bytes = 0;
       res.on("data", (c) => (bytes += c.length));
       res.on("end", () => ok({ status: res.statusCode, bytes, encoding: res.headers["content-encoding"] || "identity" }));
-    });
-    req.on("error", fail);
-    req.end();
+    }).then((req) => {
+      req.on("error", fail);
+      req.end();
+    }, fail);
   });
 }
 

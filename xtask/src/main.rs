@@ -372,6 +372,14 @@ impl Workspace {
                  `apt-get install chromium` (or set SAKSI_CHROMIUM)"
             );
         }
+        // The browser tests trust the server's local CA in Chromium's NSS database, as a user does.
+        // (`certutil -H` prints its help and exits 1: being able to start it is enough.)
+        if Command::new("certutil").arg("-H").output().is_err() {
+            bail!(
+                "the browser tests need `certutil` to trust the test server's CA in Chromium: \
+                 install it with `apt-get install libnss3-tools`"
+            );
+        }
         for tool in ["node", "npm"] {
             if !works(Command::new(tool).arg("--version")) {
                 bail!("the browser tests need `{tool}` (Node.js 20 or newer) on the PATH");
