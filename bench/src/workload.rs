@@ -19,7 +19,7 @@ use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::{DocumentId, Millis, Role};
 
-pub use saksi_shared::testing::Rng;
+pub use saksi_testkit::Rng;
 
 /// One change that will exist in a document.
 #[derive(Debug)]

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| saksi_shared::fuzzing::document_load(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| saksi_testkit::fuzzing::document_load(data));

@@ -18,7 +18,7 @@ static QUIET: Once = Once::new();
 fuzz_target!(|data: &[u8]| {
     QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let escaped = catch_unwind(AssertUnwindSafe(|| {
-        saksi_shared::fuzzing::malformed_change(data)
+        saksi_testkit::fuzzing::malformed_change(data)
     }));
     if escaped.is_err() {
         std::process::abort();

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| saksi_shared::fuzzing::protocol_decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| saksi_testkit::fuzzing::protocol_decode(data));

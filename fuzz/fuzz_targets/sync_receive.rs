@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| saksi_shared::fuzzing::sync_receive(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| saksi_testkit::fuzzing::sync_receive(data));

@@ -15,24 +15,26 @@
 //! - [`changes`] and [`policy`]: what a change touches, and whether its sender may make it
 //!   (the server's write authorisation).
 //! - [`cbor`] and [`protocol`]: the automerge-repo wire protocol v1.
-//! - [`fuzzing`]: the fuzz targets' entry points, shared with their regression tests.
+//! - [`served`]: one document as a server serves it ([`served::ServedDocument`]): read check,
+//!   creation, write policy, durability, batching; the server's document task and the test hub
+//!   both drive it.
 //! - [`sync`]: the sans-IO sync engine ([`sync::DocSync`] per document, [`sync::Repo`] per
-//!   client); [`testing::Hub`] runs many peers in one process.
+//!   client). The test hub that runs many peers in one process, and the fuzz entry points, are
+//!   in the dev-only `saksi-testkit` crate: this crate ships no test code.
 
 pub mod catalogue;
 pub mod cbor;
 mod change_graph;
 pub mod changes;
-pub mod fuzzing;
 pub mod id;
 pub mod integrity;
 pub mod policy;
 pub mod protocol;
 pub mod record;
 pub mod schema;
+pub mod served;
 pub mod structure;
 pub mod sync;
-pub mod testing;
 pub mod validate;
 pub mod workflow;
 

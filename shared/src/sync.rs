@@ -16,7 +16,7 @@
 //! use saksi_shared::catalogue::RecordKind;
 //! use saksi_shared::workflow::Role;
 //! use saksi_shared::record::FieldInput;
-//! use saksi_shared::testing::Hub;
+//! use saksi_testkit::Hub;
 //!
 //! let editor = Editor { user: "dara".into(), device: "phone-1".into(), role: Role::Monitor };
 //! let mut hub = Hub::new();

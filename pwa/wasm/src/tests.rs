@@ -1,7 +1,7 @@
 //! The bindings driven from Rust (natively): everything but the JS value conversions, which the
 //! browser test (`tests/browser/wasm.test.mjs`) covers.
 
-use saksi_shared::testing::{ConnId, Hub};
+use saksi_testkit::{ConnId, Hub};
 use serde_json::{Value, json};
 
 use super::*;

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use super::ConsoleError;
 use crate::app::AppState;
 use crate::storage::{Device, DocumentFilter, DocumentSort, User};
-use crate::sync::BindingsBatch;
 
 /// The frame of every console page.
 #[derive(Debug, Clone)]
@@ -149,10 +148,7 @@ impl Directory {
         state: &Arc<AppState>,
         attributions: impl IntoIterator<Item = &'a Attribution>,
     ) -> Result<Directory, ConsoleError> {
-        let batch = BindingsBatch {
-            shared: &state.bindings,
-            added: Vec::new(),
-        };
+        let batch = state.bindings.batch();
         let mut actors = HashMap::new();
         let mut wanted = HashSet::new();
         for a in attributions {

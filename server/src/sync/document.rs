@@ -1,33 +1,27 @@
 //! One task per document in use.
 //!
-//! The task owns the document and its sync state with each connected peer, so messages for one
-//! document are handled in order while different documents proceed in parallel. For each
-//! incoming sync message it:
-//!
-//! 1. checks that the sender may read the document (if not, it answers exactly as for a document
-//!    that does not exist);
-//! 2. passes every new change through the write policy ([`PolicyGate`]);
-//! 3. stores the accepted changes durably and only then answers the sender;
-//! 4. forwards the changes to every other peer that has the document open.
-//!
-//! A sync for an unknown id starts a new document private to that connection; it becomes a
-//! stored record once its first changes make a complete record the sender may create. When no
-//! peer has used the document for a while, the task compacts it, saves sync states, and ends.
+//! The task owns the document, so messages for one document are handled in order while
+//! different documents proceed in parallel. What serving a document decides (read check,
+//! creation, write policy, storing before answering, batching, hold-back, window) is
+//! [`ServedDocument`] in `saksi-shared`, which the test hub drives too; this task only performs
+//! its effects: frames to connections, writes and reads on the database, audit entries, and
+//! the timers of held messages. When no peer has used the document for a while, the task
+//! compacts it, saves sync states, and ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use saksi_shared::automerge::ActorId;
 use saksi_shared::integrity::guarded;
-use saksi_shared::policy::{NOT_A_MEMBER, PolicyGate, Refusal, RefusalCode, check_created};
-use saksi_shared::protocol::Message;
 use saksi_shared::record::{Editor, Record, RecordError};
-use saksi_shared::sync::{DocSync, Incoming, Received, SyncError};
+use saksi_shared::served::{
+    Effect, Loaded, PeerInfo, PeerMessage, ServedDocument, StoreRequest, Tuning,
+};
 use saksi_shared::{DocumentId, Millis};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BindingsBatch, ConnId, Peer, Who};
+use super::{ConnId, Peer, Who};
 use crate::app::AppState;
 use crate::storage::{AuditEvent, DocumentRow, DocumentWrite, StorageError};
 
@@ -231,165 +225,102 @@ impl Documents {
     }
 }
 
-/// What a peer is told when its changes could not be stored (nothing of it was acknowledged;
-/// it sends them again).
-const STORE_FAILED: &str = "the server could not store the change; it will be taken again later";
-
-/// A stored document in memory.
-struct Loaded {
-    sync: DocSync,
-    row: DocumentRow,
-    /// Chunks stored since the last snapshot.
-    uncompacted: usize,
-}
-
-/// Per-connection state for this document.
-struct PeerState {
-    peer: Peer,
-    /// What the connection's user may read, as last refreshed: checked again before anything
-    /// is forwarded to it.
-    who: Who,
-    /// Changes from this connection were refused: ignore it until it reconnects.
-    refused: bool,
-    /// When this peer was first put off for a later flush (a ticket; lower is earlier), so
-    /// that the peers put off longest are served first.
-    waiting_since: Option<u64>,
-}
-
-struct DocumentTask {
-    state: Arc<AppState>,
-    id: DocumentId,
-    doc: Option<Loaded>,
-    /// The document could not be loaded (corrupt or unreadable storage).
-    broken: bool,
-    peers: HashMap<ConnId, PeerState>,
-    /// New documents being created by a connection, or ids it may not read.
-    pending: HashMap<ConnId, (Peer, DocSync, bool)>,
-    /// Peers owed an answer, and whether the document changed, since the last flush.
-    to_answer: HashSet<ConnId>,
-    changed: bool,
-    /// Since when [`DocSync`] has held messages back from peers that have not answered yet
-    /// (see [`DocSync::hold_until_answered`]); see [`HOLD_QUIET`] and [`HOLD_MAX`].
-    held_since: Option<Instant>,
-    /// The last ticket given to a peer put off ([`PeerState::waiting_since`]).
-    tickets: u64,
-}
-
 /// Held messages go out anyway once the document has had no message for this long. Peers
 /// answer within a round trip; this covers one that had the changes already and so had nothing
-/// to say, without delaying it long when the server is not busy. (0.5 s released holds in the
-/// lulls of the storm benchmark too: 98 s to converge instead of 77 s.)
+/// to say, without delaying it long when the server is not busy (measured: BENCHMARKS.md).
 const HOLD_QUIET: Duration = Duration::from_secs(2);
-/// ... or, on a busy document, after this long. In the reconnect-storm benchmark (1,000 phones)
-/// round trips took seconds: with a 2 s limit instead of 10 s the storm took 24 % longer to
-/// converge and sent 64 % more bytes up.
+/// ... or, on a busy document, after this long (a shorter limit made the reconnect storm
+/// slower and costlier: BENCHMARKS.md).
 const HOLD_MAX: Duration = Duration::from_secs(10);
-
 /// A peer whose connection has more than this many bytes of frames not yet handed to its socket
-/// gets its next message once it has caught up ([`super::Outbox`]); that message then carries
-/// everything that arrived meanwhile. Building every peer's message at once, ahead of the TLS
-/// writes, held up to a few hundred megabytes of messages in a 1,000-phone storm (BENCHMARKS.md).
+/// gets its next message once it has caught up ([`super::Outbox`]): building every peer's
+/// message ahead of the TLS writes held hundreds of megabytes in a storm (BENCHMARKS.md).
 const BACKLOG_LIMIT: usize = 64 * 1024;
-/// At most this many peers of a document are sent changes they have not answered yet; the
-/// others wait their turn, served in the order they were put off. Each peer answers with its
-/// heads and what it has (in a storm, hundreds of hashes each way), so the messages in flight,
-/// and the buffers holding them, grow with the peers being served at once. In the 1,000-phone
-/// storm (10 documents, one run each): without a window 77 s to converge, 607 MB peak RSS and
-/// 1.94 GB sent up; 256 peers 47 s and 524 MB; 64 peers 46 s and 417 MB; 16 peers 40 s,
-/// 389 MB and 0.60 GB up (BENCHMARKS.md). Fewer peers at a time also means fewer rounds, as each
-/// one served learns more of what the others sent.
+/// At most this many peers of a document are sent changes they have not answered yet; fewer
+/// at a time converged a storm faster with less memory (BENCHMARKS.md, window).
 const WINDOW: usize = 16;
 /// How soon a document looks again at the peers it put off for their backlog.
 const BACKLOG_RETRY: Duration = Duration::from_millis(20);
 
-/// Sets up a stored document's sync to serve many peers.
-fn serve_many(sync: &mut DocSync) {
-    // Answer from the changes' bytes and the change graph, not by rebuilding them.
-    sync.keep_changes();
-    // One message in flight per peer: coalesces a reconnect storm.
-    sync.hold_until_answered();
-    // Never store or forward a change that leaves the record unloadable.
-    sync.verify_loads();
+/// What [`DocumentTask::load`] reads: the document and its index entry.
+type Stored = (Loaded, DocumentRow);
+
+struct DocumentTask {
+    state: Arc<AppState>,
+    id: DocumentId,
+    served: ServedDocument,
+    /// The connections the document has heard from (to send frames, and read their backlog).
+    peers: HashMap<ConnId, Peer>,
+    /// The index entry of the stored document.
+    row: Option<DocumentRow>,
+    /// The error of the last store that failed (for a server-side edit's caller).
+    store_error: Option<StorageError>,
+    /// A monotonic clock for held messages (the state's clock can be a test's hand-moved one).
+    started: Instant,
 }
 
-/// Receives a sync message with every new change checked by the write policy. Returns what
-/// happened and the actor bindings it added (to be stored with the changes).
-fn receive_checked(
-    state: &AppState,
-    doc_id: DocumentId,
-    sync: &mut DocSync,
-    key: &str,
-    data: &[u8],
-    who: &Who,
-) -> (Result<Received, SyncError>, Vec<(String, String)>) {
-    let mut batch = BindingsBatch {
-        shared: &state.bindings,
-        added: Vec::new(),
-    };
-    let mut gate = PolicyGate {
-        doc_id,
-        who,
-        bindings: &mut batch,
-    };
-    let received = sync.receive(key, data, &mut gate);
-    (received, batch.added)
-}
-
-/// Sends an automerge sync message for `document` to `peer`.
-fn send_sync(server: &str, document: DocumentId, peer: &Peer, data: Vec<u8>) {
-    peer.send(
-        Message::Sync {
-            sender_id: server.to_owned(),
-            target_id: peer.peer_id.clone(),
-            document_id: document,
-            data,
-        }
-        .encode(),
-    );
-}
-
-fn peer_key(conn: ConnId) -> String {
-    format!("c{conn}")
+fn server_actor() -> ActorId {
+    ActorId::from(crate::accounts::random_16())
 }
 
 impl DocumentTask {
     fn new(state: Arc<AppState>, id: DocumentId) -> Self {
+        let tuning = Self::tuning(&state);
         DocumentTask {
+            served: ServedDocument::new(id, state.peer_id.clone(), tuning, None),
             state,
             id,
-            doc: None,
-            broken: false,
             peers: HashMap::new(),
-            pending: HashMap::new(),
-            to_answer: HashSet::new(),
-            changed: false,
-            held_since: None,
-            tickets: 0,
+            row: None,
+            store_error: None,
+            started: Instant::now(),
         }
     }
 
-    fn server_actor() -> ActorId {
-        ActorId::from(crate::accounts::random_16())
+    fn tuning(state: &AppState) -> Tuning {
+        let idle = Duration::from_secs(state.config.evict_idle_document_seconds);
+        Tuning {
+            hold: true,
+            window: WINDOW,
+            backlog_limit: BACKLOG_LIMIT,
+            hold_quiet_ms: HOLD_QUIET.min(idle).as_millis() as Millis,
+            hold_max_ms: HOLD_MAX.as_millis() as Millis,
+            compact_after: state.config.compact_after_changes,
+        }
+    }
+
+    /// Milliseconds since the task started (for holding messages back).
+    fn mono(&self) -> Millis {
+        self.started.elapsed().as_millis() as Millis
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        if let Err(e) = self.load().await {
-            tracing::error!(doc = %self.id, error = %e, "document could not be loaded");
-            self.broken = true;
-        }
+        let tuning = Self::tuning(&self.state);
+        self.served = match self.load().await {
+            Ok(stored) => {
+                let (stored, row) = split(stored);
+                self.row = row;
+                ServedDocument::new(self.id, self.state.peer_id.clone(), tuning, stored)
+            }
+            Err(e) => {
+                tracing::error!(doc = %self.id, error = %e, "document could not be loaded");
+                ServedDocument::broken(self.id, self.state.peer_id.clone(), tuning)
+            }
+        };
         let idle = Duration::from_secs(self.state.config.evict_idle_document_seconds);
         let hold_quiet = HOLD_QUIET.min(idle);
         let mut last_command = Instant::now();
         loop {
             // Held messages wait for a quiet spell; answers put off for a backlog are retried.
             let hold_left = self
-                .held_since
+                .served
+                .held_since()
                 .map(|_| hold_quiet.saturating_sub(last_command.elapsed()));
-            let wait = match (self.to_answer.is_empty(), hold_left) {
-                (true, None) => idle,
-                (true, Some(left)) => left,
-                (false, None) => BACKLOG_RETRY,
-                (false, Some(left)) => left.min(BACKLOG_RETRY),
+            let wait = match (self.served.has_unanswered(), hold_left) {
+                (false, None) => idle,
+                (false, Some(left)) => left,
+                (true, None) => BACKLOG_RETRY,
+                (true, Some(left)) => left.min(BACKLOG_RETRY),
             };
             let received = tokio::time::timeout(wait, rx.recv()).await;
             if received.is_ok() {
@@ -418,13 +349,9 @@ impl DocumentTask {
                         }
                     }
                     self.handle_all(queued).await;
-                    if self
-                        .held_since
-                        .is_some_and(|since| since.elapsed() >= HOLD_MAX)
-                    {
-                        self.release_held();
-                    }
-                    self.flush();
+                    let now = self.mono();
+                    self.served.tick(now, now);
+                    self.flush().await;
                     if let Some(reply) = shutdown {
                         self.finish().await;
                         let _ = reply.send(());
@@ -432,23 +359,22 @@ impl DocumentTask {
                     }
                 }
                 Ok(None) => break,
-                Err(_) if self.held_since.is_some() || !self.to_answer.is_empty() => {
-                    if self.held_since.is_some() && last_command.elapsed() >= hold_quiet {
-                        self.release_held();
-                    }
-                    self.flush();
+                Err(_) if self.served.held_since().is_some() || self.served.has_unanswered() => {
+                    let now = self.mono();
+                    let quiet = last_command.elapsed().as_millis() as Millis;
+                    self.served.tick(now, now - quiet);
+                    self.flush().await;
                 }
                 Err(_) => {
-                    if self.peers.is_empty()
-                        && self.pending.is_empty()
-                        && self.state.documents.retire(&self.id, &rx)
-                    {
+                    if self.served.is_idle() && self.state.documents.retire(&self.id, &rx) {
                         // Nobody can reach this task any more; finish what was queued.
                         rx.close();
+                        let mut rest = Vec::new();
                         while let Some(cmd) = rx.recv().await {
-                            self.handle(cmd).await;
+                            rest.push(cmd);
                         }
-                        self.flush();
+                        self.handle_all(rest).await;
+                        self.flush().await;
                         break;
                     }
                 }
@@ -457,7 +383,7 @@ impl DocumentTask {
         self.finish().await;
     }
 
-    async fn load(&mut self) -> Result<(), String> {
+    async fn load(&self) -> Result<Option<Stored>, String> {
         let id = self.id;
         let stored = self
             .state
@@ -468,111 +394,253 @@ impl DocumentTask {
             })
             .await
             .map_err(|e| e.to_string())?;
-        if let Some((row, mut chunks)) = stored {
-            let uncompacted = chunks.len().saturating_sub(1);
-            let record =
-                Record::load(&chunks.concat(), Self::server_actor()).map_err(|e| e.to_string())?;
-            let mut sync = DocSync::new(record);
-            serve_many(&mut sync);
-            // A compacted document is one document chunk (type 0 after the magic bytes and the
-            // checksum): a cold open sends it as it is instead of saving the document again.
-            if let [snapshot] = chunks.as_mut_slice()
-                && snapshot.get(8) == Some(&0)
-            {
-                sync.keep_saved(std::mem::take(snapshot));
-            }
-            self.doc = Some(Loaded {
-                sync,
-                row,
+        let Some((row, mut chunks)) = stored else {
+            return Ok(None);
+        };
+        let uncompacted = chunks.len().saturating_sub(1);
+        let record = Record::load(&chunks.concat(), server_actor()).map_err(|e| e.to_string())?;
+        // A compacted document is one document chunk (type 0 after the magic bytes and the
+        // checksum): a cold open sends it as it is instead of saving the document again.
+        let snapshot = match chunks.as_mut_slice() {
+            [snapshot] if snapshot.get(8) == Some(&0) => Some(std::mem::take(snapshot)),
+            _ => None,
+        };
+        Ok(Some((
+            Loaded {
+                record,
+                snapshot,
                 uncompacted,
-            });
+            },
+            row,
+        )))
+    }
+
+    /// Performs the served document's effects, in order, until there are none.
+    async fn perform(&mut self) {
+        while let Some(effect) = self.served.next_effect() {
+            match effect {
+                Effect::Send { conn, frame } => {
+                    if let Some(peer) = self.peers.get(&conn) {
+                        peer.send(frame);
+                    }
+                }
+                Effect::Store(request) => {
+                    let ok = self.store(request).await;
+                    self.served.stored(ok);
+                }
+                Effect::Refused {
+                    peer,
+                    user,
+                    refusal,
+                    changes,
+                } => {
+                    tracing::warn!(
+                        doc = %self.id,
+                        device = %peer.device,
+                        code = ?refusal.code,
+                        changes,
+                        "change refused"
+                    );
+                    let event = AuditEvent {
+                        at: self.state.clock.now(),
+                        username: Some(user),
+                        device_id: Some(peer.device),
+                        action: "change_refused".into(),
+                        target: Some(self.id.to_string()),
+                        detail: format!("{:?}: {} change(s)", refusal.code, changes),
+                    };
+                    self.state.audit(event).await;
+                }
+                Effect::SaveSyncState { device, state } => {
+                    let id = self.id;
+                    if let Err(e) = self
+                        .state
+                        .db
+                        .run(move |s| s.save_sync_states(vec![(device, id, state)]))
+                        .await
+                    {
+                        tracing::warn!(doc = %self.id, error = %e, "sync state not saved");
+                    }
+                }
+                Effect::Compact { snapshot } => {
+                    let id = self.id;
+                    match self.state.db.run(move |s| s.compact(&id, &snapshot)).await {
+                        Ok(()) => {
+                            tracing::debug!(doc = %self.id, "compacted");
+                            self.served.compacted(true);
+                        }
+                        Err(e) => {
+                            tracing::warn!(doc = %self.id, error = %e, "compaction failed");
+                            self.served.compacted(false);
+                        }
+                    }
+                }
+                Effect::Reload => match self.load().await {
+                    Ok(stored) => {
+                        let (stored, row) = split(stored);
+                        self.row = row;
+                        self.served.reload(stored);
+                    }
+                    Err(e) => {
+                        tracing::error!(doc = %self.id, error = %e, "document could not be reloaded");
+                        self.served.reload(None);
+                    }
+                },
+            }
         }
-        Ok(())
+    }
+
+    /// Stores changes (and creates or updates the index entry); `false` if it failed.
+    async fn store(&mut self, request: StoreRequest) -> bool {
+        let now = self.state.clock.now();
+        let count = request.changes.len();
+        let mut row = match (&self.row, &request.summary) {
+            (Some(row), _) if !request.created => row.clone(),
+            (_, Some(summary)) => DocumentRow {
+                id: self.id,
+                kind: summary.meta.kind.as_str().to_owned(),
+                case_id: summary.meta.case,
+                created_by: summary.meta.created_by.clone(),
+                title: String::new(),
+                status: String::new(),
+                has_conflicts: false,
+                created_at: now,
+                updated_at: now,
+            },
+            (Some(row), None) => row.clone(),
+            (None, None) => {
+                tracing::error!(doc = %self.id, "changes for a document without an index entry");
+                return false;
+            }
+        };
+        if let Some(summary) = &request.summary {
+            row.title = summary.title.clone();
+            row.status = summary.meta.status.as_str().to_owned();
+            row.has_conflicts = summary.has_conflicts;
+        }
+        row.updated_at = now;
+        let write = DocumentWrite {
+            row: row.clone(),
+            changes: request.changes,
+            new_actors: request.new_actors,
+        };
+        match self.state.db.run(move |s| s.append_changes(write)).await {
+            Ok(()) => {
+                if let Some(creator) = &request.creator {
+                    tracing::info!(doc = %self.id, kind = %row.kind, device = %creator.device, changes = count, "document created");
+                }
+                self.state.metrics.changes_stored(count);
+                self.row = Some(row);
+                self.store_error = None;
+                true
+            }
+            Err(e) => {
+                if request.created {
+                    tracing::error!(doc = %self.id, error = %e, "new document not stored");
+                } else {
+                    tracing::error!(doc = %self.id, error = %e, "changes not stored");
+                }
+                self.store_error = Some(e);
+                false
+            }
+        }
     }
 
     /// Saves sync states and compacts before the task ends.
     async fn finish(&mut self) {
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        for conn in conns {
-            self.close(conn).await;
-        }
-        if let Some(loaded) = &mut self.doc
-            && loaded.uncompacted > 0
-        {
-            let snapshot = loaded.sync.record().save();
-            let id = self.id;
-            match self.state.db.run(move |s| s.compact(&id, &snapshot)).await {
-                Ok(()) => loaded.uncompacted = 0,
-                Err(e) => tracing::warn!(doc = %self.id, error = %e, "compaction failed"),
-            }
-        }
+        self.served.finish();
+        self.perform().await;
+        self.peers.clear();
     }
 
-    /// Handles queued commands in order; consecutive sync messages for this (existing,
-    /// readable) document from different connections are received as one batch.
+    /// Sends what peers are owed.
+    async fn flush(&mut self) {
+        let now = self.mono();
+        let peers = &self.peers;
+        self.served.flush(now, |conn| {
+            peers.get(&conn).map_or(0, |p| p.outbox.backlog())
+        });
+        self.perform().await;
+    }
+
+    /// Handles queued commands in order; consecutive sync messages go to the served document
+    /// together (it batches those for the stored document).
     async fn handle_all(&mut self, commands: Vec<Command>) {
-        let mut group: Vec<(Peer, Who, Vec<u8>)> = Vec::new();
+        let mut group: Vec<PeerMessage> = Vec::new();
         for cmd in commands {
-            if let Command::Sync {
-                peer,
-                who,
-                data,
-                is_request,
-            } = cmd
-            {
-                if self.readable_by(&who) {
-                    if group.iter().any(|(p, _, _)| p.conn == peer.conn) {
-                        self.sync_existing(std::mem::take(&mut group)).await;
+            match cmd {
+                Command::Sync {
+                    peer,
+                    who,
+                    data,
+                    is_request,
+                } => {
+                    let info = PeerInfo {
+                        conn: peer.conn,
+                        peer_id: peer.peer_id.clone(),
+                        device: peer.device.clone(),
+                    };
+                    self.peers.insert(peer.conn, peer);
+                    group.push(PeerMessage {
+                        peer: info,
+                        who,
+                        data,
+                        is_request,
+                    });
+                }
+                other => {
+                    if !group.is_empty() {
+                        self.receive(std::mem::take(&mut group)).await;
                     }
-                    group.push((peer, who, data));
-                    continue;
+                    self.handle(other).await;
                 }
-                if !group.is_empty() {
-                    self.sync_existing(std::mem::take(&mut group)).await;
-                }
-                self.sync(peer, who, data, is_request).await;
-                continue;
             }
-            if !group.is_empty() {
-                self.sync_existing(std::mem::take(&mut group)).await;
-            }
-            self.handle(cmd).await;
         }
         if !group.is_empty() {
-            self.sync_existing(group).await;
+            self.receive(group).await;
         }
     }
 
-    /// Whether the document exists (and can be served) and `who` may read it.
-    fn readable_by(&self, who: &Who) -> bool {
-        !self.broken
-            && self
-                .doc
-                .as_ref()
-                .is_some_and(|d| d.sync.record().meta().is_some_and(|m| who.may_read(&m)))
+    /// Hands sync messages to the served document, with the saved sync states of connections
+    /// new to it, performing its effects (a store comes back before the next message).
+    async fn receive(&mut self, mut messages: Vec<PeerMessage>) {
+        while !messages.is_empty() {
+            let resuming = self.served.resuming(&messages);
+            let mut saved = HashMap::new();
+            if !resuming.is_empty() {
+                let id = self.id;
+                let devices: Vec<String> = resuming.iter().map(|(_, d)| d.clone()).collect();
+                let states = self
+                    .state
+                    .db
+                    .run(move |s| {
+                        devices
+                            .iter()
+                            .map(|d| s.sync_state(d, &id))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .await
+                    .unwrap_or_else(|_| vec![None; resuming.len()]);
+                saved.extend(resuming.iter().map(|(conn, _)| *conn).zip(states));
+            }
+            messages = self.served.receive(messages, &saved, &self.state.bindings);
+            self.perform().await;
+        }
     }
 
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Sync {
-                peer,
-                who,
-                data,
-                is_request,
-            } => self.sync(peer, who, data, is_request).await,
-            Command::Close { conn } => self.close(conn).await,
+            Command::Sync { .. } => unreachable!("sync messages are grouped by handle_all"),
+            Command::Close { conn } => {
+                self.served.peer_left(conn);
+                self.perform().await;
+                self.peers.remove(&conn);
+            }
             Command::Access { peer, who } => {
-                // Only peers served this stored document: a connection's own document being
-                // created reveals nothing it did not send.
-                let Some(p) = self.peers.get_mut(&peer.conn) else {
-                    return;
-                };
-                p.who = who.clone();
-                if !self.readable_by(&who) {
+                if self.served.access_changed(peer.conn, who) {
                     tracing::info!(doc = %self.id, conn = peer.conn, "access withdrawn: document closed");
-                    self.close(peer.conn).await;
-                    self.send_unavailable(&peer);
                 }
+                self.perform().await;
             }
             // Only reached while draining a retired task's queue: `finish` follows anyway.
             Command::Shutdown(reply) => {
@@ -581,7 +649,7 @@ impl DocumentTask {
             Command::Read(f) => {
                 // A read that panics (automerge on a record it cannot rebuild) ends that
                 // request only: its reply is dropped, which the caller sees as "not found".
-                let record = self.doc.as_ref().map(|d| d.sync.record());
+                let record = self.served.record();
                 if guarded(|| f(record)).is_none() {
                     tracing::error!(doc = %self.id, "reading the document panicked");
                 }
@@ -598,488 +666,37 @@ impl DocumentTask {
         }
     }
 
-    async fn close(&mut self, conn: ConnId) {
-        self.pending.remove(&conn);
-        self.to_answer.remove(&conn);
-        if let Some(p) = self.peers.remove(&conn)
-            && let Some(loaded) = &mut self.doc
-            && let Some(state) = loaded.sync.remove_peer(&peer_key(conn))
-        {
-            let (device, id) = (p.peer.device.clone(), self.id);
-            if let Err(e) = self
-                .state
-                .db
-                .run(move |s| s.save_sync_states(vec![(device, id, state)]))
-                .await
-            {
-                tracing::warn!(doc = %self.id, conn, error = %e, "sync state not saved");
-            }
-        }
-    }
-
-    fn send_sync(&self, peer: &Peer, data: Vec<u8>) {
-        send_sync(&self.state.peer_id, self.id, peer, data);
-    }
-
-    fn send_unavailable(&self, peer: &Peer) {
-        peer.send(
-            Message::DocUnavailable {
-                sender_id: self.state.peer_id.clone(),
-                target_id: peer.peer_id.clone(),
-                document_id: self.id,
-            }
-            .encode(),
-        );
-    }
-
-    fn send_error(&self, peer: &Peer, message: String) {
-        peer.send(
-            Message::Error {
-                sender_id: Some(self.state.peer_id.clone()),
-                target_id: Some(peer.peer_id.clone()),
-                message,
-                document_id: Some(self.id),
-            }
-            .encode(),
-        );
-    }
-
-    async fn audit_refusal(&self, peer: &Peer, who: &Who, refusal: &Refusal, count: usize) {
-        tracing::warn!(
-            doc = %self.id,
-            device = %peer.device,
-            code = ?refusal.code,
-            changes = count,
-            "change refused"
-        );
-        let event = AuditEvent {
-            at: self.state.clock.now(),
-            username: Some(who.user.clone()),
-            device_id: Some(peer.device.clone()),
-            action: "change_refused".into(),
-            target: Some(self.id.to_string()),
-            detail: format!("{:?}: {} change(s)", refusal.code, count),
-        };
-        self.state.audit(event).await;
-    }
-
-    async fn sync(&mut self, peer: Peer, who: Who, data: Vec<u8>, is_request: bool) {
-        let conn = peer.conn;
-        if self.broken {
-            self.send_error(&peer, "this document cannot be served right now".into());
-            return;
-        }
-        let readable = self
-            .doc
-            .as_ref()
-            .map(|d| d.sync.record().meta().is_some_and(|m| who.may_read(&m)));
-        if readable == Some(true) {
-            self.sync_existing(vec![(peer, who, data)]).await;
-            return;
-        }
-        // Unknown or not readable: the same answers in both cases.
-        if is_request && !self.pending.contains_key(&conn) {
-            self.send_unavailable(&peer);
-            return;
-        }
-        let exists = readable.is_some();
-        let (_, mut sync, _) = self.pending.remove(&conn).unwrap_or_else(|| {
-            let mut sync = DocSync::new(Record::empty(Self::server_actor()));
-            sync.verify_loads();
-            (peer.clone(), sync, exists)
-        });
-        let key = peer_key(conn);
-        if !sync.has_peer(&key) {
-            sync.add_peer(&key, None);
-        }
-        let (received, new_actors) =
-            receive_checked(&self.state, self.id, &mut sync, &key, &data, &who);
-        let received = match received {
-            Ok(r) => r,
-            Err(e) => {
-                self.send_error(&peer, format!("bad sync message: {e}"));
-                return;
-            }
-        };
-        // An id that exists but that the sender may not read is answered as an unknown one:
-        // the same checks, and a complete record is refused as one the sender may not create
-        // (which an unknown id also gets, for a case the sender is not in).
-        let refusal = match received.refused.first() {
-            Some((_, r)) => Some(r.clone()),
-            None if !sync.record().is_empty() => check_created(&self.id, sync.record().doc())
-                .err()
-                .or_else(|| {
-                    exists.then(|| Refusal {
-                        code: RefusalCode::NotAllowed,
-                        detail: NOT_A_MEMBER.into(),
-                    })
-                }),
-            None => None,
-        };
-        if let Some(refusal) = refusal {
-            let count = received.applied.len() + received.refused.len();
-            self.audit_refusal(&peer, &who, &refusal, count).await;
-            self.send_error(&peer, format!("change refused: {refusal}"));
-            return;
-        }
-        if sync.record().is_empty() {
-            if let Some(reply) = sync.generate(&key) {
-                self.send_sync(&peer, reply);
-            }
-            self.pending.insert(conn, (peer, sync, exists));
-            return;
-        }
-        // A complete new record: store it, then it is a document like any other.
-        let summary = match sync.record().read().summary() {
-            Ok(s) => s,
-            Err(e) => {
-                self.send_error(&peer, format!("change refused: {e}"));
-                return;
-            }
-        };
-        let now = self.state.clock.now();
-        let row = DocumentRow {
-            id: self.id,
-            kind: summary.meta.kind.as_str().to_owned(),
-            case_id: summary.meta.case,
-            created_by: summary.meta.created_by.clone(),
-            title: summary.title,
-            status: summary.meta.status.as_str().to_owned(),
-            has_conflicts: summary.has_conflicts,
-            created_at: now,
-            updated_at: now,
-        };
-        let changes = sync
-            .record()
-            .doc()
-            .get_changes(&[])
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect::<Vec<_>>();
-        let count = changes.len();
-        let write = DocumentWrite {
-            row: row.clone(),
-            changes,
-            new_actors,
-        };
-        if let Err(e) = self.state.db.run(move |s| s.append_changes(write)).await {
-            tracing::error!(doc = %self.id, error = %e, "new document not stored");
-            // The cause is in the log; a peer gets a fixed message (a storage error can name
-            // paths and database details).
-            self.send_error(&peer, STORE_FAILED.into());
-            return;
-        }
-        tracing::info!(doc = %self.id, kind = %row.kind, device = %peer.device, changes = count, "document created");
-        self.state.metrics.changes_stored(count);
-        serve_many(&mut sync);
-        self.doc = Some(Loaded {
-            sync,
-            row,
-            uncompacted: count,
-        });
-        if let Some(reply) = self
-            .doc
-            .as_mut()
-            .and_then(|d| d.sync.generate(&peer_key(conn)))
-        {
-            self.send_sync(&peer, reply);
-        }
-        self.peers.insert(
-            conn,
-            PeerState {
-                peer,
-                who,
-                refused: false,
-                waiting_since: None,
-            },
-        );
-    }
-
-    /// Receives sync messages from different connections for this existing, readable
-    /// document: every new change is checked by the write policy, the accepted ones are
-    /// applied together and stored in one write, and only then is anyone answered.
-    async fn sync_existing(&mut self, messages: Vec<(Peer, Who, Vec<u8>)>) {
-        let messages: Vec<(Peer, Who, Vec<u8>)> = messages
-            .into_iter()
-            .filter(|(p, _, _)| !self.peers.get(&p.conn).is_some_and(|s| s.refused))
-            .collect();
-        if messages.is_empty() {
-            return;
-        }
-        // Connections new to this document resume from their device's saved sync state.
-        let new: Vec<(ConnId, String)> = messages
-            .iter()
-            .filter(|(p, _, _)| !self.peers.contains_key(&p.conn))
-            .map(|(p, _, _)| (p.conn, p.device.clone()))
-            .collect();
-        if !new.is_empty() {
-            let id = self.id;
-            let devices: Vec<String> = new.iter().map(|(_, d)| d.clone()).collect();
-            let saved = self
-                .state
-                .db
-                .run(move |s| {
-                    devices
-                        .iter()
-                        .map(|d| s.sync_state(d, &id))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .unwrap_or_else(|_| vec![None; new.len()]);
-            for ((conn, _), saved) in new.iter().zip(saved) {
-                if let Some(loaded) = &mut self.doc {
-                    loaded.sync.add_peer(&peer_key(*conn), saved.as_deref());
-                }
-            }
-            for (p, who, _) in &messages {
-                self.peers.entry(p.conn).or_insert_with(|| PeerState {
-                    peer: p.clone(),
-                    who: who.clone(),
-                    refused: false,
-                    waiting_since: None,
-                });
-            }
-        }
-        for (p, who, _) in &messages {
-            if let Some(state) = self.peers.get_mut(&p.conn) {
-                state.who = who.clone();
-            }
-        }
-        let Some(loaded) = &mut self.doc else { return };
-        let keys: Vec<String> = messages.iter().map(|(p, _, _)| peer_key(p.conn)).collect();
-        let mut bindings: Vec<BindingsBatch<'_>> = messages
-            .iter()
-            .map(|_| BindingsBatch {
-                shared: &self.state.bindings,
-                added: Vec::new(),
-            })
-            .collect();
-        let results = {
-            let mut gates: Vec<PolicyGate<'_, BindingsBatch<'_>>> = messages
-                .iter()
-                .zip(bindings.iter_mut())
-                .map(|((_, who, _), batch)| PolicyGate {
-                    doc_id: self.id,
-                    who,
-                    bindings: batch,
-                })
-                .collect();
-            let mut incoming: Vec<Incoming<'_>> = messages
-                .iter()
-                .zip(keys.iter())
-                .zip(gates.iter_mut())
-                .map(|(((_, _, data), key), gate)| Incoming {
-                    peer: key,
-                    data,
-                    gate,
-                })
-                .collect();
-            loaded.sync.receive_batch(&mut incoming)
-        };
-        // The messages' bytes are not needed past here: free them before waiting for the disk
-        // (a batch can hold thousands of messages of tens of kilobytes in a reconnect storm).
-        let messages: Vec<(Peer, Who)> = messages.into_iter().map(|(p, w, _)| (p, w)).collect();
-        let added: Vec<(String, String)> = bindings.into_iter().flat_map(|b| b.added).collect();
-        let changes: Vec<Vec<u8>> = results
-            .iter()
-            .flatten()
-            .flat_map(|r| r.applied.iter().map(|c| c.raw_bytes().to_vec()))
-            .collect();
-        if !changes.is_empty()
-            && let Err(e) = self.store(changes, added).await
-        {
-            tracing::error!(doc = %self.id, error = %e, "changes not stored");
-            for ((peer, _), result) in messages.iter().zip(&results) {
-                if result.as_ref().is_ok_and(|r| !r.applied.is_empty()) {
-                    self.send_error(peer, STORE_FAILED.into());
-                }
-            }
-            self.reload().await;
-            return;
-        }
-        for ((peer, who), result) in messages.iter().zip(results) {
-            let Received {
-                applied, refused, ..
-            } = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    self.send_error(peer, format!("bad sync message: {e}"));
-                    continue;
-                }
-            };
-            if let Some((_, refusal)) = refused.first() {
-                let refusal = refusal.clone();
-                self.audit_refusal(peer, who, &refusal, refused.len()).await;
-                self.send_error(peer, format!("change refused: {refusal}"));
-                if let Some(p) = self.peers.get_mut(&peer.conn) {
-                    p.refused = true;
-                }
-            }
-            self.answer(peer.conn, !applied.is_empty());
-        }
-        self.maybe_compact().await;
-    }
-
-    /// Notes that the sender needs an answer, and every other peer a forward if the document
-    /// changed. [`DocumentTask::flush`] sends them once the queue is drained.
-    fn answer(&mut self, from: ConnId, changed: bool) {
-        self.to_answer.insert(from);
-        self.changed |= changed;
-    }
-
-    /// Notes the peers that messages were held back from as owed an answer.
-    fn release_held(&mut self) {
-        self.held_since = None;
-        let Some(loaded) = &mut self.doc else { return };
-        let released: HashSet<String> = loaded.sync.release_held().into_iter().collect();
-        tracing::debug!(doc = %self.id, peers = released.len(), "held messages released");
-        for conn in self.peers.keys() {
-            if released.contains(&peer_key(*conn)) {
-                self.to_answer.insert(*conn);
-            }
-        }
-    }
-
-    /// Sends the sync messages noted by [`DocumentTask::answer`]: at most one per peer. Peers
-    /// whose connection has a backlog ([`BACKLOG_LIMIT`]), or that would exceed the
-    /// [`WINDOW`], stay noted for a later flush, which serves the longest put off first.
-    fn flush(&mut self) {
-        let (to_answer, changed) = (std::mem::take(&mut self.to_answer), self.changed);
-        self.changed = false;
-        let Some(loaded) = &mut self.doc else { return };
-        // Read access is checked per peer before anything goes out: a member removed from the
-        // case gets nothing more, even before its connection hears of the change.
-        let meta = loaded.sync.record().meta();
-        let mut due: Vec<(u64, ConnId)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| meta.as_ref().is_some_and(|m| p.who.may_read(m)))
-            .filter(|(conn, p)| !p.refused && (changed || to_answer.contains(conn)))
-            .map(|(conn, p)| (p.waiting_since.unwrap_or(u64::MAX), *conn))
-            .collect();
-        due.sort_unstable();
-        for (_, conn) in due {
-            let Some(p) = self.peers.get_mut(&conn) else {
-                continue;
-            };
-            let key = peer_key(conn);
-            let window_full =
-                loaded.sync.awaiting_answers() >= WINDOW && !loaded.sync.is_awaiting(&key);
-            if window_full || p.peer.outbox.backlog() > BACKLOG_LIMIT {
-                self.to_answer.insert(conn);
-                if p.waiting_since.is_none() {
-                    self.tickets += 1;
-                    p.waiting_since = Some(self.tickets);
-                }
-                continue;
-            }
-            p.waiting_since = None;
-            if let Some(data) = loaded.sync.generate(&key) {
-                send_sync(&self.state.peer_id, self.id, &p.peer, data);
-            }
-        }
-        if self.held_since.is_none() && loaded.sync.has_held() {
-            self.held_since = Some(Instant::now());
-        }
-    }
-
-    /// Stores new changes and updates the index entry.
-    async fn store(
-        &mut self,
-        changes: Vec<Vec<u8>>,
-        new_actors: Vec<(String, String)>,
-    ) -> Result<(), StorageError> {
-        let Some(loaded) = &mut self.doc else {
-            return Ok(());
-        };
-        let count = changes.len();
-        let mut row = loaded.row.clone();
-        if let Ok(summary) = loaded.sync.record().read().summary() {
-            row.title = summary.title;
-            row.status = summary.meta.status.as_str().to_owned();
-            row.has_conflicts = summary.has_conflicts;
-        }
-        row.updated_at = self.state.clock.now();
-        let write = DocumentWrite {
-            row: row.clone(),
-            changes,
-            new_actors,
-        };
-        self.state.db.run(move |s| s.append_changes(write)).await?;
-        loaded.row = row;
-        loaded.uncompacted += count;
-        self.state.metrics.changes_stored(count);
-        Ok(())
-    }
-
-    /// After a storage failure: the in-memory document is ahead of the disk. Reload it from
-    /// storage and restart sync with every peer, so that nothing unstored is ever acknowledged.
-    async fn reload(&mut self) {
-        let peers: Vec<ConnId> = self.peers.keys().copied().collect();
-        self.doc = None;
-        if let Err(e) = self.load().await {
-            tracing::error!(doc = %self.id, error = %e, "document could not be reloaded");
-            self.broken = true;
-            return;
-        }
-        if let Some(loaded) = &mut self.doc {
-            for conn in peers {
-                loaded.sync.add_peer(&peer_key(conn), None);
-            }
-        }
-    }
-
-    async fn maybe_compact(&mut self) {
-        let threshold = self.state.config.compact_after_changes;
-        let Some(loaded) = &mut self.doc else { return };
-        if loaded.uncompacted < threshold {
-            return;
-        }
-        let snapshot = loaded.sync.record().save();
-        let id = self.id;
-        match self.state.db.run(move |s| s.compact(&id, &snapshot)).await {
-            Ok(()) => {
-                tracing::debug!(doc = %self.id, chunks = loaded.uncompacted, "compacted");
-                loaded.uncompacted = 0;
-            }
-            Err(e) => tracing::warn!(doc = %self.id, error = %e, "compaction failed"),
-        }
-    }
-
     async fn edit(&mut self, device: &str, editor: Editor, edit: EditFn) -> Result<(), EditError> {
         let now = self.state.clock.now();
-        let Some(loaded) = &mut self.doc else {
-            return Err(EditError::NotFound);
-        };
-        let actor = Self::server_actor();
-        let heads = loaded.sync.record().heads();
-        let record = loaded.sync.record_mut();
-        record.set_actor(actor.clone());
-        let Some(result) = guarded(|| edit(record, &editor, now)) else {
-            tracing::error!(doc = %self.id, "an edit on the server panicked");
-            self.reload().await;
-            return Err(EditError::Unreadable);
-        };
-        result?;
-        let changes: Vec<Vec<u8>> = record
-            .doc()
-            .get_changes(&heads)
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect();
-        if changes.is_empty() {
-            return Ok(());
+        let result = self.served.edit(
+            device,
+            &editor,
+            now,
+            server_actor(),
+            &self.state.bindings,
+            edit,
+        );
+        self.store_error = None;
+        self.perform().await;
+        match result {
+            Err(saksi_shared::served::EditError::NotFound) => Err(EditError::NotFound),
+            Err(saksi_shared::served::EditError::Record(e)) => Err(EditError::Record(e)),
+            Err(e) => {
+                tracing::error!(doc = %self.id, error = %e, "an edit on the server failed");
+                Err(EditError::Unreadable)
+            }
+            Ok(_) => match self.store_error.take() {
+                Some(e) => Err(EditError::Storage(e)),
+                None => Ok(()),
+            },
         }
-        let mut batch = BindingsBatch {
-            shared: &self.state.bindings,
-            added: Vec::new(),
-        };
-        saksi_shared::policy::ActorBindings::bind(&mut batch, &actor, device);
-        if let Err(e) = self.store(changes, batch.added).await {
-            self.reload().await;
-            return Err(e.into());
-        }
-        self.changed = true;
-        Ok(())
+    }
+}
+
+/// The document for the served document, and the index entry.
+fn split(stored: Option<Stored>) -> (Option<Loaded>, Option<DocumentRow>) {
+    match stored {
+        None => (None, None),
+        Some((loaded, row)) => (Some(loaded), Some(row)),
     }
 }

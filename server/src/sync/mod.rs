@@ -14,11 +14,10 @@ pub mod socket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use saksi_shared::automerge::ActorId;
-use saksi_shared::policy::{ActorBindings, Principal};
+use saksi_shared::policy::Principal;
 use tokio::sync::mpsc;
 
 pub use document::Documents;
@@ -129,59 +128,9 @@ impl Peer {
 /// What the server knows about who sent a message: refreshed by the connection.
 pub type Who = Arc<Principal>;
 
-/// Actor id → device bindings, shared by all documents (loaded at start, extended as new
-/// actors appear; persisted with the first change that uses them).
-#[derive(Debug, Default)]
-pub struct Bindings(RwLock<HashMap<ActorId, String>>);
-
-impl Bindings {
-    pub fn load(pairs: Vec<(String, String)>) -> Bindings {
-        let map = pairs
-            .into_iter()
-            .filter_map(|(actor, device)| {
-                hex::decode(actor)
-                    .ok()
-                    .map(|bytes| (ActorId::from(bytes), device))
-            })
-            .collect();
-        Bindings(RwLock::new(map))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.read().expect("bindings lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A view of [`Bindings`] for one batch of changes, recording the bindings it adds.
-#[derive(Debug)]
-pub struct BindingsBatch<'a> {
-    pub shared: &'a Bindings,
-    pub added: Vec<(String, String)>,
-}
-
-impl ActorBindings for BindingsBatch<'_> {
-    fn device_of(&self, actor: &ActorId) -> Option<String> {
-        self.shared
-            .0
-            .read()
-            .expect("bindings lock")
-            .get(actor)
-            .cloned()
-    }
-
-    fn bind(&mut self, actor: &ActorId, device: &str) {
-        let mut map = self.shared.0.write().expect("bindings lock");
-        // Another document may have bound it a moment ago; the first binding wins.
-        if !map.contains_key(actor) {
-            map.insert(actor.clone(), device.to_owned());
-            self.added.push((actor.to_hex_string(), device.to_owned()));
-        }
-    }
-}
+/// Actor → device bindings of the whole server, shared by every document (see
+/// [`saksi_shared::served::SharedBindings`]).
+pub use saksi_shared::served::{BindingsBatch, SharedBindings as Bindings};
 
 /// The connections of one device (with its user's name).
 type DeviceConnections = Vec<(ConnId, Outbox, String)>;

@@ -16,9 +16,9 @@ use saksi_shared::automerge::{ChangeHash, ROOT, ReadDoc, ScalarValue, Value};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{FieldInput, FieldValue, RecordError};
 use saksi_shared::sync::RESTORED_NOTE;
-use saksi_shared::testing::Hub;
 use saksi_shared::workflow::transitions_from;
 use saksi_shared::{DocumentId, Editor, Role};
+use saksi_testkit::Hub;
 
 use crate::harness::{Net, Rng, editor, only_head, sorted_heads};
 

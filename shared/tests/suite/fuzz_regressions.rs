@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use saksi_shared::automerge::sync::{State, SyncDoc as _};
 use saksi_shared::automerge::{ActorId, Automerge};
 use saksi_shared::catalogue::RecordKind;
-use saksi_shared::fuzzing;
 use saksi_shared::protocol::{Message, PeerMetadata, RemoteHeads};
 use saksi_shared::record::{FieldInput, Record};
 use saksi_shared::{DocumentId, Role, Status};
+use saksi_testkit::fuzzing;
 
 use crate::harness::editor;
 

@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 
 use saksi_shared::automerge::ChangeHash;
 use saksi_shared::sync::{Event, Repo};
-use saksi_shared::testing::{ConnId, Hub};
 use saksi_shared::{DocumentId, Editor, Record, Role};
+use saksi_testkit::{ConnId, Hub};
 
 /// Steps after which a run that has not gone quiet counts as a livelock.
 const MAX_STEPS: usize = 20_000;
@@ -23,7 +23,7 @@ pub fn editor(user: &str, device: &str, role: Role) -> Editor {
     }
 }
 
-pub use saksi_shared::testing::Rng;
+pub use saksi_testkit::Rng;
 
 /// One device: a [`Repo`] and its (possibly closed) connection to the hub.
 #[derive(Debug)]

@@ -5,8 +5,8 @@ use saksi_shared::automerge::transaction::{CommitOptions, Transactable};
 use saksi_shared::automerge::{ActorId, ROOT, ReadDoc};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Edit, FieldInput, FieldValue, HistoryEntry};
-use saksi_shared::testing::Hub;
 use saksi_shared::{DocumentId, Record, Role, Status};
+use saksi_testkit::Hub;
 
 use crate::harness::{Net, editor};
 

@@ -10,7 +10,7 @@ use saksi_shared::automerge::sync::{Message as SyncMessage, State, SyncDoc};
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable};
 use saksi_shared::automerge::{ActorId, Automerge, ROOT};
 use saksi_shared::sync::{AcceptAll, DocSync, Incoming};
-use saksi_shared::testing::Rng;
+use saksi_testkit::Rng;
 
 struct Peer {
     doc: Automerge,

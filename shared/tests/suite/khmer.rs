@@ -7,8 +7,8 @@
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{FieldInput, FieldValue};
-use saksi_shared::testing::Hub;
 use saksi_shared::{DocumentId, Record, Role, Status};
+use saksi_testkit::Hub;
 
 use crate::harness::{Net, editor};
 

@@ -2,7 +2,7 @@
 //! no clock and no sleeps. One test binary (faster to build than one per file), one module per
 //! area:
 //!
-//! - `harness`: phones (`sync::Repo`) around a `testing::Hub`, frame by frame, seeded schedules.
+//! - `harness`: phones (`sync::Repo`) around a `saksi_testkit::Hub`, frame by frame, seeded schedules.
 //! - `convergence`: the property test of offline edits, random sync orders and conflicts.
 //! - `scenario_s2`: DESIGN.md's S2, two monitors offline and a coordinator's resolution.
 //! - `sync_engine`: two `DocSync` peers on multi-change messages and bloom false positives.

@@ -17,9 +17,9 @@ use saksi_shared::catalogue::{MAX_LIST_ITEMS, RecordKind};
 use saksi_shared::policy::{PolicyGate, Principal};
 use saksi_shared::record::{FieldInput, FieldValue, Record, RecordError};
 use saksi_shared::sync::{DocSync, changes_message};
-use saksi_shared::testing::Rng;
 use saksi_shared::workflow::{may_reach, transitions_from};
 use saksi_shared::{DocumentId, Editor, Role};
+use saksi_testkit::Rng;
 
 use crate::harness::editor;
 

@@ -4,8 +4,8 @@
 
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Edit, FieldInput, FieldValue};
-use saksi_shared::testing::Hub;
 use saksi_shared::{Role, Status};
+use saksi_testkit::Hub;
 
 use crate::harness::{Net, editor, sorted_heads};
 

@@ -798,7 +798,7 @@ proptest! {
         noise in prop::collection::vec(any::<u8>(), 0..64),
     ) {
         use crate::harness::{Net, editor};
-        use saksi_shared::testing::Hub;
+        use saksi_testkit::Hub;
         let mut hub = Hub::new();
         let case = hub.create_case([0x71; 16], 1);
         hub.add_member("sokha", case);

@@ -1,4 +1,4 @@
-//! The server's write and read authorisation, exercised through [`testing::Hub`] with hostile
+//! The server's write and read authorisation, exercised through [`saksi_testkit::Hub`] with hostile
 //! changes crafted on a phone with automerge's own API (the way a modified client would), then
 //! synced normally. For every refusal: the hub reports the expected code, keeps none of the
 //! change, tells the sender, forwards nothing to others, and keeps syncing the sender's other
@@ -9,7 +9,7 @@
 //! changes a modified automerge could send but automerge's API cannot make (built by hand as
 //! an `ExpandedChange`), and steps made offline on old heads.
 //!
-//! [`testing::Hub`]: saksi_shared::testing::Hub
+//! [`saksi_testkit::Hub`]: saksi_testkit::Hub
 //! [`policy::check_change`]: saksi_shared::policy::check_change
 //! [`policy::PolicyGate`]: saksi_shared::policy::PolicyGate
 //! [`sync::DocSync::receive`]: saksi_shared::sync::DocSync::receive
@@ -28,8 +28,8 @@ use saksi_shared::policy::{PolicyGate, Principal, Refusal, RefusalCode, check_ch
 use saksi_shared::protocol::Message;
 use saksi_shared::record::{CommitNote, FieldInput, FieldValue, RecordError};
 use saksi_shared::sync::{DocSync, RESTORED_NOTE, Received, changes_message};
-use saksi_shared::testing::Hub;
 use saksi_shared::{DocumentId, Editor, Record, Role, Status};
+use saksi_testkit::Hub;
 
 use crate::harness::{Net, Rng, editor};
 

@@ -10,14 +10,14 @@ use std::sync::OnceLock;
 
 use automerge::{ActorId, Automerge};
 
-use crate::catalogue::RecordKind;
-use crate::cbor::Cbor;
-use crate::id::DocumentId;
-use crate::policy::{PolicyGate, Principal};
-use crate::protocol::{Message, PROTOCOL_VERSION};
-use crate::record::{Editor, FieldInput, Record};
-use crate::sync::{DocSync, Repo, changes_message};
-use crate::workflow::Role;
+use saksi_shared::catalogue::RecordKind;
+use saksi_shared::cbor::Cbor;
+use saksi_shared::id::DocumentId;
+use saksi_shared::policy::{PolicyGate, Principal};
+use saksi_shared::protocol::{Message, PROTOCOL_VERSION};
+use saksi_shared::record::{Editor, FieldInput, Record};
+use saksi_shared::sync::{DocSync, Repo, changes_message};
+use saksi_shared::workflow::Role;
 
 /// Decodes a protocol frame (and the CBOR under it). Accepted messages round-trip.
 pub fn protocol_decode(data: &[u8]) {
@@ -169,7 +169,7 @@ fn op_ids(doc: &Automerge) -> Vec<automerge::legacy::OpId> {
 /// elements and predecessors) and offers it to the server's sync engine through the write
 /// policy, as a reviewer, a team member or an outsider. Whatever is accepted, the document
 /// must still save and load with the same heads: the server's invariant
-/// ([`crate::integrity`]).
+/// ([`saksi_shared::integrity`]).
 pub fn malformed_change(data: &[u8]) {
     use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
     use automerge::{ExpandedChange, ScalarValue};
@@ -268,7 +268,8 @@ pub fn malformed_change(data: &[u8]) {
     };
     // Building the change sorts predecessors by automerge's own order, which may differ from
     // the legacy order: such inputs are not changes at all.
-    let Some(change) = crate::integrity::guarded(|| automerge::Change::from(expanded)) else {
+    let Some(change) = saksi_shared::integrity::guarded(|| automerge::Change::from(expanded))
+    else {
         return;
     };
     let role = c.pick(&[Role::Coordinator, Role::Monitor, Role::Liaison]);

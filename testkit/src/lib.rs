@@ -1,0 +1,16 @@
+//! # saksi-testkit
+//!
+//! Test support for Saksi, a dev-dependency only (nothing here ships in the server or the PWA):
+//!
+//! - [`Hub`]: an in-process sync hub that serves documents with
+//!   [`saksi_shared::served::ServedDocument`], the code the server's document tasks run, so the
+//!   crate's property tests and scenarios exercise what the server decides.
+//! - [`Rng`]: a seeded random source (schedules, workloads, the load generator).
+//! - [`fuzzing`]: the fuzz targets' entry points, shared with their regression tests.
+
+pub mod fuzzing;
+mod hub;
+mod rng;
+
+pub use hub::{ConnId, Hub};
+pub use rng::Rng;
