@@ -15,6 +15,8 @@
 //! - `khmer`: Khmer text in every kind of field, through save/load and sync.
 //! - `schema_versions`: the committed schema version 1 fixture keeps opening.
 //! - `history`: edits attributed to user, device and time.
+//! - `served`: the served document's effects: stored before answered, failed stores, changes
+//!   from elsewhere.
 //! - `fuzz_regressions`: every fuzz seed and crasher replayed without a panic.
 
 mod batch_checks;
@@ -27,6 +29,7 @@ mod khmer;
 mod old_heads;
 mod scenario_s2;
 mod schema_versions;
+mod served;
 mod sync_engine;
 mod wire_protocol;
 mod write_policy;
