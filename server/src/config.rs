@@ -59,6 +59,10 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme_directory_ca: Option<PathBuf>,
     pub session_days: u64,
+    /// Shortest PIN a phone accepts (digits, or characters with `pin_letters`).
+    pub pin_min_length: u32,
+    /// Phones may (and with a long `pin_min_length` should) use a passphrase: any characters.
+    pub pin_letters: bool,
     pub ticket_seconds: u64,
     pub max_frame_bytes: usize,
     pub max_documents_per_connection: usize,
@@ -110,6 +114,8 @@ impl Default for Config {
             acme_directory: "letsencrypt".into(),
             acme_directory_ca: None,
             session_days: 30,
+            pin_min_length: 8,
+            pin_letters: false,
             ticket_seconds: 60,
             max_frame_bytes: 16 * 1024 * 1024,
             max_documents_per_connection: 10_000,
@@ -177,6 +183,15 @@ acme_directory = "letsencrypt"
 
 # Days a device stays signed in before its user must enter the password again (at most 90).
 session_days = 30
+
+# The PIN that unlocks the app on a phone: at least this many digits (6 to 64). A copied
+# browser profile can be attacked offline; each guess costs an Argon2id derivation (64 MiB),
+# so every extra digit multiplies the attacker's work by ten (SECURITY.md gives the figures).
+# Phones with a shorter PIN are asked for a new one at their next unlock.
+pin_min_length = 8
+# true: phones may use a passphrase (any characters, at least pin_min_length of them) instead of
+# digits only.
+pin_letters = false
 
 # Seconds a single-use sync ticket stays valid (at most 300).
 ticket_seconds = 60
@@ -334,6 +349,9 @@ impl Config {
         }
         if self.session_days == 0 || self.session_days > 90 {
             return refuse("session_days", "must be between 1 and 90");
+        }
+        if !(6..=64).contains(&self.pin_min_length) {
+            return refuse("pin_min_length", "must be between 6 and 64");
         }
         if self.ticket_seconds == 0 || self.ticket_seconds > 300 {
             return refuse("ticket_seconds", "must be between 1 and 300");
@@ -500,6 +518,10 @@ mod tests {
             },
             Config {
                 ticket_seconds: 3600,
+                ..Config::default()
+            },
+            Config {
+                pin_min_length: 4,
                 ..Config::default()
             },
             Config {

@@ -295,8 +295,10 @@ export async function admin(server, args, input = "") {
  * Returns `{ url, dataDir, process, output, stop }`; `stop()` kills it and removes the data
  * directory. `env` adds environment variables (SAKSI_*), `args` adds arguments after `serve`;
  * the data directory starts with the CA of `testCa()` unless `ownCa` (then it makes its own).
+ * `dataDir` restarts a stopped server on its data directory (`stop({keepData: true})`), and
+ * `listen` on its address (a phone's storage belongs to the origin, port included).
  */
-export async function startServer({ env = {}, args = [], timeoutMs = 60_000, ownCa = false } = {}) {
+export async function startServer({ env = {}, args = [], timeoutMs = 60_000, ownCa = false, dataDir: reuse = null, listen = "127.0.0.1:0" } = {}) {
   const bin = process.env.SAKSI_BIN;
   if (!bin || !existsSync(bin)) {
     throw new Error(
@@ -304,8 +306,8 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000, own
         "`cargo xtask test`, or set SAKSI_BIN=target/debug/saksi",
     );
   }
-  const dataDir = await mkdtemp(join(tmpdir(), "saksi-test-"));
-  if (!ownCa) {
+  const dataDir = reuse || (await mkdtemp(join(tmpdir(), "saksi-test-")));
+  if (!ownCa && !reuse) {
     // The CA the test browser trusts (see testCa).
     const { dir } = await testCa();
     await cp(join(dir, "tls"), join(dataDir, "tls"), { recursive: true });
@@ -313,7 +315,7 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000, own
   const child = spawn(bin, ["serve", ...args], {
     env: {
       ...serverEnv(),
-      SAKSI_LISTEN: "127.0.0.1:0",
+      SAKSI_LISTEN: listen,
       SAKSI_DATA_DIR: dataDir,
       ...env,
     },
@@ -321,7 +323,7 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000, own
   });
   const output = [];
   let stopped = false;
-  const stop = async () => {
+  const stop = async ({ keepData = false } = {}) => {
     if (!stopped) {
       stopped = true;
       if (child.exitCode === null && child.signalCode === null) {
@@ -330,7 +332,7 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000, own
         await exited;
       }
     }
-    await rm(dataDir, { recursive: true, force: true });
+    if (!keepData) await rm(dataDir, { recursive: true, force: true });
   };
   try {
     const url = await new Promise((ok, fail) => {

@@ -28,7 +28,7 @@ export function launchPhoneBrowser() {
   return launchBrowser();
 }
 
-export const PIN = "246813";
+export const PIN = "24681357";
 export const PHONE = {
   viewport: { width: 360, height: 640 },
   isMobile: true,

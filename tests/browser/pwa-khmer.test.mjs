@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { saveArtifacts } from "./helpers.mjs";
-import { createRecord, newPhone, onScreen, problems, screenshot, signIn, startSaksi, launchPhoneBrowser } from "./phone.mjs";
+import { PIN, createRecord, newPhone, onScreen, problems, screenshot, signIn, startSaksi, launchPhoneBrowser } from "./phone.mjs";
 
 let browser;
 let saksi;
@@ -79,7 +79,7 @@ test("switching to Khmer changes UI strings and catalogue labels, and is remembe
   await page.reload();
   await onScreen(page, "unlock");
   assert.equal(await page.textContent("h1"), "សាក្សីត្រូវបានចាក់សោ");
-  await page.fill('input[name="pin"]', "246813");
+  await page.fill('input[name="pin"]', PIN);
   await page.click('form button[type="submit"]');
   await onScreen(page, "list");
   const meta = await page.locator(".records li .meta").last().textContent();

@@ -35,6 +35,8 @@ pub enum Error {
     },
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    #[error("key derivation failed: {0}")]
+    Kdf(String),
     #[error("a {} may not create a {}", .role.as_str(), .kind.as_str())]
     MayNotCreate { role: Role, kind: RecordKind },
     #[error("today must be a date (YYYY-MM-DD), got `{0}`")]

@@ -54,6 +54,26 @@ pub fn catalogue() -> String {
     saksi_shared::catalogue::catalogue_json()
 }
 
+/// Argon2id (version 0x13, one lane) of `secret` with `salt`: 32 bytes. The phone's PIN key
+/// (`pwa/web/js/kdf-worker.js` runs it in a worker, so the memory it takes is given back when
+/// the worker ends). `memoryKib` is the memory cost in KiB, `passes` the time cost.
+#[wasm_bindgen]
+pub fn argon2id(
+    secret: &[u8],
+    salt: &[u8],
+    #[wasm_bindgen(js_name = memoryKib)] memory_kib: u32,
+    passes: u32,
+) -> Result<Vec<u8>, Error> {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let params = Params::new(memory_kib, passes, 1, Some(32))
+        .map_err(|e| Error::Kdf(format!("parameters: {e}")))?;
+    let mut key = vec![0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(secret, salt, &mut key)
+        .map_err(|e| Error::Kdf(e.to_string()))?;
+    Ok(key)
+}
+
 /// The UTC calendar date (`YYYY-MM-DD`) of a time in milliseconds since the epoch.
 #[wasm_bindgen(js_name = dateOfMillis)]
 pub fn date_of_millis(ms: f64) -> Result<String, Error> {

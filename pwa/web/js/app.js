@@ -14,7 +14,7 @@ import init, { Engine, catalogue } from "/pkg/saksi_wasm.js";
 import * as api from "./api.js";
 import { h, replace } from "./dom.js";
 import { applyLang, clock, lang, onLangChange, setLang, t, tn } from "./i18n.js";
-import { Vault, hasVault, wipeLocalData } from "./store.js";
+import { Vault, hasVault, pinProblem, wipeLocalData } from "./store.js";
 import { Sync } from "./sync.js";
 import * as screens from "./screens.js";
 import { RecordEditor } from "./editor.js";
@@ -45,6 +45,10 @@ class App {
     this.flushers = new Set();
     this.filters = { case: "", kind: "", status: "" };
     this.pendingLogin = null;
+    /** An unlocked vault whose PIN falls short of the policy: `{vault, meta, pin}` until replaced. */
+    this.pendingOpen = null;
+    /** Quick exit: a neutral page is on screen; nothing of Saksi may be drawn until a reload. */
+    this.neutral = false;
     this.lastActivity = Date.now();
     this.hiddenAt = null;
     this.root = document.getElementById("app");
@@ -78,6 +82,7 @@ class App {
       this.rerender();
     });
     this.statusEl.addEventListener("click", () => this.session?.sync.onOnline());
+    document.getElementById("quick-exit").addEventListener("click", () => this.quickExit());
     this.renderChrome();
   }
 
@@ -87,6 +92,9 @@ class App {
     langButton.textContent = t("other_lang");
     langButton.setAttribute("aria-label", t("other_lang_label"));
     langButton.lang = lang() === "en" ? "km" : "en";
+    const exit = document.getElementById("quick-exit");
+    exit.textContent = t("quick_exit");
+    exit.setAttribute("aria-label", t("quick_exit_label"));
     this.updateStatus();
     this.renderBanners();
   }
@@ -133,6 +141,7 @@ class App {
   }
 
   render() {
+    if (this.neutral) return;
     document.body.dataset.screen = this.screen === "main" ? this.route().page : this.screen;
     document.body.classList.toggle("unlocked", Boolean(this.session));
     this.renderBanners();
@@ -240,6 +249,7 @@ class App {
       records: {},
       settings: { autoLockMinutes: DEFAULT_AUTO_LOCK_MINUTES },
       lastSyncedAt: null,
+      pinPolicy: login.pin_policy || null,
     };
     this.pendingLogin = null;
     if (login.probe) localStorage.setItem(PROBE_KEY, login.probe);
@@ -259,6 +269,12 @@ class App {
         this.show("login");
         return result;
       }
+      // A PIN shorter than the organisation now asks for: a new one before the app opens.
+      if (meta.pinPolicy && pinProblem(pin, meta.pinPolicy)) {
+        this.pendingOpen = { vault: result.vault, meta, pin };
+        this.show("pin", { mode: "policy" });
+        return result;
+      }
       await this.open(result.vault, meta);
     } else if (result.wiped) {
       // The server revokes the device too, as the panic action's sign-out does.
@@ -273,6 +289,58 @@ class App {
       this.show("login");
     }
     return result;
+  }
+
+  /** The PIN policy this phone knows (from its server), or null. */
+  pinPolicy() {
+    return this.session?.meta.pinPolicy || this.pendingOpen?.meta.pinPolicy || null;
+  }
+
+  /** After an unlock with a PIN the policy no longer allows: rewrap under the new one, open. */
+  async replaceShortPin(newPin) {
+    const p = this.pendingOpen;
+    if (!p) throw new Error("nothing to unlock");
+    await Vault.changePin(p.pin, newPin);
+    this.pendingOpen = null;
+    await this.open(p.vault, p.meta);
+  }
+
+  /** Settings → Change PIN. A wrong current PIN changes nothing. */
+  async changePin(oldPin, newPin) {
+    try {
+      await Vault.changePin(oldPin, newPin);
+    } catch (e) {
+      if (e instanceof DOMException && e.name === "OperationError") {
+        throw Object.assign(new Error("wrong PIN"), { code: "wrong_pin" });
+      }
+      throw e;
+    }
+    this.screen = "main";
+    this.go("settings");
+    this.toast(t("pin_changed"));
+  }
+
+  /**
+   * Quick exit: at once, a neutral page (a calculator) replaces everything, the address loses
+   * any record id, and Saksi locks behind it (saving first, so nothing typed is lost). Reopening
+   * the app's address shows the unlock screen.
+   */
+  async quickExit() {
+    // Typing still in its debounce goes into the engine before the editor leaves the screen.
+    this.flush();
+    this.neutral = true;
+    document.title = "Calculator";
+    document.body.dataset.screen = "neutral";
+    document.body.classList.remove("unlocked");
+    replace(this.bannerEl);
+    replace(this.root, screens.neutral());
+    history.replaceState(null, "", "/");
+    this.pendingLogin = null;
+    this.pendingOpen = null;
+    if (this.session) await this.lock();
+    this.screen = (await hasVault()) ? "unlock" : "login";
+    // Everything is saved and locked (a test waits for this; it shows nothing).
+    document.body.dataset.exited = "locked";
   }
 
   /** Opens the session: loads every record into a fresh engine and starts syncing. */
@@ -317,7 +385,23 @@ class App {
     this.render();
     requestPersistence(this);
     if (meta.signedOut) this.signedOut();
-    else session.sync.start();
+    else {
+      session.sync.start();
+      this.refreshPinPolicy(session);
+    }
+  }
+
+  /** Learns the organisation's PIN policy (checked at the next unlock). */
+  async refreshPinPolicy(session) {
+    try {
+      const me = await api.me(session.meta.token);
+      if (me?.pin_policy && JSON.stringify(me.pin_policy) !== JSON.stringify(session.meta.pinPolicy)) {
+        session.meta.pinPolicy = me.pin_policy;
+        if (this.session === session) await this.saveMeta();
+      }
+    } catch {
+      // Offline: next time.
+    }
   }
 
   get engine() {
@@ -634,6 +718,7 @@ class App {
       device_name: deviceName,
       token: result.token,
       expires_at: result.expires_at,
+      pinPolicy: result.pin_policy || s.meta.pinPolicy || null,
     });
     delete s.meta.signedOut;
     this.flush();
@@ -667,6 +752,7 @@ class App {
       }
     }
     this.pendingLogin = null;
+    this.pendingOpen = null;
     this.banners.clear();
     replace(this.root);
     await wipeLocalData();

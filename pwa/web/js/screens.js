@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import { h, uid } from "./dom.js";
 import { dateTime, label, t, tn } from "./i18n.js";
-import { MAX_WRONG_PINS, MIN_PIN_DIGITS, PBKDF2_ITERATIONS, wrongPins } from "./store.js";
+import { DEFAULT_PIN_POLICY, MAX_WRONG_PINS, pinKind, pinProblem, wrongPins } from "./store.js";
 
 /** A labelled input. */
 function field(labelText, attrs, help) {
@@ -127,56 +127,76 @@ export function relogin(app) {
   );
 }
 
-function pinInput(name, labelText, autofocus) {
+/**
+ * A PIN field: a number pad for digits, a keyboard for a passphrase. Checked by the app (its
+ * own words, in both languages), not by the browser's validation bubbles.
+ */
+function pinInput(name, labelText, autofocus, kind = "digits") {
   return field(labelText, {
     name,
     type: "password",
-    inputmode: "numeric",
-    pattern: "[0-9]*",
+    inputmode: kind === "digits" ? "numeric" : "text",
     autocomplete: "off",
-    minlength: MIN_PIN_DIGITS,
-    required: true,
+    autocapitalize: "off",
+    spellcheck: "false",
     autofocus,
   });
 }
 
+/**
+ * Setting the PIN. `app.screenOptions.mode`: "new" after sign-in (the policy came with it),
+ * "change" from Settings (asks the current PIN), "policy" after an unlock whose PIN falls short
+ * of the organisation's policy (the vault is open but not yet used).
+ */
 export function pin(app) {
+  const mode = app.screenOptions?.mode || "new";
+  const policy = (mode === "new" ? app.pendingLogin?.pin_policy : app.pinPolicy()) || DEFAULT_PIN_POLICY;
+  const kind = policy.letters ? "passphrase" : "digits";
+  const min = Math.max(6, policy.min_length);
   const msg = h("p", { class: "message error", role: "alert", hidden: true });
   const button = h("button", { type: "submit", class: "primary" }, t("pin_save"));
   const form = h(
     "form",
     {
       class: "stack",
+      novalidate: true,
       onsubmit: async (ev) => {
         ev.preventDefault();
         const data = new FormData(form);
+        const old = mode === "change" ? String(data.get("pin_old")) : null;
         const a = String(data.get("pin"));
         const b = String(data.get("pin_repeat"));
-        if (!new RegExp(`^[0-9]{${MIN_PIN_DIGITS},}$`).test(a)) return message(msg, t("pin_too_short"));
+        const problem = pinProblem(a, policy);
+        if (problem) return message(msg, t(problem.key, { n: problem.n }));
         if (a !== b) return message(msg, t("pin_mismatch"));
         button.disabled = true;
         button.textContent = t("pin_saving");
         try {
           form.reset();
-          await app.setPin(a);
+          if (mode === "new") await app.setPin(a);
+          else if (mode === "change") await app.changePin(old, a);
+          else await app.replaceShortPin(a);
         } catch (e) {
-          message(msg, t("err_generic", { m: e.message }));
+          message(msg, e.code === "wrong_pin" ? t("pin_old_wrong") : t("err_generic", { m: e.message }));
           button.disabled = false;
           button.textContent = t("pin_save");
         }
       },
     },
-    pinInput("pin", t("pin"), true),
-    pinInput("pin_repeat", t("pin_repeat"), false),
+    mode === "change" ? pinInput("pin_old", t("pin_old"), true, app.pinKindNow || "digits") : null,
+    pinInput("pin", t("pin"), mode !== "change", kind),
+    pinInput("pin_repeat", t("pin_repeat"), false, kind),
     msg,
     button,
   );
   return h(
     "section",
     { class: "screen narrow" },
-    h("h1", {}, t("pin_title")),
-    h("p", { class: "help", dataset: { iterations: PBKDF2_ITERATIONS } }, t("pin_help")),
+    h("h1", {}, t(mode === "new" ? "pin_title" : "pin_new_title")),
+    mode === "policy" ? h("p", { class: "message info" }, t("pin_policy_help", { n: min })) : null,
+    h("p", { class: "help", dataset: { minLength: min, kind } }, t(kind === "digits" ? "pin_help" : "passphrase_help", { n: min })),
     form,
+    mode === "change" ? h("a", { class: "button", href: "#/settings" }, t("back")) : null,
   );
 }
 
@@ -190,6 +210,7 @@ export function unlock(app) {
     "form",
     {
       class: "stack",
+      novalidate: true,
       onsubmit: async (ev) => {
         ev.preventDefault();
         const input = form.elements.pin;
@@ -216,6 +237,12 @@ export function unlock(app) {
     msg,
     button,
   );
+  // A passphrase needs the keyboard, digits the number pad (the kind is kept in the clear).
+  pinKind().then((kind) => {
+    app.pinKindNow = kind;
+    const input = form.elements.pin;
+    if (input) input.inputMode = kind === "digits" ? "numeric" : "text";
+  });
   return h(
     "section",
     { class: "screen narrow" },
@@ -462,7 +489,12 @@ export function settings(app) {
         app.saveMeta();
       },
     ),
-    h("div", { class: "row" }, h("button", { type: "button", dataset: { action: "lock" }, onclick: () => app.lock() }, t("lock"))),
+    h(
+      "div",
+      { class: "row" },
+      h("button", { type: "button", dataset: { action: "lock" }, onclick: () => app.lock() }, t("lock")),
+      h("button", { type: "button", dataset: { action: "change-pin" }, onclick: () => app.show("pin", { mode: "change" }) }, t("change_pin")),
+    ),
     panicButton(app),
     h("a", { class: "button", href: "#/" }, t("back")),
   );
@@ -474,5 +506,58 @@ export function missing(app) {
     { class: "screen" },
     h("p", { class: "message info" }, t("badge_downloading")),
     h("a", { class: "button", href: "#/" }, t("back")),
+  );
+}
+
+/**
+ * What quick exit leaves on the screen: a plain calculator that works, with nothing of Saksi
+ * in it. Saksi is locked behind it; reopening the app's address shows the unlock screen.
+ */
+export function neutral() {
+  let shown = "0";
+  let acc = null;
+  let op = null;
+  let fresh = true;
+  const display = h("output", { class: "calc-display", "aria-live": "polite" }, shown);
+  const show = (v) => {
+    shown = String(v);
+    display.textContent = shown.length > 12 ? Number(shown).toPrecision(8) : shown;
+  };
+  const apply = () => {
+    const x = Number(shown);
+    if (op === null || acc === null) return x;
+    return { "+": acc + x, "−": acc - x, "×": acc * x, "÷": x === 0 ? NaN : acc / x }[op];
+  };
+  const press = (k) => {
+    if (/[0-9]/.test(k)) {
+      show(fresh || shown === "0" ? k : shown + k);
+      fresh = false;
+    } else if (k === ".") {
+      if (fresh) show("0.");
+      else if (!shown.includes(".")) show(shown + ".");
+      fresh = false;
+    } else if (k === "C") {
+      acc = null;
+      op = null;
+      fresh = true;
+      show("0");
+    } else if (k === "=") {
+      show(apply());
+      acc = null;
+      op = null;
+      fresh = true;
+    } else {
+      acc = apply();
+      show(acc);
+      op = k;
+      fresh = true;
+    }
+  };
+  const keys = ["7", "8", "9", "÷", "4", "5", "6", "×", "1", "2", "3", "−", "0", ".", "=", "+", "C"];
+  return h(
+    "section",
+    { class: "calc", "aria-label": "Calculator" },
+    display,
+    h("div", { class: "calc-keys" }, ...keys.map((k) => h("button", { type: "button", onclick: () => press(k) }, k))),
   );
 }

@@ -1,7 +1,8 @@
 // The encrypted store on the phone.
 //
 // Everything the app keeps lives in one IndexedDB database, `saksi`:
-// - store `clear`: the only values kept in the clear: the PBKDF2 salt and iteration count, the
+// - store `clear`: the only values kept in the clear: the PIN key's parameters (`kdf`: salt,
+//   Argon2id costs, and whether the PIN is digits or a passphrase, for the keyboard), the
 //   wrapped master secret (which doubles as the key check: a wrong PIN fails its AES-GCM tag),
 //   and the wrong-PIN counter.
 // - store `vault`: AES-GCM-256 ciphertexts, a fresh 96-bit random IV for every write, the entry's
@@ -10,12 +11,19 @@
 //   (a record's automerge bytes and its sync state), so the database shows neither record ids
 //   nor contents, only how many records there are and their sizes.
 //
-// The PIN never leaves this module: PBKDF2-SHA256 (PBKDF2_ITERATIONS) turns it into a key that
-// unwraps a random 32-byte master secret, imported as a non-extractable HKDF key from which the
-// data key (AES-GCM) and the id key (HMAC-SHA256) are derived. Changing the PIN rewraps only
-// the master secret.
+// The PIN never leaves this module: Argon2id (ARGON2_MEMORY_KIB, ARGON2_PASSES; in the wasm,
+// in a worker: js/kdf-worker.js) turns it into a key that unwraps a random 32-byte master secret,
+// imported as a non-extractable HKDF key from which the data key (AES-GCM) and the id key
+// (HMAC-SHA256) are derived. Changing the PIN rewraps only the master secret. Phones set up
+// before Argon2id (PBKDF2-SHA256, 600,000 iterations) are rewrapped at their next unlock.
 
-export const PBKDF2_ITERATIONS = 600_000;
+/** Argon2id memory per PIN guess (KiB): what makes a copied profile costly to attack on a GPU. */
+export const ARGON2_MEMORY_KIB = 64 * 1024;
+/** Argon2id passes: calibrated so unlocking stays near a second on a low-end phone (SECURITY.md). */
+export const ARGON2_PASSES = 2;
+/** PBKDF2 iterations of phones set up before Argon2id (read to migrate them). */
+const PBKDF2_ITERATIONS = 600_000;
+/** The shortest PIN allowed by this app whatever the server says. */
 export const MIN_PIN_DIGITS = 6;
 /** Wrong PINs in a row after which the phone's data is wiped. */
 export const MAX_WRONG_PINS = 10;
@@ -90,13 +98,25 @@ export async function wrongPins() {
   return (await getClear("wrongPins")) || 0;
 }
 
-function checkPin(pin) {
-  if (!new RegExp(`^[0-9]{${MIN_PIN_DIGITS},}$`).test(pin)) {
-    throw new Error(`a PIN is at least ${MIN_PIN_DIGITS} digits`);
-  }
+/** The PIN policy of a server that sends none (before `pin_policy`). */
+export const DEFAULT_PIN_POLICY = { min_length: 8, letters: false };
+
+/**
+ * Why `pin` falls short of `policy` (`{min_length, letters}`): a message key of i18n.js and its
+ * parameters, or null if it is fine.
+ */
+export function pinProblem(pin, policy = DEFAULT_PIN_POLICY) {
+  const min = Math.max(MIN_PIN_DIGITS, policy.min_length || 0);
+  if (!policy.letters && !/^[0-9]*$/.test(pin)) return { key: "pin_digits_only" };
+  if ([...pin].length < min) return { key: policy.letters ? "passphrase_too_short" : "pin_too_short", n: min };
+  return null;
 }
 
-async function pinKey(pin, salt, iterations) {
+function checkPin(pin) {
+  if ([...pin].length < MIN_PIN_DIGITS) throw new Error(`a PIN is at least ${MIN_PIN_DIGITS} characters`);
+}
+
+async function pbkdf2Key(pin, salt, iterations) {
   const base = await subtle.importKey("raw", enc.encode(pin), "PBKDF2", false, ["deriveKey"]);
   return subtle.deriveKey(
     { name: "PBKDF2", hash: "SHA-256", salt, iterations },
@@ -107,7 +127,66 @@ async function pinKey(pin, salt, iterations) {
   );
 }
 
+/** How long the last Argon2id derivation took in its worker (ms), for the tests' measurement. */
+export let lastKdfMs = null;
+
+/** Argon2id of the PIN in a worker (its 64 MiB are freed when it ends), as an AES-GCM key. */
+async function argon2Key(pin, salt, memoryKib, passes) {
+  const result = await new Promise((ok, fail) => {
+    const worker = new Worker("/js/kdf-worker.js", { type: "module" });
+    worker.onmessage = (event) => {
+      worker.terminate();
+      if (event.data.error) fail(new Error(event.data.error));
+      else ok(event.data);
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      fail(new Error(event.message || "the PIN key could not be derived"));
+    };
+    worker.postMessage({ secret: enc.encode(pin), salt, memoryKib, passes });
+  });
+  lastKdfMs = result.ms;
+  const key = await subtle.importKey("raw", result.key, "AES-GCM", false, ["encrypt", "decrypt", "wrapKey", "unwrapKey"]);
+  result.key.fill(0);
+  return key;
+}
+
+/** The PIN key for the stored parameters. */
+function pinKey(pin, kdf) {
+  if (kdf.alg === "argon2id") return argon2Key(pin, kdf.salt, kdf.memoryKib, kdf.passes);
+  return pbkdf2Key(pin, kdf.salt, kdf.iterations || PBKDF2_ITERATIONS);
+}
+
+/** New Argon2id parameters (a fresh salt) for a PIN of this kind. */
+function newKdf(pin) {
+  return {
+    alg: "argon2id",
+    salt: crypto.getRandomValues(new Uint8Array(16)),
+    memoryKib: ARGON2_MEMORY_KIB,
+    passes: ARGON2_PASSES,
+    kind: /^[0-9]+$/.test(pin) ? "digits" : "passphrase",
+  };
+}
+
+/** Whether the stored PIN is digits (the unlock screen shows a number pad) or a passphrase. */
+export async function pinKind() {
+  return (await getClear("kdf"))?.kind || "digits";
+}
+
 const WRAP_AAD = enc.encode("saksi master secret v1");
+
+/** Wraps the master secret under a new Argon2id key of `pin` (one atomic write). */
+async function wrapSecret(secret, pin, { resetWrongPins }) {
+  const kdf = newKdf(pin);
+  const key = await pinKey(pin, kdf);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const ct = new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv, additionalData: WRAP_AAD }, key, secret));
+  await tx("clear", "readwrite", (s) => {
+    s.put(kdf, "kdf");
+    s.put({ iv, ct }, "wrapped");
+    if (resetWrongPins) s.put(0, "wrongPins");
+  });
+}
 
 /** The unlocked vault: the derived keys, held only in memory. */
 export class Vault {
@@ -135,26 +214,17 @@ export class Vault {
   static async create(pin) {
     checkPin(pin);
     sealed = false;
-    const salt = crypto.getRandomValues(new Uint8Array(16));
-    const key = await pinKey(pin, salt, PBKDF2_ITERATIONS);
     const secret = crypto.getRandomValues(new Uint8Array(32));
     const master = await subtle.importKey("raw", secret, "HKDF", false, ["deriveKey"]);
-    const iv = crypto.getRandomValues(new Uint8Array(12));
-    const wrapped = await subtle.encrypt({ name: "AES-GCM", iv, additionalData: WRAP_AAD }, key, secret);
-    secret.fill(0);
-    await tx("clear", "readwrite", (s) => {
-      s.put({ salt, iterations: PBKDF2_ITERATIONS }, "kdf");
-      s.put({ iv, ct: new Uint8Array(wrapped) }, "wrapped");
-      s.put(0, "wrongPins");
-    });
+    await wrapSecret(secret, pin, { resetWrongPins: true });
     return Vault.fromMaster(master);
   }
 
   /**
    * Unlocks with `pin`. The attempt is counted before the slow key derivation starts (so
-   * killing the page mid-attempt still counts) and the counter is reset on success.
-   * Returns `{vault}` or `{wrong: n, left}`; at MAX_WRONG_PINS the data is wiped
-   * (`{wiped: true}`).
+   * killing the page mid-attempt still counts) and the counter is reset on success. A vault
+   * still under PBKDF2 is rewrapped with Argon2id now. Returns `{vault}` or
+   * `{wrong: n, left}`; at MAX_WRONG_PINS the data is wiped (`{wiped: true}`).
    */
   static async unlock(pin) {
     const attempts = (await wrongPins()) + 1;
@@ -162,32 +232,54 @@ export class Vault {
     const kdf = await getClear("kdf");
     const wrapped = await getClear("wrapped");
     if (!kdf || !wrapped) throw new Error("no PIN is set on this phone");
-    let master = null;
-    if (/^[0-9]+$/.test(pin)) {
+    let secret = null;
+    if (pin.length > 0) {
       try {
-        const key = await pinKey(pin, kdf.salt, kdf.iterations);
-        master = await subtle.unwrapKey(
-          "raw",
-          wrapped.ct,
-          key,
-          { name: "AES-GCM", iv: wrapped.iv, additionalData: WRAP_AAD },
-          "HKDF",
-          false,
-          ["deriveKey"],
+        const key = await pinKey(pin, kdf);
+        secret = new Uint8Array(
+          await subtle.decrypt({ name: "AES-GCM", iv: wrapped.iv, additionalData: WRAP_AAD }, key, wrapped.ct),
         );
-      } catch {
-        master = null;
+      } catch (e) {
+        if (!(e instanceof DOMException && e.name === "OperationError")) {
+          // Not a wrong PIN (the derivation itself failed, e.g. out of memory): not counted.
+          await putClear("wrongPins", attempts - 1);
+          throw e;
+        }
+        secret = null;
       }
     }
-    if (!master) {
+    if (!secret) {
       if (attempts >= MAX_WRONG_PINS) {
         await wipeLocalData();
         return { wiped: true };
       }
       return { wrong: attempts, left: MAX_WRONG_PINS - attempts };
     }
-    await putClear("wrongPins", 0);
-    return { vault: await Vault.fromMaster(master) };
+    const master = await subtle.importKey("raw", secret, "HKDF", false, ["deriveKey"]);
+    const migrated = kdf.alg !== "argon2id";
+    if (migrated) await wrapSecret(secret, pin, { resetWrongPins: true });
+    else await putClear("wrongPins", 0);
+    secret.fill(0);
+    return { vault: await Vault.fromMaster(master), migrated };
+  }
+
+  /**
+   * Protects the vault with `newPin` instead of `oldPin` (which must open it): only the master
+   * secret is rewrapped, nothing else is touched. Throws if `oldPin` is wrong.
+   */
+  static async changePin(oldPin, newPin) {
+    checkPin(newPin);
+    const kdf = await getClear("kdf");
+    const wrapped = await getClear("wrapped");
+    const key = await pinKey(oldPin, kdf);
+    const secret = new Uint8Array(
+      await subtle.decrypt({ name: "AES-GCM", iv: wrapped.iv, additionalData: WRAP_AAD }, key, wrapped.ct),
+    );
+    try {
+      await wrapSecret(secret, newPin, { resetWrongPins: true });
+    } finally {
+      secret.fill(0);
+    }
   }
 
   async encrypt(key, bytes) {

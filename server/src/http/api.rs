@@ -91,6 +91,24 @@ pub struct LoginResponse {
     pub device_id: String,
     pub user: UserInfo,
     pub expires_at: Millis,
+    pub pin_policy: PinPolicy,
+}
+
+/// What the phone's PIN must be (`pin_min_length`, `pin_letters`); the phone enforces it when a
+/// PIN is set and asks for a new one at unlock when its PIN falls short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinPolicy {
+    pub min_length: u32,
+    pub letters: bool,
+}
+
+impl PinPolicy {
+    pub fn of(config: &crate::config::Config) -> PinPolicy {
+        PinPolicy {
+            min_length: config.pin_min_length,
+            letters: config.pin_letters,
+        }
+    }
 }
 
 /// The client's address for throttling. Behind a reverse proxy (TLS off, loopback only) the
@@ -143,6 +161,7 @@ pub async fn login(
             role: signed_in.user.role,
         },
         expires_at: signed_in.expires_at,
+        pin_policy: PinPolicy::of(&state.config),
     }))
 }
 
@@ -412,9 +431,10 @@ pub struct MeResponse {
     pub device_id: String,
     pub device_name: String,
     pub expires_at: Millis,
+    pub pin_policy: PinPolicy,
 }
 
-pub async fn me(auth: AuthDevice) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<AppState>, auth: AuthDevice) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(MeResponse {
         user: UserInfo {
             username: auth.user.username,
@@ -423,6 +443,7 @@ pub async fn me(auth: AuthDevice) -> Result<HttpResponse, ApiError> {
         device_id: auth.device.id,
         device_name: auth.device.name,
         expires_at: auth.device.expires_at,
+        pin_policy: PinPolicy::of(&state.config),
     }))
 }
 

@@ -648,3 +648,38 @@ async fn is_revoked(server: &TestServer, probe: &str) -> bool {
     let body: serde_json::Value = res.json().expect("json");
     body["revoked"].as_bool().expect("a boolean")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_me_tell_the_phone_the_pin_policy() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = TestServer::start_in(dir, |c| {
+        c.pin_min_length = 12;
+        c.pin_letters = true;
+    })
+    .await;
+    server.user("sophea", Role::Monitor);
+    let res = server
+        .client
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"username": "sophea", "password": PASSWORD, "device_name": "phone"}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(res.status, 200, "{}", res.text());
+    let login: serde_json::Value = res.json().expect("json");
+    assert_eq!(
+        login["pin_policy"],
+        json!({"min_length": 12, "letters": true})
+    );
+    let token = login["token"].as_str().expect("token");
+    let me: serde_json::Value = server
+        .client
+        .get("/api/me", Some(token))
+        .await
+        .expect("me")
+        .json()
+        .expect("json");
+    assert_eq!(me["pin_policy"], login["pin_policy"]);
+}
