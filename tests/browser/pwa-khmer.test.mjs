@@ -29,7 +29,7 @@ test("switching to Khmer changes UI strings and catalogue labels, and is remembe
   });
   await page.goto(`${saksi.url}/`);
   await onScreen(page, "login");
-  assert.equal(await page.getAttribute("html", "lang"), "en");
+  assert.equal(await page.getAttribute("html", "lang"), "en-GB");
   assert.equal(await page.textContent("h1"), "Sign in");
 
   // Typed text survives the switch.
@@ -66,7 +66,7 @@ test("switching to Khmer changes UI strings and catalogue labels, and is remembe
 
   // Back to English: the same form in English, dates for the locale.
   await page.click("#lang-toggle");
-  await page.waitForFunction(() => document.documentElement.lang === "en");
+  await page.waitForFunction(() => document.documentElement.lang === "en-GB");
   const english = await page.locator(".field .label").allTextContents();
   assert.ok(!english.some((l) => /[\u1780-\u17FF]/.test(l)), "English labels");
   assert.match(await page.textContent(".problems"), /[A-Za-z]/);

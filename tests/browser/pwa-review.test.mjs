@@ -39,6 +39,9 @@ after(async () => {
   await saksi?.stop();
 });
 
+/** The author's answer to the coordinator's comment. */
+const REPLY = "បានបន្ថែមឈ្មោះមេធាវីហើយ។";
+
 async function status(page) {
   return page.getAttribute(".record-head [data-status]", "data-status");
 }
@@ -76,12 +79,25 @@ test("submit is validated; a coordinator's request for changes reaches the autho
   );
   assert.ok(await dara.locator('[data-field="narrative"].invalid .problem').isVisible());
   assert.equal(await status(dara), "draft");
+  // The summary scrolled into view sits below the sticky bar, not under it.
+  const [barBottom, problemsTop] = await dara.evaluate(() => [
+    document.querySelector(".bar").getBoundingClientRect().bottom,
+    document.querySelector(".problems").getBoundingClientRect().top,
+  ]);
+  assert.ok(problemsTop >= barBottom, `problems at ${problemsTop}, bar ends at ${barBottom}`);
   await screenshot(dara, "16-validation");
 
+  // Filling the field clears its "required" at once, not at the next Submit.
   await fillField(dara, "narrative", "សវនាការបានចាប់ផ្ដើមយឺត ៤០ នាទី។");
+  await dara.waitForSelector('[data-field="narrative"]:not(.invalid)');
+  assert.ok(await dara.locator('[data-field="narrative"] .problem').isHidden());
+  assert.ok(await dara.locator(".problems").isHidden(), "no problem left in the summary");
   await dara.click('[data-action="submit"]');
   await dara.waitForFunction(() => document.querySelector(".record-head [data-status]")?.dataset.status === "submitted");
   assert.ok(await dara.locator(".problems").isHidden());
+  // Online and connected: it says it was sent, not that it waits for the network.
+  await dara.waitForSelector(".toast");
+  assert.equal(await dara.locator(".toast").last().textContent(), "Submitted and sent to the server.");
   await waitSynced(dara);
 
   // The coordinator asks for changes, with a comment.
@@ -104,6 +120,14 @@ test("submit is validated; a coordinator's request for changes reaches the autho
   const trail = await dara.locator(".review-list li").evaluateAll((els) => els.map((e) => e.dataset.review));
   assert.deepEqual(trail, ["submit", "request_changes"]);
   await screenshot(dara, "17-needs-changes");
+
+  // The author answers the comment; the coordinator reads the answer.
+  assert.equal(await dara.textContent('[data-action="comment"]'), "Reply");
+  await dara.fill('textarea[name="review_comment"]', REPLY);
+  await dara.click('[data-action="comment"]');
+  await dara.waitForFunction(() => document.querySelectorAll(".review-list li").length === 3);
+  await sokha.waitForFunction((reply) => [...document.querySelectorAll('.review-list li[data-review="comment"]')].some((li) => li.textContent.includes(reply)), REPLY);
+  assert.match(await sokha.locator('.review-list li[data-review="comment"]').textContent(), /dara/);
 
   // The author resubmits; the coordinator's phone sees it.
   assert.equal(await dara.textContent('[data-action="submit"]'), "Resubmit");

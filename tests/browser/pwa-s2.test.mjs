@@ -34,7 +34,7 @@ let saksi;
 
 before(async () => {
   browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", vanna: "monitor" });
+  saksi = await startSaksi({ dara: "monitor", vanna: "monitor", sokha: "coordinator" });
 });
 
 after(async () => {
@@ -134,11 +134,44 @@ test("S2: two phones edit one observation offline, reconnect, converge, and show
   }
   await dara.locator('[data-field="counsel_present"]').scrollIntoViewIfNeeded();
   await screenshot(dara, "06-conflict");
+  // At the top of the record, a summary names the field and leads to it.
+  for (const page of [dara, vanna]) {
+    await page.waitForSelector('.conflicts-summary:not([hidden]) [data-conflict="counsel_present"]');
+  }
+  await dara.click('.conflicts-summary [data-conflict="counsel_present"]');
+  const [bar, fieldTop] = await dara.evaluate(() => [
+    document.querySelector(".bar").getBoundingClientRect().bottom,
+    document.querySelector('[data-field="counsel_present"]').getBoundingClientRect().top,
+  ]);
+  assert.ok(fieldTop >= bar && fieldTop < 640, `the field comes into view below the bar (${fieldTop}, bar ${bar})`);
 
   // The list shows the conflict badge.
   await backToList(dara);
   await dara.waitForSelector(`li[data-id="${id}"] [data-badge="conflict"]`);
   await screenshot(dara, "07-records-conflict");
+
+  // A coordinator resolves it on a phone: the chosen value shows at once, the conflict is gone,
+  // and the review trail names the field by its label.
+  const sokha = await newPhone(browser);
+  t.after(() => sokha.context().close());
+  await signIn(sokha, saksi.url, "sokha", saksi.passwords.sokha);
+  await sokha.waitForSelector(`li[data-id="${id}"] a`);
+  await sokha.click(`li[data-id="${id}"] a`);
+  await onScreen(sokha, "record");
+  const box = sokha.locator('[data-field="counsel_present"] .conflict');
+  await box.waitFor({ state: "visible" });
+  await box.locator('li[data-user="vanna"] button').click();
+  await sokha.waitForSelector('[data-field="counsel_present"] .conflict[hidden]', { state: "attached", timeout: 5_000 });
+  assert.equal(await sokha.locator('[data-field="counsel_present"] input:checked').getAttribute("value"), "no");
+  assert.ok(await sokha.locator(".conflicts-summary").isHidden());
+  const resolved = sokha.locator('.review-list li[data-review="resolve"]');
+  await resolved.waitFor();
+  assert.match(await resolved.textContent(), /Defence lawyer present/);
+  assert.ok(!(await resolved.textContent()).includes("counsel_present"), "not the raw field id");
+  // And the monitors' phones follow: the badge leaves the list.
+  await dara.waitForSelector(`li[data-id="${id}"] [data-badge="conflict"]`, { state: "detached" });
+  assert.deepEqual(problems(sokha), []);
+
   assert.deepEqual(problems(dara), []);
   assert.deepEqual(problems(vanna), []);
 });

@@ -664,6 +664,13 @@ class App {
           { class: `banner ${b.kind || "warn"}`, role: "status", dataset: { banner: key } },
           h("span", {}, t(b.text)),
           b.action ? h("button", { type: "button", onclick: b.action.run }, t(b.action.label)) : null,
+          b.dismiss
+            ? h(
+                "button",
+                { type: "button", class: "dismiss", "aria-label": t("dismiss"), title: t("dismiss"), dataset: { action: "dismiss" }, onclick: b.dismiss },
+                "×",
+              )
+            : null,
         ),
       );
     }
@@ -829,7 +836,22 @@ async function requestPersistence(app) {
   let persisted = await navigator.storage.persisted();
   if (!persisted) persisted = await navigator.storage.persist();
   document.body.dataset.persisted = String(persisted);
-  app.setBanner("persist", persisted ? null : { kind: "info", text: "persist_warning" });
+  // Once dismissed on this phone, not shown again (it takes a lot of a small screen).
+  if (persisted || app.meta?.settings?.persistWarningDismissed) {
+    app.setBanner("persist", null);
+    return;
+  }
+  app.setBanner("persist", {
+    kind: "info",
+    text: "persist_warning",
+    dismiss: () => {
+      if (app.meta) {
+        app.meta.settings = { ...app.meta.settings, persistWarningDismissed: true };
+        app.saveMeta();
+      }
+      app.setBanner("persist", null);
+    },
+  });
 }
 
 function registerServiceWorker(app) {

@@ -10,6 +10,8 @@ import { h, replace, uid } from "./dom.js";
 import { date, dateTime, label, lang, t } from "./i18n.js";
 
 const DEBOUNCE_MS = 500;
+/** Problems shown as soon as they are entered, before any Submit: wrong, not just missing. */
+const EARLY_PROBLEMS = ["date_order", "date_in_future", "date_too_old", "negative"];
 
 /** Today's date on the phone, `YYYY-MM-DD`. */
 function today() {
@@ -107,7 +109,9 @@ class Field {
         break;
       case "date":
       case "time":
-        this.input = h("input", { ...common, type: def.type, onchange: () => this.commit(), onblur: () => this.commit() });
+        // Typed digit by digit, a date is "valid" at every year digit (0002, 0020, ...): wait for
+        // a pause or for leaving the field, like text, rather than storing each one.
+        this.input = h("input", { ...common, type: def.type, onchange: () => this.schedule(), onblur: () => this.commit() });
         break;
       case "enum":
         this.input = h(
@@ -258,7 +262,8 @@ class Field {
 
   /** Whether the user is typing in this field right now. */
   busy() {
-    return this.timer !== null || this.el.contains(document.activeElement);
+    const focused = document.activeElement;
+    return this.timer !== null || (this.el.contains(focused) && focused.matches("input, textarea, select"));
   }
 
   schedule() {
@@ -274,10 +279,17 @@ class Field {
     this.editor.app.flushers.delete(this.flusher);
     if (this.disabled) return;
     const def = this.def;
+    // A date or time the browser cannot read (31 February) shows as empty: say what is wrong,
+    // keep what was stored.
+    if ((def.type === "date" || def.type === "time") && this.input.validity?.badInput) {
+      this.setProblem(t(def.type === "date" ? "date_invalid" : "time_invalid"), "input");
+      return;
+    }
+    if (this.problem.dataset.code === "input") this.setProblem(null);
     const value = this.formValue();
     if (this.same(value, this.committed)) return;
     if (def.type === "number" && value !== null && !/^-?[0-9]+$/.test(value.trim())) {
-      this.setProblem(t("number_invalid"));
+      this.setProblem(t("number_invalid"), "input");
       return;
     }
     const ok = this.editor.app.edit(this.id, (engine, now) => {
@@ -289,13 +301,16 @@ class Field {
     });
     if (ok) {
       this.committed = value;
-      if (this.problem.dataset.code === "number") this.setProblem(null);
+      if (this.problem.dataset.code === "input") this.setProblem(null);
       this.editor.markSaved();
       if (this.editor.def.title_fields?.includes(def.id)) this.editor.refreshHead();
+      // Problems from the last Submit follow the record as it is filled in; impossible
+      // combinations (an arrest after the hearing) show as soon as they are entered.
+      this.editor.revalidate();
     }
   }
 
-  setProblem(text, code = "number") {
+  setProblem(text, code = "input") {
     this.problem.textContent = text || "";
     this.problem.hidden = !text;
     this.problem.dataset.code = text ? code : "";
@@ -337,6 +352,8 @@ class Field {
                     onclick: () => {
                       if (this.editor.app.edit(this.id, (engine, now) => engine.resolve(this.id, this.def.id, JSON.stringify(v.value), now))) {
                         this.editor.refresh();
+                        // The chosen value in the field, the box gone, at once.
+                        this.editor.refreshField(this);
                       }
                     },
                   },
@@ -386,21 +403,48 @@ export class RecordEditor {
     this.problemsEl = h("div", { class: "problems", role: "alert", hidden: true });
     this.actionsEl = h("div", { class: "actions" });
     this.savedEl = h("span", { class: "saved", "aria-live": "polite" });
+    this.sectionEls = new Map();
     const sections = def.sections.map((section) => {
       const fields = def.fields.filter((f) => f.section === section.id).map((f) => {
         const field = new Field(this, f);
         this.fields.set(f.id, field);
         return field.el;
       });
-      return h("details", { class: "section", open: true, dataset: { section: section.id } }, h("summary", {}, label(section.label)), fields);
+      const el = h("details", { class: "section", open: true, dataset: { section: section.id } }, h("summary", {}, label(section.label)), fields);
+      this.sectionEls.set(section.id, el);
+      return el;
     });
+    // One line of links to the sections: a long form is reached without scrolling through it.
+    const nav = h(
+      "nav",
+      { class: "section-nav", "aria-label": t("sections") },
+      def.sections.map((section) =>
+        h(
+          "a",
+          {
+            href: `#/r/${encodeURIComponent(this.id)}`,
+            dataset: { goto: section.id },
+            onclick: (ev) => {
+              ev.preventDefault();
+              const el = this.sectionEls.get(section.id);
+              el.open = true;
+              el.scrollIntoView({ block: "start" });
+            },
+          },
+          label(section.label),
+        ),
+      ),
+    );
+    this.conflictsEl = h("div", { class: "conflicts-summary", role: "status", hidden: true });
     this.headEl = h("div", { class: "record-head" });
     this.el = h(
       "section",
       { class: "screen record", dataset: { id: this.id, kind: this.view.kind } },
       h("div", { class: "toolbar" }, h("a", { class: "button", href: "#/", dataset: { action: "back" } }, `‹ ${t("back")}`), this.savedEl),
       this.headEl,
+      nav,
       this.banners,
+      this.conflictsEl,
       this.reviewEl,
       this.problemsEl,
       h("p", { class: "help" }, t("required_hint")),
@@ -464,8 +508,47 @@ export class RecordEditor {
     }
     this.renderHead();
     this.renderBanners();
+    this.renderConflicts();
     this.renderReview();
     this.renderActions();
+  }
+
+  /** "Conflicts here": every conflicted field at the top, each a link to it. */
+  renderConflicts() {
+    const conflicts = this.view.conflicts.filter((c) => this.fields.has(c.field));
+    this.conflictsEl.hidden = conflicts.length === 0;
+    replace(
+      this.conflictsEl,
+      conflicts.length
+        ? [
+            h("p", {}, t(conflicts.length === 1 ? "conflicts_here_one" : "conflicts_here", { n: conflicts.length })),
+            h(
+              "ul",
+              {},
+              conflicts.map((c) =>
+                h(
+                  "li",
+                  {},
+                  h(
+                    "a",
+                    {
+                      href: `#/r/${encodeURIComponent(this.id)}`,
+                      dataset: { conflict: c.field },
+                      onclick: (ev) => {
+                        ev.preventDefault();
+                        const field = this.fields.get(c.field);
+                        field.el.closest("details").open = true;
+                        field.el.scrollIntoView({ block: "start" });
+                      },
+                    },
+                    this.fieldLabel(c.field),
+                  ),
+                ),
+              ),
+            ),
+          ]
+        : [],
+    );
   }
 
   renderHead() {
@@ -527,11 +610,42 @@ export class RecordEditor {
             "li",
             { dataset: { review: r.action } },
             h("span", { class: "meta" }, `${t(`review_action_${r.action}`)} · ${r.author} · ${dateTime(r.at)}`),
-            r.text ? h("p", {}, r.text) : null,
+            r.text ? h("p", {}, r.action === "resolve" ? this.fieldLabel(r.text) : r.text) : null,
           ),
         ),
       ),
     );
+  }
+
+  /** A field's label in the current language (the review trail names resolved fields by id). */
+  fieldLabel(id) {
+    const def = this.def.fields.find((f) => f.id === id);
+    return def ? label(def.label) : id;
+  }
+
+  /**
+   * Checks the record again after an edit, without moving: after a Submit every problem is
+   * kept up to date; before one, only those that are wrong rather than missing (a date order,
+   * a date in the future, a negative number) show at their fields.
+   */
+  revalidate() {
+    let problems;
+    try {
+      problems = JSON.parse(this.app.engine.validate(this.id, today()));
+    } catch {
+      return;
+    }
+    if (this.problems) {
+      this.showProblems(problems.length ? problems : null, { scroll: false });
+      return;
+    }
+    const text = (p) => (lang() === "km" ? p.km : p.en);
+    const early = problems.filter((p) => EARLY_PROBLEMS.includes(p.code));
+    for (const f of this.fields.values()) {
+      const p = early.find((x) => x.field === f.def.id);
+      if (p) f.setProblem(text(p), p.code);
+      else if (EARLY_PROBLEMS.includes(f.problem.dataset.code)) f.setProblem(null);
+    }
   }
 
   renderActions() {
@@ -542,7 +656,11 @@ export class RecordEditor {
       steps = [];
     }
     const reviews = ["coordinator", "admin"].includes(this.app.meta.user.role);
-    const comment = reviews ? h("textarea", { name: "review_comment", rows: 2, "aria-label": t("review_title") }) : null;
+    // Field staff answer a reviewer's comment here too (while the record is open to them).
+    const comments = reviews || !this.readOnly;
+    const comment = comments
+      ? h("textarea", { name: "review_comment", rows: 2, "aria-label": t(reviews ? "review_title" : "reply_label") })
+      : null;
     const buttons = steps.map((s) =>
       h(
         "button",
@@ -559,7 +677,7 @@ export class RecordEditor {
             : label(this.app.statuses.get(s.to)),
       ),
     );
-    if (reviews) {
+    if (comments) {
       buttons.push(
         h(
           "button",
@@ -574,7 +692,7 @@ export class RecordEditor {
               }
             },
           },
-          t("comment"),
+          t(reviews ? "comment" : "reply"),
         ),
       );
     }
@@ -593,14 +711,16 @@ export class RecordEditor {
     this.showProblems(null);
     if (this.app.edit(this.id, (engine, now) => engine.transition(this.id, step.to, comment || undefined, now))) {
       this.refresh();
-      if (step.action === "submit" || step.action === "resubmit") this.app.toast(t("submitted_ok"));
+      if (step.action === "submit" || step.action === "resubmit") {
+        this.app.toast(t(this.app.session?.sync.connected ? "submitted_sent" : "submitted_ok"));
+      }
     }
   }
 
   /** Shows validation problems at their fields and in a summary (in the current language). */
-  showProblems(problems) {
+  showProblems(problems, { scroll = true } = {}) {
     this.problems = problems;
-    for (const f of this.fields.values()) if (f.problem.dataset.code !== "number") f.setProblem(null);
+    for (const f of this.fields.values()) if (f.problem.dataset.code !== "input") f.setProblem(null);
     if (!problems || !problems.length) {
       this.problemsEl.hidden = true;
       this.problemsEl.replaceChildren();
@@ -627,7 +747,8 @@ export class RecordEditor {
     );
     this.problemsEl.hidden = false;
     for (const p of problems) this.fields.get(p.field)?.setProblem(text(p), p.code);
-    this.problemsEl.scrollIntoView({ block: "start" });
+    // Below the sticky bar (scroll-margin-top in app.css).
+    if (scroll) this.problemsEl.scrollIntoView({ block: "start" });
   }
 
   markSaved() {

@@ -119,6 +119,19 @@ const STRINGS = {
     other_tab: "Saksi is open in another tab or window. Close it to use Saksi here.",
     created_by: "by {user}",
     number_invalid: "Enter a whole number.",
+    date_invalid: "This is not a date (check day and month).",
+    sections: "Sections",
+    sign_out: "Sign out",
+    sign_out_confirm: "Sign this phone out of Saksi? It stops being one of your devices and its Saksi data is erased from it.",
+    sign_out_offline: "Signing out needs the network, so that this phone is also signed out on the server. Try again when it is online.",
+    signed_out_notice: "This phone is signed out. Its Saksi data was erased.",
+    conflicts_here: "{n} fields were recorded differently on two phones:",
+    conflicts_here_one: "1 field was recorded differently on two phones:",
+    reply: "Reply",
+    reply_label: "Reply to the review",
+    time_invalid: "This is not a time.",
+    submitted_sent: "Submitted and sent to the server.",
+    dismiss: "Dismiss",
     save_failed: "Could not save on this phone: {m}",
     edit_failed: "This change was not accepted: {m}",
     loading: "Opening…",
@@ -245,6 +258,19 @@ const STRINGS = {
     other_tab: "សាក្សីកំពុងបើកនៅផ្ទាំង ឬបង្អួចផ្សេង។ សូមបិទវាដើម្បីប្រើសាក្សីនៅទីនេះ។",
     created_by: "ដោយ {user}",
     number_invalid: "បញ្ចូលចំនួនគត់។",
+    date_invalid: "នេះមិនមែនជាកាលបរិច្ឆេទទេ (ពិនិត្យថ្ងៃ និងខែ)។",
+    sections: "ផ្នែក",
+    sign_out: "ចាកចេញពីគណនី",
+    sign_out_confirm: "ចាកចេញពីសាក្សីលើទូរស័ព្ទនេះ? វានឹងលែងជាឧបករណ៍មួយរបស់អ្នក ហើយទិន្នន័យសាក្សីនៅលើវានឹងត្រូវលុប។",
+    sign_out_offline: "ការចាកចេញត្រូវការបណ្ដាញ ដើម្បីឲ្យទូរស័ព្ទនេះចាកចេញនៅលើម៉ាស៊ីនមេដែរ។ សូមព្យាយាមម្ដងទៀតពេលមានបណ្ដាញ។",
+    signed_out_notice: "ទូរស័ព្ទនេះបានចាកចេញហើយ។ ទិន្នន័យសាក្សីនៅលើវាត្រូវបានលុប។",
+    conflicts_here: "វាល {n} ត្រូវបានកត់ត្រាខុសគ្នាលើទូរស័ព្ទពីរ៖",
+    conflicts_here_one: "វាល 1 ត្រូវបានកត់ត្រាខុសគ្នាលើទូរស័ព្ទពីរ៖",
+    reply: "ឆ្លើយតប",
+    reply_label: "ឆ្លើយតបទៅការពិនិត្យ",
+    time_invalid: "នេះមិនមែនជាម៉ោងទេ។",
+    submitted_sent: "បានដាក់ស្នើ ហើយបានផ្ញើទៅម៉ាស៊ីនមេ។",
+    dismiss: "បិទ",
     save_failed: "មិនអាចរក្សាទុកលើទូរស័ព្ទនេះបានទេ៖ {m}",
     edit_failed: "ការកែប្រែនេះមិនត្រូវបានទទួលយកទេ៖ {m}",
     loading: "កំពុងបើក…",
@@ -292,7 +318,9 @@ export function onLangChange(fn) {
 }
 
 export function applyLang() {
-  document.documentElement.lang = current;
+  // en-GB, not en: date fields then read day/month/year, as dates are written in Cambodia
+  // (with plain "en" Chromium shows month first, and 31/02 typed as day and month went wrong).
+  document.documentElement.lang = current === "en" ? "en-GB" : current;
   document.title = STRINGS[current].app_name;
 }
 

@@ -282,6 +282,39 @@ export function panicButton(app) {
   return box;
 }
 
+/**
+ * Sign out: this phone stops being a device of the account (the server revokes it) and its
+ * Saksi data is erased. Needs the network, so that the device is really signed out; warns
+ * about records not yet synced, like the panic action.
+ */
+function signOutButton(app) {
+  const box = h("div", { class: "sign-out" });
+  const reset = () =>
+    box.replaceChildren(h("button", { type: "button", dataset: { action: "sign-out" }, onclick: ask }, t("sign_out")));
+  const ask = () => {
+    const waiting = app.waitingCount();
+    const online = app.session?.sync.connected;
+    box.replaceChildren(
+      h(
+        "div",
+        { class: "confirm", role: "alertdialog", "aria-label": t("sign_out") },
+        h("p", {}, t(online ? "sign_out_confirm" : "sign_out_offline")),
+        waiting ? h("p", { class: "message error" }, t("panic_unsynced", { n: waiting })) : null,
+        h(
+          "div",
+          { class: "row" },
+          online
+            ? h("button", { type: "button", class: "danger", dataset: { action: "sign-out-confirm" }, onclick: () => app.wipe("signed_out_notice") }, t("sign_out"))
+            : null,
+          h("button", { type: "button", onclick: reset }, t("cancel")),
+        ),
+      ),
+    );
+  };
+  reset();
+  return box;
+}
+
 export function otherTab() {
   return h("section", { class: "screen narrow" }, h("p", { class: "message info" }, t("other_tab")));
 }
@@ -348,10 +381,26 @@ function select(name, labelText, options, value, onchange) {
   );
 }
 
+/** The record kinds the signed-in role may create. */
+function creatableKinds(app) {
+  const role = app.meta.user.role;
+  return app.catalogue.kinds.filter(
+    (k) =>
+      k.kind !== "case" &&
+      (role === "coordinator" ||
+        role === "admin" ||
+        (role === "monitor" && k.kind === "court_observation") ||
+        (role === "liaison" && k.kind === "family_statement")),
+  );
+}
+
 export function list(app) {
   const f = app.filters;
   const rows = allRecords(app);
-  const kinds = app.catalogue.kinds.filter((k) => k.kind !== "case");
+  // Kinds this person can create, and any others among the records they can see.
+  const present = new Set(rows.map((r) => r.kind));
+  const creatable = new Set(creatableKinds(app).map((k) => k.kind));
+  const kinds = app.catalogue.kinds.filter((k) => k.kind !== "case" && (creatable.has(k.kind) || present.has(k.kind)));
   const refilter = (key) => (ev) => {
     f[key] = ev.target.value;
     app.rerender();
@@ -420,15 +469,7 @@ export function list(app) {
 }
 
 export function newRecord(app) {
-  const role = app.meta.user.role;
-  const kinds = app.catalogue.kinds.filter(
-    (k) =>
-      k.kind !== "case" &&
-      (role === "coordinator" ||
-        role === "admin" ||
-        (role === "monitor" && k.kind === "court_observation") ||
-        (role === "liaison" && k.kind === "family_statement")),
-  );
+  const kinds = creatableKinds(app);
   const cases = app.meta.cases;
   if (!cases.length) {
     return h(
@@ -495,6 +536,7 @@ export function settings(app) {
       h("button", { type: "button", dataset: { action: "lock" }, onclick: () => app.lock() }, t("lock")),
       h("button", { type: "button", dataset: { action: "change-pin" }, onclick: () => app.show("pin", { mode: "change" }) }, t("change_pin")),
     ),
+    signOutButton(app),
     panicButton(app),
     h("a", { class: "button", href: "#/" }, t("back")),
   );
