@@ -226,6 +226,21 @@ test("a coordinator sees a conflict side by side and resolves it for both phones
   assert.equal(await admin.locator("tr.has-conflict").count(), 1);
   await admin.screenshot({ path: join(dir, "records.png"), fullPage: true });
 
+  // On a phone-sized screen the table is cards: nothing scrolls sideways.
+  const narrow = await newPage(browser, { viewport: { width: 360, height: 640 }, isMobile: true });
+  await narrow.context().addCookies(await admin.context().cookies());
+  await narrow.goto(`${server.url}/console/records`);
+  assert.equal(await narrow.locator("tr.has-conflict").count(), 1);
+  const [scrollWidth, tableRight, width] = await narrow.evaluate(() => [
+    Math.max(document.documentElement.scrollWidth, ...[...document.querySelectorAll("main, main *")].map((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible" ? e.scrollWidth : 0)),
+    document.querySelector("table.records").getBoundingClientRect().right,
+    window.innerWidth,
+  ]);
+  // (A phone widens its layout to fit wide content and zooms out: the width must stay 360.)
+  assert.ok(width === 360 && scrollWidth <= width && tableRight <= width, `the page scrolls to ${scrollWidth} px, the table ends at ${tableRight} px, on a ${width} px screen`);
+  await narrow.screenshot({ path: join(dir, "records-360.png"), fullPage: true });
+  await narrow.context().close();
+
   // The coordinator's view of the record, with the conflict side by side.
   await admin.goto(`${server.url}/console/records/${id}`);
   await admin.locator("section.conflicts").waitFor();
