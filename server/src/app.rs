@@ -79,6 +79,8 @@ pub struct AppState {
     pub runtime: tokio::runtime::Handle,
     /// With `tls = "local_ca"`: the CA phones install (served at `/ca.pem`, `/ca.crt`).
     pub trust: Option<Arc<crate::tls::local_ca::Trust>>,
+    /// The organisation's time zone (`time_zone`), for the console's times.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl AppState {
@@ -270,6 +272,8 @@ impl Application {
             peer_id,
             runtime,
             trust: tls.as_ref().and_then(|t| t.trust.clone()).map(Arc::new),
+            time_zone: jiff::tz::TimeZone::get(&config.time_zone)
+                .unwrap_or(jiff::tz::TimeZone::UTC),
         });
 
         let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {

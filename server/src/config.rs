@@ -75,6 +75,9 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub log_format: LogFormat,
+    /// The organisation's time zone (IANA name): the console shows times in it; exports keep
+    /// UTC.
+    pub time_zone: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<Secret>,
 }
@@ -115,6 +118,7 @@ impl Default for Config {
             acme_directory_ca: None,
             session_days: 30,
             pin_min_length: 8,
+            time_zone: "Asia/Phnom_Penh".into(),
             pin_letters: false,
             ticket_seconds: 60,
             max_frame_bytes: 16 * 1024 * 1024,
@@ -223,6 +227,10 @@ argon2_iterations = 2
 
 # "text" or "json". The level is set with SAKSI_LOG (e.g. "info", "saksi_server=debug").
 log_format = "text"
+
+# The organisation's time zone: the console shows times in it (exports and the printable report
+# keep UTC, marked as such). An IANA name: Asia/Phnom_Penh, Asia/Bangkok, UTC, ...
+time_zone = "Asia/Phnom_Penh"
 
 # Prometheus metrics at /metrics (counts only). Without a token they are served to loopback
 # clients only, and not at all when tls = "off" (behind a proxy every request is loopback).
@@ -349,6 +357,12 @@ impl Config {
         }
         if self.session_days == 0 || self.session_days > 90 {
             return refuse("session_days", "must be between 1 and 90");
+        }
+        if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
+            return refuse(
+                "time_zone",
+                "must be a time zone name such as Asia/Phnom_Penh or UTC",
+            );
         }
         if !(6..=64).contains(&self.pin_min_length) {
             return refuse("pin_min_length", "must be between 6 and 64");
@@ -522,6 +536,10 @@ mod tests {
             },
             Config {
                 pin_min_length: 4,
+                ..Config::default()
+            },
+            Config {
+                time_zone: "Mars/Olympus_Mons".into(),
                 ..Config::default()
             },
             Config {

@@ -10,7 +10,7 @@ use askama::Template;
 use saksi_shared::{DocumentId, Role};
 use serde::Deserialize;
 
-use super::view::{Choice, Chrome, choices, time, time_opt};
+use super::view::{Choice, Chrome, choices, time_in, time_opt_in};
 use super::{Console, ConsoleError, page, see_other};
 use crate::admin as ops;
 use crate::storage::{User, UserId};
@@ -90,7 +90,7 @@ pub async fn users(
             roles: role_choices(u.role.as_str()),
             role: u.role.as_str().to_owned(),
             disabled: u.disabled,
-            created: time(u.created_at),
+            created: time_in(&who.state.time_zone, u.created_at),
             is_me: u.id == me,
             username: u.username,
         })
@@ -331,9 +331,9 @@ pub async fn devices(
                 None => "active",
             },
             is_this: d.id == who.auth.device.id,
-            created: time(d.created_at),
-            last_seen: time_opt(d.last_seen),
-            expires: time(d.expires_at),
+            created: time_in(&who.state.time_zone, d.created_at),
+            last_seen: time_opt_in(&who.state.time_zone, d.last_seen),
+            expires: time_in(&who.state.time_zone, d.expires_at),
             user: u.username,
             name: d.name,
             id: d.id,
@@ -459,7 +459,7 @@ pub async fn cases(
             CaseRow {
                 id: c.id.to_string(),
                 name: c.name,
-                created: time(c.created_at),
+                created: time_in(&who.state.time_zone, c.created_at),
                 others: choices(others, ""),
                 members: members
                     .into_iter()

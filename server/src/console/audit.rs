@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use super::view::{Choice, Chrome, choices, date_millis, time};
+use super::view::{Choice, Chrome, choices, date_millis_in, end_of_day_in, time_in};
 use super::{Console, ConsoleError, page};
 use crate::storage::AuditFilter;
 
@@ -76,11 +76,11 @@ pub async fn list(
     let bad = |what: &str| ConsoleError::BadRequest(format!("The filter has an invalid {what}."));
     let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let from = match some(&q.from) {
-        Some(d) => Some(date_millis(&d).ok_or_else(|| bad("start date"))?),
+        Some(d) => Some(date_millis_in(&who.state.time_zone, &d).ok_or_else(|| bad("start date"))?),
         None => None,
     };
     let to = match some(&q.to) {
-        Some(d) => Some(date_millis(&d).ok_or_else(|| bad("end date"))? + 86_400_000 - 1),
+        Some(d) => Some(end_of_day_in(&who.state.time_zone, &d).ok_or_else(|| bad("end date"))?),
         None => None,
     };
     let filter = AuditFilter {
@@ -120,7 +120,7 @@ pub async fn list(
         .into_iter()
         .map(|e| AuditRow {
             seq: e.seq,
-            at: time(e.event.at),
+            at: time_in(&who.state.time_zone, e.event.at),
             user: e.event.username.unwrap_or_default(),
             device: e.event.device_id.unwrap_or_default(),
             action: e.event.action,

@@ -53,7 +53,7 @@ async fn gather(
     query: &RecordQuery,
     with_history: bool,
 ) -> Result<Gathered, ConsoleError> {
-    let mut filter = query.filter()?;
+    let mut filter = query.filter(&state.time_zone)?;
     filter.sort = crate::storage::DocumentSort::UpdatedAsc;
     filter.limit = Some(MAX_EXPORT as u32 + 1);
     let read = state
@@ -352,7 +352,9 @@ pub async fn report(
             )
         }),
     )
-    .await?;
+    .await?
+    // The report is an export: its times stay UTC, marked as such.
+    .in_utc();
     let report = ReportPage {
         generated: time(who.state.now()),
         generated_by: who.username().to_owned(),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::view::{
     self, Choice, Chrome, Directory, RecordQuery, SORTS, Who, choices, kind_label, status_label,
-    time, value_label,
+    time_in, value_label,
 };
 use super::{Console, ConsoleError, page, see_other};
 use crate::app::AppState;
@@ -85,6 +85,7 @@ pub fn table_rows(
     rows: Vec<DocumentRow>,
     case_names: &[(String, String)],
     lang: Lang,
+    zone: &jiff::tz::TimeZone,
 ) -> Vec<RecordRow> {
     rows.into_iter()
         .map(|r| {
@@ -106,7 +107,7 @@ pub fn table_rows(
                 status: r.status,
                 author: r.created_by,
                 conflicts: r.has_conflicts,
-                updated: time(r.updated_at),
+                updated: time_in(zone, r.updated_at),
             }
         })
         .collect()
@@ -117,7 +118,7 @@ pub async fn list(
     query: web::Query<RecordQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let q = query.into_inner();
-    let mut filter = q.filter()?;
+    let mut filter = q.filter(&who.state.time_zone)?;
     let page_no = q.page.max(1);
     filter.limit = Some(PAGE_SIZE);
     filter.offset = (page_no - 1).saturating_mul(PAGE_SIZE);
@@ -211,7 +212,7 @@ pub async fn list(
         ),
         from: q.from.clone(),
         to: q.to.clone(),
-        rows: table_rows(rows, &case_names, lang),
+        rows: table_rows(rows, &case_names, lang, &who.state.time_zone),
         total,
         with_conflicts,
         by_status,
@@ -405,7 +406,7 @@ pub fn display(
         .map(|e| ReviewView {
             author: e.author.clone(),
             role: e.role.clone(),
-            at: time(e.at),
+            at: people.time(e.at),
             action: action_label(&e.action),
             text: if e.action == "resolve" {
                 def.field(&e.text)
@@ -429,8 +430,8 @@ pub fn display(
         status: view.status.as_str().to_owned(),
         status_label: view.status.label().get(lang).to_owned(),
         author: view.created_by.clone(),
-        created: time(view.created_at),
-        updated: time(view.updated_at),
+        created: people.time(view.created_at),
+        updated: people.time(view.updated_at),
         conflicts,
         sections,
         review,

@@ -38,8 +38,47 @@ pub fn time(millis: Millis) -> String {
     format!("{} UTC", crate::admin::format_time(millis))
 }
 
-pub fn time_opt(millis: Option<Millis>) -> String {
-    millis.map(time).unwrap_or_else(|| "-".into())
+/// `YYYY-MM-DD HH:MM` in `zone`, with its abbreviation (`+07` for Asia/Phnom_Penh), or `-`.
+/// UTC is written as [`time`] writes it.
+pub fn time_in(zone: &jiff::tz::TimeZone, millis: Millis) -> String {
+    if millis <= 0 {
+        return "-".into();
+    }
+    if zone.iana_name() == Some("UTC") {
+        return time(millis);
+    }
+    match jiff::Timestamp::from_millisecond(millis) {
+        Ok(ts) => ts
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        Err(_) => time(millis),
+    }
+}
+
+pub fn time_opt_in(zone: &jiff::tz::TimeZone, millis: Option<Millis>) -> String {
+    millis.map_or_else(|| "-".into(), |m| time_in(zone, m))
+}
+
+/// The last millisecond of `YYYY-MM-DD` in `zone` (a day is not always 24 hours).
+pub fn end_of_day_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Millis> {
+    let date = jiff::civil::Date::strptime("%Y-%m-%d", s).ok()?;
+    date_millis(s)?;
+    let next = date.tomorrow().ok()?;
+    match next.to_zoned(zone.clone()) {
+        Ok(z) => Some(z.timestamp().as_millisecond() - 1),
+        Err(_) => Some(date_millis(s)? + 86_400_000 - 1),
+    }
+}
+
+/// Milliseconds at 00:00 of `YYYY-MM-DD` in `zone` (the console's date filters).
+pub fn date_millis_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Millis> {
+    let utc = date_millis(s)?;
+    let date = jiff::civil::Date::strptime("%Y-%m-%d", s).ok()?;
+    match date.to_zoned(zone.clone()) {
+        Ok(z) => Some(z.timestamp().as_millisecond()),
+        Err(_) => Some(utc),
+    }
 }
 
 /// Milliseconds at 00:00 UTC of `YYYY-MM-DD`.
@@ -135,11 +174,12 @@ pub struct Who {
 }
 
 /// Devices and users behind the actors of a record's changes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Directory {
     /// actor hex → device id (the server's bindings).
     actors: HashMap<String, String>,
     devices: HashMap<String, (Device, User)>,
+    zone: jiff::tz::TimeZone,
 }
 
 impl Directory {
@@ -178,13 +218,29 @@ impl Directory {
                 Ok(found)
             })
             .await?;
-        Ok(Directory { actors, devices })
+        Ok(Directory {
+            actors,
+            devices,
+            zone: state.time_zone.clone(),
+        })
+    }
+
+    /// A time as this directory's readers see it: the organisation's zone on console pages,
+    /// UTC in exports ([`Directory::in_utc`]).
+    pub fn time(&self, millis: Millis) -> String {
+        time_in(&self.zone, millis)
+    }
+
+    /// For exports, which keep UTC.
+    pub fn in_utc(mut self) -> Directory {
+        self.zone = jiff::tz::TimeZone::UTC;
+        self
     }
 
     pub fn who(&self, a: &Attribution) -> Who {
         let claimed_user = a.user.clone().unwrap_or_default();
         let claimed_device = a.device.clone().unwrap_or_default();
-        let at = time(a.at);
+        let at = self.time(a.at);
         match self.actors.get(&a.actor) {
             Some(device_id) => {
                 let (device_name, user) = match self.devices.get(device_id) {
@@ -284,7 +340,8 @@ pub const SORTS: &[(&str, &str)] = &[
 
 impl RecordQuery {
     /// The storage filter (without paging), refusing malformed values.
-    pub fn filter(&self) -> Result<DocumentFilter, ConsoleError> {
+    /// The storage filter, dates read as days in `zone`.
+    pub fn filter(&self, zone: &jiff::tz::TimeZone) -> Result<DocumentFilter, ConsoleError> {
         let bad =
             |what: &str| ConsoleError::BadRequest(format!("The filter has an invalid {what}."));
         let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
@@ -312,11 +369,11 @@ impl RecordQuery {
             _ => return Err(bad("conflict choice")),
         };
         let updated_from = match some(&self.from) {
-            Some(d) => Some(date_millis(&d).ok_or_else(|| bad("start date"))?),
+            Some(d) => Some(date_millis_in(zone, &d).ok_or_else(|| bad("start date"))?),
             None => None,
         };
         let updated_to = match some(&self.to) {
-            Some(d) => Some(date_millis(&d).ok_or_else(|| bad("end date"))? + 86_400_000 - 1),
+            Some(d) => Some(end_of_day_in(zone, &d).ok_or_else(|| bad("end date"))?),
             None => None,
         };
         let sort = match self.sort.as_str() {
@@ -427,11 +484,29 @@ mod tests {
             to: "2026-01-31".into(),
             ..RecordQuery::default()
         };
-        let f = q.filter().expect("valid");
+        let f = q.filter(&jiff::tz::TimeZone::UTC).expect("valid");
         assert_eq!(f.has_conflicts, Some(true));
         assert_eq!(
             f.updated_to,
             Some(date_millis("2026-02-01").expect("date") - 1)
+        );
+        // In Phnom Penh (UTC+7) the same days start and end seven hours earlier.
+        let zone = jiff::tz::TimeZone::get("Asia/Phnom_Penh").expect("zone");
+        let local = q.filter(&zone).expect("valid");
+        let hours7 = 7 * 3_600_000;
+        assert_eq!(
+            local.updated_from,
+            Some(date_millis("2026-01-01").expect("date") - hours7)
+        );
+        assert_eq!(
+            local.updated_to,
+            Some(date_millis("2026-02-01").expect("date") - hours7 - 1)
+        );
+        assert_eq!(time_in(&zone, 0), "-");
+        assert_eq!(time_in(&zone, 1_795_000_000_000), "2026-11-18 18:06 +07");
+        assert_eq!(
+            time_in(&jiff::tz::TimeZone::UTC, 1_795_000_000_000),
+            "2026-11-18 11:06 UTC"
         );
         assert_eq!(
             q.to_query(2),
@@ -459,7 +534,7 @@ mod tests {
                 ..RecordQuery::default()
             },
         ] {
-            assert!(bad.filter().is_err(), "{bad:?}");
+            assert!(bad.filter(&jiff::tz::TimeZone::UTC).is_err(), "{bad:?}");
         }
     }
 }

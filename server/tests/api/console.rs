@@ -1594,3 +1594,31 @@ async fn the_local_ca_is_downloadable_and_the_console_shows_how_to_trust_it() {
         assert!(html.contains(step), "{step}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_times_are_in_the_organisations_zone_and_the_report_keeps_utc() {
+    // The default zone, Asia/Phnom_Penh (UTC+7, "+07").
+    let server = TestServer::start().await;
+    server.user("kosal", Role::Coordinator);
+    let desk = Browser::sign_in(&server, "kosal").await;
+    let audit = desk.page("/console/audit").await;
+    let times: Vec<&str> = audit
+        .split("<td class=\"time\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .collect();
+    assert!(!times.is_empty(), "{audit}");
+    assert!(times.iter().all(|t| t.ends_with(" +07")), "{times:?}");
+    let report = desk.page("/console/report").await;
+    assert!(report.contains(" UTC"), "the report is an export: UTC");
+    assert!(!report.contains(" +07"));
+
+    // An organisation that keeps UTC.
+    let dir = tempfile::tempdir().expect("dir");
+    let utc = TestServer::start_in(dir, |c| c.time_zone = "UTC".into()).await;
+    utc.user("kosal", Role::Coordinator);
+    let desk = Browser::sign_in(&utc, "kosal").await;
+    let audit = desk.page("/console/audit").await;
+    assert!(audit.contains(" UTC</td>"), "{audit}");
+    assert!(!audit.contains(" +07"));
+}
