@@ -36,6 +36,7 @@ mod export;
 mod records;
 mod session;
 mod view;
+mod words;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -379,6 +380,7 @@ impl Console {
             },
             here: self.here.clone(),
             active,
+            words: self.lang,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::view::{
     self, Choice, Chrome, Directory, RecordQuery, SORTS, Who, choices, kind_label, status_label,
     time_in, value_label,
 };
+use super::words::word;
 use super::{Console, ConsoleError, page, see_other};
 use crate::app::AppState;
 use crate::storage::{DocumentCounts, DocumentRow};
@@ -93,7 +94,7 @@ pub fn table_rows(
             RecordRow {
                 id: r.id.to_string(),
                 title: if r.title.trim().is_empty() {
-                    "(untitled)".into()
+                    word(lang, "untitled").into()
                 } else {
                     r.title
                 },
@@ -162,48 +163,62 @@ pub async fn list(
                 "/console/export.csv?{}",
                 q.export_query("court_observation")
             ),
-            "CSV: court observations".to_owned(),
+            word(lang, "csv_observations").to_owned(),
         ),
         (
             format!("/console/export.csv?{}", q.export_query("family_statement")),
-            "CSV: family statements".to_owned(),
+            word(lang, "csv_statements").to_owned(),
         ),
         (
             format!("/console/export.json?{}", q.export_query("")),
-            "JSON".to_owned(),
+            word(lang, "json").to_owned(),
         ),
         (
             format!("/console/report?{}", q.export_query("")),
-            "Printable report".to_owned(),
+            word(lang, "printable_report").to_owned(),
         ),
     ];
     page(&RecordsPage {
         chrome: who.chrome("records"),
-        cases: choices(with_any(case_names.clone(), "Any case"), &q.case),
-        kinds: choices(with_any(kind_choices(lang), "Any kind"), &q.kind),
-        statuses: choices(with_any(status_choices(lang), "Any status"), &q.status),
+        cases: choices(
+            with_any(case_names.clone(), word(lang, "any_case")),
+            &q.case,
+        ),
+        kinds: choices(
+            with_any(kind_choices(lang), word(lang, "any_kind")),
+            &q.kind,
+        ),
+        statuses: choices(
+            with_any(status_choices(lang), word(lang, "any_status")),
+            &q.status,
+        ),
         authors: choices(
             with_any(
                 users
                     .iter()
                     .map(|u| (u.username.clone(), u.username.clone()))
                     .collect(),
-                "Anyone",
+                word(lang, "anyone"),
             ),
             &q.author,
         ),
         conflicts: choices(
             vec![
-                (String::new(), "With or without".into()),
-                ("yes".into(), "With conflicts".into()),
-                ("no".into(), "Without conflicts".into()),
+                (String::new(), word(lang, "with_or_without").into()),
+                ("yes".into(), word(lang, "with_conflicts").into()),
+                ("no".into(), word(lang, "without_conflicts").into()),
             ],
             &q.conflicts,
         ),
         sorts: choices(
-            SORTS
-                .iter()
-                .map(|(v, l)| ((*v).to_owned(), (*l).to_owned())),
+            SORTS.iter().map(|(v, l)| {
+                let key = format!("sort_{v}");
+                let label = match word(lang, &key) {
+                    "?" => l,
+                    w => w,
+                };
+                ((*v).to_owned(), label.to_owned())
+            }),
             if q.sort.is_empty() {
                 "updated_desc"
             } else {
@@ -312,19 +327,8 @@ pub struct RecordDisplay {
     pub review: Vec<ReviewView>,
 }
 
-pub fn action_label(action: &str) -> String {
-    match ReviewAction::parse(action) {
-        Some(ReviewAction::Comment) => "commented",
-        Some(ReviewAction::Submit) => "submitted",
-        Some(ReviewAction::RequestChanges) => "requested changes",
-        Some(ReviewAction::Approve) => "approved",
-        Some(ReviewAction::Reopen) => "reopened",
-        Some(ReviewAction::Archive) => "archived",
-        Some(ReviewAction::Unarchive) => "unarchived",
-        Some(ReviewAction::Resolve) => "resolved a conflict",
-        None => action,
-    }
-    .to_owned()
+pub fn action_label(action: &str, lang: Lang) -> String {
+    super::words::did(lang, action)
 }
 
 /// Builds the display of a record.
@@ -407,7 +411,7 @@ pub fn display(
             author: e.author.clone(),
             role: e.role.clone(),
             at: people.time(e.at),
-            action: action_label(&e.action),
+            action: action_label(&e.action, lang),
             text: if e.action == "resolve" {
                 def.field(&e.text)
                     .map(|f| f.label.get(lang).to_owned())
@@ -522,35 +526,31 @@ pub struct RecordPageQuery {
     done: String,
 }
 
-fn flash(done: &str) -> String {
-    match done {
-        "resolved" => "The chosen value is saved. It reaches the phones when they next sync.",
-        "request_changes" => "Changes requested. The author sees your comment on their phone.",
-        "approve" => "Approved.",
-        "archive" => "Archived.",
-        "unarchive" => "Unarchived: the record is approved again.",
-        "reopen" => "Reopened: the record needs changes again.",
-        "comment" => "Comment added.",
-        _ => "",
+fn flash(done: &str, lang: Lang) -> String {
+    if done.is_empty() {
+        return String::new();
     }
-    .to_owned()
+    match word(lang, &format!("done_{done}")) {
+        "?" => String::new(),
+        w => w.to_owned(),
+    }
 }
 
-fn action_views(status: Status, role: saksi_shared::Role) -> Vec<ActionView> {
+fn action_views(status: Status, role: saksi_shared::Role, lang: Lang) -> Vec<ActionView> {
     transitions_from(status, role)
         .filter(|t| t.reviewers_only)
         .map(|t| {
             let (action, label, primary) = match t.action {
-                ReviewAction::RequestChanges => ("request_changes", "Request changes", false),
-                ReviewAction::Approve => ("approve", "Approve", true),
-                ReviewAction::Reopen => ("reopen", "Reopen (needs changes)", false),
-                ReviewAction::Archive => ("archive", "Archive", false),
-                ReviewAction::Unarchive => ("unarchive", "Unarchive", false),
-                other => (other.as_str(), "Apply", false),
+                ReviewAction::RequestChanges => ("request_changes", "do_request_changes", false),
+                ReviewAction::Approve => ("approve", "do_approve", true),
+                ReviewAction::Reopen => ("reopen", "do_reopen", false),
+                ReviewAction::Archive => ("archive", "do_archive", false),
+                ReviewAction::Unarchive => ("unarchive", "do_unarchive", false),
+                other => (other.as_str(), "do_apply", false),
             };
             ActionView {
                 action,
-                label,
+                label: word(lang, label),
                 primary,
             }
         })
@@ -577,8 +577,8 @@ pub async fn show(
     let record = display(&id, &view, &case_name, &people, who.lang);
     page(&RecordPage {
         chrome: who.chrome("records"),
-        flash: flash(&query.done),
-        actions: action_views(view.status, who.auth.user.role),
+        flash: flash(&query.done, who.lang),
+        actions: action_views(view.status, who.auth.user.role, who.lang),
         last_change: history.last().map(|h| people.who(&h.by)),
         changes: history.len(),
         record,
@@ -652,7 +652,7 @@ pub async fn history(
                     .iter()
                     .map(|f| (f.id.to_owned(), f.label.get(lang).to_owned()))
                     .collect(),
-                "Every field",
+                word(who.lang, "every_field"),
             ),
             &field,
         ),

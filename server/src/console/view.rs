@@ -28,6 +28,15 @@ pub struct Chrome {
     pub here: String,
     /// Which navigation entry is highlighted.
     pub active: &'static str,
+    /// The language of the console's own words ([`Chrome::t`]).
+    pub words: Lang,
+}
+
+impl Chrome {
+    /// The console's word for `key` in the chosen language (see `words.rs`).
+    pub fn t(&self, key: &str) -> &'static str {
+        super::words::word(self.words, key)
+    }
 }
 
 /// `YYYY-MM-DD HH:MM UTC`, or `-` for nothing.
@@ -339,8 +348,8 @@ pub const SORTS: &[(&str, &str)] = &[
 ];
 
 impl RecordQuery {
-    /// The storage filter (without paging), refusing malformed values.
-    /// The storage filter, dates read as days in `zone`.
+    /// The storage filter (without paging), refusing malformed values; dates are days in
+    /// `zone`.
     pub fn filter(&self, zone: &jiff::tz::TimeZone) -> Result<DocumentFilter, ConsoleError> {
         let bad =
             |what: &str| ConsoleError::BadRequest(format!("The filter has an invalid {what}."));

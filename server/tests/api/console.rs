@@ -1622,3 +1622,60 @@ async fn console_times_are_in_the_organisations_zone_and_the_report_keeps_utc() 
     assert!(audit.contains(" UTC</td>"), "{audit}");
     assert!(!audit.contains(" +07"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_speaks_khmer_in_its_own_words_too() {
+    let server = TestServer::start().await;
+    server.user("kosal", Role::Coordinator);
+    let c = observation_with_conflict(&server).await;
+    let mut desk = Browser::sign_in(&server, "kosal").await;
+    desk.cookie = format!("{}; saksi_lang=km", desk.cookie);
+    let list = desk.page("/console/records").await;
+    for khmer in [
+        "កំណត់ត្រា",
+        "គ្រប់សំណុំរឿង",
+        "ត្រង",
+        "ចំណងជើង",
+        "ចាកចេញ",
+        "ធ្វើបច្ចុប្បន្នភាព ថ្មីបំផុតមុន",
+    ] {
+        assert!(list.contains(khmer), "records page lacks {khmer}");
+    }
+    for english in [
+        ">Any case<",
+        ">Filter<",
+        ">Title<",
+        ">Sign out<",
+        "record(s) match",
+    ] {
+        assert!(!list.contains(english), "records page still says {english}");
+    }
+    let record = desk.page(&format!("/console/records/{}", c.id)).await;
+    for khmer in [
+        "ទិន្នន័យផ្ទុយគ្នាត្រូវដោះស្រាយ",
+        "ប្រើតម្លៃនេះ",
+        "ការពិនិត្យ",
+        "ផ្ដល់មតិតែប៉ុណ្ណោះ",
+        "ដំណើរការពិនិត្យ",
+    ] {
+        assert!(record.contains(khmer), "record page lacks {khmer}");
+    }
+    for english in [
+        "Conflicts to resolve",
+        "Use this value",
+        ">Comment only<",
+        "Review trail",
+    ] {
+        assert!(
+            !record.contains(english),
+            "record page still says {english}"
+        );
+    }
+    let history = desk
+        .page(&format!("/console/records/{}/history", c.id))
+        .await;
+    assert!(history.contains("ពេលណា") && !history.contains(">When<"));
+    // And back in English.
+    desk.cookie = desk.cookie.replace("saksi_lang=km", "saksi_lang=en");
+    assert!(desk.page("/console/records").await.contains(">Any case<"));
+}

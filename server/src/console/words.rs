@@ -1,0 +1,202 @@
+//! The console's own words, in English and Khmer: navigation, filters, table headers, buttons,
+//! the review box and the history. Field, kind and status labels come from the catalogue in
+//! `saksi-shared`. Templates say `{{ chrome.t("key") }}`; a test checks that every key a
+//! template uses is here, in both languages.
+//!
+//! The Khmer wording is a working translation, to be reviewed by the organisation's
+//! Khmer-speaking staff before deployment (like the PWA's and the catalogue's).
+
+use saksi_shared::Lang;
+
+macro_rules! words {
+    ($($key:ident: $en:expr, $km:expr;)*) => {
+        /// The word for `key` in `lang` (an unknown key shows as itself, and fails the test).
+        pub fn word(lang: Lang, key: &str) -> &'static str {
+            match key {
+                $(stringify!($key) => match lang {
+                    Lang::En => $en,
+                    Lang::Km => $km,
+                },)*
+                _ => "?",
+            }
+        }
+
+        /// Every key, for the tests.
+        #[cfg(test)]
+        pub const KEYS: &[&str] = &[$(stringify!($key)),*];
+    };
+}
+
+words! {
+    // Frame
+    console: "console", "ផ្ទាំងគ្រប់គ្រង";
+    nav_label: "Console", "ផ្ទាំងគ្រប់គ្រង";
+    nav_records: "Records", "កំណត់ត្រា";
+    nav_audit: "Audit log", "កំណត់ហេតុសវនកម្ម";
+    nav_certificate: "Certificate", "វិញ្ញាបនបត្រ";
+    nav_users: "Users", "អ្នកប្រើ";
+    nav_devices: "Devices", "ឧបករណ៍";
+    nav_cases: "Cases", "សំណុំរឿង";
+    sign_out: "Sign out", "ចាកចេញ";
+    show_in_english: "Show labels in English", "បង្ហាញជាភាសាអង់គ្លេស";
+    show_in_khmer: "Show labels in Khmer", "បង្ហាញជាភាសាខ្មែរ";
+    // Records table
+    records: "Records", "កំណត់ត្រា";
+    f_case: "Case", "សំណុំរឿង";
+    f_kind: "Kind", "ប្រភេទ";
+    f_status: "Status", "ស្ថានភាព";
+    f_author: "Author", "អ្នកសរសេរ";
+    f_conflicts: "Conflicts", "ទិន្នន័យផ្ទុយគ្នា";
+    f_from: "Updated from", "ធ្វើបច្ចុប្បន្នភាពពី";
+    f_to: "to", "ដល់";
+    f_sort: "Sort", "តម្រៀប";
+    filter: "Filter", "ត្រង";
+    clear: "Clear", "សម្អាត";
+    counts: "Counts", "ចំនួន";
+    records_match: "record(s) match", "កំណត់ត្រាត្រូវនឹងតម្រង";
+    with_conflicts_to_resolve: "with conflicts to resolve", "មានទិន្នន័យផ្ទុយគ្នាត្រូវដោះស្រាយ";
+    export_these: "Export these records:", "នាំចេញកំណត់ត្រាទាំងនេះ៖";
+    no_records: "No records match this filter.", "គ្មានកំណត់ត្រាណាត្រូវនឹងតម្រងនេះទេ។";
+    col_title: "Title", "ចំណងជើង";
+    col_updated: "Updated", "ធ្វើបច្ចុប្បន្នភាព";
+    flag_conflict: "conflict", "ផ្ទុយគ្នា";
+    pages: "Pages", "ទំព័រ";
+    newer_page: "← Newer page", "← ទំព័រថ្មីជាង";
+    next_page: "Next page →", "ទំព័របន្ទាប់ →";
+    of: "of", "នៃ";
+    page: "page", "ទំព័រ";
+    any_case: "Any case", "គ្រប់សំណុំរឿង";
+    any_kind: "Any kind", "គ្រប់ប្រភេទ";
+    any_status: "Any status", "គ្រប់ស្ថានភាព";
+    anyone: "Anyone", "គ្រប់គ្នា";
+    with_or_without: "With or without", "មាន ឬគ្មាន";
+    with_conflicts: "With conflicts", "មានទិន្នន័យផ្ទុយគ្នា";
+    without_conflicts: "Without conflicts", "គ្មានទិន្នន័យផ្ទុយគ្នា";
+    sort_updated_desc: "Updated, newest first", "ធ្វើបច្ចុប្បន្នភាព ថ្មីបំផុតមុន";
+    sort_updated_asc: "Updated, oldest first", "ធ្វើបច្ចុប្បន្នភាព ចាស់បំផុតមុន";
+    sort_created_desc: "Created, newest first", "បង្កើត ថ្មីបំផុតមុន";
+    sort_created_asc: "Created, oldest first", "បង្កើត ចាស់បំផុតមុន";
+    sort_title: "Title", "ចំណងជើង";
+    sort_status: "Status", "ស្ថានភាព";
+    sort_author: "Author", "អ្នកសរសេរ";
+    sort_kind: "Kind", "ប្រភេទ";
+    csv_observations: "CSV: court observations", "CSV៖ ការសង្កេតតុលាការ";
+    csv_statements: "CSV: family statements", "CSV៖ សេចក្តីថ្លែងការណ៍គ្រួសារ";
+    json: "JSON", "JSON";
+    printable_report: "Printable report", "របាយការណ៍សម្រាប់បោះពុម្ព";
+    untitled: "(untitled)", "(គ្មានចំណងជើង)";
+    // Record page
+    by: "by", "ដោយ";
+    created: "created", "បានបង្កើត";
+    updated: "updated", "បានធ្វើបច្ចុប្បន្នភាព";
+    history: "History", "ប្រវត្តិ";
+    changes: "changes", "ការផ្លាស់ប្ដូរ";
+    case_report: "Case report", "របាយការណ៍សំណុំរឿង";
+    last_change_by: "Last change by", "ការផ្លាស់ប្ដូរចុងក្រោយដោយ";
+    on: "on", "លើ";
+    unconfirmed: "unconfirmed", "មិនទាន់បញ្ជាក់";
+    confirmed_title: "The server bound this change to this device, and the change names the same user and device.", "ម៉ាស៊ីនមេបានភ្ជាប់ការផ្លាស់ប្ដូរនេះទៅឧបករណ៍នេះ ហើយការផ្លាស់ប្ដូរនេះបញ្ជាក់ឈ្មោះអ្នកប្រើ និងឧបករណ៍ដូចគ្នា។";
+    conflicts_to_resolve: "Conflicts to resolve", "ទិន្នន័យផ្ទុយគ្នាត្រូវដោះស្រាយ";
+    conflicts_hint: "These fields were written differently on different devices while offline. Choose the right value: it is saved as an ordinary change and reaches every phone.", "វាលទាំងនេះត្រូវបានសរសេរខុសគ្នាលើឧបករណ៍ផ្សេងៗ ពេលគ្មានបណ្ដាញ។ សូមជ្រើសរើសតម្លៃត្រឹមត្រូវ៖ វានឹងត្រូវរក្សាទុកជាការផ្លាស់ប្ដូរធម្មតា ហើយទៅដល់ទូរស័ព្ទទាំងអស់។";
+    shown_now: "shown now", "កំពុងបង្ហាញ";
+    use_value: "Use this value", "ប្រើតម្លៃនេះ";
+    settle_status: "Settle the status with a review action below.", "សូមកំណត់ស្ថានភាពដោយសកម្មភាពពិនិត្យខាងក្រោម។";
+    field_history: "History of this field", "ប្រវត្តិនៃវាលនេះ";
+    history_link: "history", "ប្រវត្តិ";
+    review: "Review", "ការពិនិត្យ";
+    comment_to_author: "Comment to the author", "មតិទៅអ្នកសរសេរ";
+    comment_needed: "(needed to request changes)", "(ត្រូវការ ដើម្បីស្នើឲ្យកែប្រែ)";
+    comment_only: "Comment only", "ផ្ដល់មតិតែប៉ុណ្ណោះ";
+    review_trail: "Review trail", "ដំណើរការពិនិត្យ";
+    no_review: "No review entries yet.", "មិនទាន់មានការពិនិត្យនៅឡើយទេ។";
+    do_request_changes: "Request changes", "ស្នើឲ្យកែប្រែ";
+    do_approve: "Approve", "អនុម័ត";
+    do_reopen: "Reopen (needs changes)", "បើកម្ដងទៀត (ត្រូវកែប្រែ)";
+    do_archive: "Archive", "ដាក់បណ្ណសារ";
+    do_unarchive: "Unarchive", "ដកចេញពីបណ្ណសារ";
+    do_apply: "Apply", "អនុវត្ត";
+    did_comment: "commented", "បានផ្ដល់មតិ";
+    did_submit: "submitted", "បានដាក់ស្នើ";
+    did_request_changes: "requested changes", "បានស្នើឲ្យកែប្រែ";
+    did_approve: "approved", "បានអនុម័ត";
+    did_reopen: "reopened", "បានបើកម្ដងទៀត";
+    did_archive: "archived", "បានដាក់បណ្ណសារ";
+    did_unarchive: "unarchived", "បានដកចេញពីបណ្ណសារ";
+    did_resolve: "resolved a conflict", "បានដោះស្រាយទិន្នន័យផ្ទុយគ្នា";
+    done_resolved: "The chosen value is saved. It reaches the phones when they next sync.", "តម្លៃដែលបានជ្រើសរើសត្រូវបានរក្សាទុក។ វានឹងទៅដល់ទូរស័ព្ទ នៅពេលវាធ្វើសមកាលកម្មលើកក្រោយ។";
+    done_request_changes: "Changes requested. The author sees your comment on their phone.", "បានស្នើឲ្យកែប្រែ។ អ្នកសរសេរឃើញមតិរបស់អ្នកនៅលើទូរស័ព្ទរបស់គេ។";
+    done_approve: "Approved.", "បានអនុម័ត។";
+    done_archive: "Archived.", "បានដាក់បណ្ណសារ។";
+    done_unarchive: "Unarchived: the record is approved again.", "បានដកចេញពីបណ្ណសារ៖ កំណត់ត្រាត្រូវបានអនុម័តម្ដងទៀត។";
+    done_reopen: "Reopened: the record needs changes again.", "បានបើកម្ដងទៀត៖ កំណត់ត្រាត្រូវការកែប្រែម្ដងទៀត។";
+    done_comment: "Comment added.", "បានបន្ថែមមតិ។";
+    // History page
+    history_of: "History of", "ប្រវត្តិនៃ";
+    f_field: "Field", "វាល";
+    show: "Show", "បង្ហាញ";
+    every_field: "Every field", "គ្រប់វាល";
+    history_hint: "Newest first. Times are the authors' device clocks, in the organisation's time zone. The device is the one the server bound the change to; ✓ means the change's own note names the same user and device; “unconfirmed” means it names someone else, or no device is on record.", "ថ្មីបំផុតមុន។ ម៉ោងគឺតាមនាឡិកាឧបករណ៍របស់អ្នកសរសេរ តាមល្វែងម៉ោងរបស់ស្ថាប័ន។ ឧបករណ៍គឺជាឧបករណ៍ដែលម៉ាស៊ីនមេបានភ្ជាប់ការផ្លាស់ប្ដូរទៅ; ✓ មានន័យថាកំណត់ចំណាំរបស់ការផ្លាស់ប្ដូរបញ្ជាក់ឈ្មោះអ្នកប្រើ និងឧបករណ៍ដូចគ្នា; «មិនទាន់បញ្ជាក់» មានន័យថាវាបញ្ជាក់អ្នកផ្សេង ឬគ្មានឧបករណ៍ក្នុងកំណត់ត្រា។";
+    no_changes: "No changes", "គ្មានការផ្លាស់ប្ដូរ";
+    to_this_field: "to this field", "ចំពោះវាលនេះ";
+    col_when: "When", "ពេលណា";
+    col_who: "Who", "អ្នកណា";
+    col_device: "Device", "ឧបករណ៍";
+    col_what: "What", "អ្វី";
+}
+
+/// The word for a review action as done ("approved"), for the trail and the history.
+pub fn did(lang: Lang, action: &str) -> String {
+    let key = format!("did_{action}");
+    match word(lang, &key) {
+        "?" => action.to_owned(),
+        w => w.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATES: &[(&str, &str)] = &[
+        ("base", include_str!("../../templates/console/base.html")),
+        (
+            "records",
+            include_str!("../../templates/console/records.html"),
+        ),
+        (
+            "record",
+            include_str!("../../templates/console/record.html"),
+        ),
+        (
+            "history",
+            include_str!("../../templates/console/history.html"),
+        ),
+    ];
+
+    #[test]
+    fn every_key_a_template_uses_has_both_languages() {
+        let mut used = 0;
+        for (name, text) in TEMPLATES {
+            for part in text.split("chrome.t(\"").skip(1) {
+                let key = part.split('"').next().expect("a key");
+                used += 1;
+                assert!(
+                    KEYS.contains(&key),
+                    "{name}.html uses `{key}`, which has no words"
+                );
+            }
+        }
+        assert!(used > 50, "the templates use the catalogue ({used} uses)");
+        for key in KEYS {
+            let (en, km) = (word(Lang::En, key), word(Lang::Km, key));
+            assert!(!en.is_empty() && !km.is_empty(), "{key}");
+            // Khmer is Khmer (a few words are the same in both: JSON, CSV).
+            if !matches!(*key, "json") {
+                assert!(
+                    km.chars().any(|c| ('\u{1780}'..='\u{17FF}').contains(&c)),
+                    "{key}: {km}"
+                );
+            }
+        }
+    }
+}
