@@ -233,6 +233,20 @@ pub const TRANSITIONS: &[Transition] = &[
         action: ReviewAction::Unarchive,
         reviewers_only: true,
     },
+    // A mistaken draft ("(untitled)", a test) is put away by a coordinator; nothing is lost,
+    // and reopening gives it back to its author to finish and submit.
+    Transition {
+        from: Status::Draft,
+        to: Status::Archived,
+        action: ReviewAction::Archive,
+        reviewers_only: true,
+    },
+    Transition {
+        from: Status::Archived,
+        to: Status::NeedsChanges,
+        action: ReviewAction::Reopen,
+        reviewers_only: true,
+    },
 ];
 
 /// The step from `from` to `to`, if `role` may take it.
@@ -270,6 +284,7 @@ mod tests {
             assert!(transition(Status::Submitted, Status::Approved, role).is_none());
             assert!(transition(Status::Submitted, Status::NeedsChanges, role).is_none());
             assert!(transition(Status::Approved, Status::Archived, role).is_none());
+            assert!(transition(Status::Draft, Status::Archived, role).is_none());
         }
     }
 
@@ -280,7 +295,9 @@ mod tests {
             assert!(transition(Status::Approved, Status::Archived, role).is_some());
             // No skipping review: a draft cannot jump to approved.
             assert!(transition(Status::Draft, Status::Approved, role).is_none());
-            assert!(transition(Status::Draft, Status::Archived, role).is_none());
+            // A mistaken draft can be put away, and given back to its author.
+            assert!(transition(Status::Draft, Status::Archived, role).is_some());
+            assert!(transition(Status::Archived, Status::NeedsChanges, role).is_some());
         }
         let from_submitted: Vec<_> = transitions_from(Status::Submitted, Role::Coordinator)
             .map(|t| t.to)

@@ -128,7 +128,7 @@ words! {
     done_approve: "Approved.", "បានអនុម័ត។";
     done_archive: "Archived.", "បានដាក់បណ្ណសារ។";
     done_unarchive: "Unarchived: the record is approved again.", "បានដកចេញពីបណ្ណសារ៖ កំណត់ត្រាត្រូវបានអនុម័តម្ដងទៀត។";
-    done_reopen: "Reopened: the record needs changes again.", "បានបើកម្ដងទៀត៖ កំណត់ត្រាត្រូវការកែប្រែម្ដងទៀត។";
+    done_reopen: "Reopened: the record is back with its author, who can change and submit it.", "បានបើកម្ដងទៀត៖ កំណត់ត្រាត្រឡប់ទៅអ្នកសរសេរវិញ ដែលអាចកែប្រែ និងដាក់ស្នើវាបាន។";
     done_comment: "Comment added.", "បានបន្ថែមមតិ។";
     // History page
     history_of: "History of", "ប្រវត្តិនៃ";

@@ -1679,3 +1679,65 @@ async fn the_console_speaks_khmer_in_its_own_words_too() {
     desk.cookie = desk.cookie.replace("saksi_lang=km", "saksi_lang=en");
     assert!(desk.page("/console/records").await.contains(">Any case<"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_puts_a_mistaken_draft_away_and_can_give_it_back() {
+    let server = TestServer::start().await;
+    server.user("sophea", Role::Monitor);
+    server.user("kosal", Role::Coordinator);
+    let case = server.case("ករណី គ-៧", &["sophea"]);
+    let t0 = server.clock_now();
+    let (session, mut phone) = server.phone("sophea").await;
+    let me = session.editor();
+    // New record → Create, and nothing more: an "(untitled)" draft that syncs.
+    let id = phone
+        .repo
+        .create(RecordKind::CourtObservation, &case, &me, t0, random_16());
+    phone.sync_all(WAIT).await.expect("stored");
+
+    let desk = Browser::sign_in(&server, "kosal").await;
+    let html = desk.page(&format!("/console/records/{id}")).await;
+    assert!(html.contains("value=\"archive\""), "a draft offers Archive");
+    let res = desk
+        .post(
+            &format!("/console/records/{id}/review"),
+            &[("action", "archive")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let archived = |repo: &saksi_shared::sync::Repo| {
+        repo.record(&id)
+            .and_then(|r| r.view().ok())
+            .map(|v| v.status)
+    };
+    phone
+        .sync_until(WAIT, |repo, _| archived(repo) == Some(Status::Archived))
+        .await
+        .expect("the phone learns it is archived");
+    // The author can no longer change it; the server refuses a change made after seeing it.
+    let edit = phone
+        .repo
+        .edit(&id, |r| r.set_field("court", text(COURT), &me, t0 + 500));
+    assert!(matches!(edit, Some(Err(_))), "{edit:?}");
+    let list = desk.page("/console/records?status=archived").await;
+    assert!(list.contains(&format!("/console/records/{id}")));
+
+    // Given back to its author (with a comment): open for changes again.
+    let res = desk
+        .post(
+            &format!("/console/records/{id}/review"),
+            &[("action", "reopen"), ("comment", "សូមបញ្ចប់កំណត់ត្រានេះ។")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    phone
+        .sync_until(WAIT, |repo, _| archived(repo) == Some(Status::NeedsChanges))
+        .await
+        .expect("the phone may edit it again");
+    phone
+        .repo
+        .edit(&id, |r| r.set_field("court", text(COURT), &me, t0 + 1_000))
+        .expect("doc")
+        .expect("editable again");
+    phone.sync_all(WAIT).await.expect("stored");
+}

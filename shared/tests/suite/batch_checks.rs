@@ -51,12 +51,21 @@ impl<G: ChangeGate> ChangeGate for Counting<G> {
     }
 }
 
-/// The write policy, one change at a time (the default `check_pending`).
+/// The write policy, one change at a time: every earlier change applied before a change is
+/// judged. (Not the trait's default `check_pending`, which drops the verdict's effects: the
+/// status a reviewer set that a stale step would overrule, which the server then puts back.)
 struct OneAtATime<G>(G);
 
 impl<G: ChangeGate> ChangeGate for OneAtATime<G> {
     fn check(&mut self, doc: &Automerge, change: &Change) -> Result<(), Refusal> {
         self.0.check(doc, change)
+    }
+
+    fn check_pending(&mut self, doc: &Automerge, pending: &Pending, change: &Change) -> Verdict {
+        if !pending.is_empty() {
+            return Verdict::NeedsApplied;
+        }
+        self.0.check_pending(doc, pending, change)
     }
 }
 
