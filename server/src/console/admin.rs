@@ -30,20 +30,14 @@ pub struct DoneQuery {
     done: String,
 }
 
-fn flash(done: &str) -> String {
-    match done {
-        "created" => "Account created.",
-        "role" => "Role changed.",
-        "password" => "Password reset. Existing devices stay signed in; revoke them if needed.",
-        "disable" => "Account disabled; its devices are revoked.",
-        "enable" => "Account enabled. The user signs in again on each device.",
-        "revoked" => "Device revoked: it can no longer sync or sign in.",
-        "case" => "Case created.",
-        "added" => "Added to the team.",
-        "removed" => "Removed from the team.",
-        _ => "",
+fn flash(done: &str, lang: saksi_shared::Lang) -> String {
+    if done.is_empty() {
+        return String::new();
     }
-    .to_owned()
+    match super::words::word(lang, &format!("done_{done}")) {
+        "?" => String::new(),
+        w => w.to_owned(),
+    }
 }
 
 #[derive(Debug)]
@@ -97,7 +91,7 @@ pub async fn users(
         .collect();
     page(&UsersPage {
         chrome: who.chrome("users"),
-        flash: flash(&query.done),
+        flash: flash(&query.done, who.lang),
         users: rows,
         roles: role_choices("monitor"),
     })
@@ -339,7 +333,10 @@ pub async fn devices(
             id: d.id,
         })
         .collect();
-    let mut options = vec![(String::new(), "Everyone".to_owned())];
+    let mut options = vec![(
+        String::new(),
+        super::words::word(who.lang, "everyone").to_owned(),
+    )];
     options.extend(
         users
             .iter()
@@ -347,7 +344,7 @@ pub async fn devices(
     );
     page(&DevicesPage {
         chrome: who.chrome("devices"),
-        flash: flash(&query.done),
+        flash: flash(&query.done, who.lang),
         users: choices(options, query.user.trim()),
         active: rows.iter().filter(|d| d.status == "active").count(),
         devices: rows,
@@ -471,7 +468,7 @@ pub async fn cases(
         .collect();
     page(&CasesPage {
         chrome: who.chrome("cases"),
-        flash: flash(&query.done),
+        flash: flash(&query.done, who.lang),
         cases: rows,
     })
 }

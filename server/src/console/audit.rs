@@ -128,7 +128,10 @@ pub async fn list(
             detail: e.event.detail,
         })
         .collect();
-    let mut actions: Vec<(String, String)> = vec![(String::new(), "Any action".into())];
+    let mut actions: Vec<(String, String)> = vec![(
+        String::new(),
+        super::words::word(who.lang, "any_action").into(),
+    )];
     actions.extend(ACTIONS.iter().map(|a| ((*a).to_owned(), (*a).to_owned())));
     if !q.action.is_empty() && !ACTIONS.contains(&q.action.as_str()) {
         actions.push((q.action.clone(), q.action.clone()));

@@ -130,6 +130,72 @@ words! {
     done_unarchive: "Unarchived: the record is approved again.", "បានដកចេញពីបណ្ណសារ៖ កំណត់ត្រាត្រូវបានអនុម័តម្ដងទៀត។";
     done_reopen: "Reopened: the record is back with its author, who can change and submit it.", "បានបើកម្ដងទៀត៖ កំណត់ត្រាត្រឡប់ទៅអ្នកសរសេរវិញ ដែលអាចកែប្រែ និងដាក់ស្នើវាបាន។";
     done_comment: "Comment added.", "បានបន្ថែមមតិ។";
+    // Audit log
+    audit_log: "Audit log", "កំណត់ហេតុសវនកម្ម";
+    f_action: "Action", "សកម្មភាព";
+    f_user: "User", "អ្នកប្រើ";
+    f_from_date: "From", "ពី";
+    audit_hint: "Newest first. Entries are chained by hash; saksi admin verify-audit checks that none was removed or altered.", "ថ្មីបំផុតមុន។ ធាតុទាំងអស់ភ្ជាប់គ្នាដោយ hash៖ saksi admin verify-audit ពិនិត្យថាគ្មានធាតុណាត្រូវបានលុប ឬកែប្រែ។";
+    no_entries: "No entries match this filter.", "គ្មានធាតុណាត្រូវនឹងតម្រងនេះទេ។";
+    col_target: "Target", "គោលដៅ";
+    col_detail: "Detail", "ព័ត៌មានលម្អិត";
+    newest: "← Newest", "← ថ្មីបំផុត";
+    older_entries: "Older entries →", "ធាតុចាស់ជាង →";
+    any_action: "Any action", "គ្រប់សកម្មភាព";
+    // Users
+    users: "Users", "អ្នកប្រើ";
+    col_role: "Role", "តួនាទី";
+    col_active_devices: "Active devices", "ឧបករណ៍សកម្ម";
+    col_created: "Created", "បានបង្កើត";
+    col_password: "Password", "ពាក្យសម្ងាត់";
+    you: "(you)", "(អ្នក)";
+    change: "Change", "ប្ដូរ";
+    disabled: "disabled", "បានបិទ";
+    active: "active", "សកម្ម";
+    new_password: "new password", "ពាក្យសម្ងាត់ថ្មី";
+    reset: "Reset", "កំណត់ឡើងវិញ";
+    enable: "Enable", "បើក";
+    disable: "Disable", "បិទ";
+    new_account: "New account", "គណនីថ្មី";
+    f_username: "Username", "ឈ្មោះអ្នកប្រើ";
+    create: "Create", "បង្កើត";
+    password_hint: "At least 10 characters. Give the password to the person in person, never by message.", "យ៉ាងហោចណាស់ ១០ តួអក្សរ។ សូមប្រគល់ពាក្យសម្ងាត់ដោយផ្ទាល់ មិនមែនតាមសារទេ។";
+    done_created: "Account created.", "បានបង្កើតគណនី។";
+    done_role: "Role changed.", "បានប្ដូរតួនាទី។";
+    done_password: "Password reset. Existing devices stay signed in; revoke them if needed.", "បានកំណត់ពាក្យសម្ងាត់ឡើងវិញ។ ឧបករណ៍ដែលមានស្រាប់នៅតែចូលប្រើ៖ ដកសិទ្ធិវាប្រសិនបើចាំបាច់។";
+    done_disable: "Account disabled; its devices are revoked.", "បានបិទគណនី៖ ឧបករណ៍របស់វាត្រូវបានដកសិទ្ធិ។";
+    done_enable: "Account enabled. The user signs in again on each device.", "បានបើកគណនី។ អ្នកប្រើត្រូវចូលម្ដងទៀតលើឧបករណ៍នីមួយៗ។";
+    done_revoked: "Device revoked: it can no longer sync or sign in.", "បានដកសិទ្ធិឧបករណ៍៖ វាមិនអាចធ្វើសមកាលកម្ម ឬចូលប្រើបានទៀតទេ។";
+    done_case: "Case created.", "បានបង្កើតសំណុំរឿង។";
+    done_added: "Added to the team.", "បានបន្ថែមទៅក្រុម។";
+    done_removed: "Removed from the team.", "បានដកចេញពីក្រុម។";
+    // Devices
+    devices: "Devices", "ឧបករណ៍";
+    everyone: "Everyone", "គ្រប់គ្នា";
+    devices_count: "device(s)", "ឧបករណ៍";
+    active_count: "active", "សកម្ម";
+    revoke_hint: "Revoke a lost or seized phone at once: it can no longer sync or sign in, and its open connections are closed.", "ដកសិទ្ធិទូរស័ព្ទដែលបាត់ ឬត្រូវរឹបអូសភ្លាម៖ វាមិនអាចធ្វើសមកាលកម្ម ឬចូលប្រើបានទៀតទេ ហើយការតភ្ជាប់របស់វាត្រូវបានបិទ។";
+    col_id: "Id", "លេខសម្គាល់";
+    col_signed_in: "Signed in", "បានចូល";
+    col_last_seen: "Last seen", "ឃើញចុងក្រោយ";
+    col_expires: "Expires", "ផុតកំណត់";
+    this_browser: "(this browser)", "(កម្មវិធីរុករកនេះ)";
+    revoke_confirm: "wipe it: the device loses what it has not synced", "លុបវា៖ ឧបករណ៍នឹងបាត់អ្វីដែលមិនទាន់ធ្វើសមកាលកម្ម";
+    revoke: "Revoke", "ដកសិទ្ធិ";
+    // Cases
+    cases_and_teams: "Cases and teams", "សំណុំរឿង និងក្រុម";
+    cases_hint: "Members of a case's team sync its records to their phones. Coordinators and admins see every case.", "សមាជិកក្រុមនៃសំណុំរឿងធ្វើសមកាលកម្មកំណត់ត្រារបស់វាទៅទូរស័ព្ទរបស់ពួកគេ។ អ្នកសម្របសម្រួល និងអ្នកគ្រប់គ្រងឃើញគ្រប់សំណុំរឿង។";
+    records_count: "record(s)", "កំណត់ត្រា";
+    report: "Report", "របាយការណ៍";
+    team: "Team", "ក្រុម";
+    nobody_yet: "Nobody yet.", "មិនទាន់មាននរណាម្នាក់ទេ។";
+    remove: "remove", "ដកចេញ";
+    add: "Add", "បន្ថែម";
+    add_to_team: "Add to the team", "បន្ថែមទៅក្រុម";
+    no_cases: "No cases yet.", "មិនទាន់មានសំណុំរឿងទេ។";
+    new_case: "New case", "សំណុំរឿងថ្មី";
+    f_name: "Name", "ឈ្មោះ";
+    case_name_hint: "A short name the team uses; avoid full names of people at risk.", "ឈ្មោះខ្លីដែលក្រុមប្រើ៖ ជៀសវាងឈ្មោះពេញរបស់អ្នកដែលប្រឈមនឹងហានិភ័យ។";
     // History page
     history_of: "History of", "ប្រវត្តិនៃ";
     f_field: "Field", "វាល";
@@ -171,6 +237,13 @@ mod tests {
             "history",
             include_str!("../../templates/console/history.html"),
         ),
+        ("audit", include_str!("../../templates/console/audit.html")),
+        ("users", include_str!("../../templates/console/users.html")),
+        (
+            "devices",
+            include_str!("../../templates/console/devices.html"),
+        ),
+        ("cases", include_str!("../../templates/console/cases.html")),
     ];
 
     #[test]

@@ -1675,9 +1675,24 @@ async fn the_console_speaks_khmer_in_its_own_words_too() {
         .page(&format!("/console/records/{}/history", c.id))
         .await;
     assert!(history.contains("ពេលណា") && !history.contains(">When<"));
+    let audit = desk.page("/console/audit").await;
+    assert!(audit.contains("គ្រប់សកម្មភាព") && !audit.contains("Any action"));
     // And back in English.
     desk.cookie = desk.cookie.replace("saksi_lang=km", "saksi_lang=en");
     assert!(desk.page("/console/records").await.contains(">Any case<"));
+
+    // The admin pages too.
+    server.user("chenda", Role::Admin);
+    let mut admin = Browser::sign_in(&server, "chenda").await;
+    admin.cookie = format!("{}; saksi_lang=km", admin.cookie);
+    for (path, khmer, english) in [
+        ("/console/admin/users", "គណនីថ្មី", "New account"),
+        ("/console/admin/devices", "ដកសិទ្ធិទូរស័ព្ទដែលបាត់", "Revoke a lost"),
+        ("/console/admin/cases", "សំណុំរឿង និងក្រុម", "Cases and teams"),
+    ] {
+        let html = admin.page(path).await;
+        assert!(html.contains(khmer) && !html.contains(english), "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
