@@ -14,7 +14,7 @@ use saksi_shared::{DocumentId, Millis, Role};
 
 use crate::accounts::{Clock, Passwords, SystemClock, random_16};
 use crate::config::Config;
-use crate::storage::{AuditEvent, Case, DocumentRow, Storage, StorageError, User};
+use crate::storage::{AuditAction, AuditEvent, Case, DocumentRow, Storage, StorageError, User};
 
 /// Usage of the admin commands.
 pub const USAGE: &str = "\
@@ -148,7 +148,7 @@ impl Operator<'_> {
         &self,
         storage: &dyn Storage,
         now: Millis,
-        action: &str,
+        action: AuditAction,
         target: String,
         detail: String,
     ) -> Result<(), StorageError> {
@@ -156,7 +156,7 @@ impl Operator<'_> {
             at: now,
             username: Some(self.username.to_owned()),
             device_id: self.device_id.map(str::to_owned),
-            action: action.into(),
+            action,
             target: Some(target),
             detail,
         })
@@ -203,7 +203,7 @@ pub fn create_user(
     by.audit(
         storage,
         now,
-        "user_created",
+        AuditAction::UserCreated,
         username.into(),
         format!("role {}", role.as_str()),
     )?;
@@ -226,7 +226,7 @@ pub fn reset_password(
     by.audit(
         storage,
         now,
-        "password_reset",
+        AuditAction::PasswordReset,
         user.username.clone(),
         String::new(),
     )?;
@@ -245,7 +245,7 @@ pub fn set_role(
     by.audit(
         storage,
         now,
-        "role_changed",
+        AuditAction::RoleChanged,
         user.username.clone(),
         format!("role {}", role.as_str()),
     )?;
@@ -273,7 +273,11 @@ pub fn set_disabled(
     by.audit(
         storage,
         now,
-        if disabled { "disable" } else { "enable" },
+        if disabled {
+            AuditAction::UserDisabled
+        } else {
+            AuditAction::UserEnabled
+        },
         user.username.clone(),
         if disabled {
             format!("{} device(s) revoked", revoked.len())
@@ -295,7 +299,13 @@ pub fn revoke_device(
     if !storage.revoke_device(device, now)? {
         return Ok(false);
     }
-    by.audit(storage, now, "device_revoked", device.into(), String::new())?;
+    by.audit(
+        storage,
+        now,
+        AuditAction::DeviceRevoked,
+        device.into(),
+        String::new(),
+    )?;
     Ok(true)
 }
 
@@ -310,7 +320,7 @@ pub fn end_sessions(
     by.audit(
         storage,
         now,
-        "sessions_ended",
+        AuditAction::SessionsEnded,
         user.username.clone(),
         format!("{ended} device(s)"),
     )?;
@@ -331,7 +341,13 @@ pub fn new_case(
         ));
     }
     let id = create_case(storage, name, by.author(), now)?;
-    by.audit(storage, now, "case_created", id.to_string(), String::new())?;
+    by.audit(
+        storage,
+        now,
+        AuditAction::CaseCreated,
+        id.to_string(),
+        String::new(),
+    )?;
     Ok(id)
 }
 
@@ -356,9 +372,9 @@ pub fn set_member(
         storage,
         now,
         if member {
-            "add-member"
+            AuditAction::MemberAdded
         } else {
-            "remove-member"
+            AuditAction::MemberRemoved
         },
         case.to_string(),
         format!("user {}", user.username),
@@ -520,7 +536,7 @@ pub fn run(
             by.audit(
                 storage,
                 now,
-                "certificate_renewed",
+                AuditAction::CertificateRenewed,
                 "tls".into(),
                 format!(
                     "server certificate {} for {} name(s)",
@@ -765,8 +781,16 @@ mod tests {
         let audit = run_cmd(&storage, "verify-audit", "").expect("intact");
         assert!(audit.starts_with("audit log intact: "), "{audit}");
         let entries = storage.audit(&Default::default()).expect("audit");
-        assert!(entries.iter().any(|e| e.event.action == "device_revoked"));
-        assert!(entries.iter().any(|e| e.event.action == "sessions_ended"));
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.event.action == AuditAction::DeviceRevoked)
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.event.action == AuditAction::SessionsEnded)
+        );
         assert!(
             entries.iter().all(|e| !e.event.detail.contains("password")),
             "no secrets in the audit log"

@@ -20,7 +20,7 @@ use crate::accounts::{Clock, Passwords, SystemClock, Throttle, Tickets};
 use crate::config::Config;
 use crate::db::Db;
 use crate::storage::sqlite::SqliteStorage;
-use crate::storage::{AuditEvent, Storage, StorageError, User};
+use crate::storage::{AuditAction, AuditEvent, Storage, StorageError, User};
 use crate::sync::{Bindings, Connections, Documents};
 
 /// Counters for operations (exposed on `/metrics`). Only counts, never contents.
@@ -86,9 +86,6 @@ pub struct AppState {
 impl AppState {
     /// Appends to the audit log; a failure is logged (the action itself already happened).
     pub async fn audit(&self, event: AuditEvent) {
-        if event.action == "change_refused" {
-            self.metrics.changes_refused.fetch_add(1, Ordering::Relaxed);
-        }
         let action = event.action.clone();
         if let Err(e) = self.db.run(move |s| s.append_audit(event)).await {
             tracing::error!(action = %action, error = %e, "audit entry not written");
@@ -205,7 +202,7 @@ pub fn ensure_first_admin(
         at: now,
         username: None,
         device_id: None,
-        action: "user_created".into(),
+        action: AuditAction::UserCreated,
         target: Some("admin".into()),
         detail: "first admin, role admin".into(),
     })?;

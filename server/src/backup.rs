@@ -452,7 +452,7 @@ mod tests {
                     at: i,
                     username: Some("cli".into()),
                     device_id: None,
-                    action: "user_created".into(),
+                    action: crate::storage::AuditAction::UserCreated,
                     target: Some("sophea".into()),
                     detail: String::new(),
                 })

@@ -6,28 +6,20 @@ use serde::{Deserialize, Serialize};
 
 use super::view::{Choice, Chrome, choices, date_millis_in, end_of_day_in, time_in};
 use super::{Console, ConsoleError, page};
-use crate::storage::AuditFilter;
+use crate::storage::{AuditAction, AuditFilter};
 
 /// Entries per page.
 pub const PAGE_SIZE: u32 = 100;
 
 /// The actions the server and the CLI write (offered in the filter; any other value works too).
-pub const ACTIONS: &[&str] = &[
-    "login",
-    "login_failed",
-    "logout",
-    "user_created",
-    "password_reset",
-    "role_changed",
-    "disable",
-    "enable",
-    "device_revoked",
-    "case_created",
-    "add-member",
-    "remove-member",
-    "change_refused",
-    "export",
-];
+/// An action's label in the console's language (its stored name when it has none).
+pub fn action_label(action: &AuditAction, lang: saksi_shared::Lang) -> String {
+    let key = format!("act_{}", action.as_str().replace('-', "_"));
+    match super::words::word(lang, &key) {
+        "?" => action.as_str().to_owned(),
+        w => w.to_owned(),
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct AuditQuery {
@@ -50,7 +42,9 @@ pub struct AuditRow {
     pub at: String,
     pub user: String,
     pub device: String,
+    /// The stored name.
     pub action: String,
+    pub action_label: String,
     pub target: String,
     pub detail: String,
 }
@@ -84,7 +78,7 @@ pub async fn list(
         None => None,
     };
     let filter = AuditFilter {
-        action: some(&q.action),
+        action: some(&q.action).map(|a| AuditAction::from_stored(&a)),
         username: some(&q.user),
         target: None,
         from,
@@ -123,7 +117,8 @@ pub async fn list(
             at: time_in(&who.state.time_zone, e.event.at),
             user: e.event.username.unwrap_or_default(),
             device: e.event.device_id.unwrap_or_default(),
-            action: e.event.action,
+            action_label: action_label(&e.event.action, who.lang),
+            action: e.event.action.as_str().to_owned(),
             target: e.event.target.unwrap_or_default(),
             detail: e.event.detail,
         })
@@ -132,8 +127,12 @@ pub async fn list(
         String::new(),
         super::words::word(who.lang, "any_action").into(),
     )];
-    actions.extend(ACTIONS.iter().map(|a| ((*a).to_owned(), (*a).to_owned())));
-    if !q.action.is_empty() && !ACTIONS.contains(&q.action.as_str()) {
+    actions.extend(
+        AuditAction::ALL
+            .iter()
+            .map(|a| (a.as_str().to_owned(), action_label(a, who.lang))),
+    );
+    if !q.action.is_empty() && !actions.iter().any(|(v, _)| *v == q.action) {
         actions.push((q.action.clone(), q.action.clone()));
     }
     page(&AuditPage {

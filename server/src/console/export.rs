@@ -117,7 +117,7 @@ async fn audit(who: &Console, format: &str, query: &RecordQuery, count: usize, s
         at: who.state.now(),
         username: Some(who.username().to_owned()),
         device_id: Some(who.auth.device.id.clone()),
-        action: "export".into(),
+        action: crate::storage::AuditAction::Export,
         target: (!query.case.trim().is_empty()).then(|| query.case.trim().to_owned()),
         detail: if skipped.is_empty() {
             format!("{format}: {}; {count} record(s)", query.describe())

@@ -142,6 +142,22 @@ words! {
     newest: "← Newest", "← ថ្មីបំផុត";
     older_entries: "Older entries →", "ធាតុចាស់ជាង →";
     any_action: "Any action", "គ្រប់សកម្មភាព";
+    act_login: "Signed in", "បានចូល";
+    act_login_failed: "Sign-in failed", "ការចូលបរាជ័យ";
+    act_logout: "Signed out", "បានចាកចេញ";
+    act_user_created: "Account created", "បានបង្កើតគណនី";
+    act_password_reset: "Password reset", "បានកំណត់ពាក្យសម្ងាត់ឡើងវិញ";
+    act_role_changed: "Role changed", "បានប្ដូរតួនាទី";
+    act_disable: "Account disabled", "បានបិទគណនី";
+    act_enable: "Account enabled", "បានបើកគណនី";
+    act_device_revoked: "Device revoked", "បានដកសិទ្ធិឧបករណ៍";
+    act_sessions_ended: "Sessions ended", "បានបញ្ចប់វគ្គ";
+    act_case_created: "Case created", "បានបង្កើតសំណុំរឿង";
+    act_add_member: "Added to a team", "បានបន្ថែមទៅក្រុម";
+    act_remove_member: "Removed from a team", "បានដកចេញពីក្រុម";
+    act_change_refused: "Changes refused", "ការផ្លាស់ប្ដូរត្រូវបានបដិសេធ";
+    act_export: "Export", "ការនាំចេញ";
+    act_certificate_renewed: "Certificate renewed", "បានបន្តវិញ្ញាបនបត្រ";
     // Users
     users: "Users", "អ្នកប្រើ";
     col_role: "Role", "តួនាទី";

@@ -23,7 +23,7 @@ use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token,
 use super::upgrade::{Accepted, Upgrading};
 use crate::accounts::{new_device_id, new_token, token_hash};
 use crate::app::AppState;
-use crate::storage::{AuditEvent, DocumentFilter, User};
+use crate::storage::{AuditAction, AuditEvent, DocumentFilter, User};
 use crate::sync::connection::Authenticated;
 
 type State = web::Data<AppState>;
@@ -242,7 +242,7 @@ pub async fn sign_in(
                 at: now,
                 username: None,
                 device_id: None,
-                action: "login_failed".into(),
+                action: AuditAction::LoginFailed,
                 target: Some(username.chars().take(64).collect()),
                 detail: format!("from {address}"),
             })
@@ -291,7 +291,7 @@ pub async fn sign_in(
             at: now,
             username: Some(user.username.clone()),
             device_id: Some(device_id.clone()),
-            action: "login".into(),
+            action: AuditAction::Login,
             target: Some(device_id.clone()),
             detail: detail.into(),
         })
@@ -340,7 +340,7 @@ pub async fn sign_out(state: &AppState, auth: &AuthDevice) -> Result<(), ApiErro
             at: now,
             username: Some(auth.user.username.clone()),
             device_id: Some(auth.device.id.clone()),
-            action: "logout".into(),
+            action: AuditAction::Logout,
             target: Some(auth.device.id.clone()),
             detail: String::new(),
         })

@@ -112,13 +112,104 @@ pub struct DocumentWrite {
     pub new_actors: Vec<(String, String)>,
 }
 
+/// What an audit entry records. The stored names are part of the hash chain and never
+/// change: a few kept their first spelling (`disable`, `add-member`), which the console shows
+/// by label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    Login,
+    LoginFailed,
+    Logout,
+    UserCreated,
+    PasswordReset,
+    RoleChanged,
+    UserDisabled,
+    UserEnabled,
+    DeviceRevoked,
+    SessionsEnded,
+    CaseCreated,
+    MemberAdded,
+    MemberRemoved,
+    ChangeRefused,
+    Export,
+    CertificateRenewed,
+    /// A name this version does not know (written by a newer one): kept as stored.
+    Other(String),
+}
+
+impl AuditAction {
+    /// Every action this version writes, in the order the console's filter offers them.
+    pub const ALL: [AuditAction; 16] = [
+        AuditAction::Login,
+        AuditAction::LoginFailed,
+        AuditAction::Logout,
+        AuditAction::UserCreated,
+        AuditAction::PasswordReset,
+        AuditAction::RoleChanged,
+        AuditAction::UserDisabled,
+        AuditAction::UserEnabled,
+        AuditAction::DeviceRevoked,
+        AuditAction::SessionsEnded,
+        AuditAction::CaseCreated,
+        AuditAction::MemberAdded,
+        AuditAction::MemberRemoved,
+        AuditAction::ChangeRefused,
+        AuditAction::Export,
+        AuditAction::CertificateRenewed,
+    ];
+
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::UserCreated => "user_created",
+            AuditAction::PasswordReset => "password_reset",
+            AuditAction::RoleChanged => "role_changed",
+            AuditAction::UserDisabled => "disable",
+            AuditAction::UserEnabled => "enable",
+            AuditAction::DeviceRevoked => "device_revoked",
+            AuditAction::SessionsEnded => "sessions_ended",
+            AuditAction::CaseCreated => "case_created",
+            AuditAction::MemberAdded => "add-member",
+            AuditAction::MemberRemoved => "remove-member",
+            AuditAction::ChangeRefused => "change_refused",
+            AuditAction::Export => "export",
+            AuditAction::CertificateRenewed => "certificate_renewed",
+            AuditAction::Other(name) => name,
+        }
+    }
+
+    /// From a stored name (an unknown one is [`AuditAction::Other`]).
+    pub fn from_stored(name: &str) -> AuditAction {
+        AuditAction::ALL
+            .iter()
+            .find(|a| a.as_str() == name)
+            .cloned()
+            .unwrap_or_else(|| AuditAction::Other(name.to_owned()))
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Something worth recording in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
     pub at: Millis,
     pub username: Option<String>,
     pub device_id: Option<String>,
-    pub action: String,
+    pub action: AuditAction,
     pub target: Option<String>,
     /// Ids and counts only; never record contents, passwords or tokens.
     pub detail: String,
@@ -136,7 +227,7 @@ pub struct AuditEntry {
 /// Which audit entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub action: Option<String>,
+    pub action: Option<AuditAction>,
     pub username: Option<String>,
     pub target: Option<String>,
     pub from: Option<Millis>,

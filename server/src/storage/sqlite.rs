@@ -16,8 +16,8 @@ use saksi_shared::{DocumentId, Millis, Role};
 use sha2::{Digest, Sha256};
 
 use super::{
-    AuditEntry, AuditEvent, AuditFilter, Case, Device, DocumentCounts, DocumentFilter, DocumentRow,
-    DocumentSort, DocumentWrite, Storage, StorageError, User, UserId,
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, Case, Device, DocumentCounts, DocumentFilter,
+    DocumentRow, DocumentSort, DocumentWrite, Storage, StorageError, User, UserId,
 };
 
 /// Migrations, in order. `PRAGMA user_version` records how many have run.
@@ -534,7 +534,7 @@ fn audit_from(row: &rusqlite::Row<'_>) -> Result<(AuditEntry, Vec<u8>), rusqlite
                 at: row.get(1)?,
                 username: row.get(2)?,
                 device_id: row.get(3)?,
-                action: row.get(4)?,
+                action: AuditAction::from_stored(&row.get::<_, String>(4)?),
                 target: row.get(5)?,
                 detail: row.get(6)?,
             },
@@ -1074,7 +1074,7 @@ impl Storage for SqliteStorage {
                     event.at,
                     event.username,
                     event.device_id,
-                    event.action,
+                    event.action.as_str(),
                     event.target,
                     event.detail,
                     hash
@@ -1095,7 +1095,7 @@ impl Storage for SqliteStorage {
             )?;
             let rows = stmt.query_map(
                 params![
-                    filter.action,
+                    filter.action.as_ref().map(AuditAction::as_str),
                     filter.username,
                     filter.target,
                     filter.from,

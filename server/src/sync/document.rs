@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnId, Peer, Who};
 use crate::app::AppState;
-use crate::storage::{AuditEvent, DocumentRow, DocumentWrite, StorageError};
+use crate::storage::{AuditAction, AuditEvent, DocumentRow, DocumentWrite, StorageError};
 
 /// A read of a document (absent if there is no such document).
 pub type ReadFn = Box<dyn FnOnce(Option<&Record>) + Send>;
@@ -445,10 +445,15 @@ impl DocumentTask {
                         at: self.state.clock.now(),
                         username: Some(user),
                         device_id: Some(peer.device),
-                        action: "change_refused".into(),
+                        action: AuditAction::ChangeRefused,
                         target: Some(self.id.to_string()),
                         detail: format!("{:?}: {} change(s)", refusal.code, changes),
                     };
+                    // Counts changes, as its name says (one refusal can cover many).
+                    self.state
+                        .metrics
+                        .changes_refused
+                        .fetch_add(changes as u64, std::sync::atomic::Ordering::Relaxed);
                     self.state.audit(event).await;
                 }
                 Effect::SaveSyncState { device, state } => {

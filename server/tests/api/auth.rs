@@ -108,7 +108,7 @@ async fn login_sets_a_strict_cookie_and_wrong_passwords_are_throttled() {
     let failures = server
         .storage()
         .audit(&saksi_server::storage::AuditFilter {
-            action: Some("login_failed".into()),
+            action: Some(saksi_server::storage::AuditAction::LoginFailed),
             ..Default::default()
         })
         .expect("audit");
@@ -201,7 +201,7 @@ async fn concurrent_guesses_are_throttled_before_any_password_is_checked() {
     let failures = server
         .storage()
         .audit(&saksi_server::storage::AuditFilter {
-            action: Some("login_failed".into()),
+            action: Some(saksi_server::storage::AuditAction::LoginFailed),
             ..Default::default()
         })
         .expect("audit");

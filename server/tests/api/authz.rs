@@ -178,7 +178,7 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
     let refusals = server
         .storage()
         .audit(&AuditFilter {
-            action: Some("change_refused".into()),
+            action: Some(saksi_server::storage::AuditAction::ChangeRefused),
             ..Default::default()
         })
         .expect("audit");
@@ -188,6 +188,23 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
         Some(id.to_string().as_str())
     );
     assert!(refusals[0].event.detail.starts_with("Workflow"));
+    // The metric counts the refused changes (the audit entry says how many), not entries.
+    let refused: u64 = refusals[0]
+        .event
+        .detail
+        .split(": ")
+        .nth(1)
+        .and_then(|d| d.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a count in the detail");
+    assert_eq!(
+        server
+            .state
+            .metrics
+            .changes_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        refused
+    );
 
     // The same connection still serves other documents.
     let other = p1.repo.create(
@@ -228,7 +245,7 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
     let refusals = server
         .storage()
         .audit(&AuditFilter {
-            action: Some("change_refused".into()),
+            action: Some(saksi_server::storage::AuditAction::ChangeRefused),
             ..Default::default()
         })
         .expect("audit");

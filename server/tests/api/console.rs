@@ -412,10 +412,25 @@ async fn every_console_page_renders_realistic_data() {
 
     // Audit log and the admin pages.
     let html = admin.page("/console/audit").await;
-    assert!(html.contains("class=\"action\">login<") && html.contains("class=\"action\">export<"));
+    assert!(
+        html.contains("data-action=\"login\">Signed in<")
+            && html.contains("data-action=\"export\">Export<")
+    );
+    // Every action can be picked, including those the filter once missed.
+    for action in [
+        "sessions_ended",
+        "certificate_renewed",
+        "add-member",
+        "change_refused",
+    ] {
+        assert!(
+            html.contains(&format!("<option value=\"{action}\"")),
+            "{action}"
+        );
+    }
     let html = admin.page("/console/audit?action=login&user=sophea").await;
-    assert!(html.contains("<td>sophea</td>") && html.contains("class=\"action\">login<"));
-    assert!(!html.contains("class=\"action\">export<") && !html.contains("<td>vanna</td>"));
+    assert!(html.contains("<td>sophea</td>") && html.contains("data-action=\"login\""));
+    assert!(!html.contains("data-action=\"export\"") && !html.contains("<td>vanna</td>"));
     let html = admin.page("/console/admin/users").await;
     for name in ["sophea", "vanna", "dara", "chenda</a> (you)"] {
         assert!(html.contains(name), "users page lacks {name}");
@@ -996,7 +1011,7 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
     let entries = server
         .storage()
         .audit(&AuditFilter {
-            action: Some("export".into()),
+            action: Some(saksi_server::storage::AuditAction::Export),
             ..Default::default()
         })
         .expect("audit");
@@ -1430,7 +1445,7 @@ async fn admins_manage_users_devices_and_teams_from_the_console() {
     assert!(
         entries
             .iter()
-            .filter(|e| e.event.action != "login")
+            .filter(|e| e.event.action.as_str() != "login")
             .all(|e| e
                 .event
                 .device_id
