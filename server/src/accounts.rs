@@ -237,6 +237,39 @@ pub fn new_device_id() -> String {
     format!("dev_{}", hex::encode(random_bytes::<10>()))
 }
 
+/// A username that follows the one rule for usernames: 1-64 letters (any script, Khmer
+/// included), digits, `.`, `_` or `-`. Parsed where a username comes in (the admin CLI and
+/// console, sign-in), so nothing past the edge sees another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+/// What the rule says, for error messages.
+pub const USERNAME_RULE: &str = "a username is 1-64 letters, digits, '.', '_' or '-'";
+
+impl Username {
+    pub fn parse(s: &str) -> Result<Username, &'static str> {
+        if s.is_empty()
+            || s.chars().count() > 64
+            || !s
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(USERNAME_RULE);
+        }
+        Ok(Username(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// 16 random bytes (document ids, actor ids).
 pub fn random_16() -> [u8; 16] {
     random_bytes()
@@ -370,6 +403,25 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_rule_for_usernames_in_any_script() {
+        for ok in [
+            "sophea",
+            "dara.k",
+            "srey_01",
+            "សុខា",
+            "ស".repeat(64).as_str(),
+        ] {
+            assert_eq!(
+                Username::parse(ok).map(|u| u.to_string()),
+                Ok(ok.to_owned())
+            );
+        }
+        for bad in ["", "two words", "a/b", "x\u{0}", "name\n", &"ស".repeat(65)] {
+            assert_eq!(Username::parse(bad), Err(USERNAME_RULE), "{bad:?}");
+        }
+    }
 
     #[tokio::test]
     async fn password_checks_take_turns_one_per_core_across_clones() {

@@ -165,17 +165,9 @@ impl Operator<'_> {
 
 /// Checks a new username: 1-64 letters, digits, `.`, `_` or `-`.
 pub fn check_username(username: &str) -> Result<(), AdminError> {
-    if username.is_empty()
-        || username.len() > 64
-        || !username
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(AdminError::Invalid(
-            "a username is 1-64 letters, digits, '.', '_' or '-'".into(),
-        ));
-    }
-    Ok(())
+    crate::accounts::Username::parse(username)
+        .map(|_| ())
+        .map_err(|rule| AdminError::Invalid(rule.into()))
 }
 
 /// Creates an account with `role` and `password` (audited).

@@ -196,12 +196,11 @@ pub async fn sign_in(
     renew: Option<&str>,
 ) -> Result<SignedIn, ApiError> {
     let device_name = device_name.trim().to_owned();
-    if username.is_empty()
-        || username.len() > 64
-        || password.len() > 1024
-        || device_name.is_empty()
-        || device_name.chars().count() > 100
-    {
+    // The same rule as when accounts are made: no account has another name.
+    if let Err(rule) = crate::accounts::Username::parse(username) {
+        return Err(ApiError::BadRequest(rule.into()));
+    }
+    if password.len() > 1024 || device_name.is_empty() || device_name.chars().count() > 100 {
         return Err(ApiError::BadRequest(
             "username, password and a device name (at most 100 characters) are required".into(),
         ));
