@@ -395,20 +395,28 @@ impl ServedDocument {
 
     /// Whether the stored document exists, can be served, and `who` may read it.
     pub fn readable_by(&self, who: &Principal) -> bool {
-        !self.broken
-            && self
-                .doc
-                .as_ref()
-                .is_some_and(|d| d.record().meta().is_some_and(|m| who.may_read(&m)))
+        self.serving_meta().is_some_and(|m| who.may_read(&m))
+    }
+
+    /// The stored record's identity, if it can be served (read once per batch of messages:
+    /// reading it from the document costs a lookup of several keys).
+    fn serving_meta(&self) -> Option<crate::record::RecordMeta> {
+        if self.broken {
+            return None;
+        }
+        self.doc.as_ref().and_then(|d| d.record().meta())
     }
 
     /// Connections among `messages` that are new to the stored document and will be served
     /// it: the driver looks up their device's saved sync state for [`ServedDocument::receive`].
     pub fn resuming(&self, messages: &[PeerMessage]) -> Vec<(ConnId, String)> {
         let mut seen = HashSet::new();
+        let Some(meta) = self.serving_meta() else {
+            return Vec::new();
+        };
         messages
             .iter()
-            .filter(|m| self.readable_by(&m.who) && !self.peers.contains_key(&m.peer.conn))
+            .filter(|m| m.who.may_read(&meta) && !self.peers.contains_key(&m.peer.conn))
             .filter(|m| seen.insert(m.peer.conn))
             .map(|m| (m.peer.conn, m.peer.device.clone()))
             .collect()
@@ -477,8 +485,10 @@ impl ServedDocument {
         debug_assert!(!self.is_storing(), "a store is outstanding");
         let mut rest = messages.into_iter().peekable();
         let mut group: Vec<PeerMessage> = Vec::new();
+        // The document does not change until the group is received (below, then a return).
+        let meta = self.serving_meta();
         while let Some(message) = rest.next() {
-            if self.readable_by(&message.who) {
+            if meta.as_ref().is_some_and(|m| message.who.may_read(m)) {
                 if group.iter().any(|m| m.peer.conn == message.peer.conn) {
                     // A second message from a connection waits for the batch before it.
                     let mut left = vec![message];

@@ -142,6 +142,9 @@ class App {
 
   render() {
     if (this.neutral) return;
+    // The records, a record or Settings need the open session: while a wipe or sign-out is
+    // finishing (it awaits the store) nothing of them may be drawn from a session that is gone.
+    if (this.screen === "main" && !this.session) this.screen = "login";
     document.body.dataset.screen = this.screen === "main" ? this.route().page : this.screen;
     document.body.classList.toggle("unlocked", Boolean(this.session));
     this.renderBanners();
@@ -573,6 +576,8 @@ class App {
 
   onIndex(index) {
     const s = this.session;
+    // An answer that arrives after the session ended (locked, wiped) has nowhere to go.
+    if (!s) return;
     s.meta.cases = index.cases;
     s.meta.index = index.records.filter((r) => r.kind !== "case");
     this.saveMeta();

@@ -333,6 +333,7 @@ struct ReportPage {
     records: Vec<ReportRecord>,
     /// Records that could not be read, by id.
     skipped: Vec<String>,
+    w: super::words::Words,
 }
 
 pub async fn report(
@@ -368,6 +369,7 @@ pub async fn report(
             })
             .collect(),
         skipped: skipped.clone(),
+        w: super::words::Words(who.lang),
     };
     let body = report.render()?;
     audit(&who, "report", &query, records.len(), &skipped).await;

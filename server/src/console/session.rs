@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::words::Words;
 use super::{Console, ConsoleError, LANG_COOKIE, page, posted_from_here, safe_next, see_other};
 use crate::app::AppState;
 use crate::http::ApiError;
@@ -25,6 +26,7 @@ struct LoginPage<'a> {
     next: &'a str,
     username: &'a str,
     message: &'a str,
+    w: Words,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +52,7 @@ pub async fn login_form(
         next,
         username: "",
         message: "",
+        w: Words::of(&req),
     })
 }
 
@@ -72,11 +75,12 @@ impl std::fmt::Debug for LoginForm {
     }
 }
 
-fn login_again(status: StatusCode, form: &LoginForm, message: &str) -> HttpResponse {
+fn login_again(status: StatusCode, form: &LoginForm, message: &str, w: Words) -> HttpResponse {
     let body = LoginPage {
         next: safe_next(&form.next),
         username: &form.username,
         message,
+        w,
     }
     .render()
     .unwrap_or_else(|_| message.to_owned());
@@ -96,6 +100,7 @@ pub async fn login(
         return Err(ConsoleError::Csrf);
     }
     let form = form.into_inner();
+    let w = Words::of(&req);
     let signed_in = match sign_in(
         &req,
         &state,
@@ -111,21 +116,24 @@ pub async fn login(
             return Ok(login_again(
                 StatusCode::UNAUTHORIZED,
                 &form,
-                "Wrong username or password.",
+                w.t("err_wrong_login"),
+                w,
             ));
         }
         Err(ApiError::Throttled(seconds)) => {
             return Ok(login_again(
                 StatusCode::TOO_MANY_REQUESTS,
                 &form,
-                &format!("Too many attempts. Try again in {seconds} seconds."),
+                &w.t("err_throttled_login").replace("{s}", &seconds.to_string()),
+                w,
             ));
         }
         Err(ApiError::BadRequest(_)) => {
             return Ok(login_again(
                 StatusCode::BAD_REQUEST,
                 &form,
-                "Enter your username and password.",
+                w.t("err_enter_login"),
+                w,
             ));
         }
         Err(e) => return Err(e.into()),
@@ -139,7 +147,8 @@ pub async fn login(
         return Ok(login_again(
             StatusCode::FORBIDDEN,
             &form,
-            "The console is for coordinators and admins. Use the Saksi app on your phone.",
+            w.t("err_console_role"),
+            w,
         ));
     }
     Ok(HttpResponse::SeeOther()

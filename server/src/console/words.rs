@@ -212,6 +212,29 @@ words! {
     new_case: "New case", "សំណុំរឿងថ្មី";
     f_name: "Name", "ឈ្មោះ";
     case_name_hint: "A short name the team uses; avoid full names of people at risk.", "ឈ្មោះខ្លីដែលក្រុមប្រើ៖ ជៀសវាងឈ្មោះពេញរបស់អ្នកដែលប្រឈមនឹងហានិភ័យ។";
+    // Sign-in
+    sign_in_title: "Saksi console", "ផ្ទាំងគ្រប់គ្រងសាក្សី";
+    sign_in_page: "Sign in", "ចូល";
+    sign_in_lead: "For coordinators and admins: review records, resolve conflicts, export reports.", "សម្រាប់អ្នកសម្របសម្រួល និងអ្នកគ្រប់គ្រង៖ ពិនិត្យកំណត់ត្រា ដោះស្រាយទិន្នន័យផ្ទុយគ្នា នាំចេញរបាយការណ៍។";
+    f_password: "Password", "ពាក្យសម្ងាត់";
+    sign_in: "Sign in", "ចូល";
+    sign_in_hint: "Signing in registers this browser as a device named “console (browser)”. An admin can revoke it at any time.", "ការចូលនឹងចុះឈ្មោះកម្មវិធីរុករកនេះជាឧបករណ៍មួយឈ្មោះ «console (browser)»។ អ្នកគ្រប់គ្រងអាចដកសិទ្ធិវាបានគ្រប់ពេល។";
+    err_wrong_login: "Wrong username or password.", "ឈ្មោះអ្នកប្រើ ឬពាក្យសម្ងាត់មិនត្រឹមត្រូវ។";
+    err_throttled_login: "Too many attempts. Try again in {s} seconds.", "ព្យាយាមច្រើនដងពេក។ សូមព្យាយាមម្ដងទៀតក្នុងរយៈពេល {s} វិនាទី។";
+    err_enter_login: "Enter your username and password.", "សូមបញ្ចូលឈ្មោះអ្នកប្រើ និងពាក្យសម្ងាត់។";
+    err_console_role: "The console is for coordinators and admins. Use the Saksi app on your phone.", "ផ្ទាំងគ្រប់គ្រងនេះសម្រាប់អ្នកសម្របសម្រួល និងអ្នកគ្រប់គ្រង។ សូមប្រើកម្មវិធីសាក្សីនៅលើទូរស័ព្ទរបស់អ្នក។";
+    // Printable report
+    saksi_report: "Saksi report", "របាយការណ៍សាក្សី";
+    back_to_records: "← Back to the records", "← ត្រឡប់ទៅកំណត់ត្រា";
+    print_hint: "Use your browser's Print command (Ctrl+P or ⌘P) and choose “Save as PDF”.", "ប្រើពាក្យបញ្ជាបោះពុម្ពរបស់កម្មវិធីរុករក (Ctrl+P ឬ ⌘P) ហើយជ្រើសរើស «Save as PDF»។";
+    filter_word: "filter", "តម្រង";
+    generated: "generated", "បានបង្កើតនៅ";
+    skipped_note: "record(s) could not be read and are not in this report:", "កំណត់ត្រាមិនអាចអានបាន ហើយមិនមាននៅក្នុងរបាយការណ៍នេះទេ៖";
+    confidential: "Confidential: contains information about people at risk. Share only as agreed.", "សម្ងាត់៖ មានព័ត៌មានអំពីមនុស្សដែលប្រឈមនឹងហានិភ័យ។ ចែករំលែកតែតាមការព្រមព្រៀងប៉ុណ្ណោះ។";
+    unresolved_conflicts: "Unresolved conflicts", "ទិន្នន័យផ្ទុយគ្នាដែលមិនទាន់ដោះស្រាយ";
+    edit_history: "Edit history", "ប្រវត្តិនៃការកែប្រែ";
+    case_word: "case", "សំណុំរឿង";
+    id_word: "id", "លេខសម្គាល់";
     // History page
     history_of: "History of", "ប្រវត្តិនៃ";
     f_field: "Field", "វាល";
@@ -224,6 +247,33 @@ words! {
     col_who: "Who", "អ្នកណា";
     col_device: "Device", "ឧបករណ៍";
     col_what: "What", "អ្វី";
+}
+
+/// The words of a page without the console's frame (sign-in, the printable report), in the
+/// language the browser chose (the language cookie).
+#[derive(Debug, Clone, Copy)]
+pub struct Words(pub Lang);
+
+impl Words {
+    pub fn t(&self, key: &str) -> &'static str {
+        word(self.0, key)
+    }
+
+    pub fn of(req: &actix_web::HttpRequest) -> Words {
+        Words(
+            req.cookie(super::LANG_COOKIE)
+                .and_then(|c| Lang::parse(c.value()))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// `en` or `km`, for `<html lang>`.
+    pub fn code(&self) -> &'static str {
+        match self.0 {
+            Lang::En => "en",
+            Lang::Km => "km",
+        }
+    }
 }
 
 /// The word for a review action as done ("approved"), for the trail and the history.
@@ -260,13 +310,17 @@ mod tests {
             include_str!("../../templates/console/devices.html"),
         ),
         ("cases", include_str!("../../templates/console/cases.html")),
+        ("login", include_str!("../../templates/console/login.html")),
+        ("report", include_str!("../../templates/console/report.html")),
     ];
 
     #[test]
     fn every_key_a_template_uses_has_both_languages() {
         let mut used = 0;
         for (name, text) in TEMPLATES {
-            for part in text.split("chrome.t(\"").skip(1) {
+            let framed = text.split("chrome.t(\"").skip(1);
+            let plain = text.split(" w.t(\"").skip(1);
+            for part in framed.chain(plain) {
                 let key = part.split('"').next().expect("a key");
                 used += 1;
                 assert!(

@@ -94,13 +94,9 @@ pub struct Documents {
 }
 
 /// Commands queued per document before senders wait, which is also how many messages one batch
-/// can take. In a reconnect storm every batch makes a message for every peer of the document:
-/// at 256, 1,000 phones reconnecting at once never converged (0 of 1,000 in 300 s); at 4,096
-/// they converged in about 100 s (BENCHMARKS.md). Since peers are held to one message in flight
-/// ([`DocSync::hold_until_answered`]) batches matter less: 512 converged in 74 s as 4,096 did in
-/// 77 s, with the same peak memory. The bound counts messages, not bytes (each at
-/// most `max_frame_bytes`): a hostile device's flood is limited by how fast the task drains
-/// it, as it already was at 256 with several documents (SECURITY.md, denial of service).
+/// can take: too few and a reconnect storm never converged (docs/BENCHMARK-NOTES.md, "queue").
+/// It counts messages, not bytes; a hostile device's flood is bounded by how fast the task
+/// drains it (SECURITY.md, denial of service).
 const QUEUE: usize = 4096;
 
 /// Most queued commands handled together (all that the queue can hold).
@@ -227,17 +223,17 @@ impl Documents {
 
 /// Held messages go out anyway once the document has had no message for this long. Peers
 /// answer within a round trip; this covers one that had the changes already and so had nothing
-/// to say, without delaying it long when the server is not busy (measured: BENCHMARKS.md).
+/// to say, without delaying it long when the server is not busy (docs/BENCHMARK-NOTES.md).
 const HOLD_QUIET: Duration = Duration::from_secs(2);
 /// ... or, on a busy document, after this long (a shorter limit made the reconnect storm
-/// slower and costlier: BENCHMARKS.md).
+/// slower and costlier: docs/BENCHMARK-NOTES.md).
 const HOLD_MAX: Duration = Duration::from_secs(10);
 /// A peer whose connection has more than this many bytes of frames not yet handed to its socket
 /// gets its next message once it has caught up ([`super::Outbox`]): building every peer's
-/// message ahead of the TLS writes held hundreds of megabytes in a storm (BENCHMARKS.md).
+/// message ahead of the TLS writes held hundreds of megabytes in a storm (docs/BENCHMARK-NOTES.md).
 const BACKLOG_LIMIT: usize = 64 * 1024;
 /// At most this many peers of a document are sent changes they have not answered yet; fewer
-/// at a time converged a storm faster with less memory (BENCHMARKS.md, window).
+/// at a time converged a storm faster with less memory (docs/BENCHMARK-NOTES.md, window).
 const WINDOW: usize = 16;
 /// How soon a document looks again at the peers it put off for their backlog.
 const BACKLOG_RETRY: Duration = Duration::from_millis(20);
