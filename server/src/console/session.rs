@@ -124,7 +124,8 @@ pub async fn login(
             return Ok(login_again(
                 StatusCode::TOO_MANY_REQUESTS,
                 &form,
-                &w.t("err_throttled_login").replace("{s}", &seconds.to_string()),
+                &w.t("err_throttled_login")
+                    .replace("{s}", &seconds.to_string()),
                 w,
             ));
         }

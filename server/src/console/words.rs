@@ -311,7 +311,10 @@ mod tests {
         ),
         ("cases", include_str!("../../templates/console/cases.html")),
         ("login", include_str!("../../templates/console/login.html")),
-        ("report", include_str!("../../templates/console/report.html")),
+        (
+            "report",
+            include_str!("../../templates/console/report.html"),
+        ),
     ];
 
     #[test]
