@@ -19,6 +19,7 @@ import {
   httpsFetch,
   launchBrowser,
   newPage,
+  saveArtifacts,
   startServer,
   watch,
 } from "./helpers.mjs";
@@ -90,6 +91,20 @@ export async function persistentPhone() {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A phone for one test: its own context (its own storage, like a separate device), closed when
+ * the test ends; if the test failed, its screen and console are kept under
+ * tests/artifacts/<name>/ first.
+ */
+export async function testPhone(t, browser, name, options = {}) {
+  const page = await newPhone(browser, options);
+  t.after(async () => {
+    if (!t.passed) await saveArtifacts(page, name);
+    await page.context().close();
+  });
+  return page;
 }
 
 /** A new phone (its own browser context: its own storage, like a separate device). */

@@ -4,13 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { admin, saveArtifacts } from "./helpers.mjs";
+import { admin } from "./helpers.mjs";
 import {
   apiAs,
   createRecord,
   devicesOf,
   fillField,
-  newPhone,
   onScreen,
   problems,
   screenshot,
@@ -21,6 +20,7 @@ import {
   waitOffline,
   waitSynced,
   launchPhoneBrowser,
+  testPhone,
 } from "./phone.mjs";
 
 const COURT = "តុលាការកំពូល";
@@ -53,11 +53,7 @@ async function assertWiped(page) {
 }
 
 test("the PIN locks the app; the lock hides everything and a wrong PIN does not open it", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-lock");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-lock");
   await signIn(page, saksi.url, "dara", saksi.passwords.dara);
   const id = await createRecord(page);
   await fillField(page, "court", COURT);
@@ -84,11 +80,7 @@ test("the PIN locks the app; the lock hides everything and a wrong PIN does not 
 });
 
 test("the app locks itself after the idle time and after a while in the background", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-auto-lock");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-auto-lock");
   await page.clock.install();
   await signIn(page, saksi.url, "chea", saksi.passwords.chea);
   await page.clock.fastForward("04:00");
@@ -115,11 +107,7 @@ test("the app locks itself after the idle time and after a while in the backgrou
 });
 
 test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-wrong-pins");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-wrong-pins");
   await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
   await createRecord(page);
   await fillField(page, "court", COURT);
@@ -150,11 +138,7 @@ test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => 
 });
 
 test("the panic action wipes at once after one confirmation, and signs the device out", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-panic");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-panic");
   await signIn(page, saksi.url, "mealea", saksi.passwords.mealea);
   await createRecord(page);
   await fillField(page, "court", COURT);
@@ -182,11 +166,7 @@ async function waitFor(check, timeoutMs = 10_000) {
 }
 
 test("a revoked device wipes its data at its next contact with the server", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-revoked");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-revoked");
   await signIn(page, saksi.url, "dara", saksi.passwords.dara, { device: "seized phone" });
   await createRecord(page);
   await fillField(page, "court", COURT);
@@ -209,11 +189,7 @@ test("a revoked device wipes its data at its next contact with the server", { ti
 });
 
 test("a locked phone whose device was revoked wipes at its next contact, without its PIN", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-revoked-locked");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-revoked-locked");
   await signIn(page, saksi.url, "kanha", saksi.passwords.kanha, { device: "locked phone" });
   await createRecord(page);
   await fillField(page, "court", COURT);
@@ -236,11 +212,7 @@ test("a locked phone whose device was revoked wipes at its next contact, without
 });
 
 test("a device revoked while connected is told so by the server and wipes at once", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-revoked-online");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-revoked-online");
   await signIn(page, saksi.url, "bopha", saksi.passwords.bopha, { device: "phone in a bag" });
   await createRecord(page);
   await fillField(page, "court", COURT);
@@ -256,11 +228,7 @@ test("a device revoked while connected is told so by the server and wipes at onc
 });
 
 test("an ended session asks for the password; the phone keeps its offline edits and renews the same device", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-session-ended");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-session-ended");
   await signIn(page, saksi.url, "srey", saksi.passwords.srey, { device: "field phone" });
   const id = await createRecord(page);
   await fillField(page, "court", COURT);

@@ -5,13 +5,11 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { saveArtifacts } from "./helpers.mjs";
 import {
   createRecord,
   devicesOf,
   fillField,
   launchPhoneBrowser,
-  newPhone,
   onScreen,
   problems,
   screenshot,
@@ -19,6 +17,7 @@ import {
   startSaksi,
   unlock,
   waitSynced,
+  testPhone,
 } from "./phone.mjs";
 
 let browser;
@@ -35,11 +34,7 @@ after(async () => {
 });
 
 test("a date the browser cannot read says so; an arrest after the hearing is flagged when entered", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-field-dates");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-field-dates");
   await signIn(page, saksi.url, "dara", saksi.passwords.dara);
   await createRecord(page);
   // 31 February, typed into the date field in the browser's own order (Chromium follows its
@@ -73,11 +68,7 @@ test("a date the browser cannot read says so; an arrest after the hearing is fla
 });
 
 test("the kind filter offers what the person can record or see; the storage banner can be dismissed; section links", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-field-list");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-field-list");
   await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
   const kinds = await page.locator('select[name="filter_kind"] option').evaluateAll((els) => els.map((e) => e.value));
   assert.deepEqual(kinds, ["", "court_observation"], "a monitor records observations; no family statements here");
@@ -111,11 +102,7 @@ test("the kind filter offers what the person can record or see; the storage bann
 });
 
 test("Settings → Sign out: asks first, needs the network, signs the device out and erases the phone", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-field-sign-out");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-field-sign-out");
   await signIn(page, saksi.url, "chea", saksi.passwords.chea, { device: "borrowed phone" });
   await createRecord(page);
   await fillField(page, "court", "តុលាការខេត្តតាកែវ");

@@ -5,8 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { saveArtifacts } from "./helpers.mjs";
-import { PIN, createRecord, newPhone, onScreen, problems, screenshot, signIn, startSaksi, launchPhoneBrowser } from "./phone.mjs";
+import { PIN, createRecord, onScreen, problems, screenshot, signIn, startSaksi, launchPhoneBrowser, testPhone } from "./phone.mjs";
 
 let browser;
 let saksi;
@@ -22,11 +21,7 @@ after(async () => {
 });
 
 test("switching to Khmer changes UI strings and catalogue labels, and is remembered", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-khmer");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-khmer");
   await page.goto(`${saksi.url}/`);
   await onScreen(page, "login");
   assert.equal(await page.getAttribute("html", "lang"), "en-GB");

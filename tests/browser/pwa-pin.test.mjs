@@ -20,6 +20,7 @@ import {
   startSaksi,
   unlock,
   waitSynced,
+  testPhone,
 } from "./phone.mjs";
 
 const COURT = "តុលាការខេត្តកំពត";
@@ -69,11 +70,7 @@ async function timedUnlock(page) {
 }
 
 test("the PIN key is Argon2id (64 MiB) in a worker; unlocking is measured, also at 6× CPU slowdown", { timeout: 240_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-pin-argon2");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-pin-argon2");
   await signIn(page, saksi.url, "dara", saksi.passwords.dara);
   const kdf = await kdfOf(page);
   assert.deepEqual([kdf.alg, kdf.memoryKib, kdf.passes, kdf.kind], ["argon2id", 65536, 2, "digits"]);
@@ -95,11 +92,7 @@ test("the PIN key is Argon2id (64 MiB) in a worker; unlocking is measured, also 
 });
 
 test("a phone set up with PBKDF2 is rewrapped with Argon2id at its next unlock, keeping its records", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-pin-migrate");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-pin-migrate");
   await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
   const id = await createRecord(page);
   await fillField(page, "court", COURT);
@@ -261,11 +254,7 @@ test("the organisation's PIN policy: the app's own messages, a passphrase, and a
 });
 
 test("Settings → Change PIN: a wrong current PIN changes nothing; the new PIN opens the phone", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-pin-change");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-pin-change");
   await signIn(page, saksi.url, "sokha", saksi.passwords.sokha);
   await page.evaluate(() => (location.hash = "#/settings"));
   await onScreen(page, "settings");
@@ -295,11 +284,7 @@ test("Settings → Change PIN: a wrong current PIN changes nothing; the new PIN 
 });
 
 test("quick exit: one tap from a record shows a calculator, Saksi locks behind it, nothing typed is lost", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-quick-exit");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-quick-exit");
   await signIn(page, saksi.url, "kanha", saksi.passwords.kanha);
   const id = await createRecord(page);
   await fillField(page, "court", COURT);

@@ -22,6 +22,7 @@ import {
   startSaksi,
   waitOffline,
   waitSynced,
+  testPhone,
 } from "./phone.mjs";
 
 const COMMENT = "សូមបញ្ជាក់ឈ្មោះចៅក្រមទាំងអស់។";
@@ -139,11 +140,7 @@ test("submit is validated; a coordinator's request for changes reaches the autho
 });
 
 test("changes the server refuses are flagged on the record and kept on the phone", { timeout: 180_000 }, async (t) => {
-  const page = await newPhone(browser);
-  t.after(async () => {
-    if (!t.passed) await saveArtifacts(page, "pwa-refused");
-    await page.context().close();
-  });
+  const page = await testPhone(t, browser, "pwa-refused");
   await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
   const id = await createRecord(page);
   await fillField(page, "court", "សាលាដំបូងខេត្តកំពត");

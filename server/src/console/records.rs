@@ -662,12 +662,15 @@ pub async fn history(
 }
 
 fn edit_error(e: EditError) -> ConsoleError {
+    use saksi_shared::served::EditError as Refused;
     match e {
-        EditError::NotFound => ConsoleError::NotFound,
-        EditError::Unreadable => {
+        EditError::Served(Refused::NotFound) => ConsoleError::NotFound,
+        EditError::Served(Refused::Unreadable | Refused::Malformed(_)) => {
             ConsoleError::Conflict("This record cannot be read right now.".into())
         }
-        EditError::Record(e) => ConsoleError::Conflict(format!("This could not be done: {e}.")),
+        EditError::Served(Refused::Record(e)) => {
+            ConsoleError::Conflict(format!("This could not be done: {e}."))
+        }
         EditError::Storage(e) => e.into(),
     }
 }

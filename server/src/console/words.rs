@@ -212,6 +212,28 @@ words! {
     new_case: "New case", "សំណុំរឿងថ្មី";
     f_name: "Name", "ឈ្មោះ";
     case_name_hint: "A short name the team uses; avoid full names of people at risk.", "ឈ្មោះខ្លីដែលក្រុមប្រើ៖ ជៀសវាងឈ្មោះពេញរបស់អ្នកដែលប្រឈមនឹងហានិភ័យ។";
+    // Certificate page (menu names stay in English: phones show them in their own language)
+    cert_title: "Certificate phones trust", "វិញ្ញាបនបត្រដែលទូរស័ព្ទទុកចិត្ត";
+    cert_intro_1: "This server has its own certificate authority (CA), made on its first start. It may sign only for", "ម៉ាស៊ីនមេនេះមានអាជ្ញាធរវិញ្ញាបនបត្រ (CA) ផ្ទាល់ខ្លួន ដែលបានបង្កើតនៅពេលចាប់ផ្ដើមលើកដំបូង។ វាអាចចុះហត្ថលេខាបានតែសម្រាប់";
+    cert_intro_2: ": a phone that trusts it trusts nothing else with it. Install it once on every phone and computer that uses Saksi; then the app installs and opens without signal, and no certificate warning appears.", "៖ ទូរស័ព្ទដែលទុកចិត្តវា មិនទុកចិត្តអ្វីផ្សេងទៀតដោយសារវាទេ។ សូមដំឡើងវាម្ដងលើគ្រប់ទូរស័ព្ទ និងកុំព្យូទ័រដែលប្រើសាក្សី៖ បន្ទាប់មកកម្មវិធីដំឡើង និងបើកបានដោយគ្មានបណ្ដាញ ហើយគ្មានការព្រមានអំពីវិញ្ញាបនបត្រទៀតទេ។";
+    cert_step_get: "1. Get the CA certificate onto the device", "១. ដាក់វិញ្ញាបនបត្រ CA ទៅលើឧបករណ៍";
+    cert_get_help: "Scan the code with the phone's camera, or open the address in its browser. The first time the browser warns that the connection is not private: continue, it is this download that ends the warning.", "ស្កេនកូដនេះដោយកាមេរ៉ាទូរស័ព្ទ ឬបើកអាសយដ្ឋាននេះក្នុងកម្មវិធីរុករក។ លើកដំបូង កម្មវិធីរុករកនឹងព្រមានថាការតភ្ជាប់មិនឯកជន៖ សូមបន្ត ព្រោះការទាញយកនេះហើយដែលបញ្ចប់ការព្រមាន។";
+    cert_files: "Files:", "ឯកសារ៖";
+    cert_step_compare: "2. Compare the fingerprint", "២. ប្រៀបធៀបស្នាមម្រាមដៃ (fingerprint)";
+    cert_compare_help: "Before trusting it, check that the device shows this SHA-256 fingerprint for the certificate (read it out over the phone, or compare it with the one the server printed when it started). A different one means someone between the phone and this server: do not install it.", "មុននឹងទុកចិត្តវា សូមពិនិត្យថាឧបករណ៍បង្ហាញស្នាមម្រាមដៃ SHA-256 នេះសម្រាប់វិញ្ញាបនបត្រ (អានឲ្យគ្នាស្ដាប់តាមទូរស័ព្ទ ឬប្រៀបធៀបជាមួយស្នាមដែលម៉ាស៊ីនមេបានបោះពុម្ពនៅពេលចាប់ផ្ដើម)។ បើខុសគ្នា មានន័យថាមាននរណាម្នាក់នៅចន្លោះទូរស័ព្ទ និងម៉ាស៊ីនមេនេះ៖ កុំដំឡើងវា។";
+    cert_step_install: "3. Install it", "៣. ដំឡើងវា";
+    cert_menus_hint: "The menus are named here in English; the device shows them in its own language.", "ម៉ឺនុយត្រូវបានដាក់ឈ្មោះនៅទីនេះជាភាសាអង់គ្លេស៖ ឧបករណ៍បង្ហាញវាជាភាសារបស់វា។";
+    cert_android_2: "Choose, from Downloads:", "ជ្រើសរើសពីថត Downloads៖";
+    cert_android_3: "Check it under Trusted credentials → User (the fingerprint is shown there), then open the server's address in Chrome and install the app from the menu.", "ពិនិត្យវានៅក្រោម Trusted credentials → User (ស្នាមម្រាមដៃបង្ហាញនៅទីនោះ) បន្ទាប់មកបើកអាសយដ្ឋានម៉ាស៊ីនមេក្នុង Chrome ហើយដំឡើងកម្មវិធីពីម៉ឺនុយ។";
+    cert_ios_1: "Open the address above in Safari and allow the download of the configuration profile.", "បើកអាសយដ្ឋានខាងលើក្នុង Safari ហើយអនុញ្ញាតការទាញយក configuration profile។";
+    cert_desktop_trust: "open it and add it to the trusted root authorities", "បើកវា ហើយបន្ថែមវាទៅក្នុងអាជ្ញាធរឫសដែលទុកចិត្ត";
+    cert_restart_browser: "Restart the browser.", "ចាប់ផ្ដើមកម្មវិធីរុករកឡើងវិញ។";
+    cert_server: "This server's certificate", "វិញ្ញាបនបត្ររបស់ម៉ាស៊ីនមេនេះ";
+    cert_issued_for: "Issued from the CA for", "ចេញពី CA សម្រាប់";
+    cert_server_fp: "Server certificate SHA-256", "SHA-256 នៃវិញ្ញាបនបត្រម៉ាស៊ីនមេ";
+    cert_expires: "Server certificate expires", "វិញ្ញាបនបត្រម៉ាស៊ីនមេផុតកំណត់";
+    cert_uncovered: "The server certificate does not cover these names the configuration lists; an admin must renew it and restart the server:", "វិញ្ញាបនបត្រម៉ាស៊ីនមេមិនគ្របដណ្ដប់ឈ្មោះទាំងនេះដែលការកំណត់រាយ៖ អ្នកគ្រប់គ្រងត្រូវបន្តវា ហើយចាប់ផ្ដើមម៉ាស៊ីនមេឡើងវិញ៖";
+    cert_none: "This server does not run its own certificate authority: phones trust its certificate the way the operator set it up.", "ម៉ាស៊ីនមេនេះមិនមានអាជ្ញាធរវិញ្ញាបនបត្រផ្ទាល់ខ្លួនទេ៖ ទូរស័ព្ទទុកចិត្តវិញ្ញាបនបត្ររបស់វាតាមរបៀបដែលប្រតិបត្តិករបានរៀបចំ។";
     // Sign-in
     sign_in_title: "Saksi console", "ផ្ទាំងគ្រប់គ្រងសាក្សី";
     sign_in_page: "Sign in", "ចូល";
@@ -311,6 +333,10 @@ mod tests {
         ),
         ("cases", include_str!("../../templates/console/cases.html")),
         ("login", include_str!("../../templates/console/login.html")),
+        (
+            "certificate",
+            include_str!("../../templates/console/certificate.html"),
+        ),
         (
             "report",
             include_str!("../../templates/console/report.html"),

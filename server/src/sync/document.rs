@@ -72,15 +72,11 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// Why a server-side edit failed.
+/// Why a server-side edit failed: what the served document refused, or the store.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    #[error("no such document")]
-    NotFound,
-    #[error("the document cannot be read")]
-    Unreadable,
     #[error(transparent)]
-    Record(#[from] RecordError),
+    Served(#[from] saksi_shared::served::EditError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -680,11 +676,9 @@ impl DocumentTask {
         self.store_error = None;
         self.perform().await;
         match result {
-            Err(saksi_shared::served::EditError::NotFound) => Err(EditError::NotFound),
-            Err(saksi_shared::served::EditError::Record(e)) => Err(EditError::Record(e)),
             Err(e) => {
-                tracing::error!(doc = %self.id, error = %e, "an edit on the server failed");
-                Err(EditError::Unreadable)
+                tracing::warn!(doc = %self.id, error = %e, "an edit on the server failed");
+                Err(e.into())
             }
             Ok(_) => match self.store_error.take() {
                 Some(e) => Err(EditError::Storage(e)),
