@@ -581,7 +581,9 @@ impl ServedDocument {
             Some((_, r)) => Some(r.clone()),
             None if !record.is_empty() => {
                 check_created(&self.id, record.doc()).err().or_else(|| {
-                    private.exists.then(|| Refusal {
+                    // Judged now, not when the private document began: the id may have been
+                    // taken since by another connection's record.
+                    (private.exists || self.doc.is_some()).then(|| Refusal {
                         code: RefusalCode::NotAllowed,
                         detail: NOT_A_MEMBER.into(),
                     })
