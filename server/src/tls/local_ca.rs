@@ -220,9 +220,24 @@ fn ca_params(names: &[String]) -> Result<CertificateParams, TlsError> {
             "tls_names is empty: a local CA needs at least one name".into(),
         ));
     }
+    // A constraint limits only the name types it lists: without an address among tls_names
+    // every address would stay open (and without a DNS name every DNS name), so the missing
+    // type is closed too.
+    let mut excluded = Vec::new();
+    if !names.iter().any(|n| n.parse::<std::net::IpAddr>().is_ok()) {
+        excluded.push(GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix(
+            [0; 4], 0,
+        )));
+        excluded.push(GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix(
+            [0; 16], 0,
+        )));
+    }
+    if names.iter().all(|n| n.parse::<std::net::IpAddr>().is_ok()) {
+        permitted.push(GeneralSubtree::DnsName("invalid".into()));
+    }
     params.name_constraints = Some(NameConstraints {
         permitted_subtrees: permitted,
-        excluded_subtrees: Vec::new(),
+        excluded_subtrees: excluded,
     });
     Ok(params)
 }
@@ -528,6 +543,35 @@ mod tests {
         .expect("renewed");
         assert_eq!(renewed.ca_fingerprint, made.trust.ca_fingerprint);
         assert_ne!(renewed.server_fingerprint, made.trust.server_fingerprint);
+    }
+
+    #[test]
+    fn a_ca_for_addresses_only_or_names_only_cannot_sign_for_the_other_kind() {
+        for (names, others) in [
+            (
+                vec!["192.168.1.10".to_owned()],
+                vec!["bank.example".to_owned()],
+            ),
+            (vec!["saksi.lan".to_owned()], vec!["10.0.0.1".to_owned()]),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let made = ensure(dir.path(), &names).expect("made");
+            assert!(made.trust.uncovered.is_empty(), "{names:?}");
+            let paths = Paths::new(dir.path());
+            let ca_key = unseal(
+                &std::fs::read_to_string(paths.ca_key()).expect("key"),
+                made.new_passphrase.as_deref().expect("passphrase"),
+                &paths.ca_key(),
+            )
+            .expect("key");
+            let ca_der = CertificateDer::from(made.trust.ca_der.clone());
+            let issuer = Issuer::from_ca_cert_der(&ca_der, &ca_key).expect("issuer");
+            let (forged, _) = issue(&issuer, &others, 30).expect("signed anyway");
+            assert_eq!(
+                unserved(&ca_der, &forged, &others).expect("checked"),
+                others
+            );
+        }
     }
 
     #[test]
