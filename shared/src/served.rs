@@ -714,15 +714,7 @@ impl ServedDocument {
             self.answer_received(answers);
             return;
         }
-        let summary = sync.record().read().summary().ok();
-        self.effects.push_back(Effect::Store(StoreRequest {
-            created: false,
-            summary,
-            changes,
-            new_actors,
-            creator: None,
-        }));
-        self.after_store = Some(AfterStore::Received { answers, count });
+        self.queue_store(changes, new_actors, AfterStore::Received { answers, count });
     }
 
     fn answer_received(&mut self, answers: Vec<(PeerInfo, Who, Result<Received, String>)>) {
@@ -952,11 +944,22 @@ impl ServedDocument {
     }
 
     fn store_local(&mut self, changes: Vec<Vec<u8>>, new_actors: Vec<(String, String)>) {
+        let count = changes.len();
+        self.queue_store(changes, new_actors, AfterStore::Local { count });
+    }
+
+    /// Asks for new changes of the stored document to be stored (with its index entry as it
+    /// is now); `after` is what [`ServedDocument::stored`] does then.
+    fn queue_store(
+        &mut self,
+        changes: Vec<Vec<u8>>,
+        new_actors: Vec<(String, String)>,
+        after: AfterStore,
+    ) {
         let summary = self
             .doc
             .as_ref()
             .and_then(|d| d.record().read().summary().ok());
-        let count = changes.len();
         self.effects.push_back(Effect::Store(StoreRequest {
             created: false,
             summary,
@@ -964,7 +967,7 @@ impl ServedDocument {
             new_actors,
             creator: None,
         }));
-        self.after_store = Some(AfterStore::Local { count });
+        self.after_store = Some(after);
     }
 
     /// Time passed: held messages are released after [`Tuning::hold_quiet_ms`] without a
