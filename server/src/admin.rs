@@ -89,6 +89,16 @@ impl Args {
     }
 }
 
+/// What a command reads from standard input as a secret (a password, the CA key's
+/// passphrase): on a terminal it is asked for with the typing hidden.
+pub fn secret_prompt(command: &str) -> Option<&'static str> {
+    match command {
+        "create-user" | "reset-password" => Some("password: "),
+        "renew-certificate" => Some("the CA key's passphrase: "),
+        _ => None,
+    }
+}
+
 fn read_password(input: &mut dyn BufRead) -> Result<String, AdminError> {
     let mut line = String::new();
     input.read_line(&mut line).map_err(AdminError::Stdin)?;

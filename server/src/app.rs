@@ -170,6 +170,20 @@ pub struct Application {
 /// The data directory's lock, held until the server has stopped.
 type DirLock = Arc<std::sync::Mutex<Option<crate::datadir::DataDirLock>>>;
 
+/// The data directory of a local CA made by a start that has not reported its passphrase yet:
+/// dropped while still set (the start failed), the CA is removed, so that no CA stays whose
+/// passphrase nobody saw.
+struct UnseenCa(Option<std::path::PathBuf>);
+
+impl Drop for UnseenCa {
+    fn drop(&mut self) {
+        if let Some(data_dir) = self.0.take() {
+            tracing::warn!("the start failed: the local CA made by it is removed");
+            crate::tls::local_ca::forget_new(&data_dir);
+        }
+    }
+}
+
 /// Opens the storage at the configured path (creating the data directory).
 pub fn open_storage(config: &Config) -> Result<Arc<SqliteStorage>, StartError> {
     crate::datadir::create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
@@ -232,6 +246,12 @@ impl Application {
         let lock = Arc::new(std::sync::Mutex::new(Some(
             crate::datadir::DataDirLock::acquire(&config.data_dir)?,
         )));
+        // The port first: a start that cannot listen (the port taken) makes nothing whose
+        // secret it would then never show (the first admin's password, the CA's passphrase).
+        let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let sqlite = open_storage(&config)?;
         let storage: Arc<dyn Storage> = sqlite.clone();
         let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations);
@@ -249,6 +269,12 @@ impl Application {
                 .map_err(|_| StorageError::Closed)??
         };
         let mut tls = crate::tls::setup(&config)?;
+        // A CA made just now whose passphrase this start fails to report is removed again.
+        let mut unseen_ca = UnseenCa(
+            tls.as_ref()
+                .is_some_and(|t| t.new_ca_passphrase.is_some())
+                .then(|| config.data_dir.clone()),
+        );
         let peer_id = server_peer_id(&config);
         let state = Arc::new(AppState {
             throttle: Throttle::new(
@@ -273,10 +299,6 @@ impl Application {
                 .unwrap_or(jiff::tz::TimeZone::UTC),
         });
 
-        let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
@@ -338,6 +360,7 @@ impl Application {
             new_ca_passphrase: tls.as_mut().and_then(|t| t.new_ca_passphrase.take()),
             first_admin_password,
         };
+        unseen_ca.0 = None;
         spawn_revocation_watch(state.clone());
         if let Some(acme) = tls.as_mut().and_then(|t| t.acme.take()) {
             state.runtime.spawn(crate::tls::run_acme(acme));

@@ -133,15 +133,7 @@ fn remove_database_files(path: &Path) {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::datadir::sync_dir(dir).map_err(io_err(dir))
 }
 
 fn parent_of(path: &Path) -> PathBuf {

@@ -355,6 +355,17 @@ impl Config {
                 );
             }
         }
+        if matches!(self.tls, TlsMode::LocalCa | TlsMode::SelfSigned) {
+            if self.tls_names.is_empty() {
+                return refuse(
+                    "tls_names",
+                    "needs at least one name or address that phones use to reach the server",
+                );
+            }
+            if let Some(reason) = self.tls_names.iter().find_map(|n| tls_name_problem(n)) {
+                return refuse("tls_names", reason);
+            }
+        }
         if self.session_days == 0 || self.session_days > 90 {
             return refuse("session_days", "must be between 1 and 90");
         }
@@ -444,6 +455,37 @@ fn is_dns_name(name: &str) -> bool {
             .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// Why `name` cannot be one of `tls_names`, or `None`. The local CA may sign for each name and
+/// everything below it: a wildcard, an address that means "any", or a public suffix (`com`,
+/// `co.uk`, `com.kh`, from Mozilla's Public Suffix List) would let it sign for the world.
+fn tls_name_problem(name: &str) -> Option<&'static str> {
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return (ip.is_unspecified() || ip.is_multicast())
+            .then_some("an address must be one phones connect to (not 0.0.0.0, :: or multicast)");
+    }
+    if name.contains('*') {
+        return Some("wildcards are not allowed: list each name (a name covers its subdomains)");
+    }
+    let single_label = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !(single_label || is_dns_name(name)) || name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(
+            "each must be a lower-case DNS name (letters, digits, hyphens) or an IP address",
+        );
+    }
+    if psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == name.as_bytes())
+    {
+        return Some(
+            "a public suffix (such as com, org or com.kh) is not a name of this server: the local \
+             CA could sign for every site under it",
+        );
+    }
+    None
+}
+
 /// Options that may be absent from the serialised form (no default value).
 const OPTIONAL_KEYS: [&str; 4] = ["tls_cert", "tls_key", "metrics_token", "acme_directory_ca"];
 
@@ -512,6 +554,56 @@ mod tests {
             .apply_env([("SAKSI_SESSION_DAYS".to_string(), "many".to_string())])
             .expect_err("bad type refused");
         assert!(err.to_string().contains("session_days"), "{err}");
+    }
+
+    /// The local CA may sign for every name below each of `tls_names`: nothing that would
+    /// cover other people's sites is accepted.
+    #[test]
+    fn tls_names_that_would_let_the_ca_sign_for_the_world_are_refused() {
+        let with = |names: &[&str]| Config {
+            tls_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Config::default()
+        };
+        for bad in [
+            &[][..],
+            &["*.saksi.example.org"],
+            &["*"],
+            &["com"],
+            &["org"],
+            &["co.uk"],
+            &["com.kh"],
+            &["0.0.0.0"],
+            &["::"],
+            &["224.0.0.1"],
+            &[""],
+            &["saksi.example.org."],
+            &["Saksi.example.org"],
+            &["saksi example"],
+            &["localhost", "kh"],
+        ] {
+            let err = with(bad).validate().expect_err(&format!("{bad:?} refused"));
+            assert!(err.to_string().contains("tls_names"), "{bad:?}: {err}");
+        }
+        for good in [
+            &["localhost", "127.0.0.1"][..],
+            &["saksi.example.org", "192.168.1.10", "fe80::1"],
+            &["saksi-office"],
+            &["saksi.lan", "office.internal"],
+        ] {
+            with(good)
+                .validate()
+                .expect("a server's own names are fine");
+        }
+        // ACME and certificate files do not use them for a CA.
+        Config {
+            tls: TlsMode::Files,
+            tls_cert: Some("/etc/saksi/cert.pem".into()),
+            tls_key: Some("/etc/saksi/key.pem".into()),
+            tls_names: vec![],
+            ..Config::default()
+        }
+        .validate()
+        .expect("tls_names unused with certificate files");
     }
 
     #[test]

@@ -38,6 +38,17 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Makes a directory's entries durable (after creating, renaming or removing files in it).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// An exclusive lock on a data directory, released when dropped.
 #[derive(Debug)]
 pub struct DataDirLock {

@@ -1,6 +1,6 @@
 //! The `saksi` binary: `serve`, `print-config`, `admin ...`.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -91,9 +91,17 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             }
             let storage = saksi_server::app::open_storage(&config)?;
             let stdin = std::io::stdin();
-            let mut input = stdin.lock();
             let mut out = std::io::stdout();
-            admin::run(sub, &rest[2..], &config, &*storage, &mut input, &mut out)?;
+            // A secret typed at a terminal is not echoed; piped in, it is read as it comes.
+            if let Some(prompt) = admin::secret_prompt(sub).filter(|_| stdin.is_terminal()) {
+                let secret =
+                    rpassword::prompt_password(prompt).context("reading from the terminal")?;
+                let mut input = std::io::Cursor::new(format!("{secret}\n").into_bytes());
+                admin::run(sub, &rest[2..], &config, &*storage, &mut input, &mut out)?;
+            } else {
+                let mut input = stdin.lock();
+                admin::run(sub, &rest[2..], &config, &*storage, &mut input, &mut out)?;
+            }
             out.flush()?;
             Ok(())
         }

@@ -110,11 +110,18 @@ export function testCa() {
     const given = process.env.SAKSI_TEST_CA_DIR;
     if (given) return { dir: given, pem: await readFile(join(given, "tls", "ca.pem"), "utf8") };
     const server = await startServer({ ownCa: true });
+    // The CA key's passphrase, printed once at the first start (for the test that shows a
+    // browser refusing a certificate this CA signs for a name outside its constraints).
+    let passphrase = null;
+    for (let i = 0; i < 100 && !passphrase; i++) {
+      passphrase = server.output.join("").match(/passphrase, shown only now[^\n]*\n\s+(\S+)/)?.[1] || null;
+      if (!passphrase) await new Promise((ok) => setTimeout(ok, 50));
+    }
     const dir = await mkdtemp(join(tmpdir(), "saksi-ca-"));
     scratch.push(dir);
     await cp(join(server.dataDir, "tls"), join(dir, "tls"), { recursive: true });
     await server.stop();
-    return { dir, pem: await readFile(join(dir, "tls", "ca.pem"), "utf8") };
+    return { dir, passphrase, pem: await readFile(join(dir, "tls", "ca.pem"), "utf8") };
   })();
   return caPromise;
 }
@@ -261,6 +268,29 @@ function serverEnv() {
     if (name.startsWith("SAKSI_") && name !== "SAKSI_LOG") delete env[name];
   }
   return env;
+}
+
+/**
+ * A certificate and key (`{cert, key}`: file paths) for `names`, signed with the test CA's key
+ * without the check `saksi admin renew-certificate` makes (`server/examples/forge_certificate.rs`,
+ * which `cargo test` builds beside SAKSI_BIN): what someone holding the CA key could make.
+ */
+export async function forgeCertificate(names) {
+  const { dir, passphrase } = await testCa();
+  if (!passphrase) throw new Error("the test CA's passphrase was not printed (SAKSI_TEST_CA_DIR?)");
+  const out = await mkdtemp(join(tmpdir(), "saksi-forged-"));
+  scratch.push(out);
+  const bin = join(resolve(process.env.SAKSI_BIN, ".."), "examples", "forge_certificate");
+  const child = spawn(bin, [dir, out, ...names], { stdio: ["pipe", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.setEncoding("utf8").on("data", (c) => (err += c));
+  child.stdin.end(`${passphrase}\n`);
+  const code = await new Promise((ok, fail) => {
+    child.once("error", fail);
+    child.once("exit", ok);
+  });
+  if (code !== 0) throw new Error(`forge_certificate failed (${code}): ${err}`);
+  return { cert: join(out, "cert.pem"), key: join(out, "key.pem") };
 }
 
 /**

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { shellHash, stampedVersion } from "../../pwa/tools/stamp-sw.mjs";
-import { artifactsDir, httpsRequest, saveArtifacts, startServer } from "./helpers.mjs";
+import { artifactsDir, forgeCertificate, httpsRequest, saveArtifacts, startServer } from "./helpers.mjs";
 import { launchPhoneBrowser, newPhone, onScreen, persistentPhone, screenshot, startSaksi } from "./phone.mjs";
 
 let browser;
@@ -109,6 +109,36 @@ test("installable: valid manifest, 192 and 512 px icons, an active service worke
   assert.ok(await page.evaluate(() => typeof WebAssembly === "object" && document.querySelector("form") !== null));
   assert.deepEqual(page.problems.filter((p) => !/Failed to load resource|ERR_/.test(p)), []);
   saksi = await startSaksi({});
+});
+
+test("Chromium refuses a certificate the local CA signs for an address outside tls_names", { timeout: 60_000 }, async (t) => {
+  // The test CA was made for localhost and 127.0.0.1. With its key (as a thief of the server
+  // would have it) sign for 127.0.0.2, which is just as reachable here, and for 127.0.0.1 as a
+  // control; serve each with `tls = "files"`.
+  const results = {};
+  for (const ip of ["127.0.0.2", "127.0.0.1"]) {
+    const forged = await forgeCertificate([ip]);
+    const server = await startServer({
+      listen: `${ip}:0`,
+      env: { SAKSI_TLS: "files", SAKSI_TLS_CERT: forged.cert, SAKSI_TLS_KEY: forged.key },
+    });
+    t.after(() => server.stop());
+    assert.ok(server.url.startsWith(`https://${ip}:`), server.url);
+    const page = await newPhone(browser);
+    t.after(() => page.context().close());
+    const failed = new Promise((ok) => {
+      page.on("requestfailed", (r) => r.url().startsWith(server.url) && ok(r.failure()?.errorText));
+      page.on("load", () => ok("loaded"));
+    });
+    await page.goto(`${server.url}/`).catch(() => {});
+    results[ip] = await failed;
+  }
+  t.diagnostic(`Chromium on the forged certificates: ${JSON.stringify(results)}`);
+  // Chromium refuses the certificate as invalid (its critical name constraints are broken),
+  // not for a wrong name (ERR_CERT_COMMON_NAME_INVALID): the same certificate for 127.0.0.1
+  // loads.
+  assert.match(results["127.0.0.2"], /ERR_CERT_(INVALID|NAME_CONSTRAINT_VIOLATION)\b/, JSON.stringify(results));
+  assert.equal(results["127.0.0.1"], "loaded", JSON.stringify(results));
 });
 
 test("the browser trusts the server only through the installed CA: another server's own CA is refused", { timeout: 60_000 }, async (t) => {

@@ -71,6 +71,22 @@ impl Paths {
     pub fn server_key(&self) -> PathBuf {
         self.dir.join("server-key.pem")
     }
+    /// Every file of the CA, in the order [`create`] writes them.
+    fn all(&self) -> [PathBuf; 4] {
+        [
+            self.ca_key(),
+            self.server_key(),
+            self.server_cert(),
+            self.ca_cert(),
+        ]
+    }
+}
+
+/// The name a renewed file has until it replaces the file in use ([`renew`]).
+fn pending(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
 }
 
 /// The CA as phones see it: what the console and `/ca.pem`, `/ca.crt` serve.
@@ -118,9 +134,12 @@ struct SealedKey {
 /// Makes the CA and the server certificate on first start; afterwards reads them.
 pub fn ensure(data_dir: &Path, names: &[String]) -> Result<Ensured, TlsError> {
     let paths = Paths::new(data_dir);
+    finish_renewal(&paths)?;
     let have_ca = paths.ca_cert().is_file() && paths.ca_key().is_file();
     if !have_ca {
-        if paths.ca_cert().exists() || paths.server_cert().exists() {
+        // Any file of a CA left behind (a key without its certificate, a server certificate
+        // without the CA) is never overwritten: it may be all that is left of one phones trust.
+        if paths.all().iter().any(|p| p.exists()) {
             return Err(TlsError::Generate(format!(
                 "{} is incomplete (ca.pem or ca-key.json is missing): restore both from where \
                  you keep them, or move the directory away to make a new CA (phones must \
@@ -154,10 +173,7 @@ pub fn renew(data_dir: &Path, names: &[String], passphrase: &str) -> Result<Trus
     let paths = Paths::new(data_dir);
     let ca_pem = read_string(&paths.ca_cert())?;
     let ca_der = first_cert(&ca_pem, &paths.ca_cert())?;
-    let ca_key = unseal(&read_string(&paths.ca_key())?, passphrase, &paths.ca_key())?;
-    let issuer = Issuer::from_ca_cert_der(&ca_der, &ca_key)
-        .map_err(|e| TlsError::Generate(format!("cannot read the CA certificate: {e}")))?;
-    let (cert_pem, key_pem) = issue(&issuer, names, SERVER_DAYS)?;
+    let (cert_pem, key_pem) = issue_from(&paths, names, passphrase)?;
     let outside = unserved(&ca_der, &cert_pem, names)?;
     if !outside.is_empty() {
         return Err(TlsError::Generate(format!(
@@ -166,9 +182,71 @@ pub fn renew(data_dir: &Path, names: &[String], passphrase: &str) -> Result<Trus
             outside.join(", ")
         )));
     }
-    write_private(&paths.server_key(), key_pem.as_bytes())?;
-    write_private(&paths.server_cert(), cert_pem.as_bytes())?;
+    // Both files are written beside the ones in use, then take their place: a crash leaves
+    // the old pair or (finished at the next start by `finish_renewal`) the new one, never a
+    // key and a certificate that do not belong together.
+    write_private(&pending(&paths.server_key()), key_pem.as_bytes())?;
+    write_private(&pending(&paths.server_cert()), cert_pem.as_bytes())?;
+    finish_renewal(&paths)?;
     read(&paths, names)
+}
+
+/// A server certificate (PEM) and its new key (PEM) for `names`, signed with the CA's key
+/// (opened with `passphrase`). Nothing here checks the names against the CA's constraints:
+/// [`renew`] does before it uses one, and a browser refuses one outside them (which the browser
+/// tests prove with certificates made by this, through `examples/forge_certificate.rs`).
+pub fn issue_from(
+    paths: &Paths,
+    names: &[String],
+    passphrase: &str,
+) -> Result<(String, String), TlsError> {
+    let ca_pem = read_string(&paths.ca_cert())?;
+    let ca_der = first_cert(&ca_pem, &paths.ca_cert())?;
+    let ca_key = unseal(&read_string(&paths.ca_key())?, passphrase, &paths.ca_key())?;
+    let issuer = Issuer::from_ca_cert_der(&ca_der, &ca_key)
+        .map_err(|e| TlsError::Generate(format!("cannot read the CA certificate: {e}")))?;
+    issue(&issuer, names, SERVER_DAYS)
+}
+
+/// Puts a renewed key and certificate in place: the key first, then the certificate, so that
+/// a certificate still pending means its key may already be in place. A key pending alone was
+/// written by a renewal that stopped before its certificate: it is dropped (the old pair stays).
+fn finish_renewal(paths: &Paths) -> Result<(), TlsError> {
+    let (key, cert) = (paths.server_key(), paths.server_cert());
+    let (key_new, cert_new) = (pending(&key), pending(&cert));
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|source| TlsError::Write {
+            path: to.to_owned(),
+            source,
+        })
+    };
+    if cert_new.is_file() {
+        if key_new.is_file() {
+            rename(&key_new, &key)?;
+        }
+        rename(&cert_new, &cert)?;
+    } else if key_new.is_file() {
+        std::fs::remove_file(&key_new).map_err(|source| TlsError::Write {
+            path: key_new.clone(),
+            source,
+        })?;
+    } else {
+        return Ok(());
+    }
+    crate::datadir::sync_dir(&paths.dir).map_err(|source| TlsError::Write {
+        path: paths.dir.clone(),
+        source,
+    })
+}
+
+/// Removes a CA made by this start whose passphrase nobody saw (the start failed before it
+/// could be shown): the next start makes a new one and shows its passphrase.
+pub fn forget_new(data_dir: &Path) {
+    let paths = Paths::new(data_dir);
+    for path in paths.all() {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_dir(&paths.dir);
 }
 
 fn create(paths: &Paths, names: &[String], passphrase: &str) -> Result<(), TlsError> {
@@ -594,5 +672,73 @@ mod tests {
         let err = ensure(dir.path(), &names()).expect_err("incomplete");
         assert!(err.to_string().contains("ca-key.json"), "{err}");
         assert_eq!(std::fs::read(paths.ca_cert()).expect("ca"), ca);
+    }
+
+    /// Any file left of a CA is kept, whichever it is: a key alone may be all that is left of
+    /// one phones trust (its certificate can be restored from a phone or a backup).
+    #[test]
+    fn a_ca_key_or_server_file_alone_is_refused_not_replaced() {
+        for keep in ["ca-key.json", "server-key.pem", "server.pem"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            ensure(dir.path(), &names()).expect("made");
+            let paths = Paths::new(dir.path());
+            for path in paths.all() {
+                if !path.ends_with(keep) {
+                    std::fs::remove_file(path).expect("rm");
+                }
+            }
+            let kept = std::fs::read(paths.dir.join(keep)).expect("kept");
+            let err = ensure(dir.path(), &names()).expect_err("incomplete");
+            assert!(err.to_string().contains("incomplete"), "{keep}: {err}");
+            assert_eq!(
+                std::fs::read(paths.dir.join(keep)).expect("kept"),
+                kept,
+                "{keep}"
+            );
+        }
+    }
+
+    /// A renewal that stopped part way leaves the old pair or the new one in use, never a key
+    /// and a certificate that do not belong together.
+    #[test]
+    fn an_interrupted_renewal_leaves_a_matching_pair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = ensure(dir.path(), &names()).expect("made");
+        let passphrase = made.new_passphrase.expect("passphrase");
+        let paths = Paths::new(dir.path());
+        let read = |p: PathBuf| std::fs::read(p).expect("read");
+        let old = (read(paths.server_key()), read(paths.server_cert()));
+        renew(dir.path(), &names(), &passphrase).expect("renewed");
+        let new = (read(paths.server_key()), read(paths.server_cert()));
+        assert_ne!(old, new);
+        assert!(!pending(&paths.server_key()).exists() && !pending(&paths.server_cert()).exists());
+
+        // Stopped after writing the new key only: the pair in use stays.
+        std::fs::write(pending(&paths.server_key()), &old.0).expect("write");
+        ensure(dir.path(), &names()).expect("starts");
+        assert_eq!((read(paths.server_key()), read(paths.server_cert())), new);
+        assert!(!pending(&paths.server_key()).exists());
+
+        // Stopped with both written (or the key already in place): the next start finishes.
+        std::fs::write(pending(&paths.server_key()), &old.0).expect("write");
+        std::fs::write(pending(&paths.server_cert()), &old.1).expect("write");
+        ensure(dir.path(), &names()).expect("starts");
+        assert_eq!((read(paths.server_key()), read(paths.server_cert())), old);
+        std::fs::write(paths.server_key(), &new.0).expect("write");
+        std::fs::write(pending(&paths.server_cert()), &new.1).expect("write");
+        let trust = ensure(dir.path(), &names()).expect("starts").trust;
+        assert_eq!((read(paths.server_key()), read(paths.server_cert())), new);
+        assert_eq!(trust.uncovered, Vec::<String>::new());
+    }
+
+    #[test]
+    fn forgetting_a_new_ca_removes_it_and_the_next_start_makes_another() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = ensure(dir.path(), &names()).expect("made");
+        forget_new(dir.path());
+        assert!(!Paths::new(dir.path()).dir.exists());
+        let second = ensure(dir.path(), &names()).expect("made again");
+        assert!(second.new_passphrase.is_some());
+        assert_ne!(second.trust.ca_fingerprint, first.trust.ca_fingerprint);
     }
 }

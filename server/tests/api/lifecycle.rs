@@ -161,3 +161,37 @@ async fn metrics_count_without_contents_and_need_a_token_when_configured() {
     assert_eq!(res.status, 200);
     server.stop().await;
 }
+
+/// A first start that cannot listen (the port is taken) makes nothing whose secret it would
+/// never show: no CA (its passphrase is printed only once) and no first admin (its password
+/// likewise). The next start, on a free port, makes both and reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_cannot_listen_keeps_no_secret_unseen() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = crate::helpers::test_config(dir.path().to_owned());
+    config.listen = taken.local_addr().expect("addr");
+    let err = saksi_server::Application::build(config.clone())
+        .await
+        .expect_err("the port is taken");
+    assert!(
+        matches!(err, saksi_server::app::StartError::Bind { .. }),
+        "{err}"
+    );
+    assert!(!dir.path().join("tls").exists(), "no CA was made");
+    assert!(
+        !config.database_path().exists(),
+        "no database, no first admin"
+    );
+
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    let app = saksi_server::Application::build(config)
+        .await
+        .expect("starts on a free port");
+    assert!(app.report().new_ca_passphrase.is_some());
+    assert!(app.report().first_admin_password.is_some());
+    let handle = app.handle();
+    let running = tokio::spawn(app.run_until_stopped());
+    handle.stop().await;
+    running.await.expect("joined").expect("stopped cleanly");
+}
