@@ -148,16 +148,27 @@ export async function waitOffline(page, waiting) {
   await page.waitForSelector(`#sync-status[data-state="offline"]${sel}`);
 }
 
-/** Creates a record from the list screen and returns its id (from the address). */
+/**
+ * Creates a record from the list screen and returns its id (from the open record: the address
+ * holds only a token that means nothing once the app is locked).
+ */
 export async function createRecord(page, kind = "court_observation") {
   await page.click('[data-action="new"]');
   await onScreen(page, "new");
   await page.check(`input[name="kind"][value="${kind}"]`);
   await page.click('form button[type="submit"]');
   await onScreen(page, "record");
-  const id = decodeURIComponent(new URL(page.url()).hash.replace("#/r/", ""));
-  assert.ok(id.length > 20, `a record id in ${page.url()}`);
+  const id = await page.locator("section.screen.record").getAttribute("data-id");
+  assert.ok(id && id.length > 20, `a record id on the record screen (${id})`);
+  assert.ok(!page.url().includes(id), `the address names no record: ${page.url()}`);
   return id;
+}
+
+/** Opens record `id` from the list, as a user taps its card. */
+export async function openRecord(page, id) {
+  await onScreen(page, "list");
+  await page.click(`li[data-id="${id}"] a.card`);
+  await onScreen(page, "record");
 }
 
 /** Fills a text-like field of the open record and leaves it (commits at once). */

@@ -11,6 +11,7 @@ import {
   PIN,
   createRecord,
   fillField,
+  openRecord,
   launchPhoneBrowser,
   newPhone,
   onScreen,
@@ -57,6 +58,11 @@ function kdfOf(page) {
   });
 }
 
+/** The wrong-PIN counter (the `clear` store's `wrongPins`). */
+function wrongPinsOf(page) {
+  return page.evaluate(async () => (await import("/js/store.js")).wrongPins());
+}
+
 /** Locks from the records list, unlocks, and returns [wall ms to the list, worker's Argon2id ms]. */
 async function timedUnlock(page) {
   await page.click('[data-action="lock"]');
@@ -73,7 +79,7 @@ test("the PIN key is Argon2id (64 MiB) in a worker; unlocking is measured, also 
   const page = await testPhone(t, browser, "pwa-pin-argon2");
   await signIn(page, saksi.url, "dara", saksi.passwords.dara);
   const kdf = await kdfOf(page);
-  assert.deepEqual([kdf.alg, kdf.memoryKib, kdf.passes, kdf.kind], ["argon2id", 65536, 2, "digits"]);
+  assert.deepEqual([kdf.alg, kdf.memoryKib, kdf.passes, kdf.kind], ["argon2id", 65536, 1, "digits"]);
 
   const runs = [];
   for (let i = 0; i < 3; i++) runs.push(await timedUnlock(page));
@@ -81,11 +87,24 @@ test("the PIN key is Argon2id (64 MiB) in a worker; unlocking is measured, also 
   await cdp.send("Emulation.setCPUThrottlingRate", { rate: 6 });
   const slow = [];
   for (let i = 0; i < 2; i++) slow.push(await timedUnlock(page));
+  // The slowdown does not reach the worker (its figure stays as above), so the same Argon2id
+  // runs once more in the page itself, where it does apply.
+  const slowArgon = await page.evaluate(async () => {
+    const wasm = await import("/pkg/saksi_wasm.js");
+    const { ARGON2_MEMORY_KIB, ARGON2_PASSES } = await import("/js/store.js");
+    await wasm.default();
+    const started = performance.now();
+    wasm.argon2id(new TextEncoder().encode("13572468"), new Uint8Array(16), ARGON2_MEMORY_KIB, ARGON2_PASSES);
+    return performance.now() - started;
+  });
   await cdp.send("Emulation.setCPUThrottlingRate", { rate: 1 });
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const slowUnlock = median(slow.map((r) => r[0]));
+  const slowWorker = median(slow.map((r) => r[1]));
   const line =
-    `argon2id m=64MiB t=2: unlock ${median(runs.map((r) => r[0]))} ms (Argon2id ${Math.round(median(runs.map((r) => r[1])))} ms in the worker); ` +
-    `at 6x CPU slowdown unlock ${median(slow.map((r) => r[0]))} ms (worker ${Math.round(median(slow.map((r) => r[1])))} ms)`;
+    `argon2id m=64MiB t=1: unlock ${median(runs.map((r) => r[0]))} ms (Argon2id ${Math.round(median(runs.map((r) => r[1])))} ms in the worker); ` +
+    `at 6x CPU slowdown unlock ${slowUnlock} ms (worker, not slowed, ${Math.round(slowWorker)} ms; Argon2id slowed in the page ${Math.round(slowArgon)} ms): ` +
+    `a low-end phone's unlock ≈ ${Math.round(slowUnlock - slowWorker + slowArgon)} ms`;
   t.diagnostic(line);
   console.log(`# ${line}`);
   assert.deepEqual(problems(page), []);
@@ -153,6 +172,21 @@ test("a phone set up with PBKDF2 is rewrapped with Argon2id at its next unlock, 
   await page.click('form button[type="submit"]');
   await page.waitForSelector(".message.error:not([hidden])");
   assert.equal((await kdfOf(page)).alg, "pbkdf2", "a wrong PIN migrates nothing");
+  // A phone that cannot run Argon2id right now (its worker fails, as when memory runs out)
+  // still opens with the right PIN, counts no wrong PIN, and keeps the PBKDF2 key for later.
+  await page.evaluate(() => {
+    window.Worker = class {
+      constructor() {
+        throw new RangeError("Out of memory");
+      }
+    };
+  });
+  await unlock(page);
+  await onScreen(page, "list");
+  assert.match(await page.locator(`li[data-id="${id}"]`).textContent(), new RegExp(COURT));
+  assert.equal((await kdfOf(page)).alg, "pbkdf2");
+  assert.equal(await wrongPinsOf(page), 0);
+  await page.reload();
   await unlock(page);
   await onScreen(page, "list");
   assert.match(await page.locator(`li[data-id="${id}"]`).textContent(), new RegExp(COURT));
@@ -171,6 +205,8 @@ test("the organisation's PIN policy: the app's own messages, a passphrase, and a
   // A server of its own whose policy changes: restarted on the same data directory and port.
   let server = await startSaksi({ chenda: "monitor" }, { env: { SAKSI_PIN_MIN_LENGTH: "10" } });
   const page = await newPhone(browser);
+  // The page's timers under a clock the test can move (for the idle lock below).
+  await page.clock.install();
   t.after(async () => {
     if (!t.passed) await saveArtifacts(page, "pwa-pin-policy");
     await page.context().close();
@@ -230,6 +266,11 @@ test("the organisation's PIN policy: the app's own messages, a passphrase, and a
   await page.click('[data-action="lock"]');
   await unlock(page, ten);
   await onScreen(page, "pin");
+  // Left alone, the "choose a new PIN" screen locks again: it holds the opened vault.
+  await page.clock.fastForward("01:15");
+  await onScreen(page, "unlock");
+  await unlock(page, ten);
+  await onScreen(page, "pin");
   assert.match(await page.locator(".message.info").textContent(), /at least 12/);
   assert.match(await page.locator(".help").textContent(), /At least 12 characters/);
   assert.equal(await page.locator('input[name="pin"]').getAttribute("inputmode"), "text");
@@ -266,13 +307,19 @@ test("Settings → Change PIN: a wrong current PIN changes nothing; the new PIN 
   await page.fill('input[name="pin_repeat"]', next);
   await page.click('form button[type="submit"]');
   await page.waitForSelector(".message.error:not([hidden])");
-  assert.equal(await page.locator(".message.error").textContent(), "The current PIN is wrong.");
+  // Counted like a wrong PIN at the unlock screen.
+  assert.equal(
+    await page.locator(".message.error").textContent(),
+    "The current PIN is wrong. 9 attempts left before the Saksi data on this phone is erased.",
+  );
+  assert.equal(await wrongPinsOf(page), 1);
   await page.fill('input[name="pin_old"]', PIN);
   await page.fill('input[name="pin"]', next);
   await page.fill('input[name="pin_repeat"]', next);
   await page.click('form button[type="submit"]');
   await onScreen(page, "settings");
   await page.waitForSelector(".toast");
+  assert.equal(await wrongPinsOf(page), 0);
   await page.click('[data-action="lock"]');
   await onScreen(page, "unlock");
   await page.fill('input[name="pin"]', PIN);
@@ -288,6 +335,10 @@ test("quick exit: one tap from a record shows a calculator, Saksi locks behind i
   await signIn(page, saksi.url, "kanha", saksi.passwords.kanha);
   const id = await createRecord(page);
   await fillField(page, "court", COURT);
+  // Back to the list and into the record again: the browser's history now holds the record's
+  // page twice, which no quick exit can remove.
+  await page.click('[data-action="back"]');
+  await openRecord(page, id);
   // Typing still in its debounce when the tap comes.
   await page.locator('[data-field="narrative"] textarea').first().pressSequentially(NARRATIVE);
   await page.click("#quick-exit");
@@ -302,15 +353,40 @@ test("quick exit: one tap from a record shows a calculator, Saksi locks behind i
   assert.equal(await page.locator(".calc-display").textContent(), "42");
   await screenshot(page, "32-quick-exit");
 
-  // Behind it Saksi is locked; reopening shows the unlock screen, and everything is there.
+  // Behind it Saksi is locked; the history names no record, and going back shows nothing.
   await page.waitForSelector('body[data-exited="locked"]');
+  const visited = [];
+  for (let i = 0; i < 8; i++) {
+    await page.goBack({ waitUntil: "commit" }).catch(() => null);
+    if (!page.url().startsWith(saksi.url)) break;
+    visited.push(page.url());
+    assert.equal(await page.evaluate(() => document.body.dataset.screen), "neutral");
+    assert.ok(!(await page.locator("body").innerText()).includes(COURT));
+  }
+  assert.ok(visited.filter((u) => u.includes("#/r/")).length >= 1, `history: ${visited.join(" ")}`);
+  assert.ok(visited.every((u) => !u.includes(id)), `history: ${visited.join(" ")}`);
+  // Reopening shows the unlock screen, and everything is there.
   await page.goto(`${saksi.url}/`);
   await onScreen(page, "unlock");
   await unlock(page);
-  await onScreen(page, "list");
-  await page.evaluate((rid) => (location.hash = `#/r/${encodeURIComponent(rid)}`), id);
-  await onScreen(page, "record");
+  await openRecord(page, id);
   assert.equal(await page.locator('[data-field="court"] input').inputValue(), COURT);
   assert.equal(await page.locator('[data-field="narrative"] textarea').first().inputValue(), NARRATIVE);
+
+  // A quick exit while the PIN is still being checked: nothing opens behind the neutral page.
+  await page.click('[data-action="back"]');
+  await page.click('[data-action="lock"]');
+  await onScreen(page, "unlock");
+  await page.fill('input[name="pin"]', PIN);
+  await page.click('form button[type="submit"]');
+  await page.click("#quick-exit");
+  await onScreen(page, "neutral");
+  // Longer than the unlock takes (Argon2id, then the records loaded).
+  await page.waitForTimeout(3_000);
+  assert.equal(await page.evaluate(() => document.body.classList.contains("unlocked")), false);
+  assert.equal(await page.evaluate(() => document.body.dataset.screen), "neutral");
+  assert.ok(!(await page.locator("body").innerText()).includes(COURT));
+  await page.goto(`${saksi.url}/`);
+  await onScreen(page, "unlock");
   assert.deepEqual(problems(page), []);
 });

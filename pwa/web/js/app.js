@@ -23,6 +23,8 @@ import { RecordEditor } from "./editor.js";
 export const DEFAULT_AUTO_LOCK_MINUTES = 5;
 /** The app locks when it comes back after being hidden this long. */
 export const HIDDEN_LOCK_MS = 60_000;
+/** How long the "choose a new PIN" screen keeps the vault it opened without a touch. */
+const PENDING_OPEN_MS = 60_000;
 const META_VERSION = 1;
 
 const random = (n) => crypto.getRandomValues(new Uint8Array(n));
@@ -111,11 +113,31 @@ class App {
 
   route() {
     const hash = location.hash.replace(/^#\/?/, "");
-    const [page, id] = hash.split("/");
-    if (page === "r" && id) return { page: "record", id: decodeURIComponent(id) };
+    const [page, token] = hash.split("/");
+    if (page === "r" && token) {
+      const id = this.session?.routes.get(token);
+      return id ? { page: "record", id } : { page: "list" };
+    }
     if (page === "new") return { page: "new" };
     if (page === "settings") return { page: "settings" };
     return { page: "list" };
+  }
+
+  /**
+   * The address of a record's page. It holds no record id: a token that means something only
+   * to this unlocked session, so that the browser's history (which a quick exit cannot clear)
+   * names no record once the app is locked.
+   */
+  recordHref(id) {
+    const s = this.session;
+    if (!s) return "#/";
+    let token = s.routeTokens.get(id);
+    if (!token) {
+      token = hex(random(6));
+      s.routeTokens.set(id, token);
+      s.routes.set(token, id);
+    }
+    return `#/r/${token}`;
   }
 
   go(path) {
@@ -264,6 +286,8 @@ class App {
     // Read before a wipe after too many wrong PINs clears it.
     const probe = localStorage.getItem(PROBE_KEY);
     const result = await Vault.unlock(pin);
+    // A quick exit while the PIN was being checked: nothing opens behind the neutral page.
+    if (result.vault && this.neutral) return result;
     if (result.vault) {
       const meta = await result.vault.getMeta();
       if (!meta) {
@@ -281,13 +305,7 @@ class App {
       await this.open(result.vault, meta);
     } else if (result.wiped) {
       // The server revokes the device too, as the panic action's sign-out does.
-      if (probe) {
-        try {
-          await api.probeWiped(probe);
-        } catch {
-          localStorage.setItem(WIPED_KEY, probe);
-        }
-      }
+      await this.reportWipe(probe);
       this.notice = "wiped_notice";
       this.show("login");
     }
@@ -299,6 +317,13 @@ class App {
     return this.session?.meta.pinPolicy || this.pendingOpen?.meta.pinPolicy || null;
   }
 
+  /** Forgets a vault waiting for a new PIN: the phone is locked again. */
+  dropPendingOpen() {
+    if (!this.pendingOpen) return;
+    this.pendingOpen = null;
+    if (!this.neutral) this.show("unlock");
+  }
+
   /** After an unlock with a PIN the policy no longer allows: rewrap under the new one, open. */
   async replaceShortPin(newPin) {
     const p = this.pendingOpen;
@@ -308,19 +333,34 @@ class App {
     await this.open(p.vault, p.meta);
   }
 
-  /** Settings → Change PIN. A wrong current PIN changes nothing. */
+  /**
+   * Settings → Change PIN. A wrong current PIN changes nothing and counts towards the wipe,
+   * as at the unlock screen; the last one wipes the phone and revokes its device.
+   */
   async changePin(oldPin, newPin) {
-    try {
-      await Vault.changePin(oldPin, newPin);
-    } catch (e) {
-      if (e instanceof DOMException && e.name === "OperationError") {
-        throw Object.assign(new Error("wrong PIN"), { code: "wrong_pin" });
-      }
-      throw e;
+    const probe = localStorage.getItem(PROBE_KEY);
+    const result = await Vault.changePin(oldPin, newPin);
+    if (result.wrong) {
+      throw Object.assign(new Error("wrong PIN"), { code: "wrong_pin", left: result.left });
+    }
+    if (result.wiped) {
+      await this.wipe("wiped_notice");
+      await this.reportWipe(probe);
+      return;
     }
     this.screen = "main";
     this.go("settings");
     this.toast(t("pin_changed"));
+  }
+
+  /** Tells the server this phone wiped itself after wrong PINs, now or when next online. */
+  async reportWipe(probe) {
+    if (!probe) return;
+    try {
+      await api.probeWiped(probe);
+    } catch {
+      localStorage.setItem(WIPED_KEY, probe);
+    }
   }
 
   /**
@@ -349,6 +389,8 @@ class App {
   /** Opens the session: loads every record into a fresh engine and starts syncing. */
   async open(vault, meta) {
     const docs = await vault.allDocs();
+    // A quick exit while the PIN was being checked: the app stays locked behind the neutral page.
+    if (this.neutral) return;
     // A fresh actor for every session: two sessions never share an actor's sequence numbers.
     const engine = new Engine(
       `pwa-${hex(random(8))}`,
@@ -370,6 +412,9 @@ class App {
       views: new Map(),
       unavailable: new Set(),
       saving: new Map(),
+      /** Record page tokens (see recordHref): token → id and id → token. */
+      routes: new Map(),
+      routeTokens: new Map(),
       metaSaving: null,
       metaAgain: false,
       sync: null,
@@ -791,6 +836,7 @@ class App {
         this.hiddenAt = Date.now();
         // The page may be killed while hidden: get typing into the store now.
         this.flush();
+        this.dropPendingOpen();
       } else {
         const away = this.hiddenAt ? Date.now() - this.hiddenAt : 0;
         this.hiddenAt = null;
@@ -808,6 +854,9 @@ class App {
   }
 
   checkIdle() {
+    // The "choose a new PIN" screen holds an unlocked vault (and the PIN that opened it): it
+    // does not wait long for the new PIN.
+    if (this.pendingOpen && Date.now() - this.lastActivity >= PENDING_OPEN_MS) this.dropPendingOpen();
     const s = this.session;
     if (!s) return;
     const minutes = s.meta.settings?.autoLockMinutes || DEFAULT_AUTO_LOCK_MINUTES;

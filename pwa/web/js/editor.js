@@ -422,7 +422,7 @@ export class RecordEditor {
         h(
           "a",
           {
-            href: `#/r/${encodeURIComponent(this.id)}`,
+            href: this.app.recordHref(this.id),
             dataset: { goto: section.id },
             onclick: (ev) => {
               ev.preventDefault();
@@ -532,7 +532,7 @@ export class RecordEditor {
                   h(
                     "a",
                     {
-                      href: `#/r/${encodeURIComponent(this.id)}`,
+                      href: this.app.recordHref(this.id),
                       dataset: { conflict: c.field },
                       onclick: (ev) => {
                         ev.preventDefault();
@@ -741,7 +741,7 @@ export class RecordEditor {
             field?.el.scrollIntoView({ block: "center" });
             field?.el.querySelector("input, textarea, select")?.focus();
           };
-          return h("li", { dataset: { problem: p.field } }, h("a", { href: `#/r/${encodeURIComponent(this.id)}`, onclick: jump }, text(p)));
+          return h("li", { dataset: { problem: p.field } }, h("a", { href: this.app.recordHref(this.id), onclick: jump }, text(p)));
         }),
       ),
     );

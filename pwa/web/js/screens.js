@@ -177,7 +177,7 @@ export function pin(app) {
           else if (mode === "change") await app.changePin(old, a);
           else await app.replaceShortPin(a);
         } catch (e) {
-          message(msg, e.code === "wrong_pin" ? t("pin_old_wrong") : t("err_generic", { m: e.message }));
+          message(msg, e.code === "wrong_pin" ? `${t("pin_old_wrong")} ${tn("pin_wrong_left", e.left)}` : t("err_generic", { m: e.message }));
           button.disabled = false;
           button.textContent = t("pin_save");
         }
@@ -430,7 +430,7 @@ export function list(app) {
     return h(
       "li",
       { dataset: { id: r.id, status: r.status } },
-      r.here ? h("a", { class: "card", href: `#/r/${encodeURIComponent(r.id)}` }, body) : h("div", { class: "card pending" }, body),
+      r.here ? h("a", { class: "card", href: app.recordHref(r.id) }, body) : h("div", { class: "card pending" }, body),
     );
   });
   const all = t("all");
@@ -488,7 +488,7 @@ export function newRecord(app) {
         ev.preventDefault();
         const data = new FormData(form);
         const id = app.createRecord(String(data.get("kind")), String(data.get("case")));
-        if (id) location.replace(`#/r/${encodeURIComponent(id)}`);
+        if (id) location.replace(app.recordHref(id));
       },
     },
     select("case", t("choose_case"), cases.map((c) => [c.id, c.name]), app.filters.case || cases[0].id),
