@@ -176,6 +176,15 @@ pub struct KindDef {
     pub fields: &'static [FieldDef],
     /// Fields whose values, joined, make the record's title in lists.
     pub title_fields: &'static [&'static str],
+    /// The record's files (photos, audio, documents; see [`crate::attachment`]).
+    pub attachments: AttachmentsDef,
+}
+
+/// How a record kind presents its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AttachmentsDef {
+    pub label: Label,
+    pub help: Label,
 }
 
 impl KindDef {
@@ -323,6 +332,13 @@ pub static CASE: KindDef = KindDef {
         ),
     ],
     title_fields: &["name"],
+    attachments: AttachmentsDef {
+        label: l("Files", "ឯកសារភ្ជាប់"),
+        help: l(
+            "Documents of the case: court papers, letters, photographs.",
+            "ឯកសាររបស់សំណុំរឿង៖ ឯកសារតុលាការ លិខិត រូបថត។",
+        ),
+    },
 };
 
 /// The choices of the hearing stage.
@@ -749,6 +765,15 @@ pub static COURT_OBSERVATION: KindDef = KindDef {
         ),
     ],
     title_fields: &["court", "case_number", "hearing_date"],
+    attachments: AttachmentsDef {
+        label: l("Photographs and documents", "រូបថត និងឯកសារ"),
+        help: l(
+            "Photograph court notices, hearing lists and judgments, or attach a document. \
+             Location and camera details are removed from photos unless you keep them.",
+            "ថតរូបសេចក្តីជូនដំណឹងរបស់តុលាការ បញ្ជីសវនាការ និងសាលក្រម ឬភ្ជាប់ឯកសារ។ \
+             ទីតាំង និងព័ត៌មានកាមេរ៉ាត្រូវបានលុបចេញពីរូបថត លុះត្រាតែអ្នករក្សាទុកវា។",
+        ),
+    },
 };
 
 /// How the interviewee is related to the detainee.
@@ -951,6 +976,15 @@ pub static FAMILY_STATEMENT: KindDef = KindDef {
         ),
     ],
     title_fields: &["detainee", "interview_date"],
+    attachments: AttachmentsDef {
+        label: l("Recordings and photographs", "ការថតសំឡេង និងរូបថត"),
+        help: l(
+            "Record the statement as audio only with the family's consent. A recording stays \
+             encrypted on this phone until it reaches the server.",
+            "ថតសំឡេងសក្ខីកម្ម តែនៅពេលគ្រួសារយល់ព្រមប៉ុណ្ណោះ។ ការថតនៅតែត្រូវបានអ៊ិនគ្រីបនៅលើទូរស័ព្ទនេះ \
+             រហូតដល់វាទៅដល់ម៉ាស៊ីនមេ។",
+        ),
+    },
 };
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ExpandedChange, ObjType, Prop, ReadDoc, ScalarValue};
 
+use crate::attachment::ATTACHMENTS;
 use crate::record::{FIELDS, REVIEW};
 
 /// Where an operation lands.
@@ -28,6 +29,11 @@ pub enum Place {
     /// Inside one review entry. `created_here` is true when the entry was created by the same
     /// change (entries are immutable once written).
     ReviewEntry { created_here: bool },
+    /// An `attachments` map: the operation adds or removes a file's entry.
+    Attachments,
+    /// Inside the entry of file `id` (`created_here`: made by the same change; afterwards only
+    /// its caption may change).
+    AttachmentEntry { id: String, created_here: bool },
     /// Anywhere else: not part of the record schema.
     Unknown,
 }
@@ -112,6 +118,13 @@ pub fn touches_decoded(doc: &Automerge, change: &Change, expanded: &ExpandedChan
                 (Place::Review, None, ObjType::Map) if op.insert => {
                     Place::ReviewEntry { created_here: true }
                 }
+                (Place::Root, Some(ATTACHMENTS), ObjType::Map) => Place::Attachments,
+                (Place::Attachments, Some(id), ObjType::Map) if !op.insert => {
+                    Place::AttachmentEntry {
+                        id: id.to_owned(),
+                        created_here: true,
+                    }
+                }
                 _ => Place::Unknown,
             };
             created.insert(start + i as u64, new_place);
@@ -145,6 +158,11 @@ fn place_in_doc(doc: &Automerge, id: &OpId) -> Place {
             Place::FieldContent(field.clone())
         }
         [(_, Prop::Map(k)), (_, Prop::Seq(_))] if k == REVIEW => Place::ReviewEntry {
+            created_here: false,
+        },
+        [(_, Prop::Map(k))] if k == ATTACHMENTS => Place::Attachments,
+        [(_, Prop::Map(k)), (_, Prop::Map(id))] if k == ATTACHMENTS => Place::AttachmentEntry {
+            id: id.clone(),
             created_here: false,
         },
         _ => Place::Unknown,

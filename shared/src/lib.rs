@@ -7,6 +7,8 @@
 //!
 //! - [`id`]: document ids compatible with automerge-repo (`automerge:` URLs).
 //! - [`catalogue`]: record kinds and every field, with English and Khmer labels.
+//! - [`attachment`]: the files a record names (photos, audio, documents): entries in the
+//!   record, bytes outside it.
 //! - [`record`]: a typed API over one record's automerge document: fields, narratives, lists,
 //!   conflicts, resolution, workflow, review trail, history.
 //! - [`workflow`]: roles, statuses and who may move a record along.
@@ -22,6 +24,7 @@
 //!   client). The test hub that runs many peers in one process, and the fuzz entry points, are
 //!   in the dev-only `saksi-testkit` crate: this crate ships no test code.
 
+pub mod attachment;
 pub mod catalogue;
 pub mod cbor;
 mod change_graph;

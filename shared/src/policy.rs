@@ -19,12 +19,18 @@
 //!   fine).
 //! - **Review trail.** Entries may only be appended, must name the sender as author with the
 //!   sender's role, and never change afterwards.
+//! - **Attachments.** A file's entry names the sender and the sending device as who captured
+//!   it, holds valid values (SHA-256, size, media type, a name without path separators or
+//!   control characters), and never changes afterwards but for its caption; only who attached
+//!   it, or a coordinator, removes it; the `attachments` map is made once (two made
+//!   concurrently are both read).
 
 use std::collections::{HashMap, HashSet};
 
 use automerge::{ActorId, Automerge, Change, Cursor, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::attachment::{self, ATTACHMENTS};
 use crate::catalogue::{FieldType, MAX_LIST_ITEMS, RecordKind};
 use crate::changes::{Action, Place, touches_decoded};
 use crate::id::DocumentId;
@@ -336,7 +342,9 @@ fn check_creation(
                     ));
                 }
             }
-            (FIELDS, Action::Make(ObjType::Map)) | (REVIEW, Action::Make(ObjType::List)) => {}
+            (FIELDS, Action::Make(ObjType::Map))
+            | (REVIEW, Action::Make(ObjType::List))
+            | (ATTACHMENTS, Action::Make(ObjType::Map)) => {}
             _ => {
                 return Err(refuse(
                     RefusalCode::OutsideSchema,
@@ -410,6 +418,8 @@ fn check_edit(
     let mut lengths: HashMap<String, Lengths> = HashMap::new();
     // Review entries made by this change (by counter), with the keys each one set.
     let mut entries: HashMap<u64, Vec<String>> = HashMap::new();
+    // File entries likewise.
+    let mut files: HashMap<u64, Vec<String>> = HashMap::new();
     for t in touched {
         match (&t.place, t.key.as_deref(), &t.action) {
             (Place::Root, Some(STATUS), Action::Put(v)) => {
@@ -470,10 +480,95 @@ fn check_edit(
                     )));
                 }
             }
+            (Place::Root, Some(ATTACHMENTS), Action::Make(ObjType::Map)) => {
+                // Made with the first file. Two made concurrently are both read; one made by
+                // someone who saw another would hide its files.
+                let seen = doc
+                    .get_all_at(ROOT, ATTACHMENTS, &seen_at)
+                    .map_err(|_| refuse(RefusalCode::Immutable, "attachments unavailable"))?;
+                if !seen.is_empty() {
+                    return Err(Stop::from(refuse(
+                        RefusalCode::Immutable,
+                        "the record's attachments cannot be replaced",
+                    )));
+                }
+            }
             (Place::Root, key, _) => {
                 return Err(Stop::from(refuse(
                     RefusalCode::Immutable,
                     format!("root key `{}` cannot be changed", key.unwrap_or_default()),
+                )));
+            }
+            (Place::Attachments, Some(id), Action::Make(ObjType::Map)) => {
+                attachment::check_id(id)
+                    .map_err(|e| refuse(RefusalCode::InvalidValue, e.to_string()))?;
+                if attachment::find(doc, id).is_some() {
+                    return Err(Stop::from(refuse(
+                        RefusalCode::Immutable,
+                        "a file's entry cannot be replaced",
+                    )));
+                }
+                files.insert(t.counter, Vec::new());
+            }
+            (Place::Attachments, Some(id), Action::Delete) => {
+                // The person who attached a file, or a coordinator, removes it.
+                match attachment::find(doc, id)
+                    .and_then(|(_, entry)| attachment::read_entry(doc, id, &entry))
+                {
+                    Some(file) if file.by != who.user && !who.role.reviews() => {
+                        return Err(Stop::from(refuse(
+                            RefusalCode::NotAllowed,
+                            "only who attached a file, or a coordinator, may remove it",
+                        )));
+                    }
+                    None if ahead.is_some() => return Err(Stop::NeedsApplied),
+                    _ => {}
+                }
+            }
+            (Place::Attachments, _, _) => {
+                return Err(Stop::from(refuse(
+                    RefusalCode::OutsideSchema,
+                    "the attachments map holds file entries only",
+                )));
+            }
+            (
+                Place::AttachmentEntry {
+                    created_here: true, ..
+                },
+                Some(key),
+                Action::Put(v),
+            ) => {
+                check_attachment_value(key, v, who)?;
+                let keys = t
+                    .object
+                    .and_then(|entry| files.get_mut(&entry))
+                    .ok_or_else(|| {
+                        refuse(RefusalCode::InvalidValue, "a file entry out of place")
+                    })?;
+                if keys.iter().any(|k| k == key) {
+                    return Err(Stop::from(refuse(
+                        RefusalCode::InvalidValue,
+                        format!("a file entry sets `{key}` twice"),
+                    )));
+                }
+                keys.push(key.to_owned());
+            }
+            (
+                Place::AttachmentEntry {
+                    created_here: false,
+                    ..
+                },
+                Some("caption"),
+                Action::Put(_) | Action::Delete,
+            ) => {
+                if let Action::Put(v) = &t.action {
+                    check_attachment_value("caption", v, who)?;
+                }
+            }
+            (Place::AttachmentEntry { .. }, _, _) => {
+                return Err(Stop::from(refuse(
+                    RefusalCode::Immutable,
+                    "a file's entry cannot change once written, except its caption",
                 )));
             }
             (Place::Review, None, Action::Make(ObjType::Map)) if t.insert => {
@@ -510,6 +605,20 @@ fn check_edit(
             _ => check_field_op(meta.kind, t, Some(doc), ahead, &mut lengths)?,
         }
     }
+    for keys in files.values() {
+        if attachment::REQUIRED_KEYS
+            .iter()
+            .any(|k| !keys.iter().any(|key| key == k))
+        {
+            return Err(Stop::from(refuse(
+                RefusalCode::IncompleteRecord,
+                format!(
+                    "every new file entry must name {}",
+                    attachment::REQUIRED_KEYS.join(", ")
+                ),
+            )));
+        }
+    }
     for keys in entries.values() {
         if ["author", "role", "action"]
             .iter()
@@ -522,6 +631,50 @@ fn check_edit(
         }
     }
     Ok(restore_status)
+}
+
+/// Checks one value of a new file entry (or a caption written later).
+fn check_attachment_value(key: &str, v: &ScalarValue, who: &Principal) -> Result<(), Refusal> {
+    let invalid = |e: attachment::EntryError| refuse(RefusalCode::InvalidValue, e.to_string());
+    let text = || {
+        scalar_str(v).ok_or_else(|| {
+            refuse(
+                RefusalCode::InvalidValue,
+                format!("a file entry's `{key}` is text"),
+            )
+        })
+    };
+    match key {
+        "sha256" => attachment::check_sha256(text()?).map_err(invalid),
+        "size" => exact_int(v)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or(attachment::EntryError::Size)
+            .and_then(attachment::check_size)
+            .map_err(invalid),
+        "type" => attachment::check_media_type(text()?).map_err(invalid),
+        "name" => attachment::check_name(text()?).map_err(invalid),
+        "caption" => attachment::check_caption(text()?).map_err(invalid),
+        "captured_at" => exact_int(v)
+            .map(|_| ())
+            .ok_or(attachment::EntryError::CapturedAt)
+            .map_err(invalid),
+        "metadata" => text()
+            .ok()
+            .and_then(attachment::Metadata::parse)
+            .map(|_| ())
+            .ok_or(attachment::EntryError::Metadata)
+            .map_err(invalid),
+        "by" if scalar_str(v) == Some(who.user.as_str()) => Ok(()),
+        "device" if scalar_str(v) == Some(who.device.as_str()) => Ok(()),
+        "by" | "device" => Err(refuse(
+            RefusalCode::ForgedAttribution,
+            "a file is attached by the sender, on the sending device",
+        )),
+        _ => Err(refuse(
+            RefusalCode::OutsideSchema,
+            format!("file entries have no key `{key}`"),
+        )),
+    }
 }
 
 fn check_review_value(key: &str, v: &ScalarValue, who: &Principal) -> Result<(), Refusal> {

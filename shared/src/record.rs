@@ -17,6 +17,8 @@
 //!     <list field>:                                    ["<item>", ...] (created with the record)
 //!   }
 //!   review: [ { author, role, at, action, text }, ... ]   (entries never change once written)
+//!   attachments: { <id>: { sha256, size, type, name, ... } }  (made with the first file:
+//!                                                           see [`crate::attachment`])
 //! }
 //! ```
 //!
@@ -30,6 +32,7 @@ use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, AutoCommit, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::attachment::{Attachment, NewAttachment};
 use crate::catalogue::{FieldDef, FieldType, MAX_LIST_ITEMS, RecordKind};
 use crate::changes::{Action, Place, touches};
 use crate::id::DocumentId;
@@ -359,6 +362,9 @@ pub struct RecordView {
     pub fields: BTreeMap<String, FieldValue>,
     pub conflicts: Vec<Conflict>,
     pub review: Vec<ReviewEntry>,
+    /// The files the record names (their bytes are stored outside the document).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
     /// Time of the newest change.
     pub updated_at: Millis,
     /// The document heads (hex change hashes), sorted.
@@ -371,6 +377,8 @@ pub struct Summary {
     pub meta: RecordMeta,
     pub title: String,
     pub has_conflicts: bool,
+    /// The files the record names (the server lets writers upload them and readers fetch them).
+    pub attachments: Vec<Attachment>,
 }
 
 /// The identity of a record, as the server indexes it.
@@ -415,6 +423,21 @@ pub enum Edit {
     },
     SchemaVersion {
         to: u64,
+    },
+    /// A file's entry was added (its bytes travel separately).
+    AttachmentAdded {
+        id: String,
+        name: String,
+        sha256: String,
+        size: u64,
+    },
+    /// A file's entry was removed.
+    AttachmentRemoved {
+        id: String,
+    },
+    /// A file's caption was written or cleared.
+    Caption {
+        id: String,
     },
     Other,
 }
@@ -477,6 +500,14 @@ pub enum RecordError {
     NewerSchema(u64),
     #[error("the document could not be read: {0}")]
     Load(String),
+    #[error("the record names no file {0}")]
+    NoSuchAttachment(String),
+    #[error("only the person who attached a file, or a coordinator, may remove it")]
+    NotYourAttachment,
+    #[error("a file with this id is attached already")]
+    AttachmentExists,
+    #[error(transparent)]
+    Attachment(#[from] crate::attachment::EntryError),
     #[error("automerge: {0}")]
     Automerge(String),
 }
@@ -937,6 +968,91 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Attaches a file: its entry, captured by the editor on their device. The bytes are kept
+    /// and uploaded separately, under the entry's SHA-256.
+    pub fn add_attachment(
+        &mut self,
+        file: &NewAttachment,
+        editor: &Editor,
+        now: Millis,
+    ) -> Result<(), RecordError> {
+        self.read().kind_def()?;
+        self.read().ensure_editable(editor)?;
+        file.check()?;
+        if crate::attachment::find(&self.doc, &file.id).is_some() {
+            return Err(RecordError::AttachmentExists);
+        }
+        let map = crate::attachment::current_map(&self.doc);
+        self.commit(editor, now, |tx| {
+            let map = match map {
+                Some(map) => map,
+                None => tx.put_object(ROOT, crate::attachment::ATTACHMENTS, ObjType::Map)?,
+            };
+            let entry = tx.put_object(&map, file.id.as_str(), ObjType::Map)?;
+            tx.put(&entry, "sha256", file.sha256.as_str())?;
+            tx.put(&entry, "size", i64::try_from(file.size).unwrap_or(i64::MAX))?;
+            tx.put(&entry, "type", file.media_type.as_str())?;
+            tx.put(&entry, "name", file.name.as_str())?;
+            tx.put(&entry, "captured_at", file.captured_at)?;
+            tx.put(&entry, "by", editor.user.as_str())?;
+            tx.put(&entry, "device", editor.device.as_str())?;
+            if let Some(metadata) = file.metadata {
+                tx.put(&entry, "metadata", metadata.as_str())?;
+            }
+            if !file.caption.is_empty() {
+                tx.put(&entry, "caption", file.caption.as_str())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes a file's entry: the person who attached it, or a coordinator.
+    pub fn remove_attachment(
+        &mut self,
+        id: &str,
+        editor: &Editor,
+        now: Millis,
+    ) -> Result<(), RecordError> {
+        self.read().ensure_editable(editor)?;
+        let (map, entry) = crate::attachment::find(&self.doc, id)
+            .ok_or_else(|| RecordError::NoSuchAttachment(id.to_owned()))?;
+        let by = crate::attachment::read_entry(&self.doc, id, &entry).map(|a| a.by);
+        if !editor.role.reviews() && by.as_deref() != Some(editor.user.as_str()) {
+            return Err(RecordError::NotYourAttachment);
+        }
+        self.commit(editor, now, |tx| Ok(tx.delete(&map, id)?))
+    }
+
+    /// Writes (or, empty, clears) a file's caption.
+    pub fn set_caption(
+        &mut self,
+        id: &str,
+        caption: &str,
+        editor: &Editor,
+        now: Millis,
+    ) -> Result<(), RecordError> {
+        self.read().ensure_editable(editor)?;
+        crate::attachment::check_caption(caption)?;
+        let (_, entry) = crate::attachment::find(&self.doc, id)
+            .ok_or_else(|| RecordError::NoSuchAttachment(id.to_owned()))?;
+        let current = crate::attachment::read_entry(&self.doc, id, &entry)
+            .map(|a| a.caption)
+            .unwrap_or_default();
+        if current == caption {
+            return Ok(());
+        }
+        self.commit(editor, now, |tx| {
+            if caption.is_empty() {
+                tx.delete(&entry, "caption")?;
+            } else {
+                tx.put(&entry, "caption", caption)?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A borrowed, read-only view of a record document (the server and the policy read documents
 /// they do not own).
 #[derive(Debug, Clone, Copy)]
@@ -1058,6 +1174,7 @@ impl<'a> RecordRef<'a> {
             fields,
             conflicts,
             review: self.review_entries()?,
+            attachments: crate::attachment::attachments(self.doc),
             updated_at: self.updated_at(),
             heads,
         })
@@ -1088,6 +1205,7 @@ impl<'a> RecordRef<'a> {
             meta,
             title: join_title(title.into_iter()),
             has_conflicts,
+            attachments: crate::attachment::attachments(self.doc),
         })
     }
 
@@ -1418,6 +1536,8 @@ pub(crate) fn summarise(touched: &[crate::changes::Touch]) -> Vec<Edit> {
     let mut edits: Vec<Edit> = Vec::new();
     let mut text: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut lists: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    // Files added by the change: the counter of each new entry → its edit.
+    let mut added: BTreeMap<u64, usize> = BTreeMap::new();
     let mut other = false;
     for t in touched {
         match (&t.place, t.key.as_deref(), &t.action) {
@@ -1476,6 +1596,49 @@ pub(crate) fn summarise(touched: &[crate::changes::Touch]) -> Vec<Edit> {
                     }
                 }
             }
+            (Place::Attachments, Some(id), Action::Make(_)) => {
+                edits.push(Edit::AttachmentAdded {
+                    id: id.to_owned(),
+                    name: String::new(),
+                    sha256: String::new(),
+                    size: 0,
+                });
+                added.insert(t.counter, edits.len() - 1);
+            }
+            (Place::Attachments, Some(id), Action::Delete) => {
+                edits.push(Edit::AttachmentRemoved { id: id.to_owned() })
+            }
+            (
+                Place::AttachmentEntry {
+                    created_here: true, ..
+                },
+                Some(key),
+                Action::Put(v),
+            ) => {
+                if let Some(Edit::AttachmentAdded {
+                    name, sha256, size, ..
+                }) = t
+                    .object
+                    .and_then(|entry| added.get(&entry))
+                    .and_then(|i| edits.get_mut(*i))
+                {
+                    match key {
+                        "name" => *name = v.as_str().unwrap_or_default().to_owned(),
+                        "sha256" => *sha256 = v.as_str().unwrap_or_default().to_owned(),
+                        "size" => *size = v.as_u64().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            (
+                Place::AttachmentEntry {
+                    id,
+                    created_here: false,
+                },
+                Some("caption"),
+                _,
+            ) => edits.push(Edit::Caption { id: id.clone() }),
+            (Place::AttachmentEntry { .. }, _, _) => {}
             (Place::Review, None, Action::Make(_)) => {}
             (Place::ReviewEntry { .. }, Some("action"), Action::Put(v)) => {
                 edits.push(Edit::Review {

@@ -11,7 +11,9 @@
 //! - `batch_checks`: the write policy gives the same verdicts on batched and one-at-a-time
 //!   application.
 //! - `wire_protocol`: hand-derived CBOR vectors of every message, round trips, hostile input.
-//! - `write_policy`: refusals of crafted changes, and S3's answer for forbidden documents.
+//! - `write_policy`: refusals of crafted changes, and S3's answer for forbidden documents
+//!   (`world`: its hub, phones and helpers, shared with `attachments`).
+//! - `attachments`: files' entries in a record: who may add, change and remove them.
 //! - `khmer`: Khmer text in every kind of field, through save/load and sync.
 //! - `schema_versions`: the committed schema version 1 fixture keeps opening.
 //! - `history`: edits attributed to user, device and time.
@@ -19,6 +21,7 @@
 //!   from elsewhere.
 //! - `fuzz_regressions`: every fuzz seed and crasher replayed without a panic.
 
+mod attachments;
 mod batch_checks;
 mod convergence;
 mod fuzz_regressions;
@@ -32,4 +35,5 @@ mod schema_versions;
 mod served;
 mod sync_engine;
 mod wire_protocol;
+mod world;
 mod write_policy;
