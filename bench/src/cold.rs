@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use saksi_client::SyncSocket;
-use saksi_server::storage::{DocumentRow, DocumentWrite, Storage as _};
+use saksi_server::storage::prelude::*;
+use saksi_server::storage::{DocumentRow, DocumentWrite};
 use saksi_shared::DocumentId;
 use saksi_shared::automerge::{ActorId, Automerge};
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
@@ -92,6 +93,7 @@ fn seed(
                         row,
                         changes: Vec::new(),
                         new_actors: Vec::new(),
+                        files: None,
                     })?;
                     storage.compact(id, bytes)?;
                 }

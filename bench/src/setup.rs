@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use saksi_client::{Client, Session, SyncClient};
 use saksi_server::accounts::Passwords;
-use saksi_server::storage::Storage as _;
+use saksi_server::storage::prelude::*;
 use saksi_shared::sync::Repo;
 use saksi_shared::{DocumentId, Role};
 use tokio::sync::Semaphore;

@@ -617,6 +617,7 @@ pub fn format_time(millis: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::prelude::*;
     use crate::storage::sqlite::SqliteStorage;
 
     fn run_cmd(storage: &dyn Storage, line: &str, stdin: &str) -> Result<String, AdminError> {

@@ -423,7 +423,8 @@ pub fn command(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{AuditEvent, Storage as _};
+    use crate::storage::AuditEvent;
+    use crate::storage::prelude::*;
     use saksi_shared::Role;
 
     /// A data directory with a user and a few audit entries, and a backup of it.

@@ -110,6 +110,47 @@ pub struct DocumentWrite {
     pub changes: Vec<Vec<u8>>,
     /// Actor ids seen for the first time, with the device that sent them.
     pub new_actors: Vec<(String, String)>,
+    /// The files the document names after the changes (`None`: unknown, keep the index as it
+    /// is).
+    pub files: Option<Vec<FileRef>>,
+}
+
+/// A file a stored record names (its entry, as the index keeps it: ids, hash, size, no name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    pub doc_id: DocumentId,
+    pub attachment_id: String,
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: String,
+    /// The device that captured it.
+    pub device_id: String,
+}
+
+/// A file the server holds, verified against its SHA-256 when its upload finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blob {
+    pub sha256: String,
+    pub size: u64,
+    /// The device whose upload stored it first (counts against its quota).
+    pub uploaded_by: String,
+    pub stored_at: Millis,
+    /// Since when no record names it (deleted after `unreferenced_file_days`).
+    pub unreferenced_since: Option<Millis>,
+}
+
+/// An upload in progress (the tus protocol's upload resource).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upload {
+    pub id: String,
+    pub device_id: String,
+    pub sha256: String,
+    /// The file's size, declared when the upload began (the entry's size).
+    pub length: u64,
+    /// Bytes received, written and synced.
+    pub received: u64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 /// What an audit entry records. The stored names are part of the hash chain and never
@@ -255,8 +296,27 @@ pub enum StorageError {
     Database(String),
 }
 
-/// Everything the server stores.
-pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+/// Everything the server stores: accounts and devices, cases and documents, the audit log, and
+/// the index of files. One trait per concern; a backend implements all four (the SQLite one in
+/// [`sqlite`], a module per trait). Callers bring the traits into scope with
+/// `use crate::storage::prelude::*`.
+pub trait Storage:
+    AccountStore + DocumentStore + AuditLog + FileIndex + Send + Sync + std::fmt::Debug + 'static
+{
+    /// Size of the stored data in bytes.
+    fn size_bytes(&self) -> Result<u64, StorageError>;
+
+    /// Whether the storage can read and write now (for `/healthz`). Writes nothing.
+    fn check_health(&self) -> Result<(), StorageError>;
+}
+
+/// The traits of [`Storage`], to call its methods on a `dyn Storage`.
+pub mod prelude {
+    pub use super::{AccountStore, AuditLog, DocumentStore, FileIndex, Storage};
+}
+
+/// Accounts, devices and what each may reach.
+pub trait AccountStore {
     // Accounts.
     fn create_user(
         &self,
@@ -311,7 +371,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn access_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StorageError>;
     /// Devices revoked at or after `since`.
     fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError>;
+}
 
+/// Cases, their teams, and the stored documents.
+pub trait DocumentStore {
     // Cases and teams.
     fn create_case(
         &self,
@@ -343,16 +406,47 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), StorageError>;
     /// Every actor binding (actor hex, device id).
     fn actor_bindings(&self) -> Result<Vec<(String, String)>, StorageError>;
+}
 
-    // Audit.
+/// The append-only, hash-chained audit log.
+pub trait AuditLog {
     fn append_audit(&self, event: AuditEvent) -> Result<(), StorageError>;
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StorageError>;
     /// Recomputes the hash chain; returns the number of entries checked.
     fn verify_audit(&self) -> Result<u64, StorageError>;
+}
 
-    /// Size of the stored data in bytes.
-    fn size_bytes(&self) -> Result<u64, StorageError>;
-
-    /// Whether the storage can read and write now (for `/healthz`). Writes nothing.
-    fn check_health(&self) -> Result<(), StorageError>;
+/// Which files records name, which the server holds, and the uploads in progress. The bytes
+/// themselves are in a [`crate::files::BlobStore`].
+pub trait FileIndex {
+    /// Every stored record that names `sha256`, with the entry that names it.
+    fn documents_naming(&self, sha256: &str) -> Result<Vec<(DocumentRow, FileRef)>, StorageError>;
+    /// The files `doc` names.
+    fn files_of(&self, doc: &DocumentId) -> Result<Vec<FileRef>, StorageError>;
+    fn blob(&self, sha256: &str) -> Result<Option<Blob>, StorageError>;
+    /// Every file the server holds.
+    fn blobs(&self) -> Result<Vec<Blob>, StorageError>;
+    fn upload(&self, id: &str) -> Result<Option<Upload>, StorageError>;
+    /// The upload of `sha256` by `device`, if one is in progress.
+    fn upload_for(&self, device: &str, sha256: &str) -> Result<Option<Upload>, StorageError>;
+    /// Starts an upload. Fails with [`StorageError::Conflict`] if the device is uploading the
+    /// same file already.
+    fn create_upload(&self, upload: &Upload) -> Result<(), StorageError>;
+    /// Notes bytes received (written and synced) for an upload.
+    fn set_upload_received(&self, id: &str, received: u64, now: Millis)
+    -> Result<(), StorageError>;
+    /// Records a verified file and ends its upload (one transaction). A file already held is
+    /// kept as it is (another device uploaded it first).
+    fn finish_upload(&self, upload: &str, blob: &Blob) -> Result<(), StorageError>;
+    fn delete_upload(&self, id: &str) -> Result<(), StorageError>;
+    /// Bytes a device holds on the server: the files its uploads stored first, and the
+    /// declared sizes of its uploads in progress.
+    fn device_usage(&self, device: &str) -> Result<u64, StorageError>;
+    /// Uploads last continued before `before`.
+    fn stale_uploads(&self, before: Millis) -> Result<Vec<Upload>, StorageError>;
+    /// Files no record has named since before `before`.
+    fn unreferenced_blobs(&self, before: Millis) -> Result<Vec<Blob>, StorageError>;
+    /// Forgets a file if no record names it (a record may have named it again meanwhile);
+    /// returns whether it was forgotten (its bytes may then be deleted).
+    fn forget_blob(&self, sha256: &str) -> Result<bool, StorageError>;
 }

@@ -1,7 +1,8 @@
 //! The audit log is append-only and tamper-evident.
 
+use saksi_server::storage::prelude::*;
 use saksi_server::storage::sqlite::SqliteStorage;
-use saksi_server::storage::{AuditEvent, Storage, StorageError};
+use saksi_server::storage::{AuditEvent, StorageError};
 
 fn event(i: i64) -> AuditEvent {
     AuditEvent {

@@ -1099,6 +1099,7 @@ fn seed(
             },
             changes,
             new_actors: Vec::new(),
+            files: None,
         })
         .expect("stored");
     id
@@ -1505,6 +1506,7 @@ async fn exports_skip_a_record_that_cannot_be_read_and_name_it() {
             row,
             changes: vec![change.raw_bytes().to_vec()],
             new_actors: Vec::new(),
+            files: None,
         })
         .expect("written");
     assert!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use saksi_client::{Client, Session};
 use saksi_server::accounts::random_16;
-use saksi_server::storage::Storage as _;
+use saksi_server::storage::prelude::*;
 use saksi_server::storage::sqlite::SqliteStorage;
 use saksi_shared::DocumentId;
 use saksi_shared::automerge::{Automerge, ChangeHash, ReadDoc as _};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use saksi_client::Client;
 use saksi_server::accounts::Passwords;
-use saksi_server::storage::Storage as _;
+use saksi_server::storage::prelude::*;
 use saksi_server::storage::sqlite::SqliteStorage;
 use saksi_shared::{DocumentId, Role};
 
