@@ -603,6 +603,176 @@ impl Session {
     }
 }
 
+/// Where an upload stands after `POST /api/files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStart {
+    /// The upload's address (or the file's, if the server has it already).
+    pub location: String,
+    /// Bytes the server has: the file's size if it has the file.
+    pub offset: u64,
+}
+
+/// What an upload took (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Bytes of the file sent in PATCH bodies (more than its size if a request broke and a
+    /// part was sent again).
+    pub bytes_sent: u64,
+    pub requests: u32,
+    /// Requests that failed and were resumed.
+    pub resumed: u32,
+}
+
+/// The tus headers of every upload request.
+const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
+
+impl Session {
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// `POST /api/files`: starts or finds the upload of the file with this SHA-256 and size.
+    /// A refusal comes back as [`ClientError::Http`] with its JSON body.
+    pub async fn upload_start(
+        &self,
+        sha256: &str,
+        length: u64,
+    ) -> Result<UploadStart, ClientError> {
+        use base64::Engine as _;
+        let auth = self.bearer();
+        let length_text = length.to_string();
+        let metadata = format!(
+            "sha256 {}",
+            base64::engine::general_purpose::STANDARD.encode(sha256)
+        );
+        let res = self
+            .client
+            .request(
+                "POST",
+                "/api/files",
+                &[
+                    TUS,
+                    ("Authorization", &auth),
+                    ("Upload-Length", &length_text),
+                    ("Upload-Metadata", &metadata),
+                ],
+                Some(b""),
+            )
+            .await?;
+        if res.status != 201 {
+            return Err(ClientError::Http {
+                status: res.status,
+                body: res.text(),
+            });
+        }
+        let location = res
+            .header("Location")
+            .ok_or_else(|| ClientError::BadResponse("no Location".into()))?
+            .to_owned();
+        let offset = res
+            .header("Upload-Offset")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::BadResponse("no Upload-Offset".into()))?;
+        Ok(UploadStart { location, offset })
+    }
+
+    /// `HEAD` of an upload: the offset to continue from.
+    pub async fn upload_offset(&self, location: &str) -> Result<u64, ClientError> {
+        let auth = self.bearer();
+        let res = self
+            .client
+            .request("HEAD", location, &[TUS, ("Authorization", &auth)], None)
+            .await?;
+        if res.status != 200 {
+            return Err(ClientError::Http {
+                status: res.status,
+                body: res.text(),
+            });
+        }
+        res.header("Upload-Offset")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::BadResponse("no Upload-Offset".into()))
+    }
+
+    /// One `PATCH` of `bytes` at `offset`; the response whatever its status.
+    pub async fn upload_patch(
+        &self,
+        location: &str,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Response, ClientError> {
+        let auth = self.bearer();
+        let offset = offset.to_string();
+        self.client
+            .request(
+                "PATCH",
+                location,
+                &[
+                    TUS,
+                    ("Authorization", &auth),
+                    ("Content-Type", "application/offset+octet-stream"),
+                    ("Upload-Offset", &offset),
+                ],
+                Some(bytes),
+            )
+            .await
+    }
+
+    /// Uploads `bytes` (the file a record names with this SHA-256) in requests of `chunk`
+    /// bytes, continuing from what the server has after a failed request (at most `retries`
+    /// of them in a row).
+    pub async fn upload(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+        chunk: usize,
+        retries: u32,
+    ) -> Result<UploadReport, ClientError> {
+        let mut report = UploadReport::default();
+        let start = self.upload_start(sha256, bytes.len() as u64).await?;
+        report.requests += 1;
+        let mut offset = start.offset;
+        let mut failures = 0;
+        while offset < bytes.len() as u64 {
+            let end = (offset as usize + chunk).min(bytes.len());
+            let part = &bytes[offset as usize..end];
+            report.requests += 1;
+            report.bytes_sent += part.len() as u64;
+            match self.upload_patch(&start.location, offset, part).await {
+                Ok(res) if res.status == 204 => {
+                    failures = 0;
+                    offset = res
+                        .header("Upload-Offset")
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| ClientError::BadResponse("no Upload-Offset".into()))?;
+                }
+                Ok(res) if !matches!(res.status, 408 | 409 | 500..=599) => {
+                    return Err(ClientError::Http {
+                        status: res.status,
+                        body: res.text(),
+                    });
+                }
+                _ => {
+                    failures += 1;
+                    report.resumed += 1;
+                    if failures > retries {
+                        return Err(ClientError::Timeout("an upload that keeps failing"));
+                    }
+                    offset = self.upload_offset(&start.location).await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// `GET /api/files/{sha256}`: the file, or the refusal.
+    pub async fn download(&self, sha256: &str) -> Result<Response, ClientError> {
+        self.client
+            .get(&format!("/api/files/{sha256}"), Some(&self.token))
+            .await
+    }
+}
+
 /// One sync WebSocket.
 #[derive(Debug)]
 pub struct SyncSocket {

@@ -81,6 +81,10 @@ pub struct AppState {
     pub trust: Option<Arc<crate::tls::local_ca::Trust>>,
     /// The organisation's time zone (`time_zone`), for the console's times.
     pub time_zone: jiff::tz::TimeZone,
+    /// The bytes of attached files.
+    pub blobs: Arc<dyn crate::files::BlobStore>,
+    /// Uploads a request is writing now.
+    pub active_uploads: crate::http::files::ActiveUploads,
 }
 
 impl AppState {
@@ -143,6 +147,8 @@ pub enum StartError {
     NoRuntime,
     #[error(transparent)]
     Lock(#[from] crate::datadir::LockError),
+    #[error("files: {0}")]
+    Files(#[from] crate::files::BlobError),
 }
 
 /// What the operator needs to know after start-up.
@@ -268,6 +274,8 @@ impl Application {
                 .await
                 .map_err(|_| StorageError::Closed)??
         };
+        let blobs: Arc<dyn crate::files::BlobStore> =
+            Arc::new(crate::files::FsBlobStore::open(&config.data_dir)?);
         let mut tls = crate::tls::setup(&config)?;
         // A CA made just now whose passphrase this start fails to report is removed again.
         let mut unseen_ca = UnseenCa(
@@ -297,6 +305,8 @@ impl Application {
             trust: tls.as_ref().and_then(|t| t.trust.clone()).map(Arc::new),
             time_zone: jiff::tz::TimeZone::get(&config.time_zone)
                 .unwrap_or(jiff::tz::TimeZone::UTC),
+            blobs,
+            active_uploads: Default::default(),
         });
 
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -362,6 +372,7 @@ impl Application {
         };
         unseen_ca.0 = None;
         spawn_revocation_watch(state.clone());
+        crate::files::spawn_clean_up(state.clone());
         if let Some(acme) = tls.as_mut().and_then(|t| t.acme.take()) {
             state.runtime.spawn(crate::tls::run_acme(acme));
         }

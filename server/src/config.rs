@@ -78,6 +78,18 @@ pub struct Config {
     /// The organisation's time zone (IANA name): the console shows times in it; exports keep
     /// UTC.
     pub time_zone: String,
+    /// Largest file a phone may upload (photos, recordings, documents), in bytes.
+    pub max_file_bytes: u64,
+    /// Most bytes of files one device may have uploaded (and be uploading), in bytes.
+    pub device_quota_bytes: u64,
+    /// A file no live record names any more is deleted after this many days.
+    pub unreferenced_file_days: u64,
+    /// An upload nobody continued for this many days is dropped (the phone starts it again).
+    pub stale_upload_days: u64,
+    /// An upload request that sends nothing for this long is ended (keeping what it sent).
+    pub upload_idle_seconds: u64,
+    /// An upload request that runs longer than this is ended (keeping what it sent).
+    pub upload_request_seconds: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<Secret>,
 }
@@ -133,6 +145,12 @@ impl Default for Config {
             argon2_iterations: 2,
             log_format: LogFormat::Text,
             metrics_token: None,
+            max_file_bytes: 100 * 1024 * 1024,
+            device_quota_bytes: 2 * 1024 * 1024 * 1024,
+            unreferenced_file_days: 7,
+            stale_upload_days: 7,
+            upload_idle_seconds: 30,
+            upload_request_seconds: 900,
         }
     }
 }
@@ -231,6 +249,24 @@ log_format = "text"
 # The organisation's time zone: the console shows times in it (exports and the printable report
 # keep UTC, marked as such). An IANA name: Asia/Phnom_Penh, Asia/Bangkok, UTC, ...
 time_zone = "Asia/Phnom_Penh"
+
+# Files attached to records (photos, audio, documents). Largest file a phone may upload, in
+# bytes (100 MiB; at most 4 GiB): a larger one is refused before its bytes are sent, and the
+# phone says so.
+max_file_bytes = 104857600
+# Most bytes of files one device may have on the server (uploaded by it, or being uploaded):
+# 2 GiB. Refused before the bytes are sent.
+device_quota_bytes = 2147483648
+# A file that no record names any more (its entry removed, its record purged) is deleted after
+# this many days. Backups taken meanwhile keep it.
+unreferenced_file_days = 7
+# An upload that no phone continued for this many days is dropped; the phone starts it again.
+stale_upload_days = 7
+# An upload request that sends nothing for this many seconds, or runs longer than
+# upload_request_seconds, is ended; what it sent is kept and the phone continues from there
+# (a slow or stalled connection holds nothing open for ever).
+upload_idle_seconds = 30
+upload_request_seconds = 900
 
 # Prometheus metrics at /metrics (counts only). Without a token they are served to loopback
 # clients only, and not at all when tls = "off" (behind a proxy every request is loopback).
@@ -365,6 +401,29 @@ impl Config {
             if let Some(reason) = self.tls_names.iter().find_map(|n| tls_name_problem(n)) {
                 return refuse("tls_names", reason);
             }
+        }
+        if self.max_file_bytes == 0
+            || self.max_file_bytes > saksi_shared::attachment::MAX_FILE_BYTES
+        {
+            return refuse("max_file_bytes", "must be from 1 byte to 4 GiB");
+        }
+        if self.device_quota_bytes < self.max_file_bytes {
+            return refuse(
+                "device_quota_bytes",
+                "must be at least max_file_bytes (or no file could be uploaded)",
+            );
+        }
+        if self.upload_idle_seconds == 0 || self.upload_request_seconds < self.upload_idle_seconds {
+            return refuse(
+                "upload_idle_seconds, upload_request_seconds",
+                "must be at least 1 second, the request limit at least the idle limit",
+            );
+        }
+        if self.unreferenced_file_days == 0 || self.stale_upload_days == 0 {
+            return refuse(
+                "unreferenced_file_days, stale_upload_days",
+                "must be at least 1 day",
+            );
         }
         if self.session_days == 0 || self.session_days > 90 {
             return refuse("session_days", "must be between 1 and 90");

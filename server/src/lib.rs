@@ -25,6 +25,7 @@ pub mod config;
 pub mod console;
 pub mod datadir;
 pub mod db;
+pub mod files;
 pub mod http;
 pub mod storage;
 pub mod sync;

@@ -164,8 +164,27 @@ pub fn describe_edit(kind: RecordKind, edit: &Edit, lang: Lang) -> String {
         Edit::Status { to } => format!("status → {}", status_label(to, lang)),
         Edit::Review { action } => format!("review: {}", action.replace('_', " ")),
         Edit::SchemaVersion { to } => format!("upgraded the record format to version {to}"),
+        Edit::AttachmentAdded {
+            name, sha256, size, ..
+        } => format!("attached “{name}” ({}, SHA-256 {sha256})", file_size(*size)),
+        Edit::AttachmentRemoved { id } => format!("removed the file {}", short_id(id)),
+        Edit::Caption { id } => format!("captioned the file {}", short_id(id)),
         Edit::Other => "other changes".into(),
     }
+}
+
+/// A file size for people: bytes, kB, MB (powers of 1,000).
+pub fn file_size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
+/// The first characters of an id, enough to tell files of one record apart.
+fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
 }
 
 /// Who made a change, as the server knows it.

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod files;
 pub mod metrics;
 pub mod trust;
 pub mod upgrade;
@@ -35,6 +36,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route("/sync-ticket", web::post().to(api::sync_ticket))
                     .route("/probe", web::post().to(api::probe))
                     .route("/probe/wiped", web::post().to(api::probe_wiped))
+                    .route(
+                        "/files",
+                        web::method(actix_web::http::Method::OPTIONS).to(files::options),
+                    )
+                    .route("/files", web::post().to(files::create))
+                    .route("/files/uploads/{id}", web::head().to(files::status))
+                    .route("/files/uploads/{id}", web::patch().to(files::append))
+                    .route("/files/uploads/{id}", web::delete().to(files::terminate))
+                    .route("/files/{sha256}", web::get().to(files::download))
+                    .route("/files/{sha256}", web::head().to(files::download))
                     .default_service(web::to(api::not_found)),
             )
             .configure(crate::console::routes)
@@ -43,10 +54,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The Content-Security-Policy of every response: no inline script, no remote origin, wasm
-/// allowed to compile, no framing.
+/// The Content-Security-Policy of every response (but files, which are sandboxed): no inline
+/// script, no remote origin, wasm allowed to compile, no framing. `blob:` images and media are
+/// the phone's own files, decrypted in the page.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+    style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; \
     worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'self'; object-src 'none'";
 
@@ -70,14 +82,23 @@ async fn security_headers(
         header::STRICT_TRANSPORT_SECURITY,
         "max-age=31536000; includeSubDomains",
     );
-    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    // A response with a policy of its own (a file, sandboxed) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    }
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "no-referrer");
     set(h, header::X_FRAME_OPTIONS, "DENY");
+    // The phone app records statements and takes photos; nothing else uses a camera or a
+    // microphone, and nothing asks where the phone is.
     set(
         h,
         header::HeaderName::from_static("permissions-policy"),
-        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+        if is_asset {
+            "camera=(self), microphone=(self), geolocation=(), interest-cohort=()"
+        } else {
+            "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+        },
     );
     set(
         h,

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnId, Peer, Who};
 use crate::app::AppState;
-use crate::storage::{AuditAction, AuditEvent, DocumentRow, DocumentWrite, StorageError};
+use crate::storage::{AuditAction, AuditEvent, DocumentRow, DocumentWrite, FileRef, StorageError};
 
 /// A read of a document (absent if there is no such document).
 pub type ReadFn = Box<dyn FnOnce(Option<&Record>) + Send>;
@@ -516,10 +516,25 @@ impl DocumentTask {
             row.has_conflicts = summary.has_conflicts;
         }
         row.updated_at = now;
+        let files = request.summary.as_ref().map(|summary| {
+            summary
+                .attachments
+                .iter()
+                .map(|a| FileRef {
+                    doc_id: self.id,
+                    attachment_id: a.id.clone(),
+                    sha256: a.sha256.clone(),
+                    size: a.size,
+                    media_type: a.media_type.clone(),
+                    device_id: a.device.clone(),
+                })
+                .collect()
+        });
         let write = DocumentWrite {
             row: row.clone(),
             changes: request.changes,
             new_actors: request.new_actors,
+            files,
         };
         match self.state.db.run(move |s| s.append_changes(write)).await {
             Ok(()) => {
