@@ -7,11 +7,19 @@
 //! checked (`integrity_check`, the audit chain), switched out of WAL mode so that it is one
 //! self-contained file, fsynced, and only then linked to FILE, which is never overwritten.
 //!
+//! A backup is **one file** that holds the attached files too: after the snapshot, every file
+//! the snapshot's `blobs` table lists is copied from the file store into the backup's own table
+//! `backup_files` (in 1 MiB pieces, its SHA-256 checked as it is read). Files are never changed
+//! once stored, so the snapshot and the files agree; a file the clean-up removed meanwhile had
+//! been named by no record for `unreferenced_file_days`, and leaves the backup with its row.
+//!
 //! **Restore** refuses while a server runs on the data directory (it takes the same lock as
 //! `saksi serve`, see [`crate::datadir`]) and refuses to replace an existing database unless
 //! forced. It copies the backup into the data directory, checks the copy (a Saksi database, a
 //! schema this build can run, `integrity_check`, migrations, the audit chain), and only then
-//! renames it into place; a replaced database is kept beside it, renamed, never deleted.
+//! renames it into place; a replaced database is kept beside it, renamed, never deleted. The
+//! files in the backup are written back into the file store (each checked against its SHA-256
+//! before it is kept), and the database then carries no copy of them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,6 +65,8 @@ pub enum BackupError {
     },
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error("{path}: {message}")]
+    Files { path: PathBuf, message: String },
 }
 
 /// What a database file holds (counts only).
@@ -71,19 +81,25 @@ pub struct Summary {
     pub audit_entries: u64,
     /// The last audit entry's hash (hex): keep it outside the server, with the backup log.
     pub audit_last_hash: Option<String>,
+    /// Attached files, and their bytes.
+    pub files: u64,
+    pub file_bytes: u64,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} bytes, schema {}: {} users, {} devices, {} cases, {} documents, {} audit entries",
+            "{} bytes, schema {}: {} users, {} devices, {} cases, {} documents, {} files \
+             ({} bytes), {} audit entries",
             self.bytes,
             self.schema_version,
             self.users,
             self.devices,
             self.cases,
             self.documents,
+            self.files,
+            self.file_bytes,
             self.audit_entries
         )?;
         if let Some(hash) = &self.audit_last_hash {
@@ -178,6 +194,21 @@ fn check(path: &Path) -> Result<Summary, BackupError> {
             .map_err(sql_err(path))?;
         n.max(0) as u64
     };
+    let (files, file_bytes) = if schema_version >= 4 {
+        conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?.max(0) as u64,
+                    r.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            },
+        )
+        .map_err(sql_err(path))?
+    } else {
+        (0, 0)
+    };
     Ok(Summary {
         bytes: 0,
         schema_version,
@@ -187,7 +218,155 @@ fn check(path: &Path) -> Result<Summary, BackupError> {
         documents,
         audit_entries,
         audit_last_hash,
+        files,
+        file_bytes,
     })
+}
+
+/// Pieces files are copied in (into and out of a backup).
+const PIECE: usize = 1 << 20;
+
+/// Copies every file the snapshot at `path` lists from the file store of `data_dir` into the
+/// snapshot's `backup_files` table, checking each one's SHA-256. A file missing from the store
+/// that a record still names fails the backup; one that no record names (the clean-up removed
+/// it meanwhile) leaves the snapshot with its row.
+fn copy_files_in(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read as _;
+    let conn = Connection::open(path).map_err(sql_err(path))?;
+    if check_version(&conn, path)? < 4 {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "CREATE TABLE backup_files (sha256 TEXT NOT NULL, piece INTEGER NOT NULL,
+                                    bytes BLOB NOT NULL, PRIMARY KEY (sha256, piece))",
+    )
+    .map_err(sql_err(path))?;
+    let listed: Vec<(String, bool)> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT b.sha256, EXISTS (SELECT 1 FROM document_files d WHERE d.sha256 = b.sha256)
+                 FROM blobs b ORDER BY b.sha256",
+            )
+            .map_err(sql_err(path))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err(path))?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err(path))?
+    };
+    let store = crate::files::FsBlobStore::open(data_dir).map_err(|e| BackupError::Files {
+        path: data_dir.join("files"),
+        message: e.to_string(),
+    })?;
+    let missing = |sha: &str| BackupError::Files {
+        path: data_dir.join("files"),
+        message: format!("the file {sha} is named by a record but missing from the store"),
+    };
+    for (sha, named) in listed {
+        use crate::files::BlobStore as _;
+        let mut reader = match store.open(&sha) {
+            Ok(r) => r,
+            Err(crate::files::BlobError::NotFound) if !named => {
+                conn.execute("DELETE FROM blobs WHERE sha256 = ?1", [&sha])
+                    .map_err(sql_err(path))?;
+                continue;
+            }
+            Err(crate::files::BlobError::NotFound) => return Err(missing(&sha)),
+            Err(e) => {
+                return Err(BackupError::Files {
+                    path: data_dir.join("files"),
+                    message: e.to_string(),
+                });
+            }
+        };
+        let tx = conn.unchecked_transaction().map_err(sql_err(path))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; PIECE];
+        for piece in 0i64.. {
+            let mut filled = 0;
+            while filled < PIECE {
+                let n = reader
+                    .read(&mut buf[filled..])
+                    .map_err(io_err(&data_dir.join("files")))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            hasher.update(&buf[..filled]);
+            tx.execute(
+                "INSERT INTO backup_files (sha256, piece, bytes) VALUES (?1, ?2, ?3)",
+                rusqlite::params![sha, piece, &buf[..filled]],
+            )
+            .map_err(sql_err(path))?;
+        }
+        if hex::encode(hasher.finalize()) != sha {
+            return Err(BackupError::Files {
+                path: data_dir.join("files"),
+                message: format!("the stored file {sha} does not match its SHA-256"),
+            });
+        }
+        tx.commit().map_err(sql_err(path))?;
+    }
+    Ok(())
+}
+
+/// Writes the files of the backup at `path` (a restored copy) into the file store of
+/// `data_dir`, each checked against its SHA-256, then drops them from the database.
+fn copy_files_out(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
+    use crate::files::BlobStore as _;
+    let conn = Connection::open(path).map_err(sql_err(path))?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'backup_files')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err(path))?;
+    if !has_table {
+        return Ok(());
+    }
+    let store = crate::files::FsBlobStore::open(data_dir).map_err(|e| BackupError::Files {
+        path: data_dir.join("files"),
+        message: e.to_string(),
+    })?;
+    let files_err = |e: crate::files::BlobError| BackupError::Files {
+        path: data_dir.join("files"),
+        message: e.to_string(),
+    };
+    let shas: Vec<String> = {
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT sha256 FROM backup_files ORDER BY sha256")
+            .map_err(sql_err(path))?;
+        stmt.query_map([], |r| r.get(0))
+            .map_err(sql_err(path))?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err(path))?
+    };
+    for sha in shas {
+        if store.size(&sha).map_err(files_err)?.is_some() {
+            continue;
+        }
+        let upload = hex::encode(crate::accounts::random_16());
+        let mut partial = store.open_partial(&upload, 0).map_err(files_err)?;
+        let mut stmt = conn
+            .prepare("SELECT bytes FROM backup_files WHERE sha256 = ?1 ORDER BY piece")
+            .map_err(sql_err(path))?;
+        let mut rows = stmt.query([&sha]).map_err(sql_err(path))?;
+        while let Some(row) = rows.next().map_err(sql_err(path))? {
+            let bytes: Vec<u8> = row.get(0).map_err(sql_err(path))?;
+            partial.write_all(&bytes).map_err(files_err)?;
+        }
+        partial.sync().map_err(files_err)?;
+        drop(partial);
+        store.finish(&upload, &sha).map_err(files_err)?;
+    }
+    conn.execute_batch("DROP TABLE backup_files; VACUUM;")
+        .map_err(sql_err(path))?;
+    Ok(())
 }
 
 /// The schema version of a Saksi database; refuses other files and newer schemas.
@@ -264,6 +443,7 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
             conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])
                 .map_err(sql_err(&source))?;
         }
+        copy_files_in(&partial, &config.data_dir)?;
         let mut summary = check(&partial)?;
         summary.bytes = seal(&partial)?;
         // A hard link fails if `dest` appeared meanwhile: a backup never replaces a file.
@@ -335,6 +515,7 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
         SqliteStorage::open(&copy)
             .map_err(storage_err(source))?
             .close();
+        copy_files_out(&copy, &config.data_dir)?;
         let mut summary = check(&copy).map_err(|e| match e {
             BackupError::Storage { source: err, .. } => BackupError::Storage {
                 path: source.to_owned(),

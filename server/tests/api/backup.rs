@@ -318,3 +318,96 @@ async fn backups_and_database_files_are_private() {
     }
     server.stop().await;
 }
+
+/// A backup is one file that holds the attached files too, checked against their SHA-256; a
+/// restore into a fresh directory puts them back, and the server serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_and_restore_carry_the_attached_files() {
+    use saksi_shared::attachment::NewAttachment;
+    use sha2::Digest as _;
+    let server = TestServer::start().await;
+    server.user("sophea", saksi_shared::Role::Monitor);
+    let case = server.case("ករណី បម្រុងទុក", &["sophea"]);
+    let (session, mut phone) = server.phone("sophea").await;
+    let editor = session.editor();
+    let doc = phone.repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor,
+        1_000,
+        random_16(),
+    );
+    let mut files = Vec::new();
+    for (i, size) in [3_000_000usize, 12_345].into_iter().enumerate() {
+        let bytes: Vec<u8> = "សេចក្តីសម្រេចតុលាការ "
+            .bytes()
+            .cycle()
+            .take(size)
+            .map(|b| b.wrapping_add(i as u8))
+            .collect();
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        let file = NewAttachment {
+            id: hex::encode(random_16()),
+            sha256: sha.clone(),
+            size: size as u64,
+            media_type: "image/jpeg".into(),
+            name: format!("ទំព័រ {i}.jpg"),
+            captured_at: 2_000,
+            metadata: None,
+            caption: String::new(),
+        };
+        phone
+            .repo
+            .edit(&doc, |r| r.add_attachment(&file, &editor, 3_000))
+            .expect("doc")
+            .expect("attached");
+        files.push((sha, bytes));
+    }
+    phone.sync_all(WAIT).await.expect("synced");
+    for (sha, bytes) in &files {
+        session
+            .upload(sha, bytes, 1 << 20, 0)
+            .await
+            .expect("uploaded");
+    }
+    let backups = tempfile::tempdir().expect("backups");
+    let file = backups.path().join("saksi-files.sqlite3");
+    let made = admin(
+        server.data_dir.path(),
+        &["backup", file.to_str().expect("path")],
+        "",
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    assert!(
+        text(&made).contains("2 files (3012345 bytes)"),
+        "{}",
+        text(&made)
+    );
+    server.stop().await;
+
+    // One file: nothing of the file store beside it.
+    assert_eq!(std::fs::read_dir(backups.path()).expect("dir").count(), 1);
+    let fresh = tempfile::tempdir().expect("fresh");
+    let restored = admin(fresh.path(), &["restore", file.to_str().expect("path")], "");
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(text(&restored).contains("2 files"), "{}", text(&restored));
+    let server = TestServer::start_in(fresh, |_| {}).await;
+    let session = server.login("sophea").await;
+    for (sha, bytes) in &files {
+        let got = session.download(sha).await.expect("download");
+        assert_eq!(got.status, 200);
+        assert_eq!(&got.body, bytes);
+    }
+    // The restored database carries no copy of the files.
+    let conn =
+        rusqlite::Connection::open(server.data_dir.path().join("saksi.sqlite3")).expect("db");
+    let table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'backup_files')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert!(!table);
+    server.stop().await;
+}
