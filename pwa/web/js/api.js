@@ -59,11 +59,16 @@ async function call(method, path, { token, body, timeoutMs = 20_000 } = {}) {
  * expired token) the server renews the same device, so edits made offline meanwhile stay
  * attributed to it.
  */
-export function login(username, password, deviceName, renewToken, probe) {
+export async function login(username, password, deviceName, renewToken, probe) {
   const body = { username, password, device_name: deviceName };
   if (renewToken) body.renew_token = renewToken;
   if (probe) body.probe = probe;
-  return call("POST", "/api/login", { body });
+  const result = await call("POST", "/api/login", { body });
+  // The account is kept as the server names it: an answer without it would lock the phone out.
+  if (!result?.token || !result.device_id || !result.user?.username || !result.user?.role) {
+    throw new ApiError(502, "bad_answer", "the server's answer to the sign-in is incomplete");
+  }
+  return result;
 }
 
 export function logout(token, timeoutMs) {

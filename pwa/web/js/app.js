@@ -424,7 +424,7 @@ class App {
       events: (events) => this.onSyncEvents(events),
       indexed: (index) => this.onIndex(index),
       changed: () => this.updateStatus(),
-      revoked: () => this.wipe("revoked_notice"),
+      revoked: () => this.session === session && this.wipe("revoked_notice"),
       signedOut: () => this.signedOut(),
     });
     this.session = session;
@@ -769,6 +769,8 @@ class App {
   /** Signed in again after the session ended: the same device renewed with a new token. */
   async signedInAgain(result, deviceName) {
     const s = this.session;
+    // Locked or wiped while the answer was on its way: nothing to renew here.
+    if (!s) return;
     Object.assign(s.meta, {
       user: result.user,
       device_id: result.device_id,

@@ -43,6 +43,8 @@ class Field {
     this.editor = editor;
     this.def = def;
     this.timer = null;
+    /** Set when its editor closes: a field removed from the page writes nothing more. */
+    this.closed = false;
     this.committed = undefined;
     this.inputId = uid("field");
     this.problem = h("p", { class: "problem", role: "alert", hidden: true });
@@ -93,6 +95,7 @@ class Field {
     const typing = {
       oninput: () => this.schedule(),
       onblur: () => {
+        if (this.closed) return;
         this.commit();
         this.editor.refreshField(this);
       },
@@ -267,6 +270,7 @@ class Field {
   }
 
   schedule() {
+    if (this.closed) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.commit(), DEBOUNCE_MS);
     this.editor.app.flushers.add(this.flusher);
@@ -277,7 +281,9 @@ class Field {
     clearTimeout(this.timer);
     this.timer = null;
     this.editor.app.flushers.delete(this.flusher);
-    if (this.disabled) return;
+    // Chromium fires `blur` and `change` on a focused field as it leaves the page (a lock, a
+    // wipe): once its editor has closed, it has nothing to write and no session to write to.
+    if (this.closed || this.disabled) return;
     const def = this.def;
     // A date or time the browser cannot read (31 February) shows as empty: say what is wrong,
     // keep what was stored.
@@ -468,6 +474,7 @@ export class RecordEditor {
     for (const f of this.fields.values()) {
       clearTimeout(f.timer);
       if (!discard) f.commit();
+      f.closed = true;
       f.timer = null;
       this.app.flushers.delete(f.flusher);
     }

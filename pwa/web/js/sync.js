@@ -153,6 +153,8 @@ export class Sync {
   /** Handles an authentication error; returns whether it was one. */
   async authFailure(e) {
     if (!(e instanceof api.ApiError)) return false;
+    // Several answers can say so at once (the index, /api/me): the first one acts.
+    if (this.stopped) return true;
     if (e.code === "device_revoked") {
       this.stop();
       await this.hooks.revoked();
