@@ -8,7 +8,7 @@
 //! - [`id`]: document ids compatible with automerge-repo (`automerge:` URLs).
 //! - [`catalogue`]: record kinds and every field, with English and Khmer labels.
 //! - [`attachment`]: the files a record names (photos, audio, documents): entries in the
-//!   record, bytes outside it.
+//!   record, bytes outside it; [`media`]: a photo's location and camera data removed.
 //! - [`record`]: a typed API over one record's automerge document: fields, narratives, lists,
 //!   conflicts, resolution, workflow, review trail, history.
 //! - [`workflow`]: roles, statuses and who may move a record along.
@@ -31,6 +31,7 @@ mod change_graph;
 pub mod changes;
 pub mod id;
 pub mod integrity;
+pub mod media;
 pub mod policy;
 pub mod protocol;
 pub mod record;

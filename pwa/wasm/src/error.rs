@@ -44,6 +44,8 @@ pub enum Error {
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(transparent)]
+    Media(#[from] saksi_shared::media::MediaError),
+    #[error(transparent)]
     Sync(#[from] RepoError),
 }
 

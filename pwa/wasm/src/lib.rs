@@ -48,6 +48,40 @@ use wasm_bindgen::prelude::*;
 pub use error::Error;
 use error::echo;
 
+/// SHA-256 of bytes given piece by piece: a 100 MB recording is hashed at capture without ever
+/// being in memory whole.
+#[wasm_bindgen]
+#[derive(Debug, Default)]
+pub struct Sha256Stream(sha2::Sha256);
+
+#[wasm_bindgen]
+impl Sha256Stream {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Sha256Stream {
+        Sha256Stream::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    /// The digest as 64 lower-case hex digits (the hasher starts over).
+    pub fn finish(&mut self) -> String {
+        let digest = sha2::Digest::finalize_reset(&mut self.0);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A photo without its location and camera data ([`saksi_shared::media`]). Throws for types
+/// it cannot clean and for damaged photos.
+#[wasm_bindgen(js_name = stripPhotoMetadata)]
+pub fn strip_photo_metadata(
+    #[wasm_bindgen(js_name = mediaType)] media_type: &str,
+    bytes: &[u8],
+) -> Result<Vec<u8>, Error> {
+    Ok(saksi_shared::media::strip_metadata(media_type, bytes)?)
+}
+
 /// The field catalogue (kinds, sections, fields, choices, labels in English and Khmer) as JSON.
 #[wasm_bindgen]
 pub fn catalogue() -> String {
@@ -286,6 +320,51 @@ impl Engine {
         let items: Vec<String> = from_json("itemsJson", "an array of strings", items_json)?;
         let now = millis("nowMs", now_ms)?;
         self.edit(id, |r, editor| r.set_list(field, &items, editor, now))
+    }
+
+    /// Attaches a file to a record: `fileJson` is its entry without the author
+    /// (`{id, sha256, size, type, name, captured_at, metadata?, caption?}`), the bytes stay
+    /// with the caller.
+    #[wasm_bindgen(js_name = addAttachment)]
+    pub fn add_attachment(
+        &mut self,
+        id: &str,
+        #[wasm_bindgen(js_name = fileJson)] file_json: &str,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
+    ) -> Result<(), Error> {
+        let file: saksi_shared::attachment::NewAttachment =
+            from_json("fileJson", "a file entry", file_json)?;
+        let now = millis("nowMs", now_ms)?;
+        self.edit(id, |r, editor| r.add_attachment(&file, editor, now))
+    }
+
+    /// Removes a file's entry (its author, or a coordinator).
+    #[wasm_bindgen(js_name = removeAttachment)]
+    pub fn remove_attachment(
+        &mut self,
+        id: &str,
+        #[wasm_bindgen(js_name = attachmentId)] attachment_id: &str,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
+    ) -> Result<(), Error> {
+        let now = millis("nowMs", now_ms)?;
+        self.edit(id, |r, editor| {
+            r.remove_attachment(attachment_id, editor, now)
+        })
+    }
+
+    /// Writes (or, empty, clears) a file's caption.
+    #[wasm_bindgen(js_name = setCaption)]
+    pub fn set_caption(
+        &mut self,
+        id: &str,
+        #[wasm_bindgen(js_name = attachmentId)] attachment_id: &str,
+        caption: &str,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
+    ) -> Result<(), Error> {
+        let now = millis("nowMs", now_ms)?;
+        self.edit(id, |r, editor| {
+            r.set_caption(attachment_id, caption, editor, now)
+        })
     }
 
     /// Moves the record to `toStatus` (`submitted`, `needs_changes`, `approved`, `archived`),

@@ -375,3 +375,60 @@ fn helpers_outside_the_engine() {
     assert_eq!(date_of_millis(951_782_400_000.0).unwrap(), "2000-02-29");
     assert_eq!(date_of_millis(0.9).unwrap(), "1970-01-01");
 }
+
+#[test]
+fn files_are_attached_captioned_and_removed_through_the_engine() {
+    let case = DocumentId::from_bytes([9; 16]).to_string();
+    let mut phone = engine("tab-1", 1, "dara", "monitor");
+    let id = phone
+        .create_record("court_observation", &case, 1_000.0, &[4; 16])
+        .expect("created");
+    let mut hasher = Sha256Stream::new();
+    hasher.update("សេចក្តីជូន".as_bytes());
+    hasher.update("ដំណឹង".as_bytes());
+    let sha = hasher.finish();
+    assert_eq!(sha.len(), 64);
+    let file = json!({
+        "id": "ab".repeat(16), "sha256": sha, "size": 30, "type": "image/jpeg",
+        "name": "សេចក្តីជូនដំណឹង.jpg", "captured_at": 1_100, "metadata": "removed"
+    });
+    phone
+        .add_attachment(&id, &file.to_string(), 1_200.0)
+        .expect("attached");
+    let view = parse(&phone.view(&id).expect("view"));
+    let entry = &view["attachments"][0];
+    assert_eq!(entry["by"], "dara");
+    assert_eq!(entry["device"], "dara-phone");
+    assert_eq!(entry["type"], "image/jpeg");
+    phone
+        .set_caption(&id, &"ab".repeat(16), "ផ្ទាំងព័ត៌មាន", 1_300.0)
+        .expect("captioned");
+    assert_eq!(
+        parse(&phone.view(&id).expect("view"))["attachments"][0]["caption"],
+        "ផ្ទាំងព័ត៌មាន"
+    );
+    // A name with a path, or a second entry under the same id, is refused and changes nothing.
+    let bad = json!({
+        "id": "cd".repeat(16), "sha256": sha, "size": 30, "type": "image/jpeg",
+        "name": "../x.jpg", "captured_at": 1_100
+    });
+    assert!(
+        phone
+            .add_attachment(&id, &bad.to_string(), 1_400.0)
+            .is_err()
+    );
+    assert!(
+        phone
+            .add_attachment(&id, &file.to_string(), 1_400.0)
+            .is_err()
+    );
+    phone
+        .remove_attachment(&id, &"ab".repeat(16), 1_500.0)
+        .expect("removed");
+    assert_eq!(
+        parse(&phone.view(&id).expect("view"))["attachments"],
+        json!([])
+    );
+    // Photos: cleaned where the type allows, refused (not guessed) otherwise.
+    assert!(strip_photo_metadata("image/heic", b"....").is_err());
+}
