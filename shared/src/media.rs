@@ -324,7 +324,7 @@ mod tests {
         }
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         png.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
-        png.extend(chunk(b"tEXt", b"Location\011.55,104.92"));
+        png.extend(chunk(b"tEXt", b"Location\x0011.55,104.92"));
         png.extend(chunk(b"eXIf", b"MM\0*GPS"));
         png.extend(chunk(b"tIME", &[7, 234, 12, 7, 10, 0, 0]));
         png.extend(chunk(b"IDAT", &[1, 2, 3]));
