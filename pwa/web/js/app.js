@@ -18,6 +18,7 @@ import { Vault, hasVault, pinProblem, wipeLocalData } from "./store.js";
 import { Sync } from "./sync.js";
 import * as screens from "./screens.js";
 import { RecordEditor } from "./editor.js";
+import { Uploads, hashStored } from "./files.js";
 
 /** Minutes of inactivity before the app locks (a setting). */
 export const DEFAULT_AUTO_LOCK_MINUTES = 5;
@@ -275,6 +276,8 @@ class App {
       settings: { autoLockMinutes: DEFAULT_AUTO_LOCK_MINUTES },
       lastSyncedAt: null,
       pinPolicy: login.pin_policy || null,
+      maxFileBytes: login.max_file_bytes || null,
+      files: {},
     };
     this.pendingLogin = null;
     if (login.probe) localStorage.setItem(PROBE_KEY, login.probe);
@@ -419,6 +422,8 @@ class App {
       metaAgain: false,
       sync: null,
     };
+    session.meta.files ||= {};
+    session.uploads = new Uploads(this, session);
     session.sync = new Sync(engine, () => session.meta.token, {
       beforeReceive: () => this.flush(),
       events: (events) => this.onSyncEvents(events),
@@ -437,16 +442,91 @@ class App {
       session.sync.start();
       this.refreshPinPolicy(session);
     }
+    await this.recoverRecording(session);
+  }
+
+  /**
+   * A recording the app was closed (or the phone died) during: what was stored is attached to
+   * its record now, so that nothing recorded is lost.
+   */
+  async recoverRecording(session) {
+    const r = session.meta.recording;
+    if (!r || this.session !== session) return;
+    try {
+      const stored = await hashStored(session.vault, r.id, r.pieces + 1);
+      delete session.meta.recording;
+      if (stored.size > 0 && session.engine.has(r.record)) {
+        const entry = {
+          id: r.id,
+          sha256: stored.sha256,
+          size: stored.size,
+          type: r.type,
+          name: r.name,
+          captured_at: r.started_at,
+        };
+        if (this.attach(r.record, entry, stored.pieces)) this.toast(t("recording_interrupted"));
+      } else {
+        await session.vault.deleteFile(r.id, r.pieces + 1);
+        this.saveMeta();
+      }
+    } catch (e) {
+      console.warn("an interrupted recording could not be attached:", e.message);
+    }
+  }
+
+  /**
+   * Attaches a stored file to record `id` (its entry written by this phone), and queues its
+   * upload. Returns false (and the file is dropped) if the record refused it.
+   */
+  attach(id, entry, pieces) {
+    const s = this.session;
+    const ok = this.edit(id, (engine, now) => engine.addAttachment(id, JSON.stringify(entry), now));
+    if (!ok) {
+      s.vault.deleteFile(entry.id, pieces).catch(() => {});
+      return false;
+    }
+    s.meta.files[entry.id] = {
+      record: id,
+      sha256: entry.sha256,
+      size: entry.size,
+      type: entry.type,
+      name: entry.name,
+      pieces,
+      own: true,
+      state: "waiting",
+      sent: 0,
+    };
+    this.saveMeta();
+    this.filesChanged();
+    s.uploads.kick();
+    return true;
+  }
+
+  /** A file's upload moved on: the status line and an open record show it. */
+  filesChanged() {
+    this.updateStatus();
+    this.editor?.renderFiles?.();
+  }
+
+  /** The largest file the server takes (it says so at sign-in and in /api/me). */
+  maxFileBytes() {
+    return this.session?.meta.maxFileBytes || 100 * 1024 * 1024;
   }
 
   /** Learns the organisation's PIN policy (checked at the next unlock). */
   async refreshPinPolicy(session) {
     try {
       const me = await api.me(session.meta.token);
+      let changed = false;
       if (me?.pin_policy && JSON.stringify(me.pin_policy) !== JSON.stringify(session.meta.pinPolicy)) {
         session.meta.pinPolicy = me.pin_policy;
-        if (this.session === session) await this.saveMeta();
+        changed = true;
       }
+      if (me?.max_file_bytes && me.max_file_bytes !== session.meta.maxFileBytes) {
+        session.meta.maxFileBytes = me.max_file_bytes;
+        changed = true;
+      }
+      if (changed && this.session === session) await this.saveMeta();
     } catch {
       // Offline: next time.
     }
@@ -617,6 +697,8 @@ class App {
     if (metaChanged) this.saveMeta();
     this.updateStatus();
     if (changed.size) this.refreshScreen(changed);
+    // Files wait for their record to reach the server; it may just have.
+    if (s.sync.connected) s.uploads.kick();
   }
 
   onIndex(index) {
@@ -688,11 +770,21 @@ class App {
         state = "offline";
         text = t("sync_offline");
     }
+    const files = s.uploads.progress();
+    if (files.files && state === "synced") {
+      // Records are up to date; files are still going up.
+      state = "uploading";
+      text = tn("sync_uploading", files.files, { p: Math.floor((100 * files.sent) / Math.max(1, files.total)) });
+    }
     el.dataset.state = state;
     el.dataset.waiting = String(waiting);
+    el.dataset.files = String(files.files);
     const parts = [h("span", { class: "sync-main" }, text.trim())];
     if (waiting && state !== "syncing" && state !== "refused") {
       parts.push(h("span", { class: "sync-waiting" }, tn("sync_waiting", waiting)));
+    }
+    if (files.files && state !== "uploading") {
+      parts.push(h("span", { class: "sync-files" }, tn("sync_files_waiting", files.files)));
     }
     replace(el, parts);
   }
@@ -741,6 +833,7 @@ class App {
     this.flush();
     await this.settle();
     s.sync.stop();
+    s.uploads.stop();
     // Sync states last: they say what the server has, and resume the next connection cheaply.
     for (const id of s.engine.documents()) await this.saveDoc(id);
     await this.settle();
@@ -785,6 +878,7 @@ class App {
     for (const id of s.engine.documents()) await this.saveDoc(id);
     await this.settle();
     s.sync.stop();
+    s.uploads.stop();
     this.closeEditor();
     this.session = null;
     this.banners.delete("signed-out");
@@ -803,6 +897,7 @@ class App {
     this.closeEditor({ discard: true });
     if (s) {
       s.sync.stop();
+      s.uploads.stop();
       this.session = null;
       try {
         s.engine.free();

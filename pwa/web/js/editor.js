@@ -7,7 +7,8 @@
 // (narratives take the merged text and keep the caret where the user was typing).
 
 import { h, replace, uid } from "./dom.js";
-import { date, dateTime, label, lang, t } from "./i18n.js";
+import { date, dateTime, fileSize, label, lang, t } from "./i18n.js";
+import { Recorder, blobOf, fetchFile, storePicked } from "./files.js";
 
 const DEBOUNCE_MS = 500;
 /** Problems shown as soon as they are entered, before any Submit: wrong, not just missing. */
@@ -441,6 +442,21 @@ export class RecordEditor {
         ),
       ),
     );
+    this.filesEl = this.buildFiles();
+    nav.append(
+      h(
+        "a",
+        {
+          href: this.app.recordHref(this.id),
+          dataset: { goto: "files" },
+          onclick: (ev) => {
+            ev.preventDefault();
+            this.filesEl.scrollIntoView({ block: "start" });
+          },
+        },
+        label(def.attachments.label),
+      ),
+    );
     this.conflictsEl = h("div", { class: "conflicts-summary", role: "status", hidden: true });
     this.headEl = h("div", { class: "record-head" });
     this.el = h(
@@ -455,9 +471,325 @@ export class RecordEditor {
       this.problemsEl,
       h("p", { class: "help" }, t("required_hint")),
       h("form", { class: "record-form", onsubmit: (ev) => ev.preventDefault() }, sections),
+      this.filesEl,
       this.actionsEl,
     );
     this.fill(true);
+  }
+
+  // ---- files ----
+
+  /** The record's files: the list, and taking a photo, recording, attaching a file. */
+  buildFiles() {
+    const def = this.def.attachments;
+    this.fileListEl = h("ul", { class: "file-list" });
+    this.fileNoteEl = h("p", { class: "message info", role: "status", hidden: true });
+    this.recorderEl = h("div", { class: "recorder", hidden: true, role: "group", "aria-label": t("recording_title") });
+    const picker = (kind, attrs) => {
+      const input = h("input", {
+        type: "file",
+        ...attrs,
+        class: "visually-hidden",
+        dataset: { capture: kind },
+        onchange: async () => {
+          const file = input.files?.[0];
+          input.value = "";
+          if (file) await this.attachPicked(file, kind === "photo");
+        },
+      });
+      return h("label", { class: "button", dataset: { action: `files-${kind}` } }, t(`files_${kind === "photo" ? "take_photo" : "attach"}`), input);
+    };
+    this.keepMetadata = h("input", { type: "checkbox", name: "keep_metadata" });
+    this.fileActionsEl = h(
+      "div",
+      { class: "file-actions" },
+      picker("photo", { accept: "image/*", capture: "environment" }),
+      h("button", { type: "button", dataset: { action: "files-record" }, onclick: () => this.startRecording() }, t("files_record_audio")),
+      picker("file", {}),
+      h(
+        "label",
+        { class: "check" },
+        this.keepMetadata,
+        h("span", {}, t("files_keep_metadata")),
+      ),
+      h("p", { class: "help" }, t("files_keep_metadata_help")),
+    );
+    const el = h(
+      "section",
+      { class: "files", dataset: { section: "files" } },
+      h("h2", {}, label(def.label)),
+      h("p", { class: "help" }, label(def.help)),
+      this.fileListEl,
+      this.fileNoteEl,
+      this.recorderEl,
+      this.fileActionsEl,
+    );
+    return el;
+  }
+
+  note(text) {
+    this.fileNoteEl.hidden = !text;
+    this.fileNoteEl.textContent = text || "";
+  }
+
+  /** A photo or document picked on the phone: cleaned (photos), encrypted, attached. */
+  async attachPicked(file, photo) {
+    const s = this.app.session;
+    if (!s || this.readOnly) return;
+    this.note(t("files_saving"));
+    try {
+      const stored = await storePicked(s.vault, file, {
+        keepMetadata: this.keepMetadata.checked,
+        maxBytes: this.app.maxFileBytes(),
+        photo,
+      });
+      if (this.app.session !== s) return;
+      this.app.attach(this.id, stored.entry, stored.pieces);
+      this.note(stored.uncleaned ? t("files_uncleaned") : null);
+      this.refresh();
+    } catch (e) {
+      this.note(e.key === "file_too_large" ? t("file_too_large", { size: fileSize(e.size), max: fileSize(e.max) }) : e.key ? t(e.key) : t("edit_failed", { m: e.message }));
+    }
+  }
+
+  async startRecording() {
+    const s = this.app.session;
+    if (!s || this.readOnly || this.recorder) return;
+    const timer = h("span", { class: "timer", "aria-live": "off" }, "0:00");
+    const status = h("span", { class: "recording-state" }, t("recording_title"));
+    const pause = h("button", { type: "button", dataset: { action: "recording-pause" } }, t("recording_pause"));
+    const stop = h("button", { type: "button", class: "primary", dataset: { action: "recording-stop" } }, t("recording_stop"));
+    const cancel = h("button", { type: "button", dataset: { action: "recording-cancel" } }, t("recording_cancel"));
+    const recorder = new Recorder(s.vault, {
+      maxBytes: this.app.maxFileBytes(),
+      onTick: (ms) => {
+        const sec = Math.floor(ms / 1000);
+        timer.textContent = `${Math.floor(sec / 60)}:${String(sec % 60).padStart(2, "0")}`;
+      },
+      onPiece: (pieces) => {
+        // Noted with every stored piece: an app closed mid-recording attaches what it has.
+        if (s.meta.recording?.id === recorder.id) {
+          s.meta.recording.pieces = pieces;
+          this.app.saveMeta();
+        }
+      },
+      onLimit: () => {
+        this.note(t("recording_limit"));
+        this.stopRecording();
+      },
+    });
+    this.recorder = recorder;
+    try {
+      await recorder.start();
+    } catch {
+      this.recorder = null;
+      await recorder.cancel().catch(() => {});
+      this.note(t("recording_denied"));
+      return;
+    }
+    s.meta.recording = {
+      id: recorder.id,
+      record: this.id,
+      type: recorder.type.split(";")[0],
+      name: `recording-${new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-")}.${recorder.type.includes("mp4") ? "m4a" : recorder.type.includes("ogg") ? "ogg" : "webm"}`,
+      started_at: Date.now(),
+      pieces: 0,
+    };
+    this.app.saveMeta();
+    pause.onclick = () => {
+      if (recorder.paused) {
+        recorder.resume();
+        pause.textContent = t("recording_pause");
+        status.textContent = t("recording_title");
+        this.recorderEl.dataset.state = "recording";
+      } else {
+        recorder.pause();
+        pause.textContent = t("recording_resume");
+        status.textContent = t("recording_paused");
+        this.recorderEl.dataset.state = "paused";
+      }
+    };
+    stop.onclick = () => this.stopRecording();
+    cancel.onclick = async () => {
+      this.recorder = null;
+      this.recorderEl.hidden = true;
+      this.fileActionsEl.hidden = false;
+      await recorder.cancel();
+      delete s.meta.recording;
+      this.app.saveMeta();
+    };
+    this.recorderEl.dataset.state = "recording";
+    replace(this.recorderEl, h("span", { class: "dot", "aria-hidden": "true" }), status, timer, pause, stop, cancel);
+    this.recorderEl.hidden = false;
+    this.fileActionsEl.hidden = true;
+    this.note(null);
+  }
+
+  async stopRecording() {
+    const recorder = this.recorder;
+    const s = this.app.session;
+    if (!recorder || !s) return;
+    this.recorder = null;
+    this.recorderEl.hidden = true;
+    this.fileActionsEl.hidden = false;
+    try {
+      const done = await recorder.stop();
+      if (this.app.session !== s) return;
+      delete s.meta.recording;
+      if (done.entry.size > 0) this.app.attach(this.id, done.entry, done.pieces);
+      else this.app.saveMeta();
+      this.refresh();
+    } catch (e) {
+      this.note(t("edit_failed", { m: e.message }));
+    }
+  }
+
+  /** What this phone knows of a file's whereabouts, in words. */
+  fileState(a) {
+    const local = this.app.session?.meta.files?.[a.id];
+    if (!local) return { state: "elsewhere", text: t("files_state_elsewhere") };
+    if (!local.own) return { state: "cached", text: t("files_state_cached") };
+    const why = local.reason ? ` (${t(local.reason)}${local.message ? `: ${local.message}` : ""})` : "";
+    switch (local.state) {
+      case "done":
+        return { state: "done", text: t("files_state_done") };
+      case "uploading":
+        return { state: "uploading", text: t("files_state_uploading", { p: Math.floor((100 * (local.sent || 0)) / Math.max(1, local.size)) }) };
+      case "failed":
+        return { state: "failed", text: t("files_state_failed") + why };
+      default:
+        return { state: "waiting", text: t("files_state_waiting") + why };
+    }
+  }
+
+  renderFiles() {
+    if (!this.fileListEl || !this.app.session) return;
+    const files = this.view.attachments || [];
+    const me = this.app.meta.user.username;
+    const reviews = ["coordinator", "admin"].includes(this.app.meta.user.role);
+    this.fileActionsEl.hidden = this.readOnly || Boolean(this.recorder);
+    if (!files.length) {
+      replace(this.fileListEl, h("li", { class: "empty" }, t("files_none")));
+      return;
+    }
+    replace(
+      this.fileListEl,
+      files.map((a) => {
+        const st = this.fileState(a);
+        const local = this.app.session.meta.files[a.id];
+        const meta = [fileSize(a.size), a.by, dateTime(a.captured_at)];
+        if (a.metadata) meta.push(t(a.metadata === "removed" ? "files_metadata_removed" : "files_metadata_kept"));
+        const actions = [
+          h("button", { type: "button", dataset: { action: "file-open" }, onclick: () => this.openFile(a) }, t("files_view")),
+        ];
+        if (local?.own && local.state === "failed") {
+          actions.push(
+            h(
+              "button",
+              {
+                type: "button",
+                dataset: { action: "file-retry" },
+                onclick: () => {
+                  Object.assign(local, { state: "waiting", reason: null, message: null });
+                  this.app.saveMeta();
+                  this.app.session.uploads.kick();
+                  this.renderFiles();
+                },
+              },
+              t("files_retry"),
+            ),
+          );
+        }
+        if (!this.readOnly && (a.by === me || reviews)) {
+          actions.push(
+            h(
+              "button",
+              {
+                type: "button",
+                class: "danger",
+                dataset: { action: "file-remove" },
+                onclick: () => {
+                  if (!confirm(t("files_remove_confirm"))) return;
+                  if (this.app.edit(this.id, (engine, now) => engine.removeAttachment(this.id, a.id, now))) this.refresh();
+                },
+              },
+              t("files_remove"),
+            ),
+          );
+        }
+        return h(
+          "li",
+          { class: "file", dataset: { file: a.id, state: st.state, type: a.type } },
+          h("span", { class: "file-kind", "aria-hidden": "true" }, a.type.startsWith("image/") ? "▣" : a.type.startsWith("audio/") ? "♪" : "▤"),
+          h(
+            "div",
+            { class: "file-body" },
+            h("span", { class: "file-name" }, a.name),
+            h("span", { class: "meta" }, meta.join(" · ")),
+            h("span", { class: "file-state", dataset: { state: st.state } }, st.text),
+            a.caption ? h("span", { class: "file-caption" }, a.caption) : null,
+            h("span", { class: "file-hash", title: t("files_sha256") }, `SHA-256 ${a.sha256}`),
+          ),
+          h("div", { class: "file-buttons" }, actions),
+        );
+      }),
+    );
+  }
+
+  /** Shows a file: the phone's own copy, or fetched from the server (checked, then kept). */
+  async openFile(a) {
+    const s = this.app.session;
+    if (!s) return;
+    let local = s.meta.files[a.id];
+    try {
+      if (!local) {
+        this.note(t("files_saving"));
+        const stored = await fetchFile(s.vault, s.meta.token, a);
+        local = s.meta.files[a.id] = {
+          record: this.id,
+          sha256: a.sha256,
+          size: stored.size,
+          type: a.type,
+          name: a.name,
+          pieces: stored.pieces,
+          cached: true,
+        };
+        this.app.saveMeta();
+        this.note(null);
+        this.renderFiles();
+      }
+      const blob = await blobOf(s.vault, { id: a.id, pieces: local.pieces, type: a.type });
+      this.showFile(a, blob);
+    } catch (e) {
+      this.note(e.key === "file_hash_mismatch" ? t("file_hash_hiding") : e.key ? t(e.key, { m: e.message }) : t("file_fetch_failed", { m: e.message }));
+    }
+  }
+
+  showFile(a, blob) {
+    const url = URL.createObjectURL(blob);
+    const close = () => {
+      URL.revokeObjectURL(url);
+      dialog.remove();
+    };
+    let body;
+    if (a.type.startsWith("image/")) body = h("img", { src: url, alt: a.name, class: "file-image" });
+    else if (a.type.startsWith("audio/")) body = h("audio", { src: url, controls: true, class: "file-audio" });
+    else body = h("p", {}, a.name);
+    const dialog = h(
+      "div",
+      { class: "file-viewer", role: "dialog", "aria-label": a.name, dataset: { file: a.id } },
+      body,
+      h("p", { class: "file-hash" }, `SHA-256 ${a.sha256}`),
+      h(
+        "div",
+        { class: "actions" },
+        h("a", { class: "button", href: url, download: a.name, dataset: { action: "file-save" } }, t("files_download")),
+        h("button", { type: "button", class: "primary", dataset: { action: "file-close" }, onclick: close }, t("files_close")),
+      ),
+    );
+    this.viewer?.remove();
+    this.viewer = dialog;
+    this.el.append(dialog);
   }
 
   /** Rebuilds the form (language switch). */
@@ -471,6 +803,13 @@ export class RecordEditor {
   }
 
   close({ discard = false } = {}) {
+    // Leaving the record (or locking) ends a recording: what was recorded is attached, or,
+    // when the data is being wiped, dropped.
+    if (this.recorder) {
+      if (discard) this.recorder.cancel().catch(() => {});
+      else this.stopRecording();
+    }
+    this.viewer?.remove();
     for (const f of this.fields.values()) {
       clearTimeout(f.timer);
       if (!discard) f.commit();
@@ -518,6 +857,7 @@ export class RecordEditor {
     this.renderConflicts();
     this.renderReview();
     this.renderActions();
+    this.renderFiles();
   }
 
   /** "Conflicts here": every conflicted field at the top, each a link to it. */

@@ -10,6 +10,9 @@
 //   account, settings, case list and per-record sync flags, as JSON) and `d:<HMAC(record id)>`
 //   (a record's automerge bytes and its sync state), so the database shows neither record ids
 //   nor contents, only how many records there are and their sizes.
+// - store `files`: attached files (photos, recordings, documents) in pieces of 1 MiB, each
+//   encrypted the same way under `f:<HMAC(file id)>:<piece>`, so that a 100 MB recording is
+//   never in memory whole. The database shows how many pieces there are, not what they are.
 //
 // The PIN never leaves this module: Argon2id (ARGON2_MEMORY_KIB, ARGON2_PASSES; in the wasm,
 // in a worker: js/kdf-worker.js) turns it into a key that unwraps a random 32-byte master secret,
@@ -28,7 +31,7 @@ export const MIN_PIN_DIGITS = 6;
 /** Wrong PINs in a row after which the phone's data is wiped. */
 export const MAX_WRONG_PINS = 10;
 const DB_NAME = "saksi";
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 const subtle = crypto.subtle;
 const enc = new TextEncoder();
@@ -55,6 +58,7 @@ function openDb() {
         const db = req.result;
         if (!db.objectStoreNames.contains("clear")) db.createObjectStore("clear");
         if (!db.objectStoreNames.contains("vault")) db.createObjectStore("vault");
+        if (!db.objectStoreNames.contains("files")) db.createObjectStore("files");
       };
       req.onsuccess = () => {
         const db = req.result;
@@ -174,6 +178,11 @@ export async function pinKind() {
 }
 
 const WRAP_AAD = enc.encode("saksi master secret v1");
+
+/** Bytes as unpadded base64url (an HMAC in a storage key). */
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+}
 
 /** Wraps the master secret under a new Argon2id key of `pin` (one atomic write). */
 async function wrapSecret(secret, pin, { resetWrongPins }) {
@@ -334,7 +343,7 @@ export class Vault {
   /** The opaque storage key of a record. */
   async docKey(recordId) {
     const mac = new Uint8Array(await subtle.sign("HMAC", this.idKey, enc.encode(recordId)));
-    return "d:" + btoa(String.fromCharCode(...mac)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+    return "d:" + base64url(mac);
   }
 
   async getMeta() {
@@ -390,6 +399,41 @@ export class Vault {
   async deleteDoc(recordId) {
     const key = await this.docKey(recordId);
     await tx("vault", "readwrite", (s) => request(s.delete(key)));
+  }
+
+  /** The opaque key prefix of a file's pieces (cached: a file has many). */
+  async fileKey(fileId) {
+    this.fileKeys ||= new Map();
+    let key = this.fileKeys.get(fileId);
+    if (!key) {
+      const mac = new Uint8Array(await subtle.sign("HMAC", this.idKey, enc.encode(`file:${fileId}`)));
+      key = "f:" + base64url(mac);
+      this.fileKeys.set(fileId, key);
+    }
+    return key;
+  }
+
+  /** Stores piece `index` of a file, encrypted. */
+  async putPiece(fileId, index, bytes) {
+    const key = `${await this.fileKey(fileId)}:${index}`;
+    const entry = await this.encrypt(key, bytes);
+    await tx("files", "readwrite", (s) => request(s.put(entry, key)));
+  }
+
+  /** Piece `index` of a file, decrypted (throws if it is missing or altered). */
+  async getPiece(fileId, index) {
+    const key = `${await this.fileKey(fileId)}:${index}`;
+    const entry = await tx("files", "readonly", (s) => request(s.get(key)));
+    if (!entry) throw new Error("a piece of the file is missing on this phone");
+    return this.decrypt(key, entry);
+  }
+
+  /** Deletes every piece of a file (`pieces`: how many it has). */
+  async deleteFile(fileId, pieces) {
+    const prefix = await this.fileKey(fileId);
+    await tx("files", "readwrite", (s) => {
+      for (let i = 0; i < pieces; i++) s.delete(`${prefix}:${i}`);
+    });
   }
 }
 

@@ -92,6 +92,8 @@ pub struct LoginResponse {
     pub user: UserInfo,
     pub expires_at: Millis,
     pub pin_policy: PinPolicy,
+    /// The largest file the server takes (see [`MeResponse::max_file_bytes`]).
+    pub max_file_bytes: u64,
 }
 
 /// What the phone's PIN must be (`pin_min_length`, `pin_letters`); the phone enforces it when a
@@ -162,6 +164,7 @@ pub async fn login(
         },
         expires_at: signed_in.expires_at,
         pin_policy: PinPolicy::of(&state.config),
+        max_file_bytes: state.config.max_file_bytes,
     }))
 }
 
@@ -431,6 +434,9 @@ pub struct MeResponse {
     pub device_name: String,
     pub expires_at: Millis,
     pub pin_policy: PinPolicy,
+    /// The largest file the server takes (`max_file_bytes`): the phone refuses larger ones at
+    /// capture, and stops a recording before it gets there.
+    pub max_file_bytes: u64,
 }
 
 pub async fn me(state: web::Data<AppState>, auth: AuthDevice) -> Result<HttpResponse, ApiError> {
@@ -443,6 +449,7 @@ pub async fn me(state: web::Data<AppState>, auth: AuthDevice) -> Result<HttpResp
         device_name: auth.device.name,
         expires_at: auth.device.expires_at,
         pin_policy: PinPolicy::of(&state.config),
+        max_file_bytes: state.config.max_file_bytes,
     }))
 }
 
