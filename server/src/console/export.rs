@@ -6,11 +6,19 @@
 //!   `conflicts` column.
 //! - JSON: the merged records with their conflicts and review trail.
 //! - A printable HTML report (print stylesheet; the browser prints it to PDF) with each merged
-//!   record and its edit history: who, when, from which device.
+//!   record, its files and their SHA-256, and its edit history: who, when, from which device.
+//! - A case archive (ZIP, streamed: never built in memory): the CSVs, the JSON, every file the
+//!   server holds (checked against its SHA-256 again as it is written), a manifest of the SHA-256
+//!   of every entry (`sha256sum -c` checks it), and a README saying what is in it and what is
+//!   not (files not uploaded yet).
+//!
+//! CSV and JSON name each record's files with their SHA-256 (JSON: `attachments`, and
+//! `files_on_server`: when the server received and verified each one).
 //!
 //! Every export is written to the audit log: who, which filter, how many records; never their
 //! contents.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::header;
@@ -27,7 +35,7 @@ use super::records::{HistoryRow, RecordDisplay, display, history_rows};
 use super::view::{Directory, RecordQuery, time};
 use super::{Console, ConsoleError};
 use crate::app::AppState;
-use crate::storage::{AuditEvent, DocumentRow};
+use crate::storage::{AuditEvent, Blob, DocumentRow};
 
 /// The most records one export holds; narrow the filter for more.
 pub const MAX_EXPORT: usize = 10_000;
@@ -171,6 +179,7 @@ pub fn csv_text(kind: RecordKind, lang: Lang, records: &[(String, String, &Recor
         "created_at",
         "updated_at",
         "conflicts",
+        "files",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -195,6 +204,15 @@ pub fn csv_text(kind: RecordKind, lang: Lang, records: &[(String, String, &Recor
             cell(&time(view.created_at), false),
             cell(&time(view.updated_at), false),
             cell(&conflicts.join("; "), false),
+            cell(
+                &view
+                    .attachments
+                    .iter()
+                    .map(|a| format!("{} ({})", a.name, a.sha256))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                true,
+            ),
         ];
         for f in def.fields {
             // Every value the field holds: several when in conflict.
@@ -272,6 +290,9 @@ struct JsonRecord<'a> {
     case_name: &'a str,
     #[serde(flatten)]
     view: &'a RecordView,
+    /// The record's files the server holds, verified against their SHA-256: when each was
+    /// received (UTC). A file of `attachments` not named here has not reached the server.
+    files_on_server: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -285,12 +306,38 @@ struct JsonExport<'a> {
     skipped_unreadable: &'a [String],
 }
 
-pub async fn json(
-    who: Console,
-    query: web::Query<RecordQuery>,
-) -> Result<HttpResponse, ConsoleError> {
-    let query = query.into_inner();
-    let Gathered { records, skipped } = gather(&who.state, &query, false).await?;
+/// The files of `records` the server holds, by SHA-256.
+async fn held_of(
+    state: &Arc<AppState>,
+    records: &[Exported],
+) -> Result<HashMap<String, Blob>, ConsoleError> {
+    let shas: Vec<String> = records
+        .iter()
+        .flat_map(|r| r.view.attachments.iter().map(|a| a.sha256.clone()))
+        .collect();
+    Ok(state
+        .db
+        .run(move |s| {
+            let mut held = HashMap::new();
+            for sha in shas {
+                if !held.contains_key(&sha)
+                    && let Some(blob) = s.blob(&sha)?
+                {
+                    held.insert(sha, blob);
+                }
+            }
+            Ok(held)
+        })
+        .await?)
+}
+
+fn json_text(
+    who: &Console,
+    query: &RecordQuery,
+    records: &[Exported],
+    skipped: &[String],
+    held: &HashMap<String, Blob>,
+) -> Result<String, ConsoleError> {
     let export = JsonExport {
         exported_at: time(who.state.now()),
         exported_by: who.username(),
@@ -302,18 +349,284 @@ pub async fn json(
                 id: r.row.id.to_string(),
                 case_name: &r.case_name,
                 view: &r.view,
+                files_on_server: r
+                    .view
+                    .attachments
+                    .iter()
+                    .filter_map(|a| {
+                        held.get(&a.sha256)
+                            .map(|b| (a.sha256.clone(), time(b.stored_at)))
+                    })
+                    .collect(),
             })
             .collect(),
-        skipped_unreadable: &skipped,
+        skipped_unreadable: skipped,
     };
-    let body = serde_json::to_string_pretty(&export)
-        .map_err(|e| ConsoleError::Internal(format!("export JSON: {e}")))?;
+    serde_json::to_string_pretty(&export)
+        .map_err(|e| ConsoleError::Internal(format!("export JSON: {e}")))
+}
+
+pub async fn json(
+    who: Console,
+    query: web::Query<RecordQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let query = query.into_inner();
+    let Gathered { records, skipped } = gather(&who.state, &query, false).await?;
+    let held = held_of(&who.state, &records).await?;
+    let body = json_text(&who, &query, &records, &skipped, &held)?;
     audit(&who, "json", &query, records.len(), &skipped).await;
     let name = format!("saksi-records-{}.json", date_of_millis(who.state.now()));
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(attachment(&name))
         .body(body))
+}
+
+/// A `Write` that hands what is written to an HTTP response body, 256 KiB at a time, waiting
+/// while the client has not taken the previous pieces (the archive is written on the blocking
+/// pool and never held whole).
+struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<Result<web::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const BODY_PIECE: usize = 256 * 1024;
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= BODY_PIECE {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(BODY_PIECE));
+        self.tx
+            .blocking_send(Ok(web::Bytes::from(piece)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+/// A file of the archive that the server holds.
+struct ArchiveFile {
+    path: String,
+    sha256: String,
+    size: u64,
+    captured_at: i64,
+}
+
+/// Reads a held file through `f`, piece by piece; returns its SHA-256 and CRC-32.
+fn scan(blobs: &dyn crate::files::BlobStore, sha256: &str) -> std::io::Result<(String, u32, u64)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut reader = blobs
+        .open(sha256)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (mut hasher, mut crc, mut size) = (sha2::Sha256::new(), crc32fast::Hasher::new(), 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        crc.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), crc.finalize(), size))
+}
+
+/// Writes the case archive into `out` (see the module docs). Files whose bytes no longer have
+/// their SHA-256 are left out and named in the README (and the log).
+fn write_archive(
+    out: BodyWriter,
+    blobs: Arc<dyn crate::files::BlobStore>,
+    texts: Vec<(String, Vec<u8>)>,
+    files: Vec<ArchiveFile>,
+    mut readme: String,
+    now: i64,
+) -> std::io::Result<()> {
+    use sha2::Digest as _;
+    let mut zip = super::zip::ZipWriter::new(out);
+    let mut manifest = String::new();
+    for (path, bytes) in &texts {
+        zip.add(
+            path,
+            bytes.len() as u64,
+            crc32fast::hash(bytes),
+            now,
+            &mut bytes.as_slice(),
+        )?;
+        manifest.push_str(&format!(
+            "{}  {path}\n",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ));
+    }
+    let mut damaged = Vec::new();
+    for f in &files {
+        // Read twice: once for the CRC (and to check the SHA-256 again), once into the archive.
+        let (sha, crc, size) = scan(&*blobs, &f.sha256)?;
+        if sha != f.sha256 || size != f.size {
+            tracing::error!(file = %f.sha256, "a stored file no longer has its SHA-256: left out of an archive");
+            damaged.push(f);
+            continue;
+        }
+        let mut reader = blobs
+            .open(&f.sha256)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        zip.add(&f.path, size, crc, f.captured_at, &mut reader)?;
+        manifest.push_str(&format!("{}  {}\n", f.sha256, f.path));
+    }
+    if !damaged.is_empty() {
+        readme.push_str("\nLeft out: the server's copy no longer has the SHA-256 the phone recorded (damaged on the server's disk; tell your administrator):\n");
+        for f in damaged {
+            readme.push_str(&format!("  {}  {}\n", f.sha256, f.path));
+        }
+    }
+    let readme = readme.into_bytes();
+    zip.add(
+        "README.txt",
+        readme.len() as u64,
+        crc32fast::hash(&readme),
+        now,
+        &mut readme.as_slice(),
+    )?;
+    manifest.push_str(&format!(
+        "{}  README.txt\n",
+        hex::encode(sha2::Sha256::digest(&readme))
+    ));
+    let manifest = manifest.into_bytes();
+    zip.add(
+        "MANIFEST-SHA256.txt",
+        manifest.len() as u64,
+        crc32fast::hash(&manifest),
+        now,
+        &mut manifest.as_slice(),
+    )?;
+    let mut out = zip.finish()?;
+    std::io::Write::flush(&mut out)
+}
+
+/// `GET /console/export/archive.zip?case=...`: one case, streamed as a ZIP.
+pub async fn archive(
+    who: Console,
+    query: web::Query<RecordQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let query = query.into_inner();
+    if query.case.trim().is_empty() {
+        return Err(ConsoleError::BadRequest(
+            "A case archive holds one case: choose the case first.".into(),
+        ));
+    }
+    let Gathered { records, skipped } = gather(&who.state, &query, false).await?;
+    let held = held_of(&who.state, &records).await?;
+    let now = who.state.now();
+    let case_name = records
+        .first()
+        .map(|r| r.case_name.clone())
+        .unwrap_or_default();
+    let mut texts = Vec::new();
+    for kind in [RecordKind::CourtObservation, RecordKind::FamilyStatement] {
+        let rows: Vec<(String, String, &RecordView)> = records
+            .iter()
+            .filter(|r| r.view.kind == kind)
+            .map(|r| (r.row.id.to_string(), r.case_name.clone(), &r.view))
+            .collect();
+        if !rows.is_empty() {
+            texts.push((
+                format!("{}.csv", kind.as_str()),
+                csv_text(kind, who.lang, &rows).into_bytes(),
+            ));
+        }
+    }
+    texts.push((
+        "records.json".into(),
+        json_text(&who, &query, &records, &skipped, &held)?.into_bytes(),
+    ));
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for r in &records {
+        let mut used = std::collections::HashSet::new();
+        for a in &r.view.attachments {
+            let path = unique_path(&r.row.id.to_string(), &a.name, &mut used);
+            match held.get(&a.sha256) {
+                Some(blob) => files.push(ArchiveFile {
+                    path,
+                    sha256: a.sha256.clone(),
+                    size: blob.size,
+                    captured_at: a.captured_at,
+                }),
+                None => missing.push(format!("  {}  {path}", a.sha256)),
+            }
+        }
+    }
+    let mut readme = format!(
+        "Saksi case archive\n\nCase: {case_name}\nExported: {} (UTC) by {}\nRecords: {}\nFiles: {}\n\n\
+         records.json and the CSV files hold the merged records; files/<record id>/ holds each \
+         record's files as the phones captured them. MANIFEST-SHA256.txt gives the SHA-256 of \
+         every entry; the files' hashes are the ones the phones recorded at capture (also in \
+         records.json). Check them with:  sha256sum -c MANIFEST-SHA256.txt\n\n\
+         This archive holds personal data of people at risk: keep it encrypted, and delete it \
+         when it is no longer needed.\n",
+        time(now),
+        who.username(),
+        records.len(),
+        files.len()
+    );
+    if !missing.is_empty() {
+        readme.push_str("\nNot in this archive: not uploaded to the server yet:\n");
+        readme.push_str(&missing.join("\n"));
+        readme.push('\n');
+    }
+    if !skipped.is_empty() {
+        readme.push_str(&format!(
+            "\nRecords that could not be read and are left out: {}\n",
+            skipped.join(" ")
+        ));
+    }
+    audit(&who, "archive", &query, records.len(), &skipped).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let out = BodyWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(BODY_PIECE),
+    };
+    let blobs = who.state.blobs.clone();
+    let count = files.len();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write_archive(out, blobs, texts, files, readme, now) {
+            tracing::warn!(error = %e, files = count, "case archive ended early");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let name = format!("saksi-case-{}.zip", date_of_millis(now));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header(attachment(&name))
+        .streaming(stream))
+}
+
+/// `files/<record>/<name>`: a name safe as one path component, made unique in its folder.
+fn unique_path(record: &str, name: &str, used: &mut std::collections::HashSet<String>) -> String {
+    let safe = saksi_shared::attachment::safe_file_name(name);
+    let (stem, ext) = match safe.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),
+        _ => (safe.clone(), String::new()),
+    };
+    let mut candidate = safe.clone();
+    let mut n = 2;
+    while !used.insert(candidate.clone()) {
+        candidate = format!("{stem}-{n}{ext}");
+        n += 1;
+    }
+    format!("files/{record}/{candidate}")
 }
 
 /// One record of the printable report.
@@ -356,6 +669,7 @@ pub async fn report(
     .await?
     // The report is an export: its times stay UTC, marked as such.
     .in_utc();
+    let held = held_of(&who.state, &records).await?;
     let report = ReportPage {
         generated: time(who.state.now()),
         generated_by: who.username().to_owned(),
@@ -364,7 +678,7 @@ pub async fn report(
         records: records
             .iter()
             .map(|r| ReportRecord {
-                record: display(&r.row.id, &r.view, &r.case_name, &people, who.lang),
+                record: display(&r.row.id, &r.view, &r.case_name, &people, &held, who.lang),
                 history: history_rows(r.view.kind, &r.history, &people, who.lang),
             })
             .collect(),

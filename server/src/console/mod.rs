@@ -12,6 +12,7 @@
 //! | POST | `/console/records/{id}/resolve` | reviewer | writes the chosen value of a conflict |
 //! | POST | `/console/records/{id}/review` | reviewer | request changes, approve, archive, ... |
 //! | GET | `/console/export.csv`, `.json`, `/console/report` | reviewer | exports (audited) |
+//! | GET | `/console/export/archive.zip?case=ID` | reviewer | a case with its files, streamed (audited) |
 //! | GET | `/console/audit` | reviewer | the audit log, filtered |
 //! | GET | `/console/certificate` | reviewer | the local CA phones install: fingerprint, QR, steps |
 //! | GET, POST | `/console/admin/users[/{id}/...]` | admin | accounts |
@@ -37,6 +38,7 @@ mod records;
 mod session;
 mod view;
 mod words;
+mod zip;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -81,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/records/{id}/review", web::post().to(records::review))
             .route("/export.csv", web::get().to(export::csv))
             .route("/export.json", web::get().to(export::json))
+            .route("/export/archive.zip", web::get().to(export::archive))
             .route("/report", web::get().to(export::report))
             .route("/audit", web::get().to(audit::list))
             .route("/certificate", web::get().to(certificate::show))

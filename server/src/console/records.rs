@@ -1,5 +1,6 @@
 //! The records table, a record's page, its history, conflict resolution and review actions.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,8 +12,8 @@ use saksi_shared::{DocumentId, Lang, Status};
 use serde::Deserialize;
 
 use super::view::{
-    self, Choice, Chrome, Directory, RecordQuery, SORTS, Who, choices, kind_label, status_label,
-    time_in, value_label,
+    self, Choice, Chrome, Directory, RecordQuery, SORTS, Who, choices, file_size, kind_label,
+    status_label, time_in, value_label,
 };
 use super::words::word;
 use super::{Console, ConsoleError, page, see_other};
@@ -157,7 +158,7 @@ pub async fn list(
         .collect();
     by_status.retain(|(_, n)| *n > 0);
     let link = |p: u32| format!("/console/records?{}", q.to_query(p));
-    let exports = vec![
+    let mut exports = vec![
         (
             format!(
                 "/console/export.csv?{}",
@@ -178,6 +179,13 @@ pub async fn list(
             word(lang, "printable_report").to_owned(),
         ),
     ];
+    // One case chosen: its archive, with the files.
+    if !q.case.trim().is_empty() {
+        exports.push((
+            format!("/console/export/archive.zip?{}", q.export_query("")),
+            word(lang, "case_archive").to_owned(),
+        ));
+    }
     page(&RecordsPage {
         chrome: who.chrome("records"),
         cases: choices(
@@ -325,6 +333,109 @@ pub struct RecordDisplay {
     pub conflicts: Vec<ConflictView>,
     pub sections: Vec<SectionView>,
     pub review: Vec<ReviewView>,
+    /// The heading of the record's files (the catalogue's label for its kind).
+    pub files_label: String,
+    pub files: Vec<FileView>,
+}
+
+/// A file attached to a record, as the console shows it.
+#[derive(Debug)]
+pub struct FileView {
+    pub id: String,
+    pub name: String,
+    pub media_type: String,
+    /// `image`, `audio` or `other`: how the console shows it.
+    pub shape: &'static str,
+    pub size: String,
+    pub sha256: String,
+    pub by: String,
+    pub device: String,
+    pub captured: String,
+    pub caption: String,
+    /// Key of the words about its metadata (empty for files that are not photos).
+    pub metadata: &'static str,
+    /// The server holds it, verified against its SHA-256 when the upload finished.
+    pub verified: bool,
+    pub received: String,
+    /// The file shown inline (images, audio), and saved with its name.
+    pub href: String,
+    pub download_href: String,
+}
+
+/// The files `view` names that the server holds, by SHA-256.
+pub async fn held_files(
+    state: &Arc<AppState>,
+    view: &RecordView,
+) -> Result<HashMap<String, crate::storage::Blob>, ConsoleError> {
+    let shas: Vec<String> = view.attachments.iter().map(|a| a.sha256.clone()).collect();
+    if shas.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(state
+        .db
+        .run(move |s| {
+            let mut held = HashMap::new();
+            for sha in shas {
+                if let Some(blob) = s.blob(&sha)? {
+                    held.insert(sha, blob);
+                }
+            }
+            Ok(held)
+        })
+        .await?)
+}
+
+fn file_views(
+    view: &RecordView,
+    held: &HashMap<String, crate::storage::Blob>,
+    people: &Directory,
+) -> Vec<FileView> {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    view.attachments
+        .iter()
+        .map(|a| {
+            let name = saksi_shared::attachment::safe_file_name(&a.name);
+            let href = format!("/api/files/{}?name={}", a.sha256, encode(&name));
+            let blob = held.get(&a.sha256);
+            FileView {
+                id: a.id.clone(),
+                shape: if a.media_type.starts_with("image/") {
+                    "image"
+                } else if a.media_type.starts_with("audio/") {
+                    "audio"
+                } else {
+                    "other"
+                },
+                name: a.name.clone(),
+                media_type: a.media_type.clone(),
+                size: file_size(a.size),
+                sha256: a.sha256.clone(),
+                by: a.by.clone(),
+                device: people.device_name(&a.device),
+                captured: people.time(a.captured_at),
+                caption: a.caption.clone(),
+                metadata: match a.metadata {
+                    Some(saksi_shared::attachment::Metadata::Removed) => "file_metadata_removed",
+                    Some(saksi_shared::attachment::Metadata::Kept) => "file_metadata_kept",
+                    None => "",
+                },
+                verified: blob.is_some(),
+                received: blob.map(|b| people.time(b.stored_at)).unwrap_or_default(),
+                download_href: format!("{href}&download=1"),
+                href,
+            }
+        })
+        .collect()
 }
 
 pub fn action_label(action: &str, lang: Lang) -> String {
@@ -337,6 +448,7 @@ pub fn display(
     view: &RecordView,
     case_name: &str,
     people: &Directory,
+    held: &HashMap<String, crate::storage::Blob>,
     lang: Lang,
 ) -> RecordDisplay {
     let def = view.kind.def();
@@ -436,6 +548,8 @@ pub fn display(
         author: view.created_by.clone(),
         created: people.time(view.created_at),
         updated: people.time(view.updated_at),
+        files_label: def.attachments.label.get(lang).to_owned(),
+        files: file_views(view, held, people),
         conflicts,
         sections,
         review,
@@ -455,6 +569,17 @@ pub fn history_rows(
     people: &Directory,
     lang: Lang,
 ) -> Vec<HistoryRow> {
+    // The names of the files the history attaches, for the edits that remove or caption one.
+    let files: HashMap<String, String> = entries
+        .iter()
+        .flat_map(|e| &e.edits)
+        .filter_map(|edit| match edit {
+            saksi_shared::record::Edit::AttachmentAdded { id, name, .. } => {
+                Some((id.clone(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     entries
         .iter()
         .map(|e| HistoryRow {
@@ -462,7 +587,7 @@ pub fn history_rows(
             edits: e
                 .edits
                 .iter()
-                .map(|edit| view::describe_edit(kind, edit, lang))
+                .map(|edit| view::describe_edit(kind, edit, &files, lang))
                 .collect(),
         })
         .collect()
@@ -573,8 +698,15 @@ pub async fn show(
         .iter()
         .flat_map(|c| c.values.iter().map(|v| &v.by))
         .chain(history.last().map(|h| &h.by));
-    let people = Directory::load(&who.state, attributions).await?;
-    let record = display(&id, &view, &case_name, &people, who.lang);
+    let mut people = Directory::load(&who.state, attributions).await?;
+    people
+        .load_devices(
+            &who.state,
+            view.attachments.iter().map(|a| a.device.clone()),
+        )
+        .await?;
+    let held = held_files(&who.state, &view).await?;
+    let record = display(&id, &view, &case_name, &people, &held, who.lang);
     page(&RecordPage {
         chrome: who.chrome("records"),
         flash: flash(&query.done, who.lang),

@@ -129,8 +129,20 @@ pub fn value_label(def: Option<&FieldDef>, value: &FieldValue, lang: Lang) -> St
     value.display()
 }
 
-/// An edit in words, with labels in `lang`.
-pub fn describe_edit(kind: RecordKind, edit: &Edit, lang: Lang) -> String {
+/// An edit in words, with labels in `lang`; `files` names the record's files by id (an edit
+/// that removes or captions a file says which).
+pub fn describe_edit(
+    kind: RecordKind,
+    edit: &Edit,
+    files: &HashMap<String, String>,
+    lang: Lang,
+) -> String {
+    let file = |id: &str| {
+        files
+            .get(id)
+            .map(|name| format!("“{name}”"))
+            .unwrap_or_else(|| id.chars().take(8).collect())
+    };
     let label = |field: &str| {
         kind.def()
             .field(field)
@@ -167,8 +179,8 @@ pub fn describe_edit(kind: RecordKind, edit: &Edit, lang: Lang) -> String {
         Edit::AttachmentAdded {
             name, sha256, size, ..
         } => format!("attached “{name}” ({}, SHA-256 {sha256})", file_size(*size)),
-        Edit::AttachmentRemoved { id } => format!("removed the file {}", short_id(id)),
-        Edit::Caption { id } => format!("captioned the file {}", short_id(id)),
+        Edit::AttachmentRemoved { id } => format!("removed the file {}", file(id)),
+        Edit::Caption { id } => format!("captioned the file {}", file(id)),
         Edit::Other => "other changes".into(),
     }
 }
@@ -180,11 +192,6 @@ pub fn file_size(bytes: u64) -> String {
         1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
         _ => format!("{:.1} MB", bytes as f64 / 1e6),
     }
-}
-
-/// The first characters of an id, enough to tell files of one record apart.
-fn short_id(id: &str) -> String {
-    id.chars().take(8).collect()
 }
 
 /// Who made a change, as the server knows it.
@@ -251,6 +258,43 @@ impl Directory {
             devices,
             zone: state.time_zone.clone(),
         })
+    }
+
+    /// Also looks up `devices` (by id), for [`Directory::device_name`].
+    pub async fn load_devices(
+        &mut self,
+        state: &Arc<AppState>,
+        devices: impl IntoIterator<Item = String>,
+    ) -> Result<(), ConsoleError> {
+        let wanted: HashSet<String> = devices
+            .into_iter()
+            .filter(|d| !self.devices.contains_key(d))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = state
+            .db
+            .run(move |s| {
+                let mut found = HashMap::new();
+                for id in wanted {
+                    if let Some(pair) = s.device(&id)? {
+                        found.insert(id, pair);
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        self.devices.extend(found);
+        Ok(())
+    }
+
+    /// A device's name, or its id if the server does not know it.
+    pub fn device_name(&self, id: &str) -> String {
+        self.devices
+            .get(id)
+            .map(|(d, _)| d.name.clone())
+            .unwrap_or_else(|| or_unknown(id))
     }
 
     /// A time as this directory's readers see it: the organisation's zone on console pages,

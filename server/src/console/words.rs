@@ -108,6 +108,17 @@ words! {
     comment_needed: "(needed to request changes)", "(ត្រូវការ ដើម្បីស្នើឲ្យកែប្រែ)";
     comment_only: "Comment only", "ផ្ដល់មតិតែប៉ុណ្ណោះ";
     review_trail: "Review trail", "ដំណើរការពិនិត្យ";
+    // Files
+    no_files: "No files are attached.", "មិនមានឯកសារភ្ជាប់ទេ។";
+    file_verified: "On the server, verified: the bytes have this SHA-256", "នៅលើម៉ាស៊ីនមេ បានផ្ទៀងផ្ទាត់៖ ទិន្នន័យមាន SHA-256 នេះ";
+    file_verified_at: "received", "បានទទួល";
+    file_not_uploaded: "Not uploaded yet: the phone sends it when it can", "មិនទាន់ផ្ទុកឡើង៖ ទូរស័ព្ទនឹងផ្ញើវានៅពេលអាច";
+    file_open: "Open", "បើក";
+    file_download: "Download", "ទាញយក";
+    file_captured: "captured", "ថតនៅ";
+    file_metadata_removed: "location and camera details removed on the phone", "ទីតាំង និងព័ត៌មានកាមេរ៉ាត្រូវបានលុបនៅលើទូរស័ព្ទ";
+    file_metadata_kept: "location and camera details kept", "ទីតាំង និងព័ត៌មានកាមេរ៉ាត្រូវបានរក្សាទុក";
+    case_archive: "Case archive (ZIP, with files)", "បណ្ណសារសំណុំរឿង (ZIP មានឯកសារ)";
     no_review: "No review entries yet.", "មិនទាន់មានការពិនិត្យនៅឡើយទេ។";
     do_request_changes: "Request changes", "ស្នើឲ្យកែប្រែ";
     do_approve: "Approve", "អនុម័ត";

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use saksi_client::{Response, Session, SyncClient};
+use saksi_client::SyncClient;
 use saksi_server::accounts::random_16;
 use saksi_server::storage::{
     AuditFilter, DocumentFilter, DocumentRow, DocumentSort, DocumentWrite,
@@ -18,7 +18,7 @@ use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::sync::Event;
 use saksi_shared::{DocumentId, FieldValue, Role, Status};
 
-use crate::helpers::{PASSWORD, TestServer, WAIT};
+use crate::helpers::{Browser, PASSWORD, TestServer, WAIT, form};
 
 const COURT: &str = "សាលាដំបូងរាជធានីភ្នំពេញ";
 const JUDGE: &str = "ចៅក្រម សុខ ចាន់ធា";
@@ -27,148 +27,6 @@ const NARRATIVE_EN: &str = "The accused was brought in handcuffs and looked unwe
 
 fn text(s: &str) -> FieldInput {
     FieldInput::Text(s.to_owned())
-}
-
-/// A browser signed in to the console.
-struct Browser<'a> {
-    server: &'a TestServer,
-    cookie: String,
-    csrf: String,
-}
-
-/// The value of the first hidden `csrf` field of a page.
-fn csrf_of(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
-    html[start..start + 64].to_owned()
-}
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    serde_urlencoded::to_string(pairs)
-        .expect("form encodes")
-        .into_bytes()
-}
-
-impl<'a> Browser<'a> {
-    /// Signs in through the console's form.
-    async fn sign_in(server: &'a TestServer, name: &str) -> Browser<'a> {
-        let res = server
-            .client
-            .request(
-                "POST",
-                "/console/login",
-                &[("Content-Type", "application/x-www-form-urlencoded")],
-                Some(&form(&[
-                    ("username", name),
-                    ("password", PASSWORD),
-                    ("next", "/console/records"),
-                ])),
-            )
-            .await
-            .expect("login answer");
-        assert_eq!(res.status, 303, "{}", res.text());
-        assert_eq!(res.header("location"), Some("/console/records"));
-        let set = res.header("set-cookie").expect("session cookie");
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
-        let cookie = set.split(';').next().expect("cookie").to_owned();
-        let mut browser = Browser {
-            server,
-            cookie,
-            csrf: String::new(),
-        };
-        let page = browser.get("/console/records").await;
-        assert_eq!(page.status, 200, "{}", page.text());
-        browser.csrf = csrf_of(&page.text());
-        browser
-    }
-
-    /// A browser holding a device token from the JSON API (e.g. a monitor's PWA session).
-    fn with_token(server: &'a TestServer, session: &Session) -> Browser<'a> {
-        Browser {
-            server,
-            cookie: format!("saksi_session={}", session.token),
-            csrf: String::new(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Response {
-        self.server
-            .client
-            .request("GET", path, &[("Cookie", &self.cookie)], None)
-            .await
-            .expect("answer")
-    }
-
-    /// Posts a form with this session's CSRF token and extra headers.
-    async fn post_with(
-        &self,
-        path: &str,
-        fields: &[(&str, &str)],
-        extra: &[(&str, &str)],
-    ) -> Response {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        let mut headers = vec![
-            ("Cookie", self.cookie.as_str()),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ];
-        headers.extend_from_slice(extra);
-        self.server
-            .client
-            .request("POST", path, &headers, Some(&form(&all)))
-            .await
-            .expect("answer")
-    }
-
-    /// Posts a form with this session's CSRF token.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.post_raw(path, &all, None).await
-    }
-
-    async fn post_raw(
-        &self,
-        path: &str,
-        fields: &[(&str, &str)],
-        origin: Option<&str>,
-    ) -> Response {
-        let mut headers = vec![
-            ("Cookie", self.cookie.as_str()),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ];
-        if let Some(o) = origin {
-            headers.push(("Origin", o));
-        }
-        self.server
-            .client
-            .request("POST", path, &headers, Some(&form(fields)))
-            .await
-            .expect("answer")
-    }
-
-    /// GETs a page and checks it is a complete HTML page that the CSP lets render as is.
-    async fn page(&self, path: &str) -> String {
-        let res = self.get(path).await;
-        assert_eq!(res.status, 200, "{path}: {}", res.text());
-        assert!(
-            res.header("content-type")
-                .is_some_and(|t| t.starts_with("text/html")),
-            "{path}"
-        );
-        assert!(
-            res.header("content-security-policy")
-                .is_some_and(|c| c.contains("style-src 'self'")),
-            "{path}: CSP"
-        );
-        assert_eq!(res.header("cache-control"), Some("no-store"), "{path}");
-        let html = res.text();
-        assert!(html.starts_with("<!doctype html>"), "{path}");
-        assert!(!html.contains(" style="), "{path}: inline style");
-        assert!(!html.contains("<script"), "{path}: script");
-        assert!(!html.contains("<style"), "{path}: style element");
-        html
-    }
 }
 
 /// S2 as a console sees it: two monitors edit the same observation offline. Returns the

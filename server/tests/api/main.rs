@@ -8,6 +8,7 @@ mod authz;
 mod backup;
 mod console;
 mod crash;
+mod evidence;
 mod files;
 mod headers;
 mod helpers;
