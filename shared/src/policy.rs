@@ -409,6 +409,7 @@ fn check_edit(
     };
     if let Some(status) = closed_when_made
         && !who.role.reviews()
+        && !only_withdraws_consent(touched)
     {
         return Err(Stop::from(refuse(
             RefusalCode::Archived,
@@ -581,7 +582,7 @@ fn check_edit(
                 )));
             }
             (Place::ReviewEntry { created_here: true }, Some(key), Action::Put(v)) => {
-                check_review_value(key, v, who)?;
+                check_review_value(key, v, meta.kind, who)?;
                 let keys = t
                     .object
                     .and_then(|entry| entries.get_mut(&entry))
@@ -677,13 +678,46 @@ fn check_attachment_value(key: &str, v: &ScalarValue, who: &Principal) -> Result
     }
 }
 
-fn check_review_value(key: &str, v: &ScalarValue, who: &Principal) -> Result<(), Refusal> {
+/// Whether a change only appends review entries saying that consent was withdrawn: a liaison
+/// may record that on a closed (approved, archived) family statement too.
+fn only_withdraws_consent(touched: &[crate::changes::Touch]) -> bool {
+    let consent = ReviewAction::WithdrawConsent.as_str();
+    touched
+        .iter()
+        .all(|t| match (&t.place, t.key.as_deref(), &t.action) {
+            (Place::Review, None, Action::Make(ObjType::Map)) => t.insert,
+            (Place::ReviewEntry { created_here: true }, Some("action"), Action::Put(v)) => {
+                scalar_str(v) == Some(consent)
+            }
+            (Place::ReviewEntry { created_here: true }, Some(_), Action::Put(_)) => true,
+            _ => false,
+        })
+        && {
+            // Every entry made says so (none is a bare comment).
+            let made = touched.iter().filter(|t| t.place == Place::Review).count();
+            let said = touched
+                .iter()
+                .filter(|t| t.key.as_deref() == Some("action"))
+                .count();
+            made > 0 && made == said
+        }
+}
+
+fn check_review_value(
+    key: &str,
+    v: &ScalarValue,
+    kind: RecordKind,
+    who: &Principal,
+) -> Result<(), Refusal> {
     let ok = match key {
         "author" => scalar_str(v) == Some(who.user.as_str()),
         "role" => scalar_str(v) == Some(who.role.as_str()),
         "action" => scalar_str(v)
             .and_then(ReviewAction::parse)
-            .is_some_and(|a| a.allowed_for(who.role)),
+            .is_some_and(|a| {
+                a.allowed_for(who.role)
+                    && (a != ReviewAction::WithdrawConsent || kind == RecordKind::FamilyStatement)
+            }),
         "text" => scalar_str(v).is_some_and(|s| s.chars().count() <= MAX_COMMENT_CHARS),
         "at" => exact_int(v).is_some(),
         _ => false,

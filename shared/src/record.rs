@@ -377,6 +377,8 @@ pub struct Summary {
     pub meta: RecordMeta,
     pub title: String,
     pub has_conflicts: bool,
+    /// A liaison recorded that consent was withdrawn: a coordinator should purge the record.
+    pub consent_withdrawn: bool,
     /// The files the record names (the server lets writers upload them and readers fetch them).
     pub attachments: Vec<Attachment>,
 }
@@ -494,6 +496,10 @@ pub enum RecordError {
     ReviewersOnly(&'static str),
     #[error("the record is approved or archived: a coordinator must reopen it first")]
     Archived,
+    #[error("consent is withdrawn from family statements only")]
+    NotAFamilyStatement,
+    #[error("only liaisons and coordinators record that consent was withdrawn")]
+    LiaisonsOnly,
     #[error("a comment is longer than {MAX_COMMENT_CHARS} characters")]
     CommentTooLong,
     #[error("the document was written by a newer version of Saksi (schema {0})")]
@@ -945,6 +951,36 @@ impl Record {
         })
     }
 
+    /// Records that the family (or person) withdrew consent to a family statement, with an
+    /// optional note: it asks a coordinator to purge the record. A liaison may record it on an
+    /// approved or archived statement too (consent can be withdrawn at any time).
+    pub fn withdraw_consent(
+        &mut self,
+        note: &str,
+        editor: &Editor,
+        now: Millis,
+    ) -> Result<(), RecordError> {
+        let def = self.read().kind_def()?;
+        if def.kind != RecordKind::FamilyStatement {
+            return Err(RecordError::NotAFamilyStatement);
+        }
+        if !ReviewAction::WithdrawConsent.allowed_for(editor.role) {
+            return Err(RecordError::LiaisonsOnly);
+        }
+        check_comment(note)?;
+        let review = self.read().review_obj()?;
+        self.commit(editor, now, |tx| {
+            write_review_entry(
+                tx,
+                &review,
+                editor,
+                now,
+                ReviewAction::WithdrawConsent,
+                note,
+            )
+        })
+    }
+
     /// Resolves a conflict by writing the chosen value as an ordinary change (it supersedes every
     /// concurrent value), and notes the resolution in the review trail. Coordinators only.
     pub fn resolve(
@@ -1201,10 +1237,15 @@ impl<'a> RecordRef<'a> {
             }
             has_conflicts = self.scalar_conflict(&fields_obj, f.id)?.is_some();
         }
+        let consent_withdrawn = self
+            .review_entries()?
+            .iter()
+            .any(|e| e.action == ReviewAction::WithdrawConsent.as_str());
         Ok(Summary {
             meta,
             title: join_title(title.into_iter()),
             has_conflicts,
+            consent_withdrawn,
             attachments: crate::attachment::attachments(self.doc),
         })
     }

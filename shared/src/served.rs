@@ -53,6 +53,10 @@ pub const STORE_FAILED: &str =
     "the server could not store the change; it will be taken again later";
 /// What a peer is told about a document that could not be loaded.
 pub const CANNOT_SERVE: &str = "this document cannot be served right now";
+/// What a peer is told about a record that was destroyed (purged or discarded): it deletes its
+/// copy and sends nothing more (a stock client also gets `doc-unavailable`).
+pub const WITHDRAWN: &str =
+    "withdrawn: this record was destroyed by a coordinator and is refused for ever";
 
 /// A peer on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +280,11 @@ pub struct ServedDocument {
     doc: Option<DocSync>,
     /// The document could not be loaded: every peer is told so.
     broken: bool,
+    /// The record was destroyed (purged or discarded): every message about it is refused, for
+    /// ever ([`WITHDRAWN`], and `doc-unavailable`).
+    withdrawn: bool,
+    /// A purge is waiting out its grace period: only coordinators and admins are served it.
+    hidden: bool,
     /// Chunks stored since the last snapshot.
     uncompacted: usize,
     peers: HashMap<ConnId, PeerSlot>,
@@ -321,6 +330,8 @@ impl ServedDocument {
             tuning,
             doc: None,
             broken: false,
+            withdrawn: false,
+            hidden: false,
             uncompacted: 0,
             peers: HashMap::new(),
             private: HashMap::new(),
@@ -341,6 +352,68 @@ impl ServedDocument {
         let mut served = ServedDocument::new(id, server_peer, tuning, None);
         served.broken = true;
         served
+    }
+
+    /// A record that was destroyed: nothing of it is served or taken, to anyone.
+    pub fn withdrawn(id: DocumentId, server_peer: String, tuning: Tuning) -> ServedDocument {
+        let mut served = ServedDocument::new(id, server_peer, tuning, None);
+        served.withdrawn = true;
+        served
+    }
+
+    /// The record is destroyed now: every peer is told (the refusal, then `doc-unavailable`,
+    /// which stock automerge-repo clients understand), and nothing of it is kept, saved or
+    /// compacted from here on.
+    pub fn withdraw(&mut self) {
+        self.withdrawn = true;
+        self.doc = None;
+        self.to_answer.clear();
+        self.held_since = None;
+        let peers: Vec<PeerInfo> = self
+            .peers
+            .drain()
+            .map(|(_, slot)| slot.peer)
+            .chain(self.private.drain().map(|(_, (peer, _))| peer))
+            .collect();
+        for peer in peers {
+            self.send_withdrawn(&peer);
+        }
+    }
+
+    /// Whether the record was destroyed.
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdrawn
+    }
+
+    /// A purge is waiting (`true`: only coordinators and admins are served the record; the
+    /// others are told it is unavailable at once), or was undone.
+    pub fn set_hidden(&mut self, hidden: bool) {
+        self.hidden = hidden;
+        if !hidden {
+            return;
+        }
+        let gone: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.who.role.reviews())
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in gone {
+            if let Some(peer) = self.peers.get(&conn).map(|p| p.peer.clone()) {
+                self.peer_left(conn);
+                self.send_unavailable(&peer);
+            }
+        }
+    }
+
+    /// Read access, with a pending purge hiding the record from all but reviewers.
+    fn may_read(&self, who: &Principal, meta: &crate::record::RecordMeta) -> bool {
+        (!self.hidden || who.role.reviews()) && who.may_read(meta)
+    }
+
+    fn send_withdrawn(&mut self, peer: &PeerInfo) {
+        self.send_error(peer, WITHDRAWN.into());
+        self.send_unavailable(peer);
     }
 
     fn install(&mut self, stored: Option<Loaded>) {
@@ -395,7 +468,7 @@ impl ServedDocument {
 
     /// Whether the stored document exists, can be served, and `who` may read it.
     pub fn readable_by(&self, who: &Principal) -> bool {
-        self.serving_meta().is_some_and(|m| who.may_read(&m))
+        self.serving_meta().is_some_and(|m| self.may_read(who, &m))
     }
 
     /// The stored record's identity, if it can be served (read once per batch of messages:
@@ -416,7 +489,7 @@ impl ServedDocument {
         };
         messages
             .iter()
-            .filter(|m| m.who.may_read(&meta) && !self.peers.contains_key(&m.peer.conn))
+            .filter(|m| self.may_read(&m.who, &meta) && !self.peers.contains_key(&m.peer.conn))
             .filter(|m| seen.insert(m.peer.conn))
             .map(|m| (m.peer.conn, m.peer.device.clone()))
             .collect()
@@ -483,12 +556,24 @@ impl ServedDocument {
         bindings: &SharedBindings,
     ) -> Vec<PeerMessage> {
         debug_assert!(!self.is_storing(), "a store is outstanding");
+        if self.withdrawn {
+            let mut told = HashSet::new();
+            for m in messages {
+                if told.insert(m.peer.conn) {
+                    self.send_withdrawn(&m.peer);
+                }
+            }
+            return Vec::new();
+        }
         let mut rest = messages.into_iter().peekable();
         let mut group: Vec<PeerMessage> = Vec::new();
         // The document does not change until the group is received (below, then a return).
         let meta = self.serving_meta();
         while let Some(message) = rest.next() {
-            if meta.as_ref().is_some_and(|m| message.who.may_read(m)) {
+            if meta
+                .as_ref()
+                .is_some_and(|m| self.may_read(&message.who, m))
+            {
                 if group.iter().any(|m| m.peer.conn == message.peer.conn) {
                     // A second message from a connection waits for the batch before it.
                     let mut left = vec![message];
@@ -999,12 +1084,16 @@ impl ServedDocument {
     pub fn flush(&mut self, now: Millis, backlog: impl Fn(ConnId) -> usize) {
         let (to_answer, changed) = (std::mem::take(&mut self.to_answer), self.changed);
         self.changed = false;
+        let hidden = self.hidden;
         let Some(sync) = &mut self.doc else { return };
         let meta = sync.record().meta();
         let mut due: Vec<(u64, ConnId)> = self
             .peers
             .iter()
-            .filter(|(_, p)| meta.as_ref().is_some_and(|m| p.who.may_read(m)))
+            .filter(|(_, p)| {
+                meta.as_ref()
+                    .is_some_and(|m| (!hidden || p.who.role.reviews()) && p.who.may_read(m))
+            })
             .filter(|(conn, p)| !p.refused && (changed || to_answer.contains(conn)))
             .map(|(conn, p)| (p.waiting_since.unwrap_or(u64::MAX), *conn))
             .collect();

@@ -1388,6 +1388,9 @@ pub enum Event {
     DocumentChanged(DocumentId),
     /// The server does not have the document or will not share it (the same answer).
     DocumentUnavailable(DocumentId),
+    /// The record was destroyed (purged or discarded) and is refused for ever: the repo has
+    /// dropped it; the application deletes what it stored of it.
+    DocumentWithdrawn(DocumentId),
     /// The server refused local changes to a document. They stay on this device.
     ChangesRefused {
         document: DocumentId,
@@ -1650,10 +1653,17 @@ impl Repo {
                     ..
                 },
             ) => {
-                if let Some(entry) = self.docs.get_mut(&document) {
-                    entry.state = DocState::Refused;
+                if message == crate::served::WITHDRAWN {
+                    // Destroyed by a coordinator: nothing of it is kept or sent again (an edit
+                    // made offline since is dropped with it, and never retried).
+                    self.remove(&document);
+                    events.push(Event::DocumentWithdrawn(document));
+                } else {
+                    if let Some(entry) = self.docs.get_mut(&document) {
+                        entry.state = DocState::Refused;
+                    }
+                    events.push(Event::ChangesRefused { document, message });
                 }
-                events.push(Event::ChangesRefused { document, message });
             }
             (_, Message::Error { message, .. }) => events.push(Event::ServerError(message)),
             (

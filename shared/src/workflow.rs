@@ -139,10 +139,12 @@ pub enum ReviewAction {
     Unarchive,
     /// A coordinator chose one value of a conflicted field.
     Resolve,
+    /// The family (or person) withdrew consent: a liaison asks a coordinator to purge the record.
+    WithdrawConsent,
 }
 
 impl ReviewAction {
-    pub const ALL: [ReviewAction; 8] = [
+    pub const ALL: [ReviewAction; 9] = [
         ReviewAction::Comment,
         ReviewAction::Submit,
         ReviewAction::RequestChanges,
@@ -151,6 +153,7 @@ impl ReviewAction {
         ReviewAction::Archive,
         ReviewAction::Unarchive,
         ReviewAction::Resolve,
+        ReviewAction::WithdrawConsent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -163,6 +166,7 @@ impl ReviewAction {
             ReviewAction::Archive => "archive",
             ReviewAction::Unarchive => "unarchive",
             ReviewAction::Resolve => "resolve",
+            ReviewAction::WithdrawConsent => "withdraw_consent",
         }
     }
 
@@ -174,6 +178,7 @@ impl ReviewAction {
     pub fn allowed_for(self, role: Role) -> bool {
         match self {
             ReviewAction::Comment | ReviewAction::Submit => true,
+            ReviewAction::WithdrawConsent => role == Role::Liaison || role.reviews(),
             _ => role.reviews(),
         }
     }

@@ -270,6 +270,25 @@ impl Hub {
         self.perform(id);
     }
 
+    /// The record is destroyed (as a purge does on the server): its peers are told, and it is
+    /// refused for ever.
+    pub fn withdraw(&mut self, id: DocumentId) {
+        let peer_id = self.peer_id.clone();
+        self.docs
+            .entry(id)
+            .or_insert_with(|| ServedDocument::withdrawn(id, peer_id, Tuning::IMMEDIATE))
+            .withdraw();
+        self.perform(id);
+    }
+
+    /// A purge is waiting for the record (`true`: only reviewers are served it), or was undone.
+    pub fn set_hidden(&mut self, id: DocumentId, hidden: bool) {
+        if let Some(doc) = self.docs.get_mut(&id) {
+            doc.set_hidden(hidden);
+        }
+        self.perform(id);
+    }
+
     /// Performs a document's effects: frames into outboxes, stores that succeed at once.
     fn perform(&mut self, id: DocumentId) {
         let Some(doc) = self.docs.get_mut(&id) else {

@@ -394,6 +394,19 @@ impl Engine {
         self.edit(id, |r, editor| r.comment(text, editor, now))
     }
 
+    /// Records that the family withdrew consent to a family statement (liaisons and
+    /// coordinators): it asks a coordinator to purge the record.
+    #[wasm_bindgen(js_name = withdrawConsent)]
+    pub fn withdraw_consent(
+        &mut self,
+        id: &str,
+        note: &str,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
+    ) -> Result<(), Error> {
+        let now = millis("nowMs", now_ms)?;
+        self.edit(id, |r, editor| r.withdraw_consent(note, editor, now))
+    }
+
     /// Resolves a conflict on `field` with the chosen value (JSON, as for `setField`).
     /// Coordinators only.
     pub fn resolve(
@@ -569,6 +582,7 @@ enum JsEvent {
     Connected { server: String },
     Changed { id: String },
     Unavailable { id: String },
+    Withdrawn { id: String },
     Refused { id: String, message: String },
     ServerError { message: String },
 }
@@ -579,6 +593,7 @@ impl From<Event> for JsEvent {
             Event::Connected { server } => JsEvent::Connected { server },
             Event::DocumentChanged(id) => JsEvent::Changed { id: id.to_string() },
             Event::DocumentUnavailable(id) => JsEvent::Unavailable { id: id.to_string() },
+            Event::DocumentWithdrawn(id) => JsEvent::Withdrawn { id: id.to_string() },
             Event::ChangesRefused { document, message } => JsEvent::Refused {
                 id: document.to_string(),
                 message,

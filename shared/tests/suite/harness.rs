@@ -199,6 +199,8 @@ impl Net {
 
     /// Runs every online phone and the hub, in a fixed order, until nobody has anything to say.
     pub fn settle(&mut self) {
+        // What the hub said on its own (a record withdrawn or hidden) goes out too.
+        self.collect_from_hub();
         for _ in 0..MAX_STEPS {
             let mut progress = false;
             for i in 0..self.phones.len() {

@@ -19,6 +19,8 @@
 //! - `history`: edits attributed to user, device and time.
 //! - `served`: the served document's effects: stored before answered, failed stores, changes
 //!   from elsewhere.
+//! - `withdrawn`: consent withdrawn on family statements; records destroyed (dropped by every
+//!   phone, offline edits never retried) and records hidden while their purge waits.
 //! - `fuzz_regressions`: every fuzz seed and crasher replayed without a panic.
 
 mod attachments;
@@ -35,5 +37,6 @@ mod schema_versions;
 mod served;
 mod sync_engine;
 mod wire_protocol;
+mod withdrawn;
 mod world;
 mod write_policy;
