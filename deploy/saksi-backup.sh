@@ -10,7 +10,10 @@
 # 3. The output of the backup (entry counts and the last audit hash) is appended to
 #    backups.log: keep a copy of that log off the server too (it detects the removal of the
 #    newest audit entries).
-# 4. Encrypted backups older than KEEP_DAYS are deleted. Copying them off-site is up to you:
+# 4. The destroyed records' tombstones (ids only) are kept next to it, encrypted too: a
+#    restore on another machine needs the latest (OPERATIONS.md, "Backup").
+# 5. Encrypted backups older than KEEP_DAYS are deleted (a backup made before a purge holds the
+#    purged record until then: keep off-site copies no longer either). Copying them off-site is up to you:
 #    set OFFSITE to a command that receives the file name (e.g. an rclone or rsync call).
 set -eu
 
@@ -31,8 +34,11 @@ saksi admin --config "$CONFIG" backup "$plain" | tee -a "$DIR/backups.log"
 age --encrypt --recipients-file "$RECIPIENTS" --output "$plain.age" "$plain"
 rm -f "$plain"
 echo "$stamp encrypted: $plain.age" >> "$DIR/backups.log"
+saksi admin --config "$CONFIG" tombstones \
+    | age --encrypt --recipients-file "$RECIPIENTS" --output "$DIR/tombstones-$stamp.age"
 
 if [ -n "$OFFSITE" ]; then
     $OFFSITE "$plain.age"
+    $OFFSITE "$DIR/tombstones-$stamp.age"
 fi
-find "$DIR" -name 'saksi-*.sqlite3.age' -mtime +"$KEEP_DAYS" -delete
+find "$DIR" \( -name 'saksi-*.sqlite3.age' -o -name 'tombstones-*.age' \) -mtime +"$KEEP_DAYS" -delete

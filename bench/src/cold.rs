@@ -88,6 +88,7 @@ fn seed(
                         has_conflicts: false,
                         created_at: START + i as i64,
                         updated_at: START + i as i64,
+                        consent_withdrawn: false,
                     };
                     storage.append_changes(DocumentWrite {
                         row,

@@ -546,6 +546,9 @@ pub struct RecordInfo {
 pub struct Listing {
     pub cases: Vec<CaseInfo>,
     pub records: Vec<RecordInfo>,
+    /// Records this user could read that were destroyed: a device holding one deletes it.
+    #[serde(default)]
+    pub withdrawn: Vec<saksi_shared::DocumentId>,
 }
 
 impl Session {
@@ -568,6 +571,20 @@ impl Session {
             });
         }
         res.json()
+    }
+
+    /// Discards a draft (`POST /api/records/{id}/discard`): the answer's status (204 done, 403
+    /// not allowed, 404 unknown or not readable).
+    pub async fn discard(&self, id: &saksi_shared::DocumentId) -> Result<Response, ClientError> {
+        let auth = format!("Bearer {}", self.token);
+        self.client
+            .request(
+                "POST",
+                &format!("/api/records/{id}/discard"),
+                &[("Authorization", &auth)],
+                None,
+            )
+            .await
     }
 
     /// Opens the sync WebSocket with the bearer token.

@@ -35,6 +35,15 @@ saksi admin <command> [options]     (all commands accept --config FILE)
   list-cases
   add-member --case ID --username U
   remove-member --case ID --username U
+  purge --document ID --reason consent_withdrawn|recorded_in_error|safety [--now]
+                                    destroys a record after the grace period
+                                    (purge_grace_days), hidden from field staff meanwhile;
+                                    --now destroys it at once: it cannot be undone
+  cancel-purge --document ID        undoes a purge still waiting
+  list-purges                       purges waiting, then records destroyed (ids only)
+  tombstones                        the destroyed records as data_dir/tombstones holds them
+                                    (keep a copy with the backups: a restore on another
+                                    machine needs it)
   verify-audit                      checks the audit log's hash chain
   renew-certificate                 tls = \"local_ca\": issues a new server certificate for
                                     tls_names from the local CA (its key's passphrase on
@@ -61,6 +70,9 @@ pub enum AdminError {
 
 struct Args(HashMap<String, String>);
 
+/// Options that take no value.
+const FLAGS: &[&str] = &["now"];
+
 impl Args {
     fn parse(args: &[String]) -> Result<Args, AdminError> {
         let mut map = HashMap::new();
@@ -69,6 +81,10 @@ impl Args {
             let name = key
                 .strip_prefix("--")
                 .ok_or_else(|| AdminError::Usage(format!("unexpected argument `{key}`")))?;
+            if FLAGS.contains(&name) {
+                map.insert(name.to_owned(), "yes".to_owned());
+                continue;
+            }
             let value = it
                 .next()
                 .ok_or_else(|| AdminError::Usage(format!("`{key}` needs a value")))?;
@@ -122,6 +138,28 @@ fn user_id(storage: &dyn Storage, username: &str) -> Result<User, AdminError> {
         .user_by_name(username)?
         .map(|(u, _)| u)
         .ok_or_else(|| AdminError::Invalid(format!("no user `{username}`")))
+}
+
+fn document_id(s: &str) -> Result<DocumentId, AdminError> {
+    DocumentId::parse(s).map_err(|_| AdminError::Invalid(format!("`{s}` is not a record id")))
+}
+
+fn purge_reason(s: &str) -> Result<crate::storage::PurgeReason, AdminError> {
+    crate::storage::PurgeReason::parse(s)
+        .filter(|r| *r != crate::storage::PurgeReason::Discarded)
+        .ok_or_else(|| {
+            AdminError::Usage(format!(
+                "unknown reason `{s}`: consent_withdrawn, recorded_in_error or safety"
+            ))
+        })
+}
+
+fn purge_error(e: crate::purge::PurgeError) -> AdminError {
+    match e {
+        crate::purge::PurgeError::Storage(e) => AdminError::Storage(e),
+        crate::purge::PurgeError::NotFound => AdminError::Invalid("no such record".into()),
+        other => AdminError::Invalid(other.to_string()),
+    }
 }
 
 fn case_id(s: &str) -> Result<DocumentId, AdminError> {
@@ -520,6 +558,100 @@ pub fn run(
                 ),
             );
         }
+        "purge" => {
+            let doc = document_id(args.get("document")?)?;
+            let reason = purge_reason(args.get("reason")?)?;
+            if args.opt("now").is_some() {
+                let purged = crate::purge::destroy_stored(
+                    storage,
+                    &config.data_dir,
+                    doc,
+                    by.username,
+                    reason,
+                    now,
+                )
+                .map_err(purge_error)?;
+                w(
+                    out,
+                    format!(
+                        "record {doc} destroyed ({}); {} file(s) deleted",
+                        reason.as_str(),
+                        purged.files.len()
+                    ),
+                );
+            } else {
+                let p = crate::purge::schedule_stored(
+                    storage,
+                    doc,
+                    by.username,
+                    reason,
+                    config.purge_grace_days,
+                    now,
+                )
+                .map_err(purge_error)?;
+                w(
+                    out,
+                    format!(
+                        "record {doc} will be destroyed at {} ({}); hidden from field staff \
+                         until then; `saksi admin cancel-purge --document {doc}` undoes it",
+                        format_time(p.due_at),
+                        reason.as_str()
+                    ),
+                );
+            }
+        }
+        "cancel-purge" => {
+            let doc = document_id(args.get("document")?)?;
+            if !storage.cancel_purge(&doc)? {
+                return Err(AdminError::Invalid(format!(
+                    "no purge is waiting for record {doc}"
+                )));
+            }
+            by.audit(
+                storage,
+                now,
+                AuditAction::PurgeCancelled,
+                doc.to_string(),
+                String::new(),
+            )?;
+            w(out, format!("the purge of record {doc} was undone"));
+        }
+        "list-purges" => {
+            w(out, "record\tstate\treason\tat\tby".into());
+            for p in storage.pending_purges()? {
+                w(
+                    out,
+                    format!(
+                        "{}\twaiting\t{}\t{}\t{}",
+                        p.doc_id,
+                        p.reason.as_str(),
+                        format_time(p.due_at),
+                        p.username
+                    ),
+                );
+            }
+            for t in storage.tombstones()? {
+                w(
+                    out,
+                    format!(
+                        "{}\tdestroyed\t{}\t{}\t{}",
+                        t.doc_id,
+                        t.reason.as_str(),
+                        format_time(t.purged_at),
+                        t.username
+                    ),
+                );
+            }
+        }
+        "tombstones" => {
+            let mut seen = std::collections::HashSet::new();
+            let from_file = crate::purge::read_file(&config.data_dir);
+            for t in storage.tombstones()?.iter().chain(from_file.iter()) {
+                if seen.insert(t.doc_id) {
+                    let _ = write!(out, "{}", crate::purge::line_of(t));
+                }
+            }
+        }
         "verify-audit" => {
             let n = storage.verify_audit()?;
             w(out, format!("audit log intact: {n} entries"));
@@ -594,6 +726,7 @@ pub fn create_case(
         has_conflicts: false,
         created_at: now,
         updated_at: now,
+        consent_withdrawn: false,
     };
     storage.create_case(
         &Case {

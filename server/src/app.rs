@@ -85,9 +85,16 @@ pub struct AppState {
     pub blobs: Arc<dyn crate::files::BlobStore>,
     /// Uploads a request is writing now.
     pub active_uploads: crate::http::files::ActiveUploads,
+    /// Records destroyed (tombstoned): refused for ever, to every client.
+    pub withdrawn: std::sync::RwLock<std::collections::HashSet<saksi_shared::DocumentId>>,
 }
 
 impl AppState {
+    /// Whether record `id` was destroyed (it is refused for ever).
+    pub fn is_withdrawn(&self, id: &saksi_shared::DocumentId) -> bool {
+        self.withdrawn.read().expect("withdrawn lock").contains(id)
+    }
+
     /// Appends to the audit log; a failure is logged (the action itself already happened).
     pub async fn audit(&self, event: AuditEvent) {
         let action = event.action.clone();
@@ -149,6 +156,8 @@ pub enum StartError {
     Lock(#[from] crate::datadir::LockError),
     #[error("files: {0}")]
     Files(#[from] crate::files::BlobError),
+    #[error("tombstones: {0}")]
+    Purge(#[from] crate::purge::PurgeError),
 }
 
 /// What the operator needs to know after start-up.
@@ -274,6 +283,22 @@ impl Application {
                 .await
                 .map_err(|_| StorageError::Closed)??
         };
+        // Tombstones: the file and the database agree (a record a restored backup brought back
+        // is destroyed again) before anything is served.
+        let withdrawn = {
+            let (storage, dir) = (storage.clone(), config.data_dir.clone());
+            tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+                let (purged, _) = crate::purge::reconcile(&*storage, &dir)?;
+                crate::purge::shred_files(&dir, &purged);
+                Ok(storage
+                    .tombstones()?
+                    .into_iter()
+                    .map(|t| t.doc_id)
+                    .collect::<std::collections::HashSet<_>>())
+            })
+            .await
+            .map_err(|_| StorageError::Closed)??
+        };
         let blobs: Arc<dyn crate::files::BlobStore> =
             Arc::new(crate::files::FsBlobStore::open(&config.data_dir)?);
         let mut tls = crate::tls::setup(&config)?;
@@ -307,6 +332,7 @@ impl Application {
                 .unwrap_or(jiff::tz::TimeZone::UTC),
             blobs,
             active_uploads: Default::default(),
+            withdrawn: std::sync::RwLock::new(withdrawn),
         });
 
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -373,6 +399,7 @@ impl Application {
         unseen_ca.0 = None;
         spawn_revocation_watch(state.clone());
         crate::files::spawn_clean_up(state.clone());
+        crate::purge::spawn_due_purges(state.clone());
         if let Some(acme) = tls.as_mut().and_then(|t| t.acme.take()) {
             state.runtime.spawn(crate::tls::run_acme(acme));
         }
@@ -500,6 +527,7 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
             Ok((last, _)) => last,
             Err(_) => 0,
         };
+        let mut hidden = std::collections::HashSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
@@ -532,6 +560,12 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                 }
                 Err(StorageError::Closed) => break,
                 Err(e) => tracing::warn!(error = %e, "access change check failed"),
+            }
+            // Purges from the command line.
+            match crate::purge::notice_outside_changes(&state, &mut hidden).await {
+                Ok(()) => {}
+                Err(StorageError::Closed) => break,
+                Err(e) => tracing::warn!(error = %e, "purge check failed"),
             }
         }
     });

@@ -13,6 +13,12 @@
 //! once stored, so the snapshot and the files agree; a file the clean-up removed meanwhile had
 //! been named by no record for `unreferenced_file_days`, and leaves the backup with its row.
 //!
+//! A backup **never holds a purged record**: the records named in the tombstones file
+//! (`data_dir/tombstones`, see [`crate::purge`]) are destroyed in the copy, before and after its
+//! files are copied, and the copy is rewritten (`VACUUM`) so no freed page keeps their bytes.
+//! Restoring a backup made before a purge destroys that record again, from the same file,
+//! before the copy is put in place.
+//!
 //! **Restore** refuses while a server runs on the data directory (it takes the same lock as
 //! `saksi serve`, see [`crate::datadir`]) and refuses to replace an existing database unless
 //! forced. It copies the backup into the data directory, checks the copy (a Saksi database, a
@@ -30,7 +36,7 @@ use crate::config::Config;
 use crate::datadir::{DataDirLock, LockError};
 use crate::storage::StorageError;
 use crate::storage::sqlite::{
-    SCHEMA_VERSION, SqliteStorage, create_private_file, verify_audit_chain,
+    SCHEMA_VERSION, SqliteStorage, create_private_file, purge_in, verify_audit_chain,
 };
 
 /// Why a backup or a restore did not happen. Nothing was changed when one of these is returned.
@@ -271,7 +277,15 @@ fn copy_files_in(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
                     .map_err(sql_err(path))?;
                 continue;
             }
-            Err(crate::files::BlobError::NotFound) => return Err(missing(&sha)),
+            Err(crate::files::BlobError::NotFound) => {
+                // Purged while the backup ran (the tombstone is written before the file is
+                // deleted)? Then the record goes from the copy too; otherwise the store lost it.
+                drop_withdrawn(&conn, path, data_dir)?;
+                if still_named(&conn, path, &sha)? {
+                    return Err(missing(&sha));
+                }
+                continue;
+            }
             Err(e) => {
                 return Err(BackupError::Files {
                     path: data_dir.join("files"),
@@ -314,6 +328,51 @@ fn copy_files_in(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
+fn still_named(conn: &Connection, path: &Path, sha: &str) -> Result<bool, BackupError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM document_files WHERE sha256 = ?1)",
+        [sha],
+        |r| r.get(0),
+    )
+    .map_err(sql_err(path))
+}
+
+/// Destroys in the copy at `path` (opened as `conn`) every record the tombstones file of
+/// `data_dir` names, with the files only they named: a backup never holds a purged record,
+/// even one purged while its snapshot was taken. Returns how many records were dropped.
+fn drop_withdrawn(conn: &Connection, path: &Path, data_dir: &Path) -> Result<usize, BackupError> {
+    if check_version(conn, path)? < 5 {
+        return Ok(0);
+    }
+    let tombstones = crate::purge::read_file(data_dir);
+    if tombstones.is_empty() {
+        return Ok(0);
+    }
+    conn.execute_batch("PRAGMA secure_delete = ON")
+        .map_err(sql_err(path))?;
+    let has_files: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'backup_files')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err(path))?;
+    let tx = conn.unchecked_transaction().map_err(sql_err(path))?;
+    let mut dropped = 0;
+    for t in &tombstones {
+        let purged = purge_in(&tx, t).map_err(storage_err(path))?;
+        dropped += usize::from(purged.had_record);
+        if has_files {
+            for sha in &purged.files {
+                tx.execute("DELETE FROM backup_files WHERE sha256 = ?1", [sha])
+                    .map_err(sql_err(path))?;
+            }
+        }
+    }
+    tx.commit().map_err(sql_err(path))?;
+    Ok(dropped)
+}
+
 /// Writes the files of the backup at `path` (a restored copy) into the file store of
 /// `data_dir`, each checked against its SHA-256, then drops them from the database.
 fn copy_files_out(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
@@ -339,7 +398,12 @@ fn copy_files_out(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
     };
     let shas: Vec<String> = {
         let mut stmt = conn
-            .prepare("SELECT DISTINCT sha256 FROM backup_files ORDER BY sha256")
+            // A file whose record was purged since the backup (its `blobs` row went with the
+            // record) is not written back.
+            .prepare(
+                "SELECT DISTINCT sha256 FROM backup_files
+                 WHERE sha256 IN (SELECT sha256 FROM blobs) ORDER BY sha256",
+            )
             .map_err(sql_err(path))?;
         stmt.query_map([], |r| r.get(0))
             .map_err(sql_err(path))?
@@ -443,7 +507,18 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
             conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])
                 .map_err(sql_err(&source))?;
         }
+        {
+            let conn = Connection::open(&partial).map_err(sql_err(&partial))?;
+            drop_withdrawn(&conn, &partial, &config.data_dir)?;
+        }
         copy_files_in(&partial, &config.data_dir)?;
+        {
+            // A purge may have finished while the files were copied; then the freed pages are
+            // dropped from the file (the copy is rewritten).
+            let conn = Connection::open(&partial).map_err(sql_err(&partial))?;
+            drop_withdrawn(&conn, &partial, &config.data_dir)?;
+            conn.execute_batch("VACUUM").map_err(sql_err(&partial))?;
+        }
         let mut summary = check(&partial)?;
         summary.bytes = seal(&partial)?;
         // A hard link fails if `dest` appeared meanwhile: a backup never replaces a file.
@@ -467,6 +542,8 @@ pub struct Restored {
     pub summary: Summary,
     /// Where the replaced database was moved (with `--force` only).
     pub replaced: Option<PathBuf>,
+    /// Records purged after the backup was made, destroyed again in the restored copy.
+    pub reapplied: usize,
 }
 
 /// Restores the backup at `source` into the configured data directory. Refuses while a server
@@ -512,9 +589,19 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
                 });
             }
         }
-        SqliteStorage::open(&copy)
-            .map_err(storage_err(source))?
-            .close();
+        let reapplied = {
+            // Records purged since the backup was made are destroyed again before the copy
+            // is put in place (the tombstones file outlives every restore).
+            let storage = SqliteStorage::open(&copy).map_err(storage_err(source))?;
+            let reconciled = crate::purge::reconcile(&storage, &config.data_dir);
+            storage.close();
+            let (purged, reapplied) = reconciled.map_err(|e| BackupError::Files {
+                path: crate::purge::tombstone_file(&config.data_dir),
+                message: e.to_string(),
+            })?;
+            crate::purge::shred_files(&config.data_dir, &purged);
+            reapplied
+        };
         copy_files_out(&copy, &config.data_dir)?;
         let mut summary = check(&copy).map_err(|e| match e {
             BackupError::Storage { source: err, .. } => BackupError::Storage {
@@ -546,7 +633,11 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
         };
         std::fs::rename(&copy, &target).map_err(io_err(&target))?;
         sync_dir(&config.data_dir)?;
-        Ok(Restored { summary, replaced })
+        Ok(Restored {
+            summary,
+            replaced,
+            reapplied,
+        })
     })();
     remove_database_files(&copy);
     result
@@ -589,6 +680,15 @@ pub fn command(
         )
         .map_err(io_err(stdout))?;
         writeln!(out, "{}", restored.summary).map_err(io_err(stdout))?;
+        if restored.reapplied > 0 {
+            writeln!(
+                out,
+                "{} record(s) purged after this backup was made were destroyed again \
+                 (from the tombstones file)",
+                restored.reapplied
+            )
+            .map_err(io_err(stdout))?;
+        }
         if let Some(aside) = restored.replaced {
             writeln!(
                 out,

@@ -90,6 +90,9 @@ pub struct Config {
     pub upload_idle_seconds: u64,
     /// An upload request that runs longer than this is ended (keeping what it sent).
     pub upload_request_seconds: u64,
+    /// A purge waits this many days (hidden from field staff, undoable) before the record is
+    /// destroyed.
+    pub purge_grace_days: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<Secret>,
 }
@@ -151,6 +154,7 @@ impl Default for Config {
             stale_upload_days: 7,
             upload_idle_seconds: 30,
             upload_request_seconds: 900,
+            purge_grace_days: 7,
         }
     }
 }
@@ -267,6 +271,13 @@ stale_upload_days = 7
 # (a slow or stalled connection holds nothing open for ever).
 upload_idle_seconds = 30
 upload_request_seconds = 900
+
+# A purge (consent withdrawn, recorded in error, safety) waits this many days before the record
+# is destroyed: meanwhile it is hidden from everyone but coordinators and admins, and a
+# coordinator can undo it. An admin can skip the wait deliberately (console, or
+# `saksi admin purge --now`). A destroyed record is gone from the server, its files and every
+# phone, and its id is refused for ever.
+purge_grace_days = 7
 
 # Prometheus metrics at /metrics (counts only). Without a token they are served to loopback
 # clients only, and not at all when tls = "off" (behind a proxy every request is loopback).
@@ -417,6 +428,12 @@ impl Config {
             return refuse(
                 "upload_idle_seconds, upload_request_seconds",
                 "must be at least 1 second, the request limit at least the idle limit",
+            );
+        }
+        if self.purge_grace_days == 0 || self.purge_grace_days > 90 {
+            return refuse(
+                "purge_grace_days",
+                "must be from 1 to 90 days (an admin skips it deliberately, per record)",
             );
         }
         if self.unreferenced_file_days == 0 || self.stale_upload_days == 0 {

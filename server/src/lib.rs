@@ -27,6 +27,7 @@ pub mod datadir;
 pub mod db;
 pub mod files;
 pub mod http;
+pub mod purge;
 pub mod storage;
 pub mod sync;
 pub mod tls;

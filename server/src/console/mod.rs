@@ -11,6 +11,8 @@
 //! | GET | `/console/records/{id}/history` | reviewer | every change, or one field's (`?field=`) |
 //! | POST | `/console/records/{id}/resolve` | reviewer | writes the chosen value of a conflict |
 //! | POST | `/console/records/{id}/review` | reviewer | request changes, approve, archive, ... |
+//! | POST | `/console/records/{id}/purge`, `/purge/cancel` | reviewer (`now`: admin) | schedule (or do) a purge, undo one |
+//! | POST | `/console/records/{id}/discard` | reviewer | destroy a draft at once |
 //! | GET | `/console/export.csv`, `.json`, `/console/report` | reviewer | exports (audited) |
 //! | GET | `/console/export/archive.zip?case=ID` | reviewer | a case with its files, streamed (audited) |
 //! | GET | `/console/audit` | reviewer | the audit log, filtered |
@@ -34,6 +36,7 @@ mod admin;
 mod audit;
 mod certificate;
 mod export;
+mod purge;
 mod records;
 mod session;
 mod view;
@@ -81,6 +84,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/records/{id}/history", web::get().to(records::history))
             .route("/records/{id}/resolve", web::post().to(records::resolve))
             .route("/records/{id}/review", web::post().to(records::review))
+            .route("/records/{id}/purge", web::post().to(purge::purge))
+            .route("/records/{id}/purge/cancel", web::post().to(purge::cancel))
+            .route("/records/{id}/discard", web::post().to(purge::discard))
             .route("/export.csv", web::get().to(export::csv))
             .route("/export.json", web::get().to(export::json))
             .route("/export/archive.zip", web::get().to(export::archive))

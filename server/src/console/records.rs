@@ -36,6 +36,10 @@ pub struct RecordRow {
     pub author: String,
     pub conflicts: bool,
     pub updated: String,
+    /// A purge waits for this record (hidden from field staff).
+    pub purge_pending: bool,
+    /// A liaison recorded that consent was withdrawn.
+    pub consent_withdrawn: bool,
 }
 
 #[derive(Template)]
@@ -53,6 +57,9 @@ struct RecordsPage {
     rows: Vec<RecordRow>,
     total: u64,
     with_conflicts: u64,
+    /// Records of this listing whose consent was withdrawn, and the link listing only them.
+    consent_withdrawn: u64,
+    consent_link: String,
     by_status: Vec<(String, u64)>,
     page: u32,
     pages: u32,
@@ -61,6 +68,7 @@ struct RecordsPage {
     prev: String,
     next: String,
     exports: Vec<(String, String)>,
+    flash: String,
 }
 
 fn kind_choices(lang: Lang) -> Vec<(String, String)> {
@@ -86,6 +94,7 @@ fn with_any(mut options: Vec<(String, String)>, any: &str) -> Vec<(String, Strin
 pub fn table_rows(
     rows: Vec<DocumentRow>,
     case_names: &[(String, String)],
+    pending: &[DocumentId],
     lang: Lang,
     zone: &jiff::tz::TimeZone,
 ) -> Vec<RecordRow> {
@@ -110,6 +119,8 @@ pub fn table_rows(
                 author: r.created_by,
                 conflicts: r.has_conflicts,
                 updated: time_in(zone, r.updated_at),
+                purge_pending: pending.contains(&r.id),
+                consent_withdrawn: r.consent_withdrawn,
             }
         })
         .collect()
@@ -124,12 +135,20 @@ pub async fn list(
     let page_no = q.page.max(1);
     filter.limit = Some(PAGE_SIZE);
     filter.offset = (page_no - 1).saturating_mul(PAGE_SIZE);
-    let (rows, counts, cases, users) = who
+    let (rows, counts, cases, users, pending) = who
         .state
         .db
         .run(move |s| {
             let counts = s.count_documents(&filter)?;
-            Ok((s.documents(&filter)?, counts, s.cases()?, s.users()?))
+            let pending: Vec<DocumentId> =
+                s.pending_purges()?.into_iter().map(|p| p.doc_id).collect();
+            Ok((
+                s.documents(&filter)?,
+                counts,
+                s.cases()?,
+                s.users()?,
+                pending,
+            ))
         })
         .await?;
     let lang = who.lang;
@@ -140,6 +159,7 @@ pub async fn list(
     let DocumentCounts {
         total,
         with_conflicts,
+        consent_withdrawn,
         by_status,
     } = counts;
     let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))
@@ -235,9 +255,15 @@ pub async fn list(
         ),
         from: q.from.clone(),
         to: q.to.clone(),
-        rows: table_rows(rows, &case_names, lang, &who.state.time_zone),
+        rows: table_rows(rows, &case_names, &pending, lang, &who.state.time_zone),
         total,
         with_conflicts,
+        consent_withdrawn,
+        consent_link: {
+            let mut only = q.clone();
+            only.consent = "yes".into();
+            format!("/console/records?{}", only.to_query(1))
+        },
         by_status,
         page: page_no,
         pages,
@@ -254,6 +280,7 @@ pub async fn list(
             String::new()
         },
         exports,
+        flash: flash(&q.done, lang),
     })
 }
 
@@ -643,6 +670,15 @@ struct RecordPage {
     actions: Vec<ActionView>,
     last_change: Option<Who>,
     changes: usize,
+    /// A purge waiting out its grace period: when it happens, why, who asked.
+    pending_purge: Option<(String, String, String)>,
+    /// Who recorded, and when, that consent was withdrawn (asking for a purge).
+    consent_withdrawn: Option<(String, String)>,
+    /// Purge reasons a coordinator may choose (value, label).
+    purge_reasons: Vec<(&'static str, &'static str)>,
+    grace_days: u64,
+    is_admin: bool,
+    is_draft: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -706,6 +742,10 @@ pub async fn show(
         )
         .await?;
     let held = held_files(&who.state, &view).await?;
+    let pending = who.state.db.run(move |s| s.pending_purge(&id)).await?;
+    let lang = who.lang;
+    let reason_label =
+        |r: crate::storage::PurgeReason| word(lang, &format!("reason_{}", r.as_str()));
     let record = display(&id, &view, &case_name, &people, &held, who.lang);
     page(&RecordPage {
         chrome: who.chrome("records"),
@@ -713,6 +753,30 @@ pub async fn show(
         actions: action_views(view.status, who.auth.user.role, who.lang),
         last_change: history.last().map(|h| people.who(&h.by)),
         changes: history.len(),
+        pending_purge: pending.map(|p| {
+            (
+                people.time(p.due_at),
+                reason_label(p.reason).to_owned(),
+                p.username,
+            )
+        }),
+        consent_withdrawn: view
+            .review
+            .iter()
+            .rev()
+            .find(|e| e.action == ReviewAction::WithdrawConsent.as_str())
+            .map(|e| (e.author.clone(), people.time(e.at))),
+        purge_reasons: [
+            crate::storage::PurgeReason::ConsentWithdrawn,
+            crate::storage::PurgeReason::RecordedInError,
+            crate::storage::PurgeReason::Safety,
+        ]
+        .into_iter()
+        .map(|r| (r.as_str(), reason_label(r)))
+        .collect(),
+        grace_days: who.state.config.purge_grace_days,
+        is_admin: who.auth.user.role == saksi_shared::Role::Admin,
+        is_draft: view.status == Status::Draft,
         record,
     })
 }

@@ -382,6 +382,9 @@ pub struct RecordQuery {
     /// `yes`, `no` or empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub conflicts: String,
+    /// `yes`: only records whose consent was withdrawn.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub consent: String,
     /// Updated on or after this day (`YYYY-MM-DD`, UTC).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub from: String,
@@ -392,6 +395,9 @@ pub struct RecordQuery {
     pub sort: String,
     #[serde(default, skip_serializing_if = "is_first_page")]
     pub page: u32,
+    /// What was just done (a record destroyed): said once, never carried into links.
+    #[serde(default, skip_serializing)]
+    pub done: String,
 }
 
 fn is_first_page(page: &u32) -> bool {
@@ -440,6 +446,11 @@ impl RecordQuery {
             "no" => Some(false),
             _ => return Err(bad("conflict choice")),
         };
+        let consent_withdrawn = match self.consent.as_str() {
+            "" => None,
+            "yes" => Some(true),
+            _ => return Err(bad("consent choice")),
+        };
         let updated_from = match some(&self.from) {
             Some(d) => Some(date_millis_in(zone, &d).ok_or_else(|| bad("start date"))?),
             None => None,
@@ -465,6 +476,7 @@ impl RecordQuery {
             status,
             created_by: some(&self.author),
             has_conflicts,
+            consent_withdrawn,
             updated_from,
             updated_to,
             sort,
@@ -498,6 +510,7 @@ impl RecordQuery {
             ("status", &self.status),
             ("author", &self.author),
             ("conflicts", &self.conflicts),
+            ("consent", &self.consent),
             ("from", &self.from),
             ("to", &self.to),
         ]

@@ -119,6 +119,35 @@ words! {
     file_metadata_removed: "location and camera details removed on the phone", "ទីតាំង និងព័ត៌មានកាមេរ៉ាត្រូវបានលុបនៅលើទូរស័ព្ទ";
     file_metadata_kept: "location and camera details kept", "ទីតាំង និងព័ត៌មានកាមេរ៉ាត្រូវបានរក្សាទុក";
     case_archive: "Case archive (ZIP, with files)", "បណ្ណសារសំណុំរឿង (ZIP មានឯកសារ)";
+    // Destroying a record
+    destroy_title: "Destroy this record", "បំផ្លាញកំណត់ត្រានេះ";
+    purge_explain: "Purging destroys the record, its files and its copies on every phone, and refuses its id for ever. It waits", "ការលុបជាស្ថាពរបំផ្លាញកំណត់ត្រា ឯកសាររបស់វា និងច្បាប់ចម្លងនៅលើទូរស័ព្ទទាំងអស់ ហើយបដិសេធលេខសម្គាល់របស់វាជារៀងរហូត។ វារង់ចាំ";
+    purge_explain_days: "day(s) first: meanwhile only coordinators and admins see it, and it can be undone.", "ថ្ងៃជាមុន៖ ក្នុងអំឡុងពេលនោះ មានតែអ្នកសម្របសម្រួល និងអ្នកគ្រប់គ្រងប៉ុណ្ណោះដែលឃើញវា ហើយអាចបោះបង់បាន។";
+    purge_reason: "Why", "មូលហេតុ";
+    reason_consent_withdrawn: "Consent withdrawn", "បានដកការយល់ព្រម";
+    reason_recorded_in_error: "Recorded in error", "បានកត់ត្រាដោយច្រឡំ";
+    reason_safety: "Safety", "សុវត្ថិភាព";
+    reason_discarded: "Draft discarded", "សេចក្តីព្រាងត្រូវបានបោះចោល";
+    purge_confirm: "I understand: once destroyed, the record cannot be restored.", "ខ្ញុំយល់៖ នៅពេលបំផ្លាញហើយ កំណត់ត្រាមិនអាចស្តារវិញបានទេ។";
+    purge_now: "Now, without the grace period (admins only)", "ឥឡូវនេះ ដោយគ្មានរយៈពេលរង់ចាំ (សម្រាប់អ្នកគ្រប់គ្រងតែប៉ុណ្ណោះ)";
+    purge_button: "Purge", "លុបជាស្ថាពរ";
+    purge_pending_title: "To be destroyed", "នឹងត្រូវបំផ្លាញ";
+    purge_pending_on: "on", "នៅ";
+    purge_pending_hidden: "Field staff no longer see it.", "បុគ្គលិកនៅទីវាលលែងឃើញវាហើយ។";
+    purge_pending_badge: "to be destroyed", "នឹងត្រូវបំផ្លាញ";
+    purge_undo: "Undo the purge", "បោះបង់ការលុបជាស្ថាពរ";
+    discard_explain: "A draft recorded by mistake can be discarded at once: it is destroyed like a purged record.", "សេចក្តីព្រាងដែលកត់ត្រាដោយច្រឡំ អាចបោះចោលភ្លាមៗ៖ វាត្រូវបានបំផ្លាញដូចកំណត់ត្រាដែលបានលុបជាស្ថាពរ។";
+    discard_confirm: "I understand: the discarded draft cannot be restored.", "ខ្ញុំយល់៖ សេចក្តីព្រាងដែលបានបោះចោល មិនអាចស្តារវិញបានទេ។";
+    discard_button: "Discard the draft", "បោះចោលសេចក្តីព្រាង";
+    consent_withdrawn_title: "Consent withdrawn:", "បានដកការយល់ព្រម៖";
+    consent_withdrawn_by: "recorded by", "កត់ត្រាដោយ";
+    consent_withdrawn_purge: "Purge this record (below).", "សូមលុបកំណត់ត្រានេះជាស្ថាពរ (ខាងក្រោម)។";
+    done_purge_scheduled: "The purge is scheduled.", "ការលុបជាស្ថាពរត្រូវបានកំណត់ពេល។";
+    consent_withdrawn_badge: "consent withdrawn", "បានដកការយល់ព្រម";
+    consent_withdrawn_to_purge: "with consent withdrawn, to purge", "បានដកការយល់ព្រម ត្រូវលុបជាស្ថាពរ";
+    done_purged: "The record was destroyed, with its files; phones delete their copies at their next contact.", "កំណត់ត្រាត្រូវបានបំផ្លាញ រួមទាំងឯកសាររបស់វា។ ទូរស័ព្ទនឹងលុបច្បាប់ចម្លងរបស់ខ្លួននៅពេលភ្ជាប់លើកក្រោយ។";
+    done_discarded: "The draft was discarded.", "សេចក្តីព្រាងត្រូវបានបោះចោល។";
+    done_purge_cancelled: "The purge was undone.", "ការលុបជាស្ថាពរត្រូវបានបោះបង់។";
     no_review: "No review entries yet.", "មិនទាន់មានការពិនិត្យនៅឡើយទេ។";
     do_request_changes: "Request changes", "ស្នើឲ្យកែប្រែ";
     do_approve: "Approve", "អនុម័ត";
@@ -169,6 +198,10 @@ words! {
     act_change_refused: "Changes refused", "ការផ្លាស់ប្ដូរត្រូវបានបដិសេធ";
     act_export: "Export", "ការនាំចេញ";
     act_certificate_renewed: "Certificate renewed", "បានបន្តវិញ្ញាបនបត្រ";
+    act_record_purged: "Record destroyed (purged)", "កំណត់ត្រាត្រូវបានបំផ្លាញ (លុបជាស្ថាពរ)";
+    act_record_discarded: "Draft discarded", "សេចក្តីព្រាងត្រូវបានបោះចោល";
+    act_purge_scheduled: "Purge scheduled", "បានកំណត់ពេលលុបជាស្ថាពរ";
+    act_purge_cancelled: "Purge undone", "បានបោះបង់ការលុបជាស្ថាពរ";
     // Users
     users: "Users", "អ្នកប្រើ";
     col_role: "Role", "តួនាទី";

@@ -5,7 +5,8 @@
 //! | POST | `/api/login` | `{username, password, device_name, probe?}` → registers a device, returns its token (also set as the `saksi_session` cookie) |
 //! | POST | `/api/logout` | revokes the calling device |
 //! | GET | `/api/me` | the signed-in user and device |
-//! | GET | `/api/records` | the cases and records this user may see |
+//! | GET | `/api/records` | the cases and records this user may see, and the ids of destroyed records they could read |
+//! | POST | `/api/records/{id}/discard` | the author of a draft never submitted (or a coordinator) destroys it |
 //! | POST | `/api/sync-ticket` | a single-use ticket for `/sync?ticket=...` |
 //! | POST | `/api/probe` | `{probe}` → `{revoked}`, no credential: asked by a locked phone |
 //! | POST | `/api/probe/wiped` | `{probe}`: the phone wiped itself; its device is revoked |
@@ -376,6 +377,10 @@ pub struct ProbeRequest {
 pub struct ProbeResponse {
     /// The device the probe was registered for is revoked (or its user disabled): wipe.
     pub revoked: bool,
+    /// Records its user could read that were destroyed (purged, discarded): the locked phone
+    /// deletes its copies. Ids only.
+    #[serde(default)]
+    pub withdrawn: Vec<DocumentId>,
 }
 
 /// Whether the device of a probe is revoked: asked by a locked phone, which holds no usable
@@ -389,8 +394,14 @@ pub async fn probe(state: State, body: web::Json<ProbeRequest>) -> Result<HttpRe
             None => Ok(None),
         })
         .await?;
-    let revoked = found.is_some_and(|(d, u)| d.revoked_at.is_some() || u.disabled);
-    Ok(HttpResponse::Ok().json(ProbeResponse { revoked }))
+    let revoked = found
+        .as_ref()
+        .is_some_and(|(d, u)| d.revoked_at.is_some() || u.disabled);
+    let withdrawn = match &found {
+        Some((_, user)) if !revoked => crate::purge::withdrawn_for(&state, user).await?,
+        _ => Vec::new(),
+    };
+    Ok(HttpResponse::Ok().json(ProbeResponse { revoked, withdrawn }))
 }
 
 /// A phone wiped itself (too many wrong PINs): its device is revoked, as the panic action's
@@ -475,6 +486,9 @@ pub struct RecordInfo {
 pub struct RecordsResponse {
     pub cases: Vec<CaseInfo>,
     pub records: Vec<RecordInfo>,
+    /// Records this user could read that were destroyed: a phone holding one deletes it.
+    #[serde(default)]
+    pub withdrawn: Vec<DocumentId>,
 }
 
 /// The cases and records the caller may see: what a device should sync.
@@ -493,13 +507,18 @@ pub async fn records(state: State, auth: AuthDevice) -> Result<HttpResponse, Api
                 .into_iter()
                 .filter(|c| mine.contains(&c.id))
                 .collect();
-            let rows = s.documents(&DocumentFilter {
+            let mut rows = s.documents(&DocumentFilter {
                 readable_by: Some((user.username.clone(), mine)),
                 ..DocumentFilter::default()
             })?;
+            // A record waiting to be purged is hidden from field staff.
+            let hidden: Vec<DocumentId> =
+                s.pending_purges()?.into_iter().map(|p| p.doc_id).collect();
+            rows.retain(|r| !hidden.contains(&r.id));
             Ok((cases, rows))
         })
         .await?;
+    let withdrawn = crate::purge::withdrawn_for(&state, &auth.user).await?;
     Ok(HttpResponse::Ok().json(RecordsResponse {
         cases: cases
             .into_iter()
@@ -521,7 +540,61 @@ pub async fn records(state: State, auth: AuthDevice) -> Result<HttpResponse, Api
                 updated_at: r.updated_at,
             })
             .collect(),
+        withdrawn,
     }))
+}
+
+/// `POST /api/records/{id}/discard`: the author of a draft never submitted (or a coordinator)
+/// destroys it at once. Anyone else, and any other record, gets what an unknown record gets.
+pub async fn discard(
+    req: HttpRequest,
+    state: State,
+    auth: AuthDevice,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    check_csrf(&req, &auth)?;
+    let id = DocumentId::parse(&id).map_err(|_| ApiError::NotFound)?;
+    let state = state.into_inner();
+    if !auth.user.role.reviews() && state.db.run(move |s| s.pending_purge(&id)).await?.is_some() {
+        // Hidden from field staff while its purge waits.
+        return Err(ApiError::NotFound);
+    }
+    let who = crate::app::principal(&state, &auth.user, &auth.device.id).await?;
+    let allowed = state
+        .documents
+        .read(&state, id, move |record| {
+            let record = record?;
+            let meta = record.meta()?;
+            let view = record.view().ok()?;
+            let never_submitted = meta.status == saksi_shared::Status::Draft
+                && !view.review.iter().any(|e| e.action == "submit");
+            // What the sender may not read is answered as a record that does not exist.
+            who.may_read(&meta).then_some(
+                meta.kind != saksi_shared::RecordKind::Case
+                    && meta.status == saksi_shared::Status::Draft
+                    && (who.role.reviews() || (meta.created_by == who.user && never_submitted)),
+            )
+        })
+        .await
+        .flatten();
+    match allowed {
+        Some(true) => {}
+        Some(false) => return Err(ApiError::Forbidden),
+        None => return Err(ApiError::NotFound),
+    }
+    crate::purge::destroy(
+        &state,
+        id,
+        &auth.user.username,
+        Some(&auth.device.id),
+        crate::storage::PurgeReason::Discarded,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::purge::PurgeError::NotFound => ApiError::NotFound,
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Serialize, Deserialize)]

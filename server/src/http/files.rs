@@ -261,9 +261,22 @@ async fn entries_for(
     write: bool,
 ) -> Result<Vec<FileRef>, FileError> {
     let sha = sha256.to_owned();
-    let rows = state.db.run(move |s| s.documents_naming(&sha)).await?;
+    let reviews = who.role.reviews();
+    let (rows, hidden) = state
+        .db
+        .run(move |s| {
+            let hidden: Vec<saksi_shared::DocumentId> = if reviews {
+                Vec::new()
+            } else {
+                s.pending_purges()?.into_iter().map(|p| p.doc_id).collect()
+            };
+            Ok((s.documents_naming(&sha)?, hidden))
+        })
+        .await?;
     Ok(rows
         .into_iter()
+        // A record waiting to be purged is hidden from field staff, its files too.
+        .filter(|(row, _)| !hidden.contains(&row.id))
         .filter(|(row, _)| {
             meta_of(row).is_some_and(|m| {
                 if write {

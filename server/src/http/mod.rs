@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route("/logout", web::post().to(api::logout))
                     .route("/me", web::get().to(api::me))
                     .route("/records", web::get().to(api::records))
+                    .route("/records/{id}/discard", web::post().to(api::discard))
                     .route("/sync-ticket", web::post().to(api::sync_ticket))
                     .route("/probe", web::post().to(api::probe))
                     .route("/probe/wiped", web::post().to(api::probe_wiped))

@@ -54,6 +54,8 @@ pub struct DocumentRow {
     pub has_conflicts: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// A liaison recorded that consent was withdrawn: a coordinator should purge it.
+    pub consent_withdrawn: bool,
 }
 
 /// Which documents to list.
@@ -67,6 +69,7 @@ pub struct DocumentFilter {
     pub status: Option<String>,
     pub created_by: Option<String>,
     pub has_conflicts: Option<bool>,
+    pub consent_withdrawn: Option<bool>,
     pub updated_from: Option<Millis>,
     pub updated_to: Option<Millis>,
     /// Include case documents themselves (not only records).
@@ -97,6 +100,8 @@ pub enum DocumentSort {
 pub struct DocumentCounts {
     pub total: u64,
     pub with_conflicts: u64,
+    /// Records whose consent was withdrawn (waiting for a coordinator's purge).
+    pub consent_withdrawn: u64,
     /// Per status, in no particular order; statuses without documents are absent.
     pub by_status: Vec<(String, u64)>,
 }
@@ -174,13 +179,19 @@ pub enum AuditAction {
     ChangeRefused,
     Export,
     CertificateRenewed,
+    /// A record destroyed for good (purged), and a draft discarded.
+    RecordPurged,
+    RecordDiscarded,
+    /// A purge scheduled after its grace period, and one undone.
+    PurgeScheduled,
+    PurgeCancelled,
     /// A name this version does not know (written by a newer one): kept as stored.
     Other(String),
 }
 
 impl AuditAction {
     /// Every action this version writes, in the order the console's filter offers them.
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -197,6 +208,10 @@ impl AuditAction {
         AuditAction::ChangeRefused,
         AuditAction::Export,
         AuditAction::CertificateRenewed,
+        AuditAction::PurgeScheduled,
+        AuditAction::PurgeCancelled,
+        AuditAction::RecordPurged,
+        AuditAction::RecordDiscarded,
     ];
 
     /// The stored name.
@@ -218,6 +233,10 @@ impl AuditAction {
             AuditAction::ChangeRefused => "change_refused",
             AuditAction::Export => "export",
             AuditAction::CertificateRenewed => "certificate_renewed",
+            AuditAction::RecordPurged => "record_purged",
+            AuditAction::RecordDiscarded => "record_discarded",
+            AuditAction::PurgeScheduled => "purge_scheduled",
+            AuditAction::PurgeCancelled => "purge_cancelled",
             AuditAction::Other(name) => name,
         }
     }
@@ -292,6 +311,8 @@ pub enum StorageError {
     AuditChainBroken(i64),
     #[error("storage closed")]
     Closed,
+    #[error("the record was withdrawn (purged): it is refused for ever")]
+    Withdrawn,
     #[error("database error: {0}")]
     Database(String),
 }
@@ -301,7 +322,15 @@ pub enum StorageError {
 /// [`sqlite`], a module per trait). Callers bring the traits into scope with
 /// `use crate::storage::prelude::*`.
 pub trait Storage:
-    AccountStore + DocumentStore + AuditLog + FileIndex + Send + Sync + std::fmt::Debug + 'static
+    AccountStore
+    + DocumentStore
+    + AuditLog
+    + FileIndex
+    + PurgeStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     /// Size of the stored data in bytes.
     fn size_bytes(&self) -> Result<u64, StorageError>;
@@ -312,7 +341,7 @@ pub trait Storage:
 
 /// The traits of [`Storage`], to call its methods on a `dyn Storage`.
 pub mod prelude {
-    pub use super::{AccountStore, AuditLog, DocumentStore, FileIndex, Storage};
+    pub use super::{AccountStore, AuditLog, DocumentStore, FileIndex, PurgeStore, Storage};
 }
 
 /// Accounts, devices and what each may reach.
@@ -449,4 +478,93 @@ pub trait FileIndex {
     /// Forgets a file if no record names it (a record may have named it again meanwhile);
     /// returns whether it was forgotten (its bytes may then be deleted).
     fn forget_blob(&self, sha256: &str) -> Result<bool, StorageError>;
+}
+
+/// Why a record is destroyed: a category, never a free text (a tombstone holds no content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeReason {
+    /// The family (or person) withdrew consent.
+    ConsentWithdrawn,
+    /// Recorded in error (the wrong case, a duplicate, a test).
+    RecordedInError,
+    /// Keeping it endangers someone.
+    Safety,
+    /// A draft discarded by its author, or by a coordinator, before it was submitted.
+    Discarded,
+}
+
+impl PurgeReason {
+    pub const ALL: [PurgeReason; 4] = [
+        PurgeReason::ConsentWithdrawn,
+        PurgeReason::RecordedInError,
+        PurgeReason::Safety,
+        PurgeReason::Discarded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurgeReason::ConsentWithdrawn => "consent_withdrawn",
+            PurgeReason::RecordedInError => "recorded_in_error",
+            PurgeReason::Safety => "safety",
+            PurgeReason::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PurgeReason> {
+        PurgeReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A destroyed record: ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tombstone {
+    pub doc_id: DocumentId,
+    pub purged_at: Millis,
+    /// Who purged (or discarded) it.
+    pub username: String,
+    pub reason: PurgeReason,
+    /// Who could read it: its case and author (to tell their phones).
+    pub case_id: DocumentId,
+    pub created_by: String,
+}
+
+/// A purge waiting out its grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingPurge {
+    pub doc_id: DocumentId,
+    pub requested_at: Millis,
+    pub username: String,
+    pub reason: PurgeReason,
+    pub due_at: Millis,
+}
+
+/// What a purge removed from the database that must go from the disk too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Files no record names any more (their bytes are deleted next).
+    pub files: Vec<String>,
+    /// Uploads of such files in progress (their partial bytes are deleted next).
+    pub uploads: Vec<String>,
+    /// Whether the record was still in the database (a purge re-applied after a restore of an
+    /// older backup finds it again).
+    pub had_record: bool,
+}
+
+/// Records destroyed for good, and purges waiting for their grace period.
+pub trait PurgeStore {
+    /// Schedules (or reschedules) the purge of a record.
+    fn schedule_purge(&self, purge: &PendingPurge) -> Result<(), StorageError>;
+    /// Undoes a scheduled purge; false if there was none.
+    fn cancel_purge(&self, doc: &DocumentId) -> Result<bool, StorageError>;
+    fn pending_purge(&self, doc: &DocumentId) -> Result<Option<PendingPurge>, StorageError>;
+    fn pending_purges(&self) -> Result<Vec<PendingPurge>, StorageError>;
+    /// Destroys a record in one transaction, with deleted content overwritten (SQLite's
+    /// `secure_delete`): its changes and snapshots, sync states, index row, the index of its
+    /// files (and the rows of files no other record names), a pending purge; writes the
+    /// tombstone (idempotent: purging twice changes nothing more). Then checkpoints the WAL and
+    /// truncates it, so that no old copy of a page stays in it.
+    fn purge(&self, tombstone: &Tombstone) -> Result<Purged, StorageError>;
+    fn tombstone(&self, doc: &DocumentId) -> Result<Option<Tombstone>, StorageError>;
+    fn tombstones(&self) -> Result<Vec<Tombstone>, StorageError>;
 }

@@ -54,6 +54,10 @@ pub enum Command {
         edit: EditFn,
         reply: oneshot::Sender<Result<(), EditError>>,
     },
+    /// The record is destroyed: tell the peers, keep and write back nothing, end.
+    Withdraw(oneshot::Sender<()>),
+    /// A purge is pending (`true`: only reviewers are served) or was undone.
+    Hidden(bool),
     /// The server is stopping: write back (sync states, snapshot) and end.
     Shutdown(oneshot::Sender<()>),
 }
@@ -66,6 +70,8 @@ impl std::fmt::Debug for Command {
             Command::Access { .. } => "Access",
             Command::Read(_) => "Read",
             Command::Edit { .. } => "Edit",
+            Command::Withdraw(_) => "Withdraw",
+            Command::Hidden(_) => "Hidden",
             Command::Shutdown(_) => "Shutdown",
         };
         f.write_str(name)
@@ -207,6 +213,25 @@ impl Documents {
             .unwrap_or(Err(EditError::Storage(StorageError::Closed)))
     }
 
+    /// Tells the record's task (if it is in memory) that the record is destroyed, and waits
+    /// until it has told its peers and dropped it.
+    pub async fn withdraw(&self, id: DocumentId) {
+        let sender = self.tasks.lock().expect("documents lock").get(&id).cloned();
+        let Some(sender) = sender else { return };
+        let (reply, done) = oneshot::channel();
+        if sender.send(Command::Withdraw(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Tells the record's task (if it is in memory) that a purge is pending or was undone.
+    pub async fn set_hidden(&self, id: DocumentId, hidden: bool) {
+        let sender = self.tasks.lock().expect("documents lock").get(&id).cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send(Command::Hidden(hidden)).await;
+        }
+    }
+
     fn retire(&self, id: &DocumentId, rx: &mpsc::Receiver<Command>) -> bool {
         let mut tasks = self.tasks.lock().expect("documents lock");
         if !rx.is_empty() {
@@ -289,6 +314,10 @@ impl DocumentTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let tuning = Self::tuning(&self.state);
         self.served = match self.load().await {
+            // Destroyed: nothing is read, nothing served.
+            _ if self.state.is_withdrawn(&self.id) => {
+                ServedDocument::withdrawn(self.id, self.state.peer_id.clone(), tuning)
+            }
             Ok(stored) => {
                 let (stored, row) = split(stored);
                 self.row = row;
@@ -299,6 +328,12 @@ impl DocumentTask {
                 ServedDocument::broken(self.id, self.state.peer_id.clone(), tuning)
             }
         };
+        if !self.served.is_withdrawn() {
+            let id = self.id;
+            if let Ok(Some(_)) = self.state.db.run(move |s| s.pending_purge(&id)).await {
+                self.served.set_hidden(true);
+            }
+        }
         let idle = Duration::from_secs(self.state.config.evict_idle_document_seconds);
         let hold_quiet = HOLD_QUIET.min(idle);
         let mut last_command = Instant::now();
@@ -419,6 +454,18 @@ impl DocumentTask {
                 Effect::Store(request) => {
                     let ok = self.store(request).await;
                     self.served.stored(ok);
+                    if matches!(self.store_error, Some(StorageError::Withdrawn)) {
+                        // Destroyed from the command line while in memory here: the database
+                        // refused the write; the record is dropped and its peers are told.
+                        self.store_error = None;
+                        self.state
+                            .withdrawn
+                            .write()
+                            .expect("withdrawn lock")
+                            .insert(self.id);
+                        self.served.withdraw();
+                        self.row = None;
+                    }
                 }
                 Effect::Refused {
                     peer,
@@ -503,6 +550,7 @@ impl DocumentTask {
                 has_conflicts: false,
                 created_at: now,
                 updated_at: now,
+                consent_withdrawn: false,
             },
             (Some(row), None) => row.clone(),
             (None, None) => {
@@ -514,6 +562,7 @@ impl DocumentTask {
             row.title = summary.title.clone();
             row.status = summary.meta.status.as_str().to_owned();
             row.has_conflicts = summary.has_conflicts;
+            row.consent_withdrawn = summary.consent_withdrawn;
         }
         row.updated_at = now;
         let files = request.summary.as_ref().map(|summary| {
@@ -657,6 +706,17 @@ impl DocumentTask {
             // Only reached while draining a retired task's queue: `finish` follows anyway.
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
+            }
+            Command::Withdraw(reply) => {
+                self.served.withdraw();
+                self.perform().await;
+                self.row = None;
+                tracing::info!(doc = %self.id, "record withdrawn: its peers were told");
+                let _ = reply.send(());
+            }
+            Command::Hidden(hidden) => {
+                self.served.set_hidden(hidden);
+                self.perform().await;
             }
             Command::Read(f) => {
                 // A read that panics (automerge on a record it cannot rebuild) ends that

@@ -168,6 +168,18 @@ impl Connections {
         count
     }
 
+    /// Sends `frame` to every connection of the users `users`. Returns how many.
+    pub fn send_to_users(&self, users: &std::collections::HashSet<String>, frame: &[u8]) -> usize {
+        let map = self.by_device.lock().expect("connections lock");
+        let mut count = 0;
+        for (_, outbox, _) in map.values().flatten().filter(|(_, _, u)| users.contains(u)) {
+            // A full queue is fine: the phone learns it from `/api/records` at its next contact.
+            let _ = outbox.frame(frame.to_vec());
+            count += 1;
+        }
+        count
+    }
+
     pub fn unregister(&self, device: &str, conn: ConnId) {
         let mut map = self.by_device.lock().expect("connections lock");
         if let Some(list) = map.get_mut(device) {

@@ -794,6 +794,7 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
         "created_at",
         "updated_at",
         "conflicts",
+        "files",
     ];
     let mut expected: Vec<String> = expected.into_iter().map(String::from).collect();
     for f in RecordKind::CourtObservation.def().fields {
@@ -954,6 +955,7 @@ fn seed(
                 has_conflicts: false,
                 created_at: updated_at,
                 updated_at,
+                consent_withdrawn: false,
             },
             changes,
             new_actors: Vec::new(),

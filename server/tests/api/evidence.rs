@@ -290,6 +290,7 @@ fn hostile_record(server: &TestServer, case: &DocumentId, bytes: &[u8]) -> Docum
                 has_conflicts: false,
                 created_at: 1_000,
                 updated_at: 2_000,
+                consent_withdrawn: false,
             },
             changes,
             new_actors: Vec::new(),

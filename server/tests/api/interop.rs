@@ -57,7 +57,7 @@ impl samod::Dialer for SaksiDialer {
     }
 }
 
-async fn samod_repo(server: &TestServer, user: &str) -> samod::Repo {
+pub(crate) async fn samod_repo(server: &TestServer, user: &str) -> samod::Repo {
     let session = server.login(user).await;
     let repo = samod::Repo::build_tokio().load().await;
     let dialer = repo

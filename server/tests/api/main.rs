@@ -17,6 +17,7 @@ mod interop;
 mod lifecycle;
 mod ops;
 mod process;
+mod purge;
 mod redteam;
 mod restart;
 mod sync;

@@ -10,8 +10,8 @@ use crate::storage::{
     StorageError, User, UserId,
 };
 
-pub(super) const DOC_COLUMNS: &str =
-    "id, kind, case_id, created_by, title, status, has_conflicts, created_at, updated_at";
+pub(super) const DOC_COLUMNS: &str = "id, kind, case_id, created_by, title, status, has_conflicts, created_at, updated_at, \
+     consent_withdrawn";
 
 pub(super) fn doc_from(row: &rusqlite::Row<'_>) -> Result<DocumentRow, rusqlite::Error> {
     Ok(DocumentRow {
@@ -24,16 +24,18 @@ pub(super) fn doc_from(row: &rusqlite::Row<'_>) -> Result<DocumentRow, rusqlite:
         has_conflicts: row.get(6)?,
         created_at: row.get(7)?,
         updated_at: row.get(8)?,
+        consent_withdrawn: row.get(9)?,
     })
 }
 
 fn upsert_document(conn: &Connection, row: &DocumentRow) -> Result<(), StorageError> {
     conn.execute(
         "INSERT INTO documents (id, kind, case_id, created_by, title, status, has_conflicts,
-                                created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                created_at, updated_at, consent_withdrawn)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT(id) DO UPDATE SET title = excluded.title, status = excluded.status,
-             has_conflicts = excluded.has_conflicts, updated_at = excluded.updated_at",
+             has_conflicts = excluded.has_conflicts, updated_at = excluded.updated_at,
+             consent_withdrawn = excluded.consent_withdrawn",
         params![
             row.id.to_string(),
             row.kind,
@@ -43,7 +45,8 @@ fn upsert_document(conn: &Connection, row: &DocumentRow) -> Result<(), StorageEr
             row.status,
             row.has_conflicts,
             row.created_at,
-            row.updated_at
+            row.updated_at,
+            row.consent_withdrawn
         ],
     )?;
     Ok(())
@@ -88,6 +91,9 @@ fn document_query(select: &str, filter: &DocumentFilter) -> (String, Vec<rusqlit
     if let Some(c) = filter.has_conflicts {
         arg(&mut sql, " AND has_conflicts = ?", i64::from(c).into());
     }
+    if let Some(c) = filter.consent_withdrawn {
+        arg(&mut sql, " AND consent_withdrawn = ?", i64::from(c).into());
+    }
     if let Some(from) = filter.updated_from {
         arg(&mut sql, " AND updated_at >= ?", from.into());
     }
@@ -95,6 +101,21 @@ fn document_query(select: &str, filter: &DocumentFilter) -> (String, Vec<rusqlit
         arg(&mut sql, " AND updated_at <= ?", to.into());
     }
     (sql, args)
+}
+
+/// A withdrawn (purged) record is never written again: not by a document task writing back, not
+/// by a phone, not by a restore.
+pub(super) fn refuse_withdrawn(
+    conn: &Connection,
+    id: &impl std::fmt::Display,
+) -> Result<(), StorageError> {
+    let withdrawn: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tombstones WHERE doc_id = ?1)")?
+        .query_row(params![id.to_string()], |r| r.get(0))?;
+    if withdrawn {
+        return Err(StorageError::Withdrawn);
+    }
+    Ok(())
 }
 
 impl DocumentStore for SqliteStorage {
@@ -220,7 +241,8 @@ impl DocumentStore for SqliteStorage {
 
     fn count_documents(&self, filter: &DocumentFilter) -> Result<DocumentCounts, StorageError> {
         let (mut sql, args) = document_query(
-            "SELECT status, COUNT(*), COALESCE(SUM(has_conflicts), 0)",
+            "SELECT status, COUNT(*), COALESCE(SUM(has_conflicts), 0),
+                    COALESCE(SUM(consent_withdrawn), 0)",
             filter,
         );
         sql.push_str(" GROUP BY status");
@@ -231,14 +253,16 @@ impl DocumentStore for SqliteStorage {
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })?;
             let mut counts = DocumentCounts::default();
             for row in rows {
-                let (status, n, conflicts) = row?;
+                let (status, n, conflicts, consent) = row?;
                 let (n, conflicts) = (n.max(0) as u64, conflicts.max(0) as u64);
                 counts.total += n;
                 counts.with_conflicts += conflicts;
+                counts.consent_withdrawn += consent.max(0) as u64;
                 counts.by_status.push((status, n));
             }
             Ok(counts)
@@ -256,6 +280,7 @@ impl DocumentStore for SqliteStorage {
 
     fn append_changes(&self, write: DocumentWrite) -> Result<(), StorageError> {
         self.write(move |conn| {
+            refuse_withdrawn(conn, &write.row.id)?;
             upsert_document(conn, &write.row)?;
             let id = write.row.id.to_string();
             let mut insert = conn.prepare_cached(
@@ -280,6 +305,7 @@ impl DocumentStore for SqliteStorage {
     fn compact(&self, id: &DocumentId, snapshot: &[u8]) -> Result<(), StorageError> {
         let (id, snapshot) = (id.to_string(), snapshot.to_vec());
         self.write(move |conn| {
+            refuse_withdrawn(conn, &id)?;
             conn.execute("DELETE FROM chunks WHERE doc_id = ?1", params![id])?;
             conn.execute(
                 "INSERT INTO chunks (doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
@@ -309,8 +335,10 @@ impl DocumentStore for SqliteStorage {
             return Ok(());
         }
         self.write(move |conn| {
+            // Not for a withdrawn record: nothing of it is written again.
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO sync_states (device_id, doc_id, state) VALUES (?1, ?2, ?3)
+                "INSERT INTO sync_states (device_id, doc_id, state)
+                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE doc_id = ?2)
                  ON CONFLICT(device_id, doc_id) DO UPDATE SET state = excluded.state",
             )?;
             for (device, doc, state) in &states {

@@ -6,15 +6,20 @@
 //! rolls back alone. Reads use a small pool of read-only connections, which WAL lets run beside
 //! the writer.
 //!
-//! One module per trait of [`Storage`]: [`accounts`], [`documents`], [`audit`], [`files`]; this
-//! one holds the connections, the writer and the migrations.
+//! One module per trait of [`Storage`]: [`accounts`], [`documents`], [`audit`], [`files`],
+//! [`purge`]; this one holds the connections, the writer and the migrations.
+//!
+//! The writer deletes with `secure_delete` on: what a delete removes is overwritten with zeros
+//! in the database file, so that a purged record's words do not stay in freed pages.
 
 mod accounts;
 mod audit;
 mod documents;
 mod files;
+mod purge;
 
 pub use audit::verify_audit_chain;
+pub use purge::purge_in;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -32,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0002_access_changes.sql"),
     include_str!("../../../migrations/sqlite/0003_device_probes.sql"),
     include_str!("../../../migrations/sqlite/0004_files.sql"),
+    include_str!("../../../migrations/sqlite/0005_purge.sql"),
 ];
 
 /// The schema version this build writes.
@@ -107,9 +113,21 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;",
     )?;
     Ok(())
+}
+
+thread_local! {
+    /// Set by a write job (on the writer thread) that wants the WAL checkpointed and truncated
+    /// once its transaction is committed: a purge, so that no old copy of its pages stays.
+    static CHECKPOINT_AFTER_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Asks the writer to checkpoint and truncate the WAL after the current transaction commits.
+pub(super) fn checkpoint_after_commit() {
+    CHECKPOINT_AFTER_COMMIT.with(|c| c.set(true));
 }
 
 /// Creates `path` empty, readable and writable by its owner only (0600); fails if it exists.
@@ -176,7 +194,14 @@ impl SqliteStorage {
         make_private(path)?;
         let conn = Connection::open(path)?;
         configure(&conn)?;
+        let before: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         migrate(&conn)?;
+        // Freed pages of a database written before `secure_delete` may still hold deleted
+        // content: rewritten once, the first time this version opens it.
+        if (1..5).contains(&before) {
+            tracing::info!("rewriting the database once, so that no deleted content stays in it");
+            conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = thread::Builder::new()
             .name("saksi-sqlite-writer".into())
@@ -334,6 +359,28 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let committed = conn.execute_batch("COMMIT").map_err(StorageError::from);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        }
+        if CHECKPOINT_AFTER_COMMIT.with(|c| c.replace(false)) && committed.is_ok() {
+            // Every page of the WAL goes into the database file, and the WAL is cut to nothing.
+            // A reader in the middle of a read holds it up: tried again for up to a second.
+            for attempt in 0.. {
+                let truncated: Result<(i64, i64, i64), _> =
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    });
+                match truncated {
+                    Ok((0, _, _)) => break,
+                    Ok(_) if attempt < 20 => thread::sleep(std::time::Duration::from_millis(50)),
+                    Ok((busy, log, done)) => {
+                        tracing::warn!(busy, log, done, "WAL checkpoint incomplete (readers busy)");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        break;
+                    }
+                }
+            }
         }
         if completions.len() > 1 {
             tracing::trace!(writes = completions.len(), "group commit");
