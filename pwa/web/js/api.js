@@ -84,6 +84,11 @@ export function records(token) {
   return call("GET", "/api/records", { token });
 }
 
+/** Discards a draft never submitted (its author) or any draft (a coordinator): it is destroyed. */
+export function discard(token, id) {
+  return call("POST", `/api/records/${encodeURIComponent(id)}/discard`, { token });
+}
+
 /** `{ticket, expires_in}`. */
 export function syncTicket(token) {
   return call("POST", "/api/sync-ticket", { token });

@@ -14,7 +14,15 @@ import init, { Engine, catalogue } from "/pkg/saksi_wasm.js";
 import * as api from "./api.js";
 import { h, replace } from "./dom.js";
 import { applyLang, clock, lang, onLangChange, setLang, t, tn } from "./i18n.js";
-import { Vault, hasVault, pinProblem, wipeLocalData } from "./store.js";
+import {
+  Vault,
+  deleteWithdrawalTag,
+  dropWithdrawnLocked,
+  goneWhileLocked,
+  hasVault,
+  pinProblem,
+  wipeLocalData,
+} from "./store.js";
 import { Sync } from "./sync.js";
 import * as screens from "./screens.js";
 import { RecordEditor } from "./editor.js";
@@ -251,6 +259,11 @@ class App {
     try {
       const answer = await api.probe(probe);
       if (answer?.revoked && this.screen === "unlock") await this.wipe("revoked_notice");
+      else if (answer?.withdrawn?.length && !this.session) {
+        // Records destroyed by a coordinator go now, without the PIN (see store.js); the
+        // next unlock tidies the index and says so.
+        await dropWithdrawnLocked(probe, answer.withdrawn);
+      }
     } catch {
       // Offline or the server unreachable: at the next check.
     } finally {
@@ -391,6 +404,14 @@ class App {
 
   /** Opens the session: loads every record into a fresh engine and starts syncing. */
   async open(vault, meta) {
+    const probe = localStorage.getItem(PROBE_KEY);
+    // Records deleted while the phone was locked (withdrawn by a coordinator).
+    const held = new Set([
+      ...Object.keys(meta.records || {}),
+      ...(meta.index || []).map((r) => r.id),
+      ...Object.values(meta.files || {}).map((f) => f.record),
+    ]);
+    const gone = probe ? await goneWhileLocked(probe, [...held]) : [];
     const docs = await vault.allDocs();
     // A quick exit while the PIN was being checked: the app stays locked behind the neutral page.
     if (this.neutral) return;
@@ -418,6 +439,8 @@ class App {
       /** Record page tokens (see recordHref): token → id and id → token. */
       routes: new Map(),
       routeTokens: new Map(),
+      /** Records whose withdrawal tag is written this session. */
+      tagged: new Set(),
       metaSaving: null,
       metaAgain: false,
       sync: null,
@@ -443,6 +466,123 @@ class App {
       this.refreshPinPolicy(session);
     }
     await this.recoverRecording(session);
+    if (gone.length) await this.dropWithdrawn(gone);
+    this.tagAll(session, docs.map((d) => d.id));
+  }
+
+  /**
+   * Writes the withdrawal tag of record `id` (its document's and files' storage keys, for a
+   * locked phone told the record was destroyed: see store.js).
+   */
+  async tag(session, id) {
+    const probe = localStorage.getItem(PROBE_KEY);
+    if (!probe || this.session !== session) return;
+    const files = Object.entries(session.meta.files)
+      .filter(([, f]) => f.record === id)
+      .map(([fileId]) => fileId);
+    try {
+      await session.vault.putWithdrawalTag(probe, id, files);
+      session.tagged.add(id);
+    } catch (e) {
+      console.warn("a withdrawal tag could not be written:", e.message);
+    }
+  }
+
+  /** Tags every stored record (records stored before tags existed, files fetched since). */
+  async tagAll(session, ids) {
+    for (const id of ids) {
+      if (this.session !== session) return;
+      if (!session.tagged.has(id)) await this.tag(session, id);
+    }
+  }
+
+  /**
+   * Records destroyed by a coordinator (purged, or a draft discarded): everything the phone
+   * holds of them goes (the document with its unsynced changes, its files, its index entry),
+   * and the user is told, without content. An edit made offline since is dropped too: it is
+   * never sent again. Ids the phone does not hold are ignored.
+   */
+  async dropWithdrawn(ids) {
+    const s = this.session;
+    if (!s) return 0;
+    const probe = localStorage.getItem(PROBE_KEY);
+    let dropped = 0;
+    let wasOpen = false;
+    for (const id of ids) {
+      const files = Object.entries(s.meta.files).filter(([, f]) => f.record === id);
+      const held =
+        s.engine.has(id) || s.meta.records[id] || s.meta.index.some((r) => r.id === id) || files.length > 0;
+      if (!held) continue;
+      if (this.editor?.id === id) {
+        this.closeEditor({ discard: true });
+        wasOpen = true;
+      }
+      try {
+        if (s.engine.has(id)) s.engine.remove(id);
+      } catch {
+        // Already gone from the engine (the sync layer dropped it).
+      }
+      await s.saving.get(id)?.running;
+      s.saving.delete(id);
+      await s.vault.deleteDoc(id);
+      for (const [fileId, f] of files) {
+        await s.vault.deleteFile(fileId, (f.pieces || 0) + 1);
+        delete s.meta.files[fileId];
+      }
+      if (s.meta.recording?.record === id) {
+        await s.vault.deleteFile(s.meta.recording.id, s.meta.recording.pieces + 1);
+        delete s.meta.recording;
+      }
+      delete s.meta.records[id];
+      s.meta.index = s.meta.index.filter((r) => r.id !== id);
+      s.views.delete(id);
+      s.unavailable.delete(id);
+      const token = s.routeTokens.get(id);
+      if (token) {
+        s.routes.delete(token);
+        s.routeTokens.delete(id);
+      }
+      s.tagged.delete(id);
+      if (probe) await deleteWithdrawalTag(probe, id).catch(() => {});
+      dropped += 1;
+    }
+    if (!dropped || this.session !== s) return dropped;
+    await this.saveMeta();
+    this.setBanner("withdrawn", { kind: "info", text: "withdrawn_notice", dismiss: () => this.setBanner("withdrawn", null) });
+    if (wasOpen) {
+      history.replaceState(null, "", "#/");
+      this.render();
+    } else if (this.screen === "main" && this.route().page === "list") {
+      this.rerender();
+    }
+    this.updateStatus();
+    return dropped;
+  }
+
+  /**
+   * Discards a draft this user wrote and never submitted (recorded by mistake): the server
+   * destroys it like a purged record (if it has it), and the phone forgets it. Offline, a draft
+   * the server never received goes at once; one it has waits for the network.
+   */
+  async discard(id) {
+    const s = this.session;
+    if (!s) return false;
+    // Whether the server may have it: it listed it, or took changes to it.
+    const sent = s.meta.index.some((r) => r.id === id) || Boolean(s.meta.records[id]?.sent);
+    try {
+      await api.discard(s.meta.token, id);
+    } catch (e) {
+      const onlyHere = e instanceof api.ApiError && e.status === 404;
+      const offlineUnsent = e instanceof api.NetworkError && !sent;
+      if (!onlyHere && !offlineUnsent) {
+        this.toast(t(e instanceof api.NetworkError ? "discard_offline" : "discard_failed", { m: e.message }));
+        return false;
+      }
+    }
+    await this.dropWithdrawn([id]);
+    this.setBanner("withdrawn", null);
+    this.toast(t("discarded"));
+    return true;
   }
 
   /**
@@ -497,6 +637,7 @@ class App {
       sent: 0,
     };
     this.saveMeta();
+    this.tag(s, id);
     this.filesChanged();
     s.uploads.kick();
     return true;
@@ -609,6 +750,7 @@ class App {
         const state = s.engine.syncState(id);
         try {
           await s.vault.putDoc(id, bytes, state);
+          if (!s.tagged.has(id)) await this.tag(s, id);
         } catch (e) {
           if (this.session === s) this.toast(t("save_failed", { m: e.message }));
           break;
@@ -664,6 +806,7 @@ class App {
     const s = this.session;
     if (!s) return;
     const changed = new Set();
+    const withdrawn = [];
     let metaChanged = false;
     for (const e of events) {
       if (e.type === "changed") {
@@ -671,6 +814,8 @@ class App {
         s.views.delete(e.id);
       } else if (e.type === "unavailable") {
         s.unavailable.add(e.id);
+      } else if (e.type === "withdrawn") {
+        withdrawn.push(e.id);
       } else if (e.type === "refused") {
         const rec = (s.meta.records[e.id] ||= {});
         rec.refused = e.message;
@@ -683,6 +828,7 @@ class App {
       for (const [id, rec] of Object.entries(s.meta.records)) {
         if (rec.dirty && s.engine.has(id) && s.engine.isSynced(id)) {
           rec.dirty = false;
+          rec.sent = true;
           delete rec.refused;
           metaChanged = true;
           this.saveDoc(id);
@@ -699,6 +845,7 @@ class App {
     if (changed.size) this.refreshScreen(changed);
     // Files wait for their record to reach the server; it may just have.
     if (s.sync.connected) s.uploads.kick();
+    if (withdrawn.length) this.dropWithdrawn(withdrawn);
   }
 
   onIndex(index) {
@@ -708,6 +855,7 @@ class App {
     s.meta.cases = index.cases;
     s.meta.index = index.records.filter((r) => r.kind !== "case");
     this.saveMeta();
+    if (index.withdrawn?.length) this.dropWithdrawn(index.withdrawn);
     this.updateStatus();
     if (this.screen === "main" && this.route().page !== "record") this.rerender();
   }

@@ -755,6 +755,8 @@ export class RecordEditor {
           cached: true,
         };
         this.app.saveMeta();
+        // A locked phone told the record was destroyed deletes this copy too.
+        this.app.tag(s, this.id);
         this.note(null);
         this.renderFiles();
       }
@@ -936,6 +938,17 @@ export class RecordEditor {
         ),
       );
     }
+    const consent = [...v.review].reverse().find((r) => r.action === "withdraw_consent");
+    if (consent) {
+      items.push(
+        h(
+          "div",
+          { class: "banner warn", role: "status", dataset: { banner: "consent-withdrawn" } },
+          h("strong", {}, t("consent_withdrawn_banner")),
+          h("p", { class: "meta" }, `${consent.author}, ${dateTime(consent.at)}`),
+        ),
+      );
+    }
     if (this.readOnly) {
       const why = this.view.status === "approved" ? "approved_readonly" : "archived_readonly";
       items.push(h("div", { class: "banner info", dataset: { banner: why } }, t(why)));
@@ -1043,7 +1056,64 @@ export class RecordEditor {
         ),
       );
     }
-    replace(this.actionsEl, comment, buttons.length ? h("div", { class: "row" }, buttons) : null);
+    replace(
+      this.actionsEl,
+      comment,
+      buttons.length ? h("div", { class: "row" }, buttons) : null,
+      this.destroyActions(reviews),
+    );
+  }
+
+  /**
+   * What ends a record: "Consent withdrawn" on a family statement (a liaison or a coordinator;
+   * it asks a coordinator to destroy it), and "Discard draft" for a draft recorded by mistake
+   * (its author before it was ever submitted, or a coordinator).
+   */
+  destroyActions(reviews) {
+    const v = this.view;
+    const me = this.app.meta.user;
+    const buttons = [];
+    const consentRecorded = v.review.some((r) => r.action === "withdraw_consent");
+    if (v.kind === "family_statement" && (reviews || me.role === "liaison") && !consentRecorded) {
+      buttons.push(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "danger outline",
+            dataset: { action: "withdraw-consent" },
+            onclick: () => {
+              if (!confirm(t("consent_withdraw_confirm"))) return;
+              if (this.app.edit(this.id, (engine, now) => engine.withdrawConsent(this.id, "", now))) {
+                this.refresh();
+                this.app.toast(t("consent_withdrawn_sent"));
+              }
+            },
+          },
+          t("consent_withdraw"),
+        ),
+      );
+    }
+    const neverSubmitted = !v.review.some((r) => r.action === "submit");
+    if (v.status === "draft" && (reviews || (v.created_by === me.username && neverSubmitted))) {
+      buttons.push(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "danger outline",
+            dataset: { action: "discard" },
+            onclick: async (ev) => {
+              if (!confirm(t("discard_confirm"))) return;
+              ev.target.disabled = true;
+              if (!(await this.app.discard(this.id))) ev.target.disabled = false;
+            },
+          },
+          t("discard_draft"),
+        ),
+      );
+    }
+    return buttons.length ? h("div", { class: "row destroy" }, buttons) : null;
   }
 
   transition(step, comment) {

@@ -197,6 +197,61 @@ async function wrapSecret(secret, pin, { resetWrongPins }) {
   });
 }
 
+// ---- records withdrawn while the phone is locked ----
+//
+// A coordinator may destroy a record (consent withdrawn, recorded in error, safety) while this
+// phone is locked. The locked phone learns the record's id from the server (`/api/probe`, with
+// its probe, no credential) and must delete what it holds of it without the PIN, which it
+// cannot use. So every record it stores has a *withdrawal tag* in the clear store: the key
+// `w:` + SHA-256(probe, record id), holding the opaque storage keys of the record's document
+// and files (never its id, title or content). Given an id, the tag is found and those entries
+// deleted; without an id (from a seized phone alone) the tags name nothing: record ids are
+// random and live only on the server and in the encrypted store.
+
+/** The withdrawal tag of record `recordId` on the phone whose probe is `probe`. */
+export async function withdrawalTag(probe, recordId) {
+  const digest = await subtle.digest("SHA-256", enc.encode(`saksi withdrawal tag v1\n${probe}\n${recordId}`));
+  return "w:" + base64url(new Uint8Array(digest));
+}
+
+/**
+ * Deletes, without the PIN, what the phone holds of the records `ids` (a locked phone told they
+ * were destroyed): their documents (with unsynced changes) and files. Each tag is kept, marked
+ * `gone`, so that the next unlock removes the records' entries from the encrypted index and
+ * says so. Returns how many records were deleted.
+ */
+export async function dropWithdrawnLocked(probe, ids) {
+  let dropped = 0;
+  for (const id of ids) {
+    const tag = await withdrawalTag(probe, id);
+    const entry = await getClear(tag);
+    if (!entry || entry.gone) continue;
+    await tx("vault", "readwrite", (s) => request(s.delete(entry.doc)));
+    await tx("files", "readwrite", (s) => {
+      for (const prefix of entry.files || []) s.delete(IDBKeyRange.bound(`${prefix}:`, `${prefix};`));
+    });
+    await putClear(tag, { gone: true });
+    dropped += 1;
+  }
+  return dropped;
+}
+
+/** Which of `ids` were deleted while the phone was locked (their tags say `gone`). */
+export async function goneWhileLocked(probe, ids) {
+  const gone = [];
+  for (const id of ids) {
+    const entry = await getClear(await withdrawalTag(probe, id));
+    if (entry?.gone) gone.push(id);
+  }
+  return gone;
+}
+
+/** Forgets record `recordId`'s withdrawal tag (the record is gone, or no longer held). */
+export async function deleteWithdrawalTag(probe, recordId) {
+  const tag = await withdrawalTag(probe, recordId);
+  await tx("clear", "readwrite", (s) => request(s.delete(tag)));
+}
+
 /** The unlocked vault: the derived keys, held only in memory. */
 export class Vault {
   constructor(dataKey, idKey) {
@@ -401,6 +456,17 @@ export class Vault {
     await tx("vault", "readwrite", (s) => request(s.delete(key)));
   }
 
+  /**
+   * Writes record `recordId`'s withdrawal tag (see `dropWithdrawnLocked`): the storage keys of
+   * its document and of `fileIds`' pieces.
+   */
+  async putWithdrawalTag(probe, recordId, fileIds) {
+    const doc = await this.docKey(recordId);
+    const files = [];
+    for (const f of fileIds) files.push(await this.fileKey(f));
+    await putClear(await withdrawalTag(probe, recordId), { doc, files });
+  }
+
   /** The opaque key prefix of a file's pieces (cached: a file has many). */
   async fileKey(fileId) {
     this.fileKeys ||= new Map();
@@ -428,11 +494,12 @@ export class Vault {
     return this.decrypt(key, entry);
   }
 
-  /** Deletes every piece of a file (`pieces`: how many it has). */
+  /** Deletes every piece of a file (all of them, whatever `pieces` says it has). */
   async deleteFile(fileId, pieces) {
     const prefix = await this.fileKey(fileId);
     await tx("files", "readwrite", (s) => {
       for (let i = 0; i < pieces; i++) s.delete(`${prefix}:${i}`);
+      s.delete(IDBKeyRange.bound(`${prefix}:`, `${prefix};`));
     });
   }
 }
