@@ -1260,3 +1260,59 @@ fn a_monitor_step_on_old_heads_does_not_undo_an_approval() {
 fn an_archived_record_stays_archived_against_an_old_submit() {
     old_submit_against(&[Status::Approved, Status::Archived]);
 }
+
+/// Review finding: a connection that began syncing an unknown id (its first message, before
+/// any change) and completes a record for it after another connection created a record under
+/// the same id, one it may not read, must not be stored over that record. Whether the id is in
+/// use is judged when the record is complete, not when the private copy began.
+#[test]
+fn a_creation_that_began_before_the_id_was_taken_is_refused_when_it_completes() {
+    let mut w = World::new();
+    let id_bytes = [0x9a; 16];
+    let (case, other_case) = (w.case, w.other_case);
+    let (rith, dara, now) = (w.ed(RITH), w.ed(DARA), w.tick());
+    let id = w.net.phone_mut(RITH).repo.create(
+        RecordKind::CourtObservation,
+        &other_case,
+        &rith,
+        now,
+        id_bytes,
+    );
+    w.net.phone_mut(DARA).repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &dara,
+        now,
+        id_bytes,
+    );
+    // Rith's first message reaches the hub (heads, no changes yet): a private copy begins.
+    assert!(w.net.flush_phone(RITH));
+    assert!(w.net.deliver_up(RITH));
+    assert!(w.net.hub.record(&id).is_none());
+    // Meanwhile Dara's record, in a case Rith is not in, is created and stored in full.
+    for _ in 0..20 {
+        w.net.flush_phone(DARA);
+        while w.net.deliver_up(DARA) {}
+        while w.net.deliver_down(DARA) {}
+    }
+    let stored = w.net.hub.record(&id).expect("Dara's record is stored");
+    assert_eq!(stored.meta().expect("meta").created_by, "dara");
+    let heads = stored.heads();
+    let before = w.net.hub.refusals().len();
+    // Now Rith's exchange goes on and completes his record: refused as an id he may not use,
+    // and Dara's record is untouched.
+    w.net.settle();
+    let refusals = w.net.hub.refusals();
+    assert_eq!(refusals.len(), before + 1, "{refusals:?}");
+    assert_eq!(
+        refusals[before].1.detail,
+        saksi_shared::policy::NOT_A_MEMBER
+    );
+    let stored = w.net.hub.record(&id).expect("still there");
+    assert_eq!(stored.meta().expect("meta").created_by, "dara");
+    assert_eq!(
+        stored.heads(),
+        heads,
+        "nothing of Rith's record was stored over it"
+    );
+}
