@@ -61,7 +61,9 @@ export class FileWriter {
     this.vault = vault;
     this.fileId = fileId;
     this.hasher = new Sha256Stream();
-    this.parts = [];
+    // One buffer for the piece being filled, reused for every piece: a large file makes no
+    // garbage here (only each piece's ciphertext, which the store keeps).
+    this.piece = new Uint8Array(PIECE);
     this.buffered = 0;
     this.pieces = 0;
     this.size = 0;
@@ -71,7 +73,7 @@ export class FileWriter {
     this.failed = null;
   }
 
-  /** Appends bytes (stored in order; a failure shows at `finish`). */
+  /** Appends bytes (copied at once: the caller may reuse its buffer; a failure shows at `finish`). */
   write(bytes) {
     if (this.closed) return Promise.reject(new Error("the file is finished"));
     this.chain = this.chain.then(() => this.take(bytes));
@@ -84,15 +86,13 @@ export class FileWriter {
       let at = 0;
       while (at < bytes.length) {
         const n = Math.min(PIECE - this.buffered, bytes.length - at);
-        this.parts.push(bytes.slice(at, at + n));
+        this.piece.set(bytes.subarray(at, at + n), this.buffered);
         this.buffered += n;
         at += n;
         if (this.buffered === PIECE) await this.storeFull();
       }
       if (this.durable && this.buffered > 0) {
-        const piece = this.joined();
-        await this.vault.putPiece(this.fileId, this.pieces, piece);
-        piece.fill(0);
+        await this.vault.putPiece(this.fileId, this.pieces, this.piece.subarray(0, this.buffered));
         if (this.onPiece) await this.onPiece(this.pieces + 1);
       }
     } catch (e) {
@@ -100,26 +100,13 @@ export class FileWriter {
     }
   }
 
-  joined() {
-    const piece = new Uint8Array(this.buffered);
-    let at = 0;
-    for (const p of this.parts) {
-      piece.set(p, at);
-      at += p.length;
-    }
-    return piece;
-  }
-
   async storeFull() {
-    const piece = this.joined();
-    for (const p of this.parts) p.fill(0);
-    this.parts = [];
-    this.buffered = 0;
+    const piece = this.piece.subarray(0, this.buffered);
     this.hasher.update(piece);
     await this.vault.putPiece(this.fileId, this.pieces, piece);
     this.pieces += 1;
     this.size += piece.length;
-    piece.fill(0);
+    this.buffered = 0;
     if (this.onPiece) await this.onPiece(this.pieces);
   }
 
@@ -136,6 +123,7 @@ export class FileWriter {
       }
     });
     await this.chain;
+    this.piece.fill(0);
     if (this.failed) {
       await this.abort();
       throw this.failed;
@@ -175,11 +163,7 @@ export async function storePicked(vault, file, { keepMetadata = false, maxBytes,
       metadata = "removed";
     }
   }
-  if (metadata !== "removed") {
-    for (let at = 0; at < file.size; at += PIECE) {
-      await writer.write(new Uint8Array(await file.slice(at, at + PIECE).arrayBuffer()));
-    }
-  }
+  if (metadata !== "removed") await readInto(file, writer);
   const stored = await writer.finish();
   const fallback = photo ? `photo-${stamp()}.${extension(type)}` : `file-${stamp()}.${extension(type)}`;
   return {
@@ -196,6 +180,33 @@ export async function storePicked(vault, file, { keepMetadata = false, maxBytes,
     // The photo's type could not be cleaned although the user did not ask to keep its data.
     uncleaned: type.startsWith("image/") && !keepMetadata && metadata === "kept",
   };
+}
+
+/**
+ * Reads `file` into `writer` a piece at a time, into one buffer reused for every read (a
+ * bring-your-own-buffer reader where the browser has one): a 100 MB file allocates nothing per
+ * piece on the way in.
+ */
+async function readInto(file, writer) {
+  let reader = null;
+  try {
+    reader = file.stream().getReader({ mode: "byob" });
+  } catch {
+    reader = null;
+  }
+  if (!reader) {
+    for (let at = 0; at < file.size; at += PIECE) {
+      await writer.write(new Uint8Array(await file.slice(at, at + PIECE).arrayBuffer()));
+    }
+    return;
+  }
+  let buffer = new ArrayBuffer(PIECE);
+  for (;;) {
+    const { done, value } = await reader.read(new Uint8Array(buffer));
+    if (done) break;
+    await writer.write(value);
+    buffer = value.buffer;
+  }
 }
 
 /** `YYYY-MM-DD-HHMM`, for default file names. */
