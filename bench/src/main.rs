@@ -13,6 +13,9 @@
 //!   1,000-change document.
 //! - (d) [`pwa`]: gzip transfer size of the app shell and wasm, first and offline repeat load
 //!   in headless Chromium on a slow-3G profile.
+//! - (e) [`upload`]: attached files: 20 phones uploading 50 MB each at once (throughput, server
+//!   RSS), a connection dropped at 50 % (bytes sent again), and the phone's memory while a
+//!   100 MB file is hashed and encrypted (headless Chromium).
 
 mod cold;
 mod light;
@@ -22,6 +25,7 @@ mod reconnect;
 mod report;
 mod setup;
 mod storm;
+mod upload;
 mod workload;
 
 use std::path::PathBuf;
@@ -43,7 +47,7 @@ usage: saksi-bench --saksi BIN [--node-dir DIR] [options]
   --work DIR           scratch directory (default: a new one under /tmp)
   --quick              small scale, one run each (a quick look, not the figures)
   --runs N             runs of each scenario (default 3; medians reported)
-  --only LIST          scenarios to run, e.g. a,b (default a,b,c,d)
+  --only LIST          scenarios to run, e.g. a,b (default a,b,c,d,e)
   --devices N          (a) devices (default 100; at 1000 the Node server does not
                        converge within 10 minutes: see BENCHMARKS.md)
   --node-devices N     (a) largest scale run on both servers (default: --devices)
@@ -52,6 +56,7 @@ usage: saksi-bench --saksi BIN [--node-dir DIR] [options]
   --storm-timeout S    (a) give up on convergence after S seconds (default 900)
   --stored N           (c) stored documents (default 100000)
   --pwa-script FILE    (d) bench/pwa.mjs
+  --files-script FILE  (e) bench/files.mjs
   --quiet-wait S       wait up to S seconds before each measured run for the 1-minute load
                        average to drop below 1.5 (default 3600; the report records it)
   --json FILE          also write the results as JSON
@@ -74,6 +79,7 @@ pub struct Options {
     storm_timeout: Duration,
     stored: usize,
     pwa_script: Option<PathBuf>,
+    files_script: Option<PathBuf>,
     json: Option<PathBuf>,
     quiet_wait: Duration,
 }
@@ -85,7 +91,7 @@ fn parse_args() -> Result<Options> {
     let mut work = None;
     let mut runs = None;
     let mut quick = false;
-    let mut only = vec!['a', 'b', 'c', 'd'];
+    let mut only = vec!['a', 'b', 'c', 'd', 'e'];
     let mut devices = None;
     let mut node_devices = None;
     let mut edits = None;
@@ -93,6 +99,7 @@ fn parse_args() -> Result<Options> {
     let mut storm_timeout = 900;
     let mut stored = None;
     let mut pwa_script = None;
+    let mut files_script = None;
     let mut json = None;
     let mut quiet_wait = 3600;
     while let Some(arg) = args.next() {
@@ -116,6 +123,7 @@ fn parse_args() -> Result<Options> {
             "--storm-timeout" => storm_timeout = value()?.parse()?,
             "--stored" => stored = Some(value()?.parse()?),
             "--pwa-script" => pwa_script = Some(PathBuf::from(value()?)),
+            "--files-script" => files_script = Some(PathBuf::from(value()?)),
             "--json" => json = Some(PathBuf::from(value()?)),
             "--quiet-wait" => quiet_wait = value()?.parse()?,
             "-h" | "--help" => {
@@ -145,6 +153,7 @@ fn parse_args() -> Result<Options> {
         storm_timeout: Duration::from_secs(storm_timeout),
         stored: stored.unwrap_or(if quick { 2_000 } else { 100_000 }),
         pwa_script,
+        files_script,
         json,
         quiet_wait: Duration::from_secs(quiet_wait),
     })
@@ -202,6 +211,9 @@ async fn run_all(options: &Options, report: &mut Report) -> Result<()> {
     }
     if options.only.contains(&'d') {
         pwa::scenario(options, report).await?;
+    }
+    if options.only.contains(&'e') {
+        upload::scenario(options, report).await?;
     }
     Ok(())
 }

@@ -445,6 +445,7 @@ mod tests {
             storm_timeout: Duration::from_secs(1800),
             stored: 0,
             pwa_script: None,
+            files_script: None,
             json: None,
             quiet_wait: Duration::ZERO,
         }

@@ -484,6 +484,8 @@ impl Workspace {
                     .arg(&node_dir)
                     .arg("--pwa-script")
                     .arg(self.root.join("bench/pwa.mjs"))
+                    .arg("--files-script")
+                    .arg(self.root.join("bench/files.mjs"))
                     .args(args);
                 self.step(cmd)
             });
