@@ -582,6 +582,7 @@ pub fn run(
             } else {
                 let p = crate::purge::schedule_stored(
                     storage,
+                    &config.data_dir,
                     doc,
                     by.username,
                     reason,
@@ -607,6 +608,7 @@ pub fn run(
                     "no purge is waiting for record {doc}"
                 )));
             }
+            crate::purge::save_pending(storage, &config.data_dir).map_err(purge_error)?;
             by.audit(
                 storage,
                 now,

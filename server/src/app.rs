@@ -288,8 +288,9 @@ impl Application {
         let withdrawn = {
             let (storage, dir) = (storage.clone(), config.data_dir.clone());
             tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-                let (purged, _) = crate::purge::reconcile(&*storage, &dir)?;
+                let (purged, _reapplied) = crate::purge::reconcile(&*storage, &dir, true)?;
                 crate::purge::shred_files(&dir, &purged);
+                crate::purge::save_pending(&*storage, &dir)?;
                 Ok(storage
                     .tombstones()?
                     .into_iter()

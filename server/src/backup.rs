@@ -512,15 +512,22 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
             drop_withdrawn(&conn, &partial, &config.data_dir)?;
         }
         copy_files_in(&partial, &config.data_dir)?;
-        {
-            // A purge may have finished while the files were copied; then the freed pages are
-            // dropped from the file (the copy is rewritten).
-            let conn = Connection::open(&partial).map_err(sql_err(&partial))?;
-            drop_withdrawn(&conn, &partial, &config.data_dir)?;
-            conn.execute_batch("VACUUM").map_err(sql_err(&partial))?;
-        }
-        let mut summary = check(&partial)?;
-        summary.bytes = seal(&partial)?;
+        // Purges that finished while the files were copied, or while the copy was rewritten,
+        // are applied too, until one pass meets no new tombstone; the copy is rewritten after
+        // each, so no freed page keeps what they removed.
+        let summary = loop {
+            let known = tombstone_ids(&config.data_dir);
+            {
+                let conn = Connection::open(&partial).map_err(sql_err(&partial))?;
+                drop_withdrawn(&conn, &partial, &config.data_dir)?;
+                conn.execute_batch("VACUUM").map_err(sql_err(&partial))?;
+            }
+            let mut summary = check(&partial)?;
+            summary.bytes = seal(&partial)?;
+            if tombstone_ids(&config.data_dir) == known {
+                break summary;
+            }
+        };
         // A hard link fails if `dest` appeared meanwhile: a backup never replaces a file.
         std::fs::hard_link(&partial, dest).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -536,6 +543,14 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
     result
 }
 
+/// The ids in the tombstones file.
+fn tombstone_ids(data_dir: &Path) -> std::collections::HashSet<saksi_shared::DocumentId> {
+    crate::purge::read_file(data_dir)
+        .into_iter()
+        .map(|t| t.doc_id)
+        .collect()
+}
+
 /// What a restore did.
 #[derive(Debug, Clone)]
 pub struct Restored {
@@ -544,6 +559,9 @@ pub struct Restored {
     pub replaced: Option<PathBuf>,
     /// Records purged after the backup was made, destroyed again in the restored copy.
     pub reapplied: usize,
+    /// Purges scheduled after the backup was made and put back, and purges undone since that
+    /// the backup still held (from `data_dir/purges-waiting`).
+    pub waiting: (usize, usize),
 }
 
 /// Restores the backup at `source` into the configured data directory. Refuses while a server
@@ -589,18 +607,23 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
                 });
             }
         }
-        let reapplied = {
+        let (reapplied, waiting) = {
             // Records purged since the backup was made are destroyed again before the copy
             // is put in place (the tombstones file outlives every restore).
             let storage = SqliteStorage::open(&copy).map_err(storage_err(source))?;
-            let reconciled = crate::purge::reconcile(&storage, &config.data_dir);
+            let reconciled = crate::purge::reconcile(&storage, &config.data_dir, true).and_then(
+                |(purged, reapplied)| {
+                    let waiting = crate::purge::restore_pending(&storage, &config.data_dir)?;
+                    Ok((purged, reapplied, waiting))
+                },
+            );
             storage.close();
-            let (purged, reapplied) = reconciled.map_err(|e| BackupError::Files {
+            let (purged, reapplied, waiting) = reconciled.map_err(|e| BackupError::Files {
                 path: crate::purge::tombstone_file(&config.data_dir),
                 message: e.to_string(),
             })?;
             crate::purge::shred_files(&config.data_dir, &purged);
-            reapplied
+            (reapplied.len(), waiting)
         };
         copy_files_out(&copy, &config.data_dir)?;
         let mut summary = check(&copy).map_err(|e| match e {
@@ -637,6 +660,7 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
             summary,
             replaced,
             reapplied,
+            waiting,
         })
     })();
     remove_database_files(&copy);
@@ -686,6 +710,15 @@ pub fn command(
                 "{} record(s) purged after this backup was made were destroyed again \
                  (from the tombstones file)",
                 restored.reapplied
+            )
+            .map_err(io_err(stdout))?;
+        }
+        let (scheduled, undone) = restored.waiting;
+        if scheduled + undone > 0 {
+            writeln!(
+                out,
+                "waiting purges as they were before the restore: {scheduled} put back, {undone} \
+                 undone (from the purges-waiting file)"
             )
             .map_err(io_err(stdout))?;
         }

@@ -100,6 +100,101 @@ fn append(data_dir: &Path, t: &Tombstone) -> Result<(), PurgeError> {
     crate::datadir::sync_dir(data_dir).map_err(err)
 }
 
+/// The purges waiting out their grace period, kept outside the database too (one line each,
+/// `<doc id> <requested at> <due at> <reason> <requested by>`), so that restoring an older
+/// backup neither forgets a purge scheduled since nor revives one undone since. Rewritten whole
+/// after every change of the list.
+pub fn pending_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("purges-waiting")
+}
+
+fn pending_line(p: &PendingPurge) -> String {
+    format!(
+        "{} {} {} {} {}\n",
+        p.doc_id,
+        p.requested_at,
+        p.due_at,
+        p.reason.as_str(),
+        p.username
+    )
+}
+
+fn parse_pending(line: &str) -> Option<PendingPurge> {
+    let mut parts = line.split(' ');
+    Some(PendingPurge {
+        doc_id: DocumentId::parse(parts.next()?).ok()?,
+        requested_at: parts.next()?.parse().ok()?,
+        due_at: parts.next()?.parse().ok()?,
+        reason: PurgeReason::parse(parts.next()?)?,
+        username: parts.next()?.to_owned(),
+    })
+}
+
+/// Rewrites the waiting purges' file from the database's list (a new file renamed over the
+/// old one, both synced).
+pub fn save_pending(storage: &dyn Storage, data_dir: &Path) -> Result<(), PurgeError> {
+    let list = storage.pending_purges()?;
+    let path = pending_file(data_dir);
+    let partial = data_dir.join("purges-waiting.new");
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PurgeError::File { path, source }
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&partial).map_err(err(&partial))?;
+    let text: String = list.iter().map(pending_line).collect();
+    file.write_all(text.as_bytes()).map_err(err(&partial))?;
+    file.sync_all().map_err(err(&partial))?;
+    std::fs::rename(&partial, &path).map_err(err(&path))?;
+    crate::datadir::sync_dir(data_dir).map_err(err(data_dir))
+}
+
+/// After a restore: the waiting list becomes the file's (the newer), for the records the
+/// restored database holds. Returns how many purges were put back and how many undone. Without
+/// the file (a data directory from before it existed) the database's list stays.
+pub fn restore_pending(
+    storage: &dyn Storage,
+    data_dir: &Path,
+) -> Result<(usize, usize), PurgeError> {
+    let Ok(text) = std::fs::read_to_string(pending_file(data_dir)) else {
+        return Ok((0, 0));
+    };
+    let wanted: Vec<PendingPurge> = text.lines().filter_map(parse_pending).collect();
+    let mut undone = 0;
+    for p in storage.pending_purges()? {
+        if !wanted.iter().any(|w| w.doc_id == p.doc_id) && storage.cancel_purge(&p.doc_id)? {
+            undone += 1;
+        }
+    }
+    let mut scheduled = 0;
+    for w in &wanted {
+        let known = storage.pending_purge(&w.doc_id)?;
+        if known.as_ref() != Some(w) && storage.document(&w.doc_id)?.is_some() {
+            storage.schedule_purge(w)?;
+            scheduled += usize::from(known.is_none());
+        }
+    }
+    Ok((scheduled, undone))
+}
+
+/// [`save_pending`] from the server (logged, not returned: the database holds the list).
+async fn save_pending_now(state: &AppState) {
+    let dir = state.config.data_dir.clone();
+    let saved = state
+        .db
+        .run(move |s| save_pending(s, &dir).map_err(|e| StorageError::Database(e.to_string())))
+        .await;
+    if let Err(e) = saved {
+        tracing::error!(error = %e, "the waiting purges' file could not be written");
+    }
+}
+
 /// Every tombstone of the file (lines that cannot be read are skipped, and logged).
 pub fn read_file(data_dir: &Path) -> Vec<Tombstone> {
     let Ok(text) = std::fs::read_to_string(tombstone_file(data_dir)) else {
@@ -117,11 +212,17 @@ pub fn read_file(data_dir: &Path) -> Vec<Tombstone> {
         .collect()
 }
 
-/// Makes the database and the tombstones file agree, at start and after a restore: every
-/// tombstone of the file is applied (a record an older backup brought back is destroyed again),
-/// and every tombstone of the database is in the file. Returns the files to delete, and how
-/// many records were destroyed again.
-pub fn reconcile(storage: &dyn Storage, data_dir: &Path) -> Result<(Purged, usize), PurgeError> {
+/// Makes the database and the tombstones file agree, at start, after a restore and every
+/// minute: every tombstone of the file is applied, and every tombstone of the database is in the
+/// file. Returns the files to delete, and the tombstones of the records destroyed now (a purge
+/// interrupted by a crash or a failed write, or a record a restored backup brought back), each
+/// written to the audit log. `all`: also check that no record the database has a tombstone for
+/// came back (at start and after a restore); otherwise only tombstones the database lacks.
+pub fn reconcile(
+    storage: &dyn Storage,
+    data_dir: &Path,
+    all: bool,
+) -> Result<(Purged, Vec<Tombstone>), PurgeError> {
     let in_file = read_file(data_dir);
     let in_db: HashSet<DocumentId> = storage
         .tombstones()?
@@ -129,13 +230,20 @@ pub fn reconcile(storage: &dyn Storage, data_dir: &Path) -> Result<(Purged, usiz
         .map(|t| t.doc_id)
         .collect();
     let mut done = Purged::default();
-    let mut reapplied = 0;
+    let mut reapplied = Vec::new();
     for t in &in_file {
-        if in_db.contains(&t.doc_id) && storage.document(&t.doc_id)?.is_none() {
+        if in_db.contains(&t.doc_id) && (!all || storage.document(&t.doc_id)?.is_none()) {
             continue;
         }
         let purged = storage.purge(t)?;
-        reapplied += usize::from(purged.had_record);
+        if purged.had_record {
+            let mut event = audit_destroyed(t, None, &purged);
+            event
+                .detail
+                .push_str("; completed later (an interrupted purge, or a restored backup)");
+            storage.append_audit(event)?;
+            reapplied.push(t.clone());
+        }
         done.files.extend(purged.files);
         done.uploads.extend(purged.uploads);
     }
@@ -145,10 +253,10 @@ pub fn reconcile(storage: &dyn Storage, data_dir: &Path) -> Result<(Purged, usiz
             append(data_dir, &t)?;
         }
     }
-    if reapplied > 0 {
+    if !reapplied.is_empty() {
         tracing::warn!(
-            records = reapplied,
-            "records purged before were in the database again (a restored backup?): destroyed again"
+            records = reapplied.len(),
+            "purged records were still in the database (an interrupted purge, or a restored backup): destroyed"
         );
     }
     Ok((done, reapplied))
@@ -263,6 +371,7 @@ pub fn destroy_stored(
     append(data_dir, &tombstone)?;
     let purged = storage.purge(&tombstone)?;
     shred_files(data_dir, &purged);
+    save_pending(storage, data_dir)?;
     storage.append_audit(audit_destroyed(&tombstone, None, &purged))?;
     Ok(purged)
 }
@@ -270,6 +379,7 @@ pub fn destroy_stored(
 /// Schedules a purge from the command line; see [`schedule`].
 pub fn schedule_stored(
     storage: &dyn Storage,
+    data_dir: &Path,
     doc: DocumentId,
     by: &str,
     reason: PurgeReason,
@@ -285,6 +395,7 @@ pub fn schedule_stored(
         due_at: now + grace_days as Millis * 86_400_000,
     };
     storage.schedule_purge(&purge)?;
+    save_pending(storage, data_dir)?;
     storage.append_audit(scheduled_event(&purge, None, grace_days))?;
     Ok(purge)
 }
@@ -330,6 +441,10 @@ pub async fn notice_outside_changes(
         tracing::info!(doc = %t.doc_id, "record destroyed by another process: withdrawn");
     }
     let now: HashSet<DocumentId> = pending.into_iter().map(|p| p.doc_id).collect();
+    if now != *hidden {
+        // The command line changed the list; the file follows the database.
+        save_pending_now(state).await;
+    }
     for id in now.difference(hidden) {
         state.documents.set_hidden(*id, true).await;
     }
@@ -387,6 +502,23 @@ pub async fn destroy(
     device: Option<&str>,
     reason: PurgeReason,
 ) -> Result<Purged, PurgeError> {
+    destroy_checked(state, doc, by, device, reason, None).await
+}
+
+/// A check of the record as it is when it is destroyed: a discard destroys only a draft, and
+/// nothing may change the record between the check and the destruction.
+pub type Check = crate::sync::document::RecordCheck;
+
+/// [`destroy`], only if `check` holds for the record at the moment its document task stops
+/// taking changes ([`PurgeError::Forbidden`] otherwise, and nothing happens).
+pub async fn destroy_checked(
+    state: &Arc<AppState>,
+    doc: DocumentId,
+    by: &str,
+    device: Option<&str>,
+    reason: PurgeReason,
+    check: Option<Check>,
+) -> Result<Purged, PurgeError> {
     let tombstone = {
         let (by, now) = (by.to_owned(), state.now());
         state
@@ -394,6 +526,11 @@ pub async fn destroy(
             .run(move |s| Ok(tombstone_for(s, doc, &by, reason, now)))
             .await??
     };
+    if let Some(check) = check
+        && !state.documents.withdraw_if(state, doc, check).await
+    {
+        return Err(PurgeError::Forbidden);
+    }
     append(&state.config.data_dir, &tombstone)?;
     state.withdrawn.write().expect("withdrawn lock").insert(doc);
     // The document task (if the record is in memory) tells its phones and ends without
@@ -408,6 +545,7 @@ pub async fn destroy(
         let _ = tokio::task::spawn_blocking(move || shred_files(&dir, &purged)).await;
     }
     tell_phones(state, &tombstone).await;
+    save_pending_now(state).await;
     state
         .audit(audit_destroyed(&tombstone, device, &purged))
         .await;
@@ -442,6 +580,7 @@ pub async fn schedule(
         let p = purge.clone();
         state.db.run(move |s| s.schedule_purge(&p)).await?;
     }
+    save_pending_now(state).await;
     state.documents.set_hidden(doc, true).await;
     state
         .audit(scheduled_event(
@@ -462,6 +601,7 @@ pub async fn cancel(
 ) -> Result<bool, PurgeError> {
     let cancelled = state.db.run(move |s| s.cancel_purge(&doc)).await?;
     if cancelled {
+        save_pending_now(state).await;
         state.documents.set_hidden(doc, false).await;
         state
             .audit(AuditEvent {
@@ -489,18 +629,48 @@ pub async fn run_due(state: &Arc<AppState>) -> Result<usize, PurgeError> {
         .collect();
     let mut done = 0;
     for p in due {
+        // Taken off the waiting list first: an undo from now on fails, rather than being
+        // reported done while the purge goes ahead.
+        let doc = p.doc_id;
+        if !state.db.run(move |s| s.claim_purge(&doc, now)).await? {
+            continue;
+        }
         match destroy(state, p.doc_id, &p.username, None, p.reason).await {
             Ok(_) => done += 1,
-            Err(PurgeError::NotFound) => {
-                let doc = p.doc_id;
-                state.db.run(move |s| s.cancel_purge(&doc)).await?;
-            }
+            Err(PurgeError::NotFound) => {}
             Err(e) => {
-                tracing::error!(doc = %p.doc_id, error = %e, "a due purge failed; tried again later")
+                tracing::error!(doc = %p.doc_id, error = %e, "a due purge failed; tried again later");
+                let again = p.clone();
+                state.db.run(move |s| s.schedule_purge(&again)).await?;
+                save_pending_now(state).await;
             }
         }
     }
     Ok(done)
+}
+
+/// Finishes purges whose tombstone was written but whose database write failed (the record is
+/// already refused; see [`reconcile`]).
+pub async fn finish_interrupted(state: &Arc<AppState>) -> Result<usize, PurgeError> {
+    let dir = state.config.data_dir.clone();
+    let storage = state.db.storage().clone();
+    let reapplied = tokio::task::spawn_blocking(move || -> Result<_, PurgeError> {
+        let (purged, reapplied) = reconcile(&*storage, &dir, false)?;
+        shred_files(&dir, &purged);
+        Ok(reapplied)
+    })
+    .await
+    .map_err(|_| PurgeError::Storage(StorageError::Closed))??;
+    for t in &reapplied {
+        state
+            .withdrawn
+            .write()
+            .expect("withdrawn lock")
+            .insert(t.doc_id);
+        state.documents.withdraw(t.doc_id).await;
+        tell_phones(state, t).await;
+    }
+    Ok(reapplied.len())
 }
 
 /// Runs due purges every minute, for the life of the server.
@@ -513,7 +683,7 @@ pub fn spawn_due_purges(state: Arc<AppState>) {
             if Arc::strong_count(&state) == 1 {
                 break;
             }
-            match run_due(&state).await {
+            match finish_interrupted(&state).await.and(run_due(&state).await) {
                 Ok(_) => {}
                 Err(PurgeError::Storage(StorageError::Closed)) => break,
                 Err(e) => tracing::warn!(error = %e, "due purges failed"),
@@ -535,10 +705,12 @@ pub fn relevant<'a>(
         .filter(move |t| reviews || t.created_by == user || cases.contains(&t.case_id))
 }
 
-/// The ids of destroyed records `user` could read: what their phones must delete.
+/// The ids of destroyed records `user` could read, destroyed since `since` (when the asking
+/// device signed in: it cannot hold a record destroyed before): what their phones must delete.
 pub async fn withdrawn_for(
     state: &AppState,
     user: &crate::storage::User,
+    since: Millis,
 ) -> Result<Vec<DocumentId>, StorageError> {
     let (id, name, reviews) = (user.id, user.username.clone(), user.role.reviews());
     state
@@ -547,6 +719,7 @@ pub async fn withdrawn_for(
             let all = s.tombstones()?;
             let cases = if reviews { Vec::new() } else { s.cases_of(id)? };
             Ok(relevant(&all, &name, reviews, &cases)
+                .filter(|t| t.purged_at >= since)
                 .map(|t| t.doc_id)
                 .collect())
         })

@@ -124,14 +124,25 @@ pub async fn discard(
         Some(_) => return Err(purge_error(PurgeError::NotADraft)),
     }
     let device = who.auth.device.id.clone();
-    purge::destroy(
+    // Still a draft when its document task stops taking changes (a phone may submit it
+    // meanwhile).
+    let check: purge::Check = Box::new(|record| {
+        record
+            .and_then(|r| r.meta())
+            .is_some_and(|m| m.status == saksi_shared::Status::Draft)
+    });
+    purge::destroy_checked(
         &who.state,
         id,
         who.username(),
         Some(&device),
         PurgeReason::Discarded,
+        Some(check),
     )
     .await
-    .map_err(purge_error)?;
+    .map_err(|e| match e {
+        PurgeError::Forbidden => purge_error(PurgeError::NotADraft),
+        other => purge_error(other),
+    })?;
     Ok(see_other("/console/records?done=discarded"))
 }

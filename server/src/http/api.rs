@@ -398,7 +398,9 @@ pub async fn probe(state: State, body: web::Json<ProbeRequest>) -> Result<HttpRe
         .as_ref()
         .is_some_and(|(d, u)| d.revoked_at.is_some() || u.disabled);
     let withdrawn = match &found {
-        Some((_, user)) if !revoked => crate::purge::withdrawn_for(&state, user).await?,
+        Some((device, user)) if !revoked => {
+            crate::purge::withdrawn_for(&state, user, device.created_at).await?
+        }
         _ => Vec::new(),
     };
     Ok(HttpResponse::Ok().json(ProbeResponse { revoked, withdrawn }))
@@ -518,7 +520,7 @@ pub async fn records(state: State, auth: AuthDevice) -> Result<HttpResponse, Api
             Ok((cases, rows))
         })
         .await?;
-    let withdrawn = crate::purge::withdrawn_for(&state, &auth.user).await?;
+    let withdrawn = crate::purge::withdrawn_for(&state, &auth.user, auth.device.created_at).await?;
     Ok(HttpResponse::Ok().json(RecordsResponse {
         cases: cases
             .into_iter()
@@ -559,42 +561,60 @@ pub async fn discard(
         // Hidden from field staff while its purge waits.
         return Err(ApiError::NotFound);
     }
-    let who = crate::app::principal(&state, &auth.user, &auth.device.id).await?;
-    let allowed = state
-        .documents
-        .read(&state, id, move |record| {
-            let record = record?;
-            let meta = record.meta()?;
-            let view = record.view().ok()?;
-            let never_submitted = meta.status == saksi_shared::Status::Draft
-                && !view.review.iter().any(|e| e.action == "submit");
-            // What the sender may not read is answered as a record that does not exist.
-            who.may_read(&meta).then_some(
-                meta.kind != saksi_shared::RecordKind::Case
-                    && meta.status == saksi_shared::Status::Draft
-                    && (who.role.reviews() || (meta.created_by == who.user && never_submitted)),
-            )
-        })
-        .await
-        .flatten();
-    match allowed {
-        Some(true) => {}
-        Some(false) => return Err(ApiError::Forbidden),
-        None => return Err(ApiError::NotFound),
+    let who = Arc::new(crate::app::principal(&state, &auth.user, &auth.device.id).await?);
+    // What the sender may not read is answered as a record that does not exist.
+    let readable = {
+        let who = who.clone();
+        state
+            .documents
+            .read(&state, id, move |record| {
+                record
+                    .and_then(|r| r.meta())
+                    .is_some_and(|meta| who.may_read(&meta))
+            })
+            .await
+            .unwrap_or(false)
+    };
+    if !readable {
+        return Err(ApiError::NotFound);
     }
-    crate::purge::destroy(
+    // Judged in the document task at the moment it stops taking changes: a submit arriving
+    // from another phone meanwhile makes the discard fail, not destroy a submitted record.
+    let check: crate::purge::Check =
+        Box::new(move |record| record.is_some_and(|record| discardable(record, &who)));
+    crate::purge::destroy_checked(
         &state,
         id,
         &auth.user.username,
         Some(&auth.device.id),
         crate::storage::PurgeReason::Discarded,
+        Some(check),
     )
     .await
     .map_err(|e| match e {
         crate::purge::PurgeError::NotFound => ApiError::NotFound,
+        crate::purge::PurgeError::Forbidden | crate::purge::PurgeError::IsCase => {
+            ApiError::Forbidden
+        }
         other => ApiError::Internal(other.to_string()),
     })?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Whether `who` may discard `record`: a draft, never submitted and written by them, or any
+/// draft for a coordinator; never a case.
+fn discardable(record: &saksi_shared::Record, who: &saksi_shared::policy::Principal) -> bool {
+    let (Some(meta), Ok(view)) = (record.meta(), record.view()) else {
+        return false;
+    };
+    let never_submitted = !view
+        .review
+        .iter()
+        .any(|e| e.action == saksi_shared::workflow::ReviewAction::Submit.as_str());
+    who.may_read(&meta)
+        && meta.kind != saksi_shared::RecordKind::Case
+        && meta.status == saksi_shared::Status::Draft
+        && (who.role.reviews() || (meta.created_by == who.user && never_submitted))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -52,7 +52,7 @@ use super::ApiError;
 use super::auth::{AuthDevice, same_origin};
 use crate::app::{AppState, principal};
 use crate::files::{BlobError, Partial};
-use crate::storage::{Blob, DocumentRow, FileRef, Upload};
+use crate::storage::{Blob, DocumentRow, FileRef, StorageError, Upload};
 
 type State = web::Data<AppState>;
 
@@ -157,8 +157,8 @@ impl From<ApiError> for FileError {
     }
 }
 
-impl From<crate::storage::StorageError> for FileError {
-    fn from(e: crate::storage::StorageError) -> FileError {
+impl From<StorageError> for FileError {
+    fn from(e: StorageError) -> FileError {
         ApiError::from(e).into()
     }
 }
@@ -779,7 +779,26 @@ async fn complete(state: &AppState, upload: &Upload) -> Result<(), FileError> {
         unreferenced_since: None,
     };
     let id = upload.id.clone();
-    state.db.run(move |s| s.finish_upload(&id, &blob)).await?;
+    match state.db.run(move |s| s.finish_upload(&id, &blob)).await {
+        Ok(()) => {}
+        Err(StorageError::NotFound(_)) => {
+            // The upload was dropped while its last bytes were checked (its record purged): the
+            // file goes too, unless another upload of the same bytes is kept.
+            let sha = upload.sha256.clone();
+            if state.db.run(move |s| s.blob(&sha)).await?.is_none() {
+                let purged = crate::storage::Purged {
+                    files: vec![upload.sha256.clone()],
+                    ..Default::default()
+                };
+                let dir = state.config.data_dir.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || crate::purge::shred_files(&dir, &purged))
+                        .await;
+            }
+            return Err(ApiError::NotFound.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(upload = %upload.id, device = %upload.device_id, bytes = upload.length, "file verified and stored");
     Ok(())
 }

@@ -565,6 +565,9 @@ pub trait PurgeStore {
     /// tombstone (idempotent: purging twice changes nothing more). Then checkpoints the WAL and
     /// truncates it, so that no old copy of a page stays in it.
     fn purge(&self, tombstone: &Tombstone) -> Result<Purged, StorageError>;
+    /// Takes a due purge off the waiting list (so that it can no longer be undone); false if it
+    /// is not waiting or not due (undone meanwhile).
+    fn claim_purge(&self, doc: &DocumentId, now: Millis) -> Result<bool, StorageError>;
     fn tombstone(&self, doc: &DocumentId) -> Result<Option<Tombstone>, StorageError>;
     fn tombstones(&self) -> Result<Vec<Tombstone>, StorageError>;
 }

@@ -30,6 +30,9 @@ pub type ReadFn = Box<dyn FnOnce(Option<&Record>) + Send>;
 /// An edit made on the server for a signed-in user.
 pub type EditFn = Box<dyn FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send>;
 
+/// A check of a record as it is at one moment in its task (see [`Command::WithdrawIf`]).
+pub type RecordCheck = Box<dyn FnOnce(Option<&Record>) -> bool + Send>;
+
 /// A request to a document task.
 pub enum Command {
     /// A `sync` or `request` message from a connection.
@@ -56,6 +59,12 @@ pub enum Command {
     },
     /// The record is destroyed: tell the peers, keep and write back nothing, end.
     Withdraw(oneshot::Sender<()>),
+    /// The same, only if `check` says so of the record as it is now (a discard: still a draft);
+    /// nothing can change the record between the check and the withdrawal.
+    WithdrawIf {
+        check: RecordCheck,
+        reply: oneshot::Sender<bool>,
+    },
     /// A purge is pending (`true`: only reviewers are served) or was undone.
     Hidden(bool),
     /// The server is stopping: write back (sync states, snapshot) and end.
@@ -71,6 +80,7 @@ impl std::fmt::Debug for Command {
             Command::Read(_) => "Read",
             Command::Edit { .. } => "Edit",
             Command::Withdraw(_) => "Withdraw",
+            Command::WithdrawIf { .. } => "WithdrawIf",
             Command::Hidden(_) => "Hidden",
             Command::Shutdown(_) => "Shutdown",
         };
@@ -222,6 +232,27 @@ impl Documents {
         if sender.send(Command::Withdraw(reply)).await.is_ok() {
             let _ = done.await;
         }
+    }
+
+    /// Withdraws the record (see [`Command::WithdrawIf`]) if `check` holds for it now, loading
+    /// it if it is not in memory. Returns whether it was withdrawn.
+    pub async fn withdraw_if(
+        &self,
+        state: &Arc<AppState>,
+        id: DocumentId,
+        check: impl FnOnce(Option<&Record>) -> bool + Send + 'static,
+    ) -> bool {
+        let (reply, done) = oneshot::channel();
+        self.send(
+            state,
+            id,
+            Command::WithdrawIf {
+                check: Box::new(check),
+                reply,
+            },
+        )
+        .await;
+        done.await.unwrap_or(false)
     }
 
     /// Tells the record's task (if it is in memory) that a purge is pending or was undone.
@@ -713,6 +744,17 @@ impl DocumentTask {
                 self.row = None;
                 tracing::info!(doc = %self.id, "record withdrawn: its peers were told");
                 let _ = reply.send(());
+            }
+            Command::WithdrawIf { check, reply } => {
+                let record = self.served.record();
+                let ok = guarded(|| check(record)).unwrap_or(false);
+                if ok {
+                    self.served.withdraw();
+                    self.perform().await;
+                    self.row = None;
+                    tracing::info!(doc = %self.id, "record withdrawn: its peers were told");
+                }
+                let _ = reply.send(ok);
             }
             Command::Hidden(hidden) => {
                 self.served.set_hidden(hidden);

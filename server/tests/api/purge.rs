@@ -463,6 +463,11 @@ async fn a_purge_waiting_for_its_grace_period_can_be_undone() {
     );
     assert_eq!(lina.discard(&id).await.expect("answer").status, 404);
 
+    // Its recording is hidden from her too.
+    assert_eq!(
+        lina.download(&sha(&audio)).await.expect("answer").status,
+        404
+    );
     // Undone on the third day: everything is back for the liaison, with its file.
     server.clock.advance(3 * 86_400_000);
     let res = desk
@@ -621,6 +626,12 @@ async fn restoring_a_backup_older_than_a_purge_destroys_the_record_again() {
     let (lina, mut phone) = server.phone("lina").await;
     let (id, audio) = statement(&server, case, &lina, &mut phone).await;
     let (kept, _) = statement_with(&server, case, &lina, &mut phone, "សាក្សី ផ្សេង").await;
+    let (third, _) = statement_with(&server, case, &lina, &mut phone, "សាក្សី ទីបី").await;
+    // A purge waits for the third statement when the backup is made...
+    let reason = saksi_server::storage::PurgeReason::RecordedInError;
+    saksi_server::purge::schedule(&server.state, third, "chenda", None, reason)
+        .await
+        .expect("scheduled");
     let backups = tempfile::tempdir().expect("backups");
     let before = backups.path().join("before.sqlite3");
     let made = admin(
@@ -643,6 +654,15 @@ async fn restoring_a_backup_older_than_a_purge_destroys_the_record_again() {
     )
     .await
     .expect("destroyed");
+    // ... and is undone after it, while a purge of the second is scheduled.
+    assert!(
+        saksi_server::purge::cancel(&server.state, third, "chenda", None)
+            .await
+            .expect("undone")
+    );
+    saksi_server::purge::schedule(&server.state, kept, "chenda", None, reason)
+        .await
+        .expect("scheduled");
     // A backup made after the purge holds nothing of it.
     let after = backups.path().join("after.sqlite3");
     let made = admin(
@@ -679,14 +699,106 @@ async fn restoring_a_backup_older_than_a_purge_destroys_the_record_again() {
         "{}",
         text(&restored)
     );
+    // The waiting purges are as they were before the restore, not as in the backup.
+    assert!(
+        text(&restored).contains("1 put back, 1 undone"),
+        "{}",
+        text(&restored)
+    );
     assert!(!database_holds(dir.path(), PHRASE));
     assert!(!stored_file(dir.path(), &sha(&audio)).exists());
     let server = TestServer::start_in(dir, |_| {}).await;
     assert!(server.storage().document(&id).expect("read").is_none());
     assert!(server.storage().document(&kept).expect("read").is_some());
     assert!(server.state.is_withdrawn(&id));
-    let lina = server.login("lina").await;
-    assert!(lina.records().await.expect("list").withdrawn.contains(&id));
+    assert!(
+        server
+            .storage()
+            .pending_purge(&kept)
+            .expect("read")
+            .is_some()
+    );
+    assert!(
+        server
+            .storage()
+            .pending_purge(&third)
+            .expect("read")
+            .is_none()
+    );
+    assert!(server.storage().tombstone(&id).expect("read").is_some());
+    // A phone signed in after the purge never held it: it is not told of it.
+    let fresh = server.login("lina").await;
+    assert!(!fresh.records().await.expect("list").withdrawn.contains(&id));
     server.storage().verify_audit().expect("the chain verifies");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_takes_the_files_the_record_named_before_too() {
+    let server = TestServer::start().await;
+    server.user("lina", Role::Liaison);
+    server.user("chenda", Role::Coordinator);
+    let case = server.case("ករណី", &["lina"]);
+    let (lina, mut phone) = server.phone("lina").await;
+    let (id, audio) = statement(&server, case, &lina, &mut phone).await;
+    // The recording is removed from the statement (a re-take), then the statement is purged:
+    // the removed recording goes with it, not after the clean-up's grace period.
+    let editor = lina.editor();
+    let file_id = phone
+        .repo
+        .record(&id)
+        .expect("doc")
+        .view()
+        .expect("view")
+        .attachments[0]
+        .id
+        .clone();
+    phone
+        .repo
+        .edit(&id, |r| r.remove_attachment(&file_id, &editor, 5_000))
+        .expect("doc")
+        .expect("removed");
+    phone.sync_all(WAIT).await.expect("synced");
+    assert!(
+        stored_file(server.data_dir.path(), &sha(&audio)).is_file(),
+        "still kept, unnamed"
+    );
+    let desk = Browser::sign_in(&server, "chenda").await;
+    let audit_before = server.storage().verify_audit().expect("chain");
+    saksi_server::purge::destroy(
+        &server.state,
+        id,
+        "chenda",
+        None,
+        saksi_server::storage::PurgeReason::ConsentWithdrawn,
+    )
+    .await
+    .expect("destroyed");
+    assert!(!stored_file(server.data_dir.path(), &sha(&audio)).exists());
+    assert!(server.storage().blob(&sha(&audio)).expect("read").is_none());
+    assert!(server.storage().verify_audit().expect("chain") > audit_before);
+    // A coordinator's undo of a purge the server already claimed fails, and says so.
+    let (other, _) = statement_with(&server, case, &lina, &mut phone, "សាក្សី ទីពីរ").await;
+    let res = desk
+        .post(
+            &format!("/console/records/{other}/purge"),
+            &[("reason", "safety"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    server
+        .clock
+        .advance(server.state.config.purge_grace_days as i64 * 86_400_000 + 1);
+    assert!(
+        server
+            .storage()
+            .claim_purge(&other, server.clock_now())
+            .expect("claimed")
+    );
+    let desk = Browser::sign_in(&server, "chenda").await;
+    let res = desk
+        .post(&format!("/console/records/{other}/purge/cancel"), &[])
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text());
     server.stop().await;
 }

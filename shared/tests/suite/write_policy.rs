@@ -1278,13 +1278,10 @@ fn a_creation_that_began_before_the_id_was_taken_is_refused_when_it_completes() 
         now,
         id_bytes,
     );
-    w.net.phone_mut(DARA).repo.create(
-        RecordKind::CourtObservation,
-        &case,
-        &dara,
-        now,
-        id_bytes,
-    );
+    w.net
+        .phone_mut(DARA)
+        .repo
+        .create(RecordKind::CourtObservation, &case, &dara, now, id_bytes);
     // Rith's first message reaches the hub (heads, no changes yet): a private copy begins.
     assert!(w.net.flush_phone(RITH));
     assert!(w.net.deliver_up(RITH));

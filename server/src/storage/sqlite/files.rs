@@ -228,6 +228,11 @@ impl FileIndex for SqliteStorage {
     fn finish_upload(&self, upload: &str, blob: &Blob) -> Result<(), StorageError> {
         let (upload, blob) = (upload.to_owned(), blob.clone());
         self.write(move |conn| {
+            // Gone meanwhile (its record was purged, or the clean-up dropped it): the file is
+            // not kept.
+            if conn.execute("DELETE FROM uploads WHERE id = ?1", params![upload])? == 0 {
+                return Err(StorageError::NotFound(format!("upload {upload}")));
+            }
             conn.execute(
                 "INSERT OR IGNORE INTO blobs (sha256, size, uploaded_by, stored_at,
                                               unreferenced_since)
@@ -240,7 +245,6 @@ impl FileIndex for SqliteStorage {
                     blob.unreferenced_since
                 ],
             )?;
-            conn.execute("DELETE FROM uploads WHERE id = ?1", params![upload])?;
             refresh_references(conn, std::slice::from_ref(&blob.sha256), blob.stored_at)
         })
     }

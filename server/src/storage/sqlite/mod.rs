@@ -324,6 +324,9 @@ fn migrate(conn: &Connection) -> Result<(), StorageError> {
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    // A checkpoint a purge asked for that readers held up: tried again after every commit
+    // until it empties the WAL.
+    let mut checkpoint_owed = false;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -360,23 +363,38 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        if CHECKPOINT_AFTER_COMMIT.with(|c| c.replace(false)) && committed.is_ok() {
+        let asked = CHECKPOINT_AFTER_COMMIT.with(|c| c.replace(false)) && committed.is_ok();
+        if asked || checkpoint_owed {
             // Every page of the WAL goes into the database file, and the WAL is cut to nothing.
-            // A reader in the middle of a read holds it up: tried again for up to a second.
+            // A reader in the middle of a read holds it up: tried again for up to a second when
+            // a purge asks, then once after each later commit until it succeeds.
+            let tries = if asked { 20 } else { 0 };
             for attempt in 0.. {
                 let truncated: Result<(i64, i64, i64), _> =
                     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     });
                 match truncated {
-                    Ok((0, _, _)) => break,
-                    Ok(_) if attempt < 20 => thread::sleep(std::time::Duration::from_millis(50)),
+                    Ok((0, _, _)) => {
+                        checkpoint_owed = false;
+                        break;
+                    }
+                    Ok(_) if attempt < tries => thread::sleep(std::time::Duration::from_millis(50)),
                     Ok((busy, log, done)) => {
-                        tracing::warn!(busy, log, done, "WAL checkpoint incomplete (readers busy)");
+                        if !checkpoint_owed {
+                            tracing::warn!(
+                                busy,
+                                log,
+                                done,
+                                "WAL checkpoint held up by readers: tried again after the next write"
+                            );
+                        }
+                        checkpoint_owed = true;
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        tracing::warn!(error = %e, "WAL checkpoint failed: tried again after the next write");
+                        checkpoint_owed = true;
                         break;
                     }
                 }
@@ -434,11 +452,75 @@ mod tests {
 
     use super::*;
     use crate::storage::prelude::*;
+    use crate::storage::{Blob, PendingPurge, Upload};
 
     fn storage() -> (tempfile::TempDir, Arc<SqliteStorage>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = SqliteStorage::open(&dir.path().join("saksi.sqlite3")).expect("open");
         (dir, Arc::new(storage))
+    }
+
+    /// An upload whose row went meanwhile (its record purged while the last bytes were
+    /// checked) does not make its file known: the caller deletes the bytes.
+    #[test]
+    fn an_upload_dropped_meanwhile_does_not_finish() {
+        let (_dir, storage) = storage();
+        let sha = "ab".repeat(32);
+        let upload = Upload {
+            id: "0f".repeat(16),
+            device_id: "phone".into(),
+            sha256: sha.clone(),
+            length: 10,
+            received: 10,
+            created_at: 1,
+            updated_at: 1,
+        };
+        storage.create_upload(&upload).expect("upload");
+        storage.delete_upload(&upload.id).expect("dropped");
+        let blob = Blob {
+            sha256: sha.clone(),
+            size: 10,
+            uploaded_by: "phone".into(),
+            stored_at: 2,
+            unreferenced_since: None,
+        };
+        assert!(matches!(
+            storage.finish_upload(&upload.id, &blob),
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(storage.blob(&sha).expect("read").is_none());
+        // An upload still there finishes.
+        storage.create_upload(&upload).expect("again");
+        storage.finish_upload(&upload.id, &blob).expect("finished");
+        assert!(storage.blob(&sha).expect("read").is_some());
+    }
+
+    /// A due purge claimed by the server can no longer be undone.
+    #[test]
+    fn a_claimed_purge_cannot_be_undone() {
+        let (_dir, storage) = storage();
+        let doc = DocumentId::from_bytes([4; 16]);
+        let purge = PendingPurge {
+            doc_id: doc,
+            requested_at: 1,
+            username: "chenda".into(),
+            reason: crate::storage::PurgeReason::Safety,
+            due_at: 100,
+        };
+        storage.schedule_purge(&purge).expect("scheduled");
+        assert!(
+            !storage.claim_purge(&doc, 99).expect("claim"),
+            "not due yet"
+        );
+        assert!(storage.claim_purge(&doc, 100).expect("claim"));
+        assert!(
+            !storage.cancel_purge(&doc).expect("cancel"),
+            "claimed: nothing to undo"
+        );
+        assert!(
+            !storage.claim_purge(&doc, 100).expect("claim"),
+            "claimed once"
+        );
     }
 
     /// Many reads at once share at most `MAX_READERS` connections, and all of them finish.
