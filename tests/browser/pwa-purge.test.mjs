@@ -219,6 +219,9 @@ test("an author discards a draft, on the server and on her phone; a draft never 
   const listing = await api.get("/api/records");
   assert.ok(listing.withdrawn.includes(sent), "the server destroyed it");
   assert.ok(!listing.records.some((r) => r.id === sent));
+  // Her own discard is no news: no "withdrawn by a coordinator" banner.
+  await page.waitForTimeout(1_000);
+  assert.equal(await page.locator('[data-banner="withdrawn"]').count(), 0);
 
   // Offline, a draft the server never had goes at once.
   await page.context().setOffline(true);

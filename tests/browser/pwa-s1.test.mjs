@@ -84,7 +84,15 @@ test("S1: an observation recorded offline survives a reload and syncs when the n
 
   // At rest: only ciphertext; neither the record's id nor its text is readable.
   const stored = await storedData(page);
-  assert.deepEqual(Object.keys(stored.clear).sort(), ["kdf", "wrapped", "wrongPins"]);
+  // In the clear: the PIN key's salt and parameters, the wrapped key, the counter, and the
+  // record's withdrawal tag (an opaque hash naming the opaque keys of its document and files, for
+  // a locked phone told the record was destroyed: see store.js).
+  const clearKeys = Object.keys(stored.clear).sort();
+  assert.deepEqual(clearKeys.filter((k) => !k.startsWith("w:")), ["kdf", "wrapped", "wrongPins"]);
+  const tags = clearKeys.filter((k) => k.startsWith("w:"));
+  assert.equal(tags.length, 1, "one withdrawal tag, the record's");
+  assert.match(tags[0], /^w:[A-Za-z0-9_-]{43}$/);
+  assert.deepEqual([...stored.clear[tags[0]]].sort(), ["doc", "files"]);
   assert.ok(stored.vault.length >= 2, "meta and the record are stored");
   for (const entry of stored.vault) {
     assert.ok(entry.key === "meta" || /^d:[A-Za-z0-9_-]{43}$/.test(entry.key), `opaque key ${entry.key}`);

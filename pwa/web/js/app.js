@@ -439,6 +439,8 @@ class App {
       /** Record page tokens (see recordHref): token → id and id → token. */
       routes: new Map(),
       routeTokens: new Map(),
+      /** Drafts being discarded here: their withdrawal is no news to this user. */
+      discarding: new Set(),
       /** Records whose withdrawal tag is written this session. */
       tagged: new Set(),
       metaSaving: null,
@@ -451,6 +453,7 @@ class App {
       beforeReceive: () => this.flush(),
       events: (events) => this.onSyncEvents(events),
       indexed: (index) => this.onIndex(index),
+      skip: (id) => Boolean(session.meta.pendingDiscards?.some((p) => p.id === id)),
       changed: () => this.updateStatus(),
       revoked: () => this.session === session && this.wipe("revoked_notice"),
       signedOut: () => this.signedOut(),
@@ -506,7 +509,8 @@ class App {
     const s = this.session;
     if (!s) return 0;
     const probe = localStorage.getItem(PROBE_KEY);
-    let dropped = 0;
+    let removed = 0;
+    let news = 0;
     let wasOpen = false;
     for (const id of ids) {
       const files = Object.entries(s.meta.files).filter(([, f]) => f.record === id);
@@ -544,11 +548,15 @@ class App {
       }
       s.tagged.delete(id);
       if (probe) await deleteWithdrawalTag(probe, id).catch(() => {});
-      dropped += 1;
+      removed += 1;
+      // A draft this user discarded here is no news to them.
+      if (!s.discarding.has(id)) news += 1;
     }
-    if (!dropped || this.session !== s) return dropped;
+    if (!removed || this.session !== s) return removed;
     await this.saveMeta();
-    this.setBanner("withdrawn", { kind: "info", text: "withdrawn_notice", dismiss: () => this.setBanner("withdrawn", null) });
+    if (news) {
+      this.setBanner("withdrawn", { kind: "info", text: "withdrawn_notice", dismiss: () => this.setBanner("withdrawn", null) });
+    }
     if (wasOpen) {
       history.replaceState(null, "", "#/");
       this.render();
@@ -556,33 +564,64 @@ class App {
       this.rerender();
     }
     this.updateStatus();
-    return dropped;
+    return removed;
   }
 
   /**
    * Discards a draft this user wrote and never submitted (recorded by mistake): the server
-   * destroys it like a purged record (if it has it), and the phone forgets it. Offline, a draft
-   * the server never received goes at once; one it has waits for the network.
+   * destroys it like a purged record, and the phone forgets it at once. When the server cannot
+   * say (offline, or it does not have the draft yet: its first sync may still be on its way),
+   * the phone asks again at its next listings; meanwhile the draft is not fetched back.
    */
   async discard(id) {
     const s = this.session;
     if (!s) return false;
-    // Whether the server may have it: it listed it, or took changes to it.
-    const sent = s.meta.index.some((r) => r.id === id) || Boolean(s.meta.records[id]?.sent);
+    s.discarding.add(id);
     try {
       await api.discard(s.meta.token, id);
     } catch (e) {
-      const onlyHere = e instanceof api.ApiError && e.status === 404;
-      const offlineUnsent = e instanceof api.NetworkError && !sent;
-      if (!onlyHere && !offlineUnsent) {
-        this.toast(t(e instanceof api.NetworkError ? "discard_offline" : "discard_failed", { m: e.message }));
+      const later = e instanceof api.NetworkError || (e instanceof api.ApiError && e.status === 404);
+      if (!later) {
+        s.discarding.delete(id);
+        this.toast(t("discard_failed", { m: e.message }));
         return false;
       }
+      (s.meta.pendingDiscards ||= []).push({ id, listings: 0 });
     }
     await this.dropWithdrawn([id]);
-    this.setBanner("withdrawn", null);
     this.toast(t("discarded"));
     return true;
+  }
+
+  /**
+   * Discards asked for while the server could not answer: sent again when a listing names the
+   * draft; forgotten once three listings after it did not (the server never had it).
+   */
+  async retryDiscards(index) {
+    const s = this.session;
+    const pending = s?.meta.pendingDiscards;
+    if (!pending?.length) return;
+    const listed = new Set(index.records.map((r) => r.id));
+    const withdrawn = new Set(index.withdrawn || []);
+    const left = [];
+    for (const p of pending) {
+      if (withdrawn.has(p.id)) continue;
+      if (!listed.has(p.id)) {
+        p.listings += 1;
+        if (p.listings < 3) left.push(p);
+        continue;
+      }
+      try {
+        await api.discard(s.meta.token, p.id);
+      } catch (e) {
+        if (e instanceof api.NetworkError) left.push(p);
+        // Otherwise (no longer a draft: submitted from another phone) the record comes back
+        // with the next listing.
+      }
+    }
+    if (this.session !== s) return;
+    s.meta.pendingDiscards = left;
+    this.saveMeta();
   }
 
   /**
@@ -853,7 +892,9 @@ class App {
     // An answer that arrives after the session ended (locked, wiped) has nowhere to go.
     if (!s) return;
     s.meta.cases = index.cases;
-    s.meta.index = index.records.filter((r) => r.kind !== "case");
+    const discarding = s.meta.pendingDiscards || [];
+    s.meta.index = index.records.filter((r) => r.kind !== "case" && !discarding.some((p) => p.id === r.id));
+    this.retryDiscards(index);
     this.saveMeta();
     if (index.withdrawn?.length) this.dropWithdrawn(index.withdrawn);
     this.updateStatus();

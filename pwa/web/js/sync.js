@@ -215,7 +215,7 @@ export class Sync {
     }
     if (this.stopped) return;
     for (const r of index.records) {
-      if (r.kind !== "case" && !this.engine.has(r.id)) this.engine.request(r.id);
+      if (r.kind !== "case" && !this.engine.has(r.id) && !this.hooks.skip?.(r.id)) this.engine.request(r.id);
     }
     this.hooks.indexed(index);
     this.flush();
