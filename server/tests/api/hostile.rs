@@ -1,5 +1,6 @@
-//! The hostile input catalogue: each case gets a clear error, stores nothing, and a bystander
-//! (another user of the server) keeps syncing after every single case.
+//! The hostile input catalogue, one test per case over one fixture ([`Hostile`]): each case
+//! gets a clear error, stores nothing, and a bystander (another user of the server) keeps
+//! syncing after it.
 
 use std::time::Duration;
 
@@ -184,531 +185,770 @@ fn stored(server: &TestServer) -> (usize, usize) {
     (docs.len(), chunks)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(unused_assignments)] // the last case's baseline update
-async fn hostile_input_catalogue() {
-    let server = TestServer::start_in(tempfile::tempdir().expect("dir"), |c| {
-        c.max_frame_bytes = 64 * 1024;
-        c.max_documents_per_connection = 3;
-        c.idle_connection_seconds = 5;
-    })
-    .await;
-    server.user("vanna", Role::Monitor);
-    server.user("mallory", Role::Monitor);
-    server.user("other", Role::Monitor);
-    let case = server.case("Case H", &["vanna", "mallory"]);
-    let other_case = server.case("Case O", &["other"]);
+/// The fixture of every case: a server with small limits, a bystander (Vanna, who keeps
+/// syncing her record after each case), a record of another case Mallory may not touch, and
+/// Mallory, signed in, who tries one hostile thing per test.
+struct Hostile {
+    server: TestServer,
+    mallory: Session,
+    editor: Editor,
+    /// The bystander's record (in Mallory's case).
+    id: DocumentId,
+    /// A record of the other case.
+    secret: DocumentId,
+    case: DocumentId,
+    other_case: DocumentId,
+    bystander: Bystander,
+    /// Documents and chunks stored before the case.
+    baseline: (usize, usize),
+}
 
-    let vanna = server.login("vanna").await;
-    let mut repo = Repo::new("bystander".into(), random_16());
-    let id = repo.create(
-        RecordKind::CourtObservation,
-        &case,
-        &vanna.editor(),
-        1_000,
-        random_16(),
-    );
-    let mut bystander = Bystander {
-        session: vanna,
-        repo: Some(repo),
-        id,
-        edits: 0,
-    };
-    bystander.still_syncs(&server).await;
-
-    // A record in another case that mallory may not touch.
-    let other = server.login("other").await;
-    let mut other_repo = Repo::new("other".into(), random_16());
-    let secret = other_repo.create(
-        RecordKind::CourtObservation,
-        &other_case,
-        &other.editor(),
-        1_000,
-        random_16(),
-    );
-    let mut p = other.sync(other_repo).await.expect("connects");
-    p.sync_all(WAIT).await.expect("stored");
-    let _ = p.disconnect().await;
-
-    let mallory = server.login("mallory").await;
-    let editor = mallory.editor();
-    let mut tested: Vec<&str> = Vec::new();
-    let mut baseline = stored(&server);
-
-    macro_rules! case {
-        ($name:expr, $body:block) => {{
-            $body
-            tested.push($name);
-            assert_eq!(stored(&server), baseline, "`{}` stored something", $name);
-            bystander.still_syncs(&server).await;
-            baseline = stored(&server);
-        }};
-    }
-
-    // Malformed frames: error, then the connection closes.
-    case!("not CBOR", {
-        frame_is_refused(
-            &mallory,
-            b"\xff\x00 definitely not cbor".to_vec(),
-            "malformed message",
-        )
+impl Hostile {
+    async fn new() -> Hostile {
+        let server = TestServer::start_in(tempfile::tempdir().expect("dir"), |c| {
+            c.max_frame_bytes = 64 * 1024;
+            c.max_documents_per_connection = 3;
+            c.idle_connection_seconds = 5;
+        })
         .await;
-    });
-    case!("CBOR array instead of a map", {
-        frame_is_refused(
-            &mallory,
-            Cbor::Array(vec![Cbor::Uint(1)]).encode(),
-            "must be a CBOR map",
-        )
-        .await;
-    });
-    case!("map without a type", {
-        let frame = Cbor::Map(vec![(Cbor::text("senderId"), Cbor::text("x"))]).encode();
-        frame_is_refused(&mallory, frame, "no `type`").await;
-    });
-    case!("unknown message type", {
-        let frame = Cbor::Map(vec![(Cbor::text("type"), Cbor::text("teleport"))]).encode();
-        frame_is_refused(&mallory, frame, "unknown message type").await;
-    });
-    case!("invalid UTF-8 in a text string", {
-        // {"type": <text with bytes C3 28>}
-        let frame = vec![0xa1, 0x64, b't', b'y', b'p', b'e', 0x62, 0xc3, 0x28];
-        frame_is_refused(&mallory, frame, "UTF-8").await;
-    });
-    case!("deeply nested CBOR", {
-        let mut frame = vec![0xa1, 0x64, b't', b'y', b'p', b'e'];
-        frame.extend(std::iter::repeat_n(0x81, 5_000));
-        frame.push(0x00);
-        frame_is_refused(&mallory, frame, "nesting deeper").await;
-    });
-    case!("truncated message", {
-        let full = sync_frame("p", id, vec![0x42; 64]);
-        frame_is_refused(
-            &mallory,
-            full[..full.len() / 2].to_vec(),
-            "malformed message",
-        )
-        .await;
-    });
-    case!("required field with the wrong type", {
-        let frame = Cbor::Map(vec![
-            (Cbor::text("type"), Cbor::text("sync")),
-            (Cbor::text("senderId"), Cbor::Uint(7)),
-        ])
-        .encode();
-        frame_is_refused(&mallory, frame, "senderId").await;
-    });
-    case!("document id with a bad checksum", {
-        let mut bad = DocumentId::from_bytes([7; 16]).to_string();
-        let last = bad.pop().expect("non-empty");
-        bad.push(if last == 'a' { 'b' } else { 'a' });
-        frame_is_refused(&mallory, raw_sync("p", &bad), "invalid document id").await;
-    });
-    case!("a truncated document id", {
-        let short = DocumentId::from_bytes([1; 16]).to_string()[..10].to_owned();
-        frame_is_refused(&mallory, raw_sync("p", &short), "invalid document id").await;
-    });
+        server.user("vanna", Role::Monitor);
+        server.user("mallory", Role::Monitor);
+        server.user("other", Role::Monitor);
+        let case = server.case("Case H", &["vanna", "mallory"]);
+        let other_case = server.case("Case O", &["other"]);
 
-    // Protocol misuse.
-    case!("wrong protocol version", {
-        let mut s = mallory.socket().await.expect("socket");
-        s.send(
-            Message::Join {
-                sender_id: "old-peer".into(),
-                supported_protocol_versions: vec!["0".into(), "2".into()],
-                metadata: None,
-            }
-            .encode(),
-        )
-        .await
-        .expect("join");
-        let (message, _) = expect_error(&mut s).await;
-        assert_eq!(message, "unsupported protocol version");
-        expect_closed(&mut s).await;
-    });
-    case!("sync before join", {
-        let mut s = mallory.socket().await.expect("socket");
-        s.send(sync_frame("eager", id, vec![0x42, 0, 0, 0, 0]))
-            .await
-            .expect("send");
-        let (message, _) = expect_error(&mut s).await;
-        assert!(message.starts_with("expected join"), "{message}");
-        expect_closed(&mut s).await;
-    });
-    case!("a second join", {
-        let (mut s, peer) = joined(&mallory).await;
-        s.send(
-            Message::Join {
-                sender_id: peer,
-                supported_protocol_versions: vec!["1".into()],
-                metadata: None,
-            }
-            .encode(),
-        )
-        .await
-        .expect("send");
-        let (message, _) = expect_error(&mut s).await;
-        assert_eq!(message, "already joined");
-        expect_closed(&mut s).await;
-    });
-    case!("text frame", {
-        let (mut s, _) = joined(&mallory).await;
-        s.send_text("{\"type\":\"join\"}").await.expect("send");
-        let (message, _) = expect_error(&mut s).await;
-        assert!(message.contains("binary"), "{message}");
-        expect_closed(&mut s).await;
-    });
-    case!("frame over the size limit", {
-        let (mut s, peer) = joined(&mallory).await;
-        // Refused on its header, before the rest is read: the connection may close while the
-        // client is still writing the frame, and then the send itself fails.
-        let sent = s
-            .send(sync_frame(
-                &peer,
-                DocumentId::from_bytes(random_16()),
-                vec![0x42; 100 * 1024],
-            ))
-            .await;
-        if sent.is_ok() {
-            expect_closed(&mut s).await;
-        }
-    });
-
-    // Per-document problems: an error naming the document; the connection stays up.
-    case!("garbage automerge bytes", {
-        let (mut s, peer) = joined(&mallory).await;
-        let junk = DocumentId::from_bytes(random_16());
-        s.send(sync_frame(
-            &peer,
-            junk,
-            vec![0x42, 0xff, 0xff, 0xff, 0xff, 0x0f],
-        ))
-        .await
-        .expect("send");
-        let (message, doc) = expect_error(&mut s).await;
-        assert_eq!(doc, Some(junk));
-        assert!(message.starts_with("bad sync message"), "{message}");
-        // Still serving: a request gets its normal answer.
-        let unknown = DocumentId::from_bytes(random_16());
-        s.send(
-            Message::Request {
-                sender_id: peer,
-                target_id: "server".into(),
-                document_id: unknown,
-                data: empty_sync_message(),
-            }
-            .encode(),
-        )
-        .await
-        .expect("send");
-        let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
-        assert!(matches!(
-            Message::decode(&answer),
-            Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
-        ));
-    });
-    case!("request for a document that never existed", {
-        let (mut s, peer) = joined(&mallory).await;
-        let unknown = DocumentId::from_bytes(random_16());
-        s.send(
-            Message::Request {
-                sender_id: peer,
-                target_id: "server".into(),
-                document_id: unknown,
-                data: empty_sync_message(),
-            }
-            .encode(),
-        )
-        .await
-        .expect("send");
-        let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
-        assert!(matches!(
-            Message::decode(&answer),
-            Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
-        ));
-    });
-    case!("too many documents on one connection", {
-        let (mut s, peer) = joined(&mallory).await;
-        let docs: Vec<DocumentId> = (0..4)
-            .map(|_| DocumentId::from_bytes(random_16()))
-            .collect();
-        for d in &docs {
-            s.send(
-                Message::Request {
-                    sender_id: peer.clone(),
-                    target_id: "server".into(),
-                    document_id: *d,
-                    data: empty_sync_message(),
-                }
-                .encode(),
-            )
-            .await
-            .expect("send");
-        }
-        let mut unavailable = 0;
-        let mut refused = None;
-        while unavailable + usize::from(refused.is_some()) < 4 {
-            let frame = s.recv_timeout(WAIT).await.expect("recv").expect("frame");
-            match Message::decode(&frame).expect("decodes") {
-                Message::DocUnavailable { .. } => unavailable += 1,
-                Message::Error {
-                    message,
-                    document_id,
-                    ..
-                } => {
-                    assert!(message.starts_with("too many documents"), "{message}");
-                    refused = document_id;
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(refused, Some(docs[3]));
-    });
-
-    // Changes the write policy refuses (a modified client).
-    case!("a new document that is not a record", {
-        let mut r = Repo::new("m".into(), random_16());
-        let junk = DocumentId::from_bytes(random_16());
-        let mut record = Record::empty(saksi_shared::automerge::ActorId::from(random_16()));
-        tamper(&mut record, &editor, |tx| {
-            tx.put(ROOT, "hello", "world").map(|_| ())
-        });
-        r.add_document(junk, &record.save(), None).expect("add");
-        let message = expect_refused(&mallory, r, junk).await;
-        assert!(
-            message.contains("OutsideSchema") || message.contains("IncompleteRecord"),
-            "{message}"
-        );
-    });
-    case!("a record in a case the sender is not in", {
-        let mut r = Repo::new("m".into(), random_16());
-        let doc = r.create(
+        let vanna = server.login("vanna").await;
+        let mut repo = Repo::new("bystander".into(), random_16());
+        let id = repo.create(
             RecordKind::CourtObservation,
-            &other_case,
-            &editor,
+            &case,
+            &vanna.editor(),
             1_000,
             random_16(),
         );
-        let message = expect_refused(&mallory, r, doc).await;
-        assert!(message.contains("NotAllowed"), "{message}");
-        assert!(message.contains(NOT_A_MEMBER), "{message}");
-    });
-    case!("writing into an existing record of another case", {
-        let mut r = Repo::new("m".into(), random_16());
-        let mut record = Record::create(
+        let mut bystander = Bystander {
+            session: vanna,
+            repo: Some(repo),
+            id,
+            edits: 0,
+        };
+        bystander.still_syncs(&server).await;
+
+        // A record in another case that Mallory may not touch.
+        let other = server.login("other").await;
+        let mut other_repo = Repo::new("other".into(), random_16());
+        let secret = other_repo.create(
             RecordKind::CourtObservation,
-            &case,
-            saksi_shared::automerge::ActorId::from(random_16()),
-            &editor,
+            &other_case,
+            &other.editor(),
             1_000,
+            random_16(),
         );
-        record
-            .set_field("court", FieldInput::Text("x".into()), &editor, 1_100)
-            .expect("edit");
-        r.add_document(secret, &record.save(), None).expect("add");
-        // Exactly what an unknown id gets for a record the sender may not create there.
-        let message = expect_refused(&mallory, r, secret).await;
-        assert!(message.contains("NotAllowed"), "{message}");
-        assert!(message.contains(NOT_A_MEMBER), "{message}");
-    });
-    // The rest act on a record mallory may write to.
-    let (mallory_record, mut mallory_repo) = {
+        let mut p = other.sync(other_repo).await.expect("connects");
+        p.sync_all(WAIT).await.expect("stored");
+        let _ = p.disconnect().await;
+
+        let mallory = server.login("mallory").await;
+        let editor = mallory.editor();
+        let baseline = stored(&server);
+        Hostile {
+            server,
+            mallory,
+            editor,
+            id,
+            secret,
+            case,
+            other_case,
+            bystander,
+            baseline,
+        }
+    }
+
+    /// A record Mallory may write to, synced, and her repo holding it; the baseline moves on.
+    async fn mallorys_record(&mut self) -> (DocumentId, Repo) {
         let mut r = Repo::new("mallory-phone".into(), random_16());
         let doc = r.create(
             RecordKind::CourtObservation,
-            &case,
-            &editor,
+            &self.case,
+            &self.editor,
             1_000,
             random_16(),
         );
-        let mut p = mallory.sync(r).await.expect("connects");
+        let mut p = self.mallory.sync(r).await.expect("connects");
         p.sync_all(WAIT).await.expect("stored");
-        (doc, p.disconnect().await)
-    };
-    bystander.still_syncs(&server).await;
-    baseline = stored(&server);
-    type Tamper = fn(
-        &mut saksi_shared::automerge::transaction::Transaction<'_>,
-    ) -> Result<(), AutomergeError>;
-    let policy_cases: [(&str, &str, Tamper); 7] = [
-        ("a huge field value", "InvalidValue", |tx| {
-            let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
-            tx.put(&fields, "court", "ក".repeat(5_000)).map(|_| ())
-        }),
-        ("a nested object inside a field", "InvalidValue", |tx| {
-            let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
-            let inner = tx.put_object(&fields, "court", ObjType::Map)?;
-            let deeper = tx.put_object(&inner, "a", ObjType::Map)?;
-            tx.put(&deeper, "b", "c").map(|_| ())
-        }),
-        ("a monitor approving", "Workflow", |tx| {
-            tx.put(ROOT, "status", "approved").map(|_| ())
-        }),
-        ("changing the record's kind", "Immutable", |tx| {
-            tx.put(ROOT, "kind", "family_statement").map(|_| ())
-        }),
-        (
-            "a review entry naming someone else",
-            "ReviewForgery",
-            |tx| {
-                let (_, review) = tx.get(ROOT, "review")?.expect("review");
-                let entry = tx.insert_object(&review, 0, ObjType::Map)?;
-                tx.put(&entry, "author", "kosal")?;
-                tx.put(&entry, "role", "coordinator")?;
-                tx.put(&entry, "at", 5_000i64)?;
-                tx.put(&entry, "action", "approve")?;
-                tx.put(&entry, "text", "approved").map(|_| ())
-            },
-        ),
-        ("an unknown field", "InvalidValue", |tx| {
-            let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
-            tx.put(&fields, "shoe_size", "42").map(|_| ())
-        }),
-        ("a key outside the record shape", "Immutable", |tx| {
-            tx.put(ROOT, "backdoor", true).map(|_| ())
-        }),
-    ];
-    for (name, code, f) in policy_cases {
-        case!(name, {
-            let mut r = std::mem::replace(&mut mallory_repo, Repo::new("x".into(), [0; 16]));
-            let before = r.record(&mallory_record).expect("doc").save();
-            r.edit(&mallory_record, |rec| tamper(rec, &editor, f))
-                .expect("doc");
-            let message = expect_refused(&mallory, r, mallory_record).await;
-            assert!(message.contains(code), "{name}: {message}");
-            // Back to the last good state for the next case.
-            let mut fresh = Repo::new("mallory-phone".into(), random_16());
-            fresh
-                .add_document(mallory_record, &before, None)
-                .expect("restore");
-            mallory_repo = fresh;
-        });
+        let repo = p.disconnect().await;
+        self.bystander.still_syncs(&self.server).await;
+        self.baseline = stored(&self.server);
+        (doc, repo)
     }
-    case!("a change under another device's actor", {
-        let stolen: [u8; 16] = bystander
-            .repo
-            .as_ref()
-            .expect("repo")
-            .actor()
-            .to_bytes()
-            .try_into()
-            .expect("16 bytes");
-        let before = mallory_repo.record(&mallory_record).expect("doc").save();
-        let mut forged = Repo::new("forger".into(), stolen);
-        forged
-            .add_document(mallory_record, &before, None)
-            .expect("add");
-        forged
-            .edit(&mallory_record, |r| {
-                r.set_field("prosecutor", FieldInput::Text("X".into()), &editor, 6_000)
-            })
-            .expect("doc")
-            .expect("edit");
-        let message = expect_refused(&mallory, forged, mallory_record).await;
-        assert!(message.contains("ForgedAttribution"), "{message}");
+
+    /// After the case: nothing was stored, and the bystander still syncs.
+    async fn unchanged(mut self, case: &str) {
+        assert_eq!(
+            stored(&self.server),
+            self.baseline,
+            "`{case}` stored something"
+        );
+        self.bystander.still_syncs(&self.server).await;
+        self.server.stop().await;
+    }
+}
+
+type Tamper =
+    fn(&mut saksi_shared::automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>;
+
+/// A change the write policy refuses with `code`, made by Mallory on her own record with
+/// automerge's own API.
+async fn policy_refuses(name: &str, code: &str, f: Tamper) {
+    let mut h = Hostile::new().await;
+    let (record, mut repo) = h.mallorys_record().await;
+    let editor = h.editor.clone();
+    repo.edit(&record, |rec| tamper(rec, &editor, f))
+        .expect("doc");
+    let message = expect_refused(&h.mallory, repo, record).await;
+    assert!(message.contains(code), "{name}: {message}");
+    h.unchanged(name).await;
+}
+
+/// Not CBOR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_cbor() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    frame_is_refused(
+        mallory,
+        b"\xff\x00 definitely not cbor".to_vec(),
+        "malformed message",
+    )
+    .await;
+    h.unchanged("not CBOR").await;
+}
+
+/// CBOR array instead of a map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cbor_array_instead_of_a_map() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    frame_is_refused(
+        mallory,
+        Cbor::Array(vec![Cbor::Uint(1)]).encode(),
+        "must be a CBOR map",
+    )
+    .await;
+    h.unchanged("CBOR array instead of a map").await;
+}
+
+/// Map without a type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_without_a_type() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let frame = Cbor::Map(vec![(Cbor::text("senderId"), Cbor::text("x"))]).encode();
+    frame_is_refused(mallory, frame, "no `type`").await;
+    h.unchanged("map without a type").await;
+}
+
+/// Unknown message type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_message_type() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let frame = Cbor::Map(vec![(Cbor::text("type"), Cbor::text("teleport"))]).encode();
+    frame_is_refused(mallory, frame, "unknown message type").await;
+    h.unchanged("unknown message type").await;
+}
+
+/// Invalid UTF-8 in a text string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf_8_in_a_text_string() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    // {"type": <text with bytes C3 28>}
+    let frame = vec![0xa1, 0x64, b't', b'y', b'p', b'e', 0x62, 0xc3, 0x28];
+    frame_is_refused(mallory, frame, "UTF-8").await;
+    h.unchanged("invalid UTF-8 in a text string").await;
+}
+
+/// Deeply nested CBOR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_cbor() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let mut frame = vec![0xa1, 0x64, b't', b'y', b'p', b'e'];
+    frame.extend(std::iter::repeat_n(0x81, 5_000));
+    frame.push(0x00);
+    frame_is_refused(mallory, frame, "nesting deeper").await;
+    h.unchanged("deeply nested CBOR").await;
+}
+
+/// Truncated message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_message() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref mallory, id, ..
+    } = h;
+    let full = sync_frame("p", id, vec![0x42; 64]);
+    frame_is_refused(
+        mallory,
+        full[..full.len() / 2].to_vec(),
+        "malformed message",
+    )
+    .await;
+    h.unchanged("truncated message").await;
+}
+
+/// Required field with the wrong type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_field_with_the_wrong_type() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let frame = Cbor::Map(vec![
+        (Cbor::text("type"), Cbor::text("sync")),
+        (Cbor::text("senderId"), Cbor::Uint(7)),
+    ])
+    .encode();
+    frame_is_refused(mallory, frame, "senderId").await;
+    h.unchanged("required field with the wrong type").await;
+}
+
+/// Document id with a bad checksum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_id_with_a_bad_checksum() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let mut bad = DocumentId::from_bytes([7; 16]).to_string();
+    let last = bad.pop().expect("non-empty");
+    bad.push(if last == 'a' { 'b' } else { 'a' });
+    frame_is_refused(mallory, raw_sync("p", &bad), "invalid document id").await;
+    h.unchanged("document id with a bad checksum").await;
+}
+
+/// A truncated document id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_document_id() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let short = DocumentId::from_bytes([1; 16]).to_string()[..10].to_owned();
+    frame_is_refused(mallory, raw_sync("p", &short), "invalid document id").await;
+    h.unchanged("a truncated document id").await;
+}
+
+/// Wrong protocol version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_protocol_version() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let mut s = mallory.socket().await.expect("socket");
+    s.send(
+        Message::Join {
+            sender_id: "old-peer".into(),
+            supported_protocol_versions: vec!["0".into(), "2".into()],
+            metadata: None,
+        }
+        .encode(),
+    )
+    .await
+    .expect("join");
+    let (message, _) = expect_error(&mut s).await;
+    assert_eq!(message, "unsupported protocol version");
+    expect_closed(&mut s).await;
+    h.unchanged("wrong protocol version").await;
+}
+
+/// Sync before join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_before_join() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref mallory, id, ..
+    } = h;
+    let mut s = mallory.socket().await.expect("socket");
+    s.send(sync_frame("eager", id, vec![0x42, 0, 0, 0, 0]))
+        .await
+        .expect("send");
+    let (message, _) = expect_error(&mut s).await;
+    assert!(message.starts_with("expected join"), "{message}");
+    expect_closed(&mut s).await;
+    h.unchanged("sync before join").await;
+}
+
+/// A second join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_join() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let (mut s, peer) = joined(mallory).await;
+    s.send(
+        Message::Join {
+            sender_id: peer,
+            supported_protocol_versions: vec!["1".into()],
+            metadata: None,
+        }
+        .encode(),
+    )
+    .await
+    .expect("send");
+    let (message, _) = expect_error(&mut s).await;
+    assert_eq!(message, "already joined");
+    expect_closed(&mut s).await;
+    h.unchanged("a second join").await;
+}
+
+/// Text frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_frame() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let (mut s, _) = joined(mallory).await;
+    s.send_text("{\"type\":\"join\"}").await.expect("send");
+    let (message, _) = expect_error(&mut s).await;
+    assert!(message.contains("binary"), "{message}");
+    expect_closed(&mut s).await;
+    h.unchanged("text frame").await;
+}
+
+/// Frame over the size limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_over_the_size_limit() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let (mut s, peer) = joined(mallory).await;
+    // Refused on its header, before the rest is read: the connection may close while the
+    // client is still writing the frame, and then the send itself fails.
+    let sent = s
+        .send(sync_frame(
+            &peer,
+            DocumentId::from_bytes(random_16()),
+            vec![0x42; 100 * 1024],
+        ))
+        .await;
+    if sent.is_ok() {
+        expect_closed(&mut s).await;
+    }
+    h.unchanged("frame over the size limit").await;
+}
+
+/// Garbage automerge bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_automerge_bytes() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let (mut s, peer) = joined(mallory).await;
+    let junk = DocumentId::from_bytes(random_16());
+    s.send(sync_frame(
+        &peer,
+        junk,
+        vec![0x42, 0xff, 0xff, 0xff, 0xff, 0x0f],
+    ))
+    .await
+    .expect("send");
+    let (message, doc) = expect_error(&mut s).await;
+    assert_eq!(doc, Some(junk));
+    assert!(message.starts_with("bad sync message"), "{message}");
+    // Still serving: a request gets its normal answer.
+    let unknown = DocumentId::from_bytes(random_16());
+    s.send(
+        Message::Request {
+            sender_id: peer,
+            target_id: "server".into(),
+            document_id: unknown,
+            data: empty_sync_message(),
+        }
+        .encode(),
+    )
+    .await
+    .expect("send");
+    let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
+    assert!(matches!(
+        Message::decode(&answer),
+        Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
+    ));
+    h.unchanged("garbage automerge bytes").await;
+}
+
+/// Request for a document that never existed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_for_a_document_that_never_existed() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let (mut s, peer) = joined(mallory).await;
+    let unknown = DocumentId::from_bytes(random_16());
+    s.send(
+        Message::Request {
+            sender_id: peer,
+            target_id: "server".into(),
+            document_id: unknown,
+            data: empty_sync_message(),
+        }
+        .encode(),
+    )
+    .await
+    .expect("send");
+    let answer = s.recv_timeout(WAIT).await.expect("recv").expect("answer");
+    assert!(matches!(
+        Message::decode(&answer),
+        Ok(Message::DocUnavailable { document_id, .. }) if document_id == unknown
+    ));
+    h.unchanged("request for a document that never existed")
+        .await;
+}
+
+/// Too many documents on one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_documents_on_one_connection() {
+    let h = Hostile::new().await;
+    let Hostile { ref mallory, .. } = h;
+    let (mut s, peer) = joined(mallory).await;
+    let docs: Vec<DocumentId> = (0..4)
+        .map(|_| DocumentId::from_bytes(random_16()))
+        .collect();
+    for d in &docs {
+        s.send(
+            Message::Request {
+                sender_id: peer.clone(),
+                target_id: "server".into(),
+                document_id: *d,
+                data: empty_sync_message(),
+            }
+            .encode(),
+        )
+        .await
+        .expect("send");
+    }
+    let mut unavailable = 0;
+    let mut refused = None;
+    while unavailable + usize::from(refused.is_some()) < 4 {
+        let frame = s.recv_timeout(WAIT).await.expect("recv").expect("frame");
+        match Message::decode(&frame).expect("decodes") {
+            Message::DocUnavailable { .. } => unavailable += 1,
+            Message::Error {
+                message,
+                document_id,
+                ..
+            } => {
+                assert!(message.starts_with("too many documents"), "{message}");
+                refused = document_id;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, Some(docs[3]));
+    h.unchanged("too many documents on one connection").await;
+}
+
+/// A new document that is not a record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_document_that_is_not_a_record() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref mallory,
+        ref editor,
+        ..
+    } = h;
+    let mut r = Repo::new("m".into(), random_16());
+    let junk = DocumentId::from_bytes(random_16());
+    let mut record = Record::empty(saksi_shared::automerge::ActorId::from(random_16()));
+    tamper(&mut record, editor, |tx| {
+        tx.put(ROOT, "hello", "world").map(|_| ())
     });
-    case!("a commit message naming another user", {
-        let before = mallory_repo.record(&mallory_record).expect("doc").save();
-        let mut r = Repo::new("m2".into(), random_16());
-        r.add_document(mallory_record, &before, None).expect("add");
-        let impostor = Editor {
-            user: "vanna".into(),
-            ..editor.clone()
-        };
-        r.edit(&mallory_record, |rec| {
-            rec.set_field("prosecutor", FieldInput::Text("Y".into()), &impostor, 6_100)
+    r.add_document(junk, &record.save(), None).expect("add");
+    let message = expect_refused(mallory, r, junk).await;
+    assert!(
+        message.contains("OutsideSchema") || message.contains("IncompleteRecord"),
+        "{message}"
+    );
+    h.unchanged("a new document that is not a record").await;
+}
+
+/// A record in a case the sender is not in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_in_a_case_the_sender_is_not_in() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref mallory,
+        ref editor,
+        other_case,
+        ..
+    } = h;
+    let mut r = Repo::new("m".into(), random_16());
+    let doc = r.create(
+        RecordKind::CourtObservation,
+        &other_case,
+        editor,
+        1_000,
+        random_16(),
+    );
+    let message = expect_refused(mallory, r, doc).await;
+    assert!(message.contains("NotAllowed"), "{message}");
+    assert!(message.contains(NOT_A_MEMBER), "{message}");
+    h.unchanged("a record in a case the sender is not in").await;
+}
+
+/// Writing into an existing record of another case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_into_an_existing_record_of_another_case() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref mallory,
+        ref editor,
+        secret,
+        case,
+        ..
+    } = h;
+    let mut r = Repo::new("m".into(), random_16());
+    let mut record = Record::create(
+        RecordKind::CourtObservation,
+        &case,
+        saksi_shared::automerge::ActorId::from(random_16()),
+        editor,
+        1_000,
+    );
+    record
+        .set_field("court", FieldInput::Text("x".into()), editor, 1_100)
+        .expect("edit");
+    r.add_document(secret, &record.save(), None).expect("add");
+    // Exactly what an unknown id gets for a record the sender may not create there.
+    let message = expect_refused(mallory, r, secret).await;
+    assert!(message.contains("NotAllowed"), "{message}");
+    assert!(message.contains(NOT_A_MEMBER), "{message}");
+    h.unchanged("writing into an existing record of another case")
+        .await;
+}
+
+/// An idle connection that answers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_that_answers_nothing() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref server,
+        ref mallory,
+        ..
+    } = h;
+    let stream = server_raw_tls(server).await;
+    let (mut stream, _) = upgrade_raw(stream, &mallory.token).await;
+    // Never write, never answer the server's pings: closed after the idle time (5 s).
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "an idle connection is closed");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "not before the idle time"
+    );
+    h.unchanged("an idle connection that answers nothing").await;
+}
+
+/// A slow-drip frame that never completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_drip_frame_that_never_completes() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref server,
+        ref mallory,
+        ..
+    } = h;
+    let stream = server_raw_tls(server).await;
+    let (mut stream, _) = upgrade_raw(stream, &mallory.token).await;
+    // A binary frame header announcing 1 MiB, then a trickle, then silence.
+    stream.write_all(&[0x82, 0xff]).await.expect("write");
+    stream
+        .write_all(&(1u64 << 20).to_be_bytes())
+        .await
+        .expect("write");
+    stream
+        .write_all(&[0, 0, 0, 0, 1, 2, 3])
+        .await
+        .expect("write");
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "a stalled frame is cut off");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    h.unchanged("a slow-drip frame that never completes").await;
+}
+
+/// A connection that sends but never reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_but_never_reads() {
+    let h = Hostile::new().await;
+    let Hostile {
+        ref server,
+        ref mallory,
+        ..
+    } = h;
+    let stream = server_raw_tls(server).await;
+    let (stream, _) = upgrade_raw(stream, &mallory.token).await;
+    // Pings, each answered with a pong that is never read. Once the socket buffers are
+    // full the server cannot write; it gives up after the idle time (5 s) and drops the
+    // connection, rather than holding it (and its task) for as long as the client likes.
+    let (_never_read, mut writer) = tokio::io::split(stream);
+    let mut pings = Vec::new();
+    for _ in 0..100 {
+        // FIN + ping, masked, 125 bytes, an all-zero mask.
+        pings.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+        pings.extend_from_slice(&[b'p'; 125]);
+    }
+    let started = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        while writer.write_all(&pings).await.is_ok() {}
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "a connection that does not read is dropped"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "not before the idle time"
+    );
+    h.unchanged("a connection that sends but never reads").await;
+}
+
+/// A huge field value: refused as `InvalidValue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_field_value() {
+    policy_refuses("a huge field value", "InvalidValue", |tx| {
+        let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
+        tx.put(&fields, "court", "ក".repeat(5_000)).map(|_| ())
+    })
+    .await;
+}
+
+/// A nested object inside a field: refused as `InvalidValue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_object_inside_a_field() {
+    policy_refuses("a nested object inside a field", "InvalidValue", |tx| {
+        let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
+        let inner = tx.put_object(&fields, "court", ObjType::Map)?;
+        let deeper = tx.put_object(&inner, "a", ObjType::Map)?;
+        tx.put(&deeper, "b", "c").map(|_| ())
+    })
+    .await;
+}
+
+/// A monitor approving: refused as `Workflow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_approving() {
+    policy_refuses("a monitor approving", "Workflow", |tx| {
+        tx.put(ROOT, "status", "approved").map(|_| ())
+    })
+    .await;
+}
+
+/// Changing the record's kind: refused as `Immutable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_records_kind() {
+    policy_refuses("changing the record's kind", "Immutable", |tx| {
+        tx.put(ROOT, "kind", "family_statement").map(|_| ())
+    })
+    .await;
+}
+
+/// A review entry naming someone else: refused as `ReviewForgery`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_entry_naming_someone_else() {
+    policy_refuses(
+        "a review entry naming someone else",
+        "ReviewForgery",
+        |tx| {
+            let (_, review) = tx.get(ROOT, "review")?.expect("review");
+            let entry = tx.insert_object(&review, 0, ObjType::Map)?;
+            tx.put(&entry, "author", "kosal")?;
+            tx.put(&entry, "role", "coordinator")?;
+            tx.put(&entry, "at", 5_000i64)?;
+            tx.put(&entry, "action", "approve")?;
+            tx.put(&entry, "text", "approved").map(|_| ())
+        },
+    )
+    .await;
+}
+
+/// An unknown field: refused as `InvalidValue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_field() {
+    policy_refuses("an unknown field", "InvalidValue", |tx| {
+        let (_, fields) = tx.get(ROOT, "fields")?.expect("fields");
+        tx.put(&fields, "shoe_size", "42").map(|_| ())
+    })
+    .await;
+}
+
+/// A key outside the record shape: refused as `Immutable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_outside_the_record_shape() {
+    policy_refuses("a key outside the record shape", "Immutable", |tx| {
+        tx.put(ROOT, "backdoor", true).map(|_| ())
+    })
+    .await;
+}
+
+/// A change under another device's actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_under_another_devices_actor() {
+    let mut h = Hostile::new().await;
+    let (record, repo) = h.mallorys_record().await;
+    let stolen: [u8; 16] = h
+        .bystander
+        .repo
+        .as_ref()
+        .expect("repo")
+        .actor()
+        .to_bytes()
+        .try_into()
+        .expect("16 bytes");
+    let before = repo.record(&record).expect("doc").save();
+    let mut forged = Repo::new("forger".into(), stolen);
+    forged.add_document(record, &before, None).expect("add");
+    forged
+        .edit(&record, |r| {
+            r.set_field("prosecutor", FieldInput::Text("X".into()), &h.editor, 6_000)
         })
         .expect("doc")
         .expect("edit");
-        let message = expect_refused(&mallory, r, mallory_record).await;
-        assert!(message.contains("ForgedAttribution"), "{message}");
-    });
+    let message = expect_refused(&h.mallory, forged, record).await;
+    assert!(message.contains("ForgedAttribution"), "{message}");
+    h.unchanged("a change under another device's actor").await;
+}
 
-    // Connections that hold resources without using them.
-    case!("an idle connection that answers nothing", {
-        let stream = server_raw_tls(&server).await;
-        let (mut stream, _) = upgrade_raw(stream, &mallory.token).await;
-        // Never write, never answer the server's pings: closed after the idle time (5 s).
-        let started = tokio::time::Instant::now();
-        let mut buf = [0u8; 1024];
-        let outcome = tokio::time::timeout(Duration::from_secs(30), async {
-            use tokio::io::AsyncReadExt as _;
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(outcome.is_ok(), "an idle connection is closed");
-        assert!(
-            started.elapsed() >= Duration::from_secs(4),
-            "not before the idle time"
-        );
-    });
-    case!("a slow-drip frame that never completes", {
-        let stream = server_raw_tls(&server).await;
-        let (mut stream, _) = upgrade_raw(stream, &mallory.token).await;
-        // A binary frame header announcing 1 MiB, then a trickle, then silence.
-        stream.write_all(&[0x82, 0xff]).await.expect("write");
-        stream
-            .write_all(&(1u64 << 20).to_be_bytes())
-            .await
-            .expect("write");
-        stream
-            .write_all(&[0, 0, 0, 0, 1, 2, 3])
-            .await
-            .expect("write");
-        let started = tokio::time::Instant::now();
-        let mut buf = [0u8; 1024];
-        let outcome = tokio::time::timeout(Duration::from_secs(30), async {
-            use tokio::io::AsyncReadExt as _;
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(outcome.is_ok(), "a stalled frame is cut off");
-        assert!(started.elapsed() < Duration::from_secs(30));
-    });
-    case!("a connection that sends but never reads", {
-        let stream = server_raw_tls(&server).await;
-        let (stream, _) = upgrade_raw(stream, &mallory.token).await;
-        // Pings, each answered with a pong that is never read. Once the socket buffers are
-        // full the server cannot write; it gives up after the idle time (5 s) and drops the
-        // connection, rather than holding it (and its task) for as long as the client likes.
-        let (_never_read, mut writer) = tokio::io::split(stream);
-        let mut pings = Vec::new();
-        for _ in 0..100 {
-            // FIN + ping, masked, 125 bytes, an all-zero mask.
-            pings.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
-            pings.extend_from_slice(&[b'p'; 125]);
-        }
-        let started = tokio::time::Instant::now();
-        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
-            while writer.write_all(&pings).await.is_ok() {}
-        })
-        .await;
-        assert!(
-            outcome.is_ok(),
-            "a connection that does not read is dropped"
-        );
-        assert!(
-            started.elapsed() >= Duration::from_secs(4),
-            "not before the idle time"
-        );
-    });
-
-    assert!(
-        tested.len() >= 28,
-        "catalogue shrank: {} cases: {tested:?}",
-        tested.len()
-    );
-    server.stop().await;
+/// A commit message naming another user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_message_naming_another_user() {
+    let mut h = Hostile::new().await;
+    let (record, repo) = h.mallorys_record().await;
+    let before = repo.record(&record).expect("doc").save();
+    let mut r = Repo::new("m2".into(), random_16());
+    r.add_document(record, &before, None).expect("add");
+    let impostor = Editor {
+        user: "vanna".into(),
+        ..h.editor.clone()
+    };
+    r.edit(&record, |rec| {
+        rec.set_field("prosecutor", FieldInput::Text("Y".into()), &impostor, 6_100)
+    })
+    .expect("doc")
+    .expect("edit");
+    let message = expect_refused(&h.mallory, r, record).await;
+    assert!(message.contains("ForgedAttribution"), "{message}");
+    h.unchanged("a commit message naming another user").await;
 }
 
 /// An empty automerge sync message (what a peer without the document sends).
