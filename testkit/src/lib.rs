@@ -8,6 +8,7 @@
 //! - [`Rng`]: a seeded random source (schedules, workloads, the load generator).
 //! - [`fuzzing`]: the fuzz targets' entry points, shared with their regression tests.
 
+pub mod fixtures;
 pub mod fuzzing;
 mod hub;
 mod rng;

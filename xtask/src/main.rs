@@ -19,6 +19,9 @@
 //! - `bench [-- ARGS]`: `wasm`, the release `saksi` and `saksi-bench`, the peer server
 //!   (`@automerge/automerge-repo-sync-server` from npm, installed into a temporary directory),
 //!   then `saksi-bench ARGS` (see BENCHMARKS.md).
+//! - `fixtures`: writes committed test data with the generators in `saksi-testkit`: the fuzz
+//!   targets' seed corpora (`fuzz/corpus/`, refreshed after a protocol or schema change), and
+//!   the schema version 1 record only if it is missing (it is never regenerated).
 //!
 //! Every step runs from the workspace root, in cargo's own target directory (so
 //! `CARGO_TARGET_DIR` is honoured), and is timed.
@@ -42,6 +45,7 @@ tasks:
   ci                 fmt check, clippy, wasm32 build of shared, then test
   bench [-- ARGS...] wasm, release builds, the npm peer server, then `saksi-bench ARGS...`
                      (`cargo xtask bench -- --help` lists them; `-- --quick` for a quick look)
+  fixtures           the fuzz seed corpora, and the schema version 1 record if it is missing
 
 environment:
   SAKSI_CHROMIUM     the Chromium binary for browser tests (default /usr/bin/chromium)
@@ -117,6 +121,10 @@ fn run() -> Result<()> {
             Workspace::locate()?.ci()
         }
         Some("bench") => Workspace::locate()?.bench(&rest),
+        Some("fixtures") => {
+            needs_no_args("fixtures")?;
+            Workspace::locate()?.fixtures()
+        }
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -341,6 +349,26 @@ impl Workspace {
             );
         }
         Ok(Some(wasm_opt))
+    }
+
+    /// Writes committed test data (see the module docs).
+    fn fixtures(&self) -> Result<()> {
+        let v1 = "shared/tests/fixtures/court_observation_v1.automerge";
+        let example = [
+            "run",
+            "-q",
+            "-p",
+            "saksi-testkit",
+            "--example",
+            "fixtures",
+            "--",
+        ];
+        let mut args = example.to_vec();
+        args.extend(["record-v1", v1]);
+        self.cargo(&args)?;
+        let mut args = example.to_vec();
+        args.extend(["fuzz-seeds", "fuzz", v1]);
+        self.cargo(&args)
     }
 
     fn run(&self, server_args: &[String]) -> Result<()> {

@@ -1,19 +1,18 @@
 //! Upgrades: a database written by an earlier version of Saksi, kept as a fixture, is migrated
 //! on start and still serves everything: sign-in with its passwords, its records, its audit log.
 //!
-//! `tests/fixtures/schema-1.sqlite3` was written by schema version 1 with
-//! `cargo test -p saksi-server --test api -- --ignored write_schema_1_fixture`. Keep it as it is
-//! when the schema changes: it is what a server in the field holds. (When a migration is added,
-//! add a new fixture for the schema before it beside this one, and a test like this.)
+//! `tests/fixtures/schema-1.sqlite3` was written once by a build of schema version 1, with the
+//! generator that build carried (`git show 9508cd5:server/tests/api/upgrade.rs`,
+//! `write_schema_1_fixture`; no later build can run it). Keep it as it is when the schema
+//! changes: it is what a server in the field holds, and this test migrates it through every
+//! migration since.
 
 use std::path::PathBuf;
 
 use saksi_server::accounts::random_16;
 use saksi_server::storage::sqlite::SCHEMA_VERSION;
-use saksi_shared::catalogue::RecordKind;
-use saksi_shared::record::FieldInput;
+use saksi_shared::DocumentId;
 use saksi_shared::sync::Repo;
-use saksi_shared::{DocumentId, Role};
 
 use crate::helpers::{TestServer, WAIT};
 
@@ -21,7 +20,7 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-1.sqlite3")
 }
 
-/// What the fixture holds (see `write_schema_1_fixture`).
+/// What the fixture holds.
 const NARRATIVE: &str = "សវនាការត្រូវបានពន្យារពេល";
 const CASE_NUMBER: &str = "លេខ ០០៧";
 
@@ -107,81 +106,4 @@ async fn a_schema_1_database_is_migrated_and_serves_everything() {
         SCHEMA_VERSION,
         "migrated to this build's schema"
     );
-}
-
-/// Writes the fixture (schema 1 only). Run by hand, once; the file is committed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes tests/fixtures/schema-1.sqlite3; run by hand"]
-async fn write_schema_1_fixture() {
-    assert_eq!(SCHEMA_VERSION, 1, "this generator writes schema 1 only");
-    let server = TestServer::start().await;
-    server.user("sophea", Role::Monitor);
-    server.user("vanna", Role::Liaison);
-    server.user("chenda", Role::Coordinator);
-    let case = server.case("ករណី ក-១២", &["sophea", "vanna"]);
-    let (session, mut phone) = server.phone("sophea").await;
-    let editor = session.editor();
-    for (i, (number, narrative)) in [(CASE_NUMBER, NARRATIVE), ("លេខ ០០៨", "ចៅក្រមបានសួរ")]
-        .into_iter()
-        .enumerate()
-    {
-        let id = phone.repo.create(
-            RecordKind::CourtObservation,
-            &case,
-            &editor,
-            1_000 + i as i64,
-            random_16(),
-        );
-        phone
-            .repo
-            .edit(&id, |r| {
-                r.set_field(
-                    "case_number",
-                    FieldInput::Text(number.into()),
-                    &editor,
-                    1_100,
-                )?;
-                r.set_text("narrative", narrative, &editor, 1_200)
-            })
-            .expect("doc")
-            .expect("edit");
-    }
-    phone.sync_all(WAIT).await.expect("stored");
-    let _ = phone.disconnect().await;
-    let (vanna, mut liaison) = server.phone("vanna").await;
-    let editor = vanna.editor();
-    let _ = liaison.repo.create(
-        RecordKind::FamilyStatement,
-        &case,
-        &editor,
-        2_000,
-        random_16(),
-    );
-    liaison.sync_all(WAIT).await.expect("stored");
-    let _ = liaison.disconnect().await;
-    // A revoked device and account changes, in the audit log too.
-    let chenda = server.login("chenda").await;
-    let by = saksi_server::admin::Operator::CLI;
-    let now = server.clock_now();
-    saksi_server::admin::revoke_device(&**server.storage(), by, &chenda.device_id, now)
-        .expect("revoked");
-    let vanna_user = server
-        .storage()
-        .user_by_name("vanna")
-        .expect("read")
-        .expect("vanna")
-        .0;
-    saksi_server::admin::set_role(&**server.storage(), by, &vanna_user, Role::Liaison, now)
-        .expect("role");
-    let config = saksi_server::config::Config {
-        data_dir: server.data_dir.path().to_owned(),
-        ..Default::default()
-    };
-    let dir = server.stop().await;
-    let out = fixture();
-    std::fs::create_dir_all(out.parent().expect("dir")).expect("fixtures dir");
-    let _ = std::fs::remove_file(&out);
-    let summary = saksi_server::backup::backup(&config, &out).expect("fixture written");
-    eprintln!("wrote {}: {summary}", out.display());
-    drop(dir);
 }

@@ -3,12 +3,9 @@
 //! test reads those bytes, never regenerated ones, so it keeps checking that later builds open
 //! what version 1 wrote.
 //!
-//! To regenerate (only if the fixture is lost, and only with a build whose
-//! `CURRENT_SCHEMA_VERSION` is 1):
-//!
-//! ```text
-//! cargo test -p saksi-shared --test suite -- --ignored write_court_observation_v1_fixture
-//! ```
+//! The generator is `saksi_testkit::fixtures::court_observation_v1`; `cargo xtask fixtures`
+//! writes the file only if it is missing, and only with a build whose `CURRENT_SCHEMA_VERSION`
+//! is 1.
 
 use std::path::PathBuf;
 
@@ -18,70 +15,22 @@ use saksi_shared::record::{Edit, FieldInput, FieldValue};
 use saksi_shared::schema::CURRENT_SCHEMA_VERSION;
 use saksi_shared::{DocumentId, Record, Role, Status};
 use saksi_testkit::Hub;
+/// The case the fixture belongs to, and the fixture's own document id.
+use saksi_testkit::fixtures::{V1_CASE as CASE_BYTES, V1_DOC as DOC_BYTES};
 
 use crate::harness::{Net, editor};
-
-/// The case the fixture belongs to, and the fixture's own document id.
-const CASE_BYTES: [u8; 16] = [0x56; 16];
-const DOC_BYTES: [u8; 16] = [0x57; 16];
-const SOKHA_ACTOR: [u8; 16] = [0x01; 16];
-const DARA_ACTOR: [u8; 16] = [0x02; 16];
 
 fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/court_observation_v1.automerge")
 }
 
-/// Writes the version 1 fixture: Sokha creates and fills an observation, Dara (another device)
-/// edits concurrently, leaving one conflict, then Sokha submits.
+/// The generator in `saksi-testkit` (run by `cargo xtask fixtures` only if the fixture is
+/// lost) still writes exactly the committed bytes while the schema is version 1.
 #[test]
-#[ignore = "generates the committed fixture; run by hand, see the module docs"]
-fn write_court_observation_v1_fixture() {
-    assert_eq!(
-        CURRENT_SCHEMA_VERSION, 1,
-        "the fixture must be written by version 1"
-    );
-    let case = DocumentId::from_bytes(CASE_BYTES);
-    let sokha = editor("sokha", "sokha-phone", Role::Monitor);
-    let dara = editor("dara", "dara-phone", Role::Monitor);
-    let text = |s: &str| FieldInput::Text(s.to_owned());
-    let mut a = Record::create(
-        RecordKind::CourtObservation,
-        &case,
-        ActorId::from(SOKHA_ACTOR),
-        &sokha,
-        1_709_260_000_000,
-    );
-    a.set_field("court", text("សាលាដំបូងខេត្តកណ្ដាល"), &sokha, 1_709_260_060_000)
-        .expect("court");
-    a.set_field(
-        "hearing_date",
-        text("2024-03-01"),
-        &sokha,
-        1_709_260_120_000,
-    )
-    .expect("date");
-    a.list_insert("charges", 0, "ការឃុំខ្លួនបណ្ដោះអាសន្ន", &sokha, 1_709_260_180_000)
-        .expect("charge");
-    a.splice_text("narrative", 0, 0, "សាក្សីពីរនាក់។", &sokha, 1_709_260_240_000)
-        .expect("narrative");
-    let mut b = Record::load(&a.save(), ActorId::from(DARA_ACTOR)).expect("loads");
-    a.set_field("counsel_present", text("yes"), &sokha, 1_709_260_300_000)
-        .expect("counsel");
-    b.set_field("counsel_present", text("no"), &dara, 1_709_260_310_000)
-        .expect("counsel");
-    b.set_field(
-        "pretrial_detention_days",
-        FieldInput::Number(120),
-        &dara,
-        1_709_260_320_000,
-    )
-    .expect("days");
-    a.doc_mut().merge(b.doc_mut()).expect("merges");
-    a.transition(Status::Submitted, Some("រួចរាល់"), &sokha, 1_709_260_400_000)
-        .expect("submits");
-    let path = fixture_path();
-    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("fixtures directory");
-    std::fs::write(&path, a.save()).expect("writes the fixture");
+fn the_generator_writes_the_committed_fixture() {
+    if CURRENT_SCHEMA_VERSION == 1 {
+        assert_eq!(saksi_testkit::fixtures::court_observation_v1(), fixture());
+    }
 }
 
 fn fixture() -> Vec<u8> {
