@@ -87,6 +87,9 @@ pub struct AppState {
     pub active_uploads: crate::http::files::ActiveUploads,
     /// Records destroyed (tombstoned): refused for ever, to every client.
     pub withdrawn: std::sync::RwLock<std::collections::HashSet<saksi_shared::DocumentId>>,
+    /// Held while a record is destroyed, and while interrupted purges are completed: one at a
+    /// time, so that neither finishes the other's work (and audits it twice).
+    pub purging: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -334,6 +337,7 @@ impl Application {
             blobs,
             active_uploads: Default::default(),
             withdrawn: std::sync::RwLock::new(withdrawn),
+            purging: tokio::sync::Mutex::new(()),
         });
 
         let addr = listener.local_addr().map_err(|source| StartError::Bind {

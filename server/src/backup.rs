@@ -27,10 +27,12 @@
 //! files in the backup are written back into the file store (each checked against its SHA-256
 //! before it is kept), and the database then carries no copy of them.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
+use saksi_shared::DocumentId;
 
 use crate::config::Config;
 use crate::datadir::{DataDirLock, LockError};
@@ -339,14 +341,16 @@ fn still_named(conn: &Connection, path: &Path, sha: &str) -> Result<bool, Backup
 
 /// Destroys in the copy at `path` (opened as `conn`) every record the tombstones file of
 /// `data_dir` names, with the files only they named: a backup never holds a purged record,
-/// even one purged while its snapshot was taken. Returns how many records were dropped.
-fn drop_withdrawn(conn: &Connection, path: &Path, data_dir: &Path) -> Result<usize, BackupError> {
-    if check_version(conn, path)? < 5 {
-        return Ok(0);
-    }
+/// even one purged while its snapshot was taken. Returns the ids of the tombstones applied.
+fn drop_withdrawn(
+    conn: &Connection,
+    path: &Path,
+    data_dir: &Path,
+) -> Result<HashSet<DocumentId>, BackupError> {
     let tombstones = crate::purge::read_file(data_dir);
-    if tombstones.is_empty() {
-        return Ok(0);
+    let ids = tombstones.iter().map(|t| t.doc_id).collect();
+    if tombstones.is_empty() || check_version(conn, path)? < 5 {
+        return Ok(ids);
     }
     conn.execute_batch("PRAGMA secure_delete = ON")
         .map_err(sql_err(path))?;
@@ -358,10 +362,8 @@ fn drop_withdrawn(conn: &Connection, path: &Path, data_dir: &Path) -> Result<usi
         )
         .map_err(sql_err(path))?;
     let tx = conn.unchecked_transaction().map_err(sql_err(path))?;
-    let mut dropped = 0;
     for t in &tombstones {
         let purged = purge_in(&tx, t).map_err(storage_err(path))?;
-        dropped += usize::from(purged.had_record);
         if has_files {
             for sha in &purged.files {
                 tx.execute("DELETE FROM backup_files WHERE sha256 = ?1", [sha])
@@ -370,7 +372,7 @@ fn drop_withdrawn(conn: &Connection, path: &Path, data_dir: &Path) -> Result<usi
         }
     }
     tx.commit().map_err(sql_err(path))?;
-    Ok(dropped)
+    Ok(ids)
 }
 
 /// Writes the files of the backup at `path` (a restored copy) into the file store of
@@ -516,12 +518,12 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
         // are applied too, until one pass meets no new tombstone; the copy is rewritten after
         // each, so no freed page keeps what they removed.
         let summary = loop {
-            let known = tombstone_ids(&config.data_dir);
-            {
+            let known = {
                 let conn = Connection::open(&partial).map_err(sql_err(&partial))?;
-                drop_withdrawn(&conn, &partial, &config.data_dir)?;
+                let known = drop_withdrawn(&conn, &partial, &config.data_dir)?;
                 conn.execute_batch("VACUUM").map_err(sql_err(&partial))?;
-            }
+                known
+            };
             let mut summary = check(&partial)?;
             summary.bytes = seal(&partial)?;
             if tombstone_ids(&config.data_dir) == known {
@@ -544,7 +546,7 @@ pub fn backup(config: &Config, dest: &Path) -> Result<Summary, BackupError> {
 }
 
 /// The ids in the tombstones file.
-fn tombstone_ids(data_dir: &Path) -> std::collections::HashSet<saksi_shared::DocumentId> {
+fn tombstone_ids(data_dir: &Path) -> HashSet<DocumentId> {
     crate::purge::read_file(data_dir)
         .into_iter()
         .map(|t| t.doc_id)

@@ -87,14 +87,7 @@ fn append(data_dir: &Path, t: &Tombstone) -> Result<(), PurgeError> {
         path: path.clone(),
         source,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path).map_err(err)?;
+    let mut file = private_file().append(true).open(&path).map_err(err)?;
     file.write_all(line_of(t).as_bytes()).map_err(err)?;
     file.sync_all().map_err(err)?;
     crate::datadir::sync_dir(data_dir).map_err(err)
@@ -133,26 +126,38 @@ fn parse_pending(line: &str) -> Option<PendingPurge> {
 /// Rewrites the waiting purges' file from the database's list (a new file renamed over the
 /// old one, both synced).
 pub fn save_pending(storage: &dyn Storage, data_dir: &Path) -> Result<(), PurgeError> {
+    // One writer at a time in this process, reading the list and writing it together; a
+    // partial file of its own (the command line may write at the same moment).
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SAVING.lock().unwrap_or_else(|e| e.into_inner());
     let list = storage.pending_purges()?;
     let path = pending_file(data_dir);
-    let partial = data_dir.join("purges-waiting.new");
+    let partial = data_dir.join(format!("purges-waiting.{}.new", std::process::id()));
     let err = |path: &Path| {
         let path = path.to_owned();
         move |source| PurgeError::File { path, source }
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&partial).map_err(err(&partial))?;
+    let mut file = private_file()
+        .truncate(true)
+        .open(&partial)
+        .map_err(err(&partial))?;
     let text: String = list.iter().map(pending_line).collect();
     file.write_all(text.as_bytes()).map_err(err(&partial))?;
     file.sync_all().map_err(err(&partial))?;
     std::fs::rename(&partial, &path).map_err(err(&path))?;
     crate::datadir::sync_dir(data_dir).map_err(err(data_dir))
+}
+
+/// Options that create a file readable by the server's user only (0600).
+fn private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
 }
 
 /// After a restore: the waiting list becomes the file's (the newer), for the records the
@@ -441,10 +446,6 @@ pub async fn notice_outside_changes(
         tracing::info!(doc = %t.doc_id, "record destroyed by another process: withdrawn");
     }
     let now: HashSet<DocumentId> = pending.into_iter().map(|p| p.doc_id).collect();
-    if now != *hidden {
-        // The command line changed the list; the file follows the database.
-        save_pending_now(state).await;
-    }
     for id in now.difference(hidden) {
         state.documents.set_hidden(*id, true).await;
     }
@@ -526,6 +527,8 @@ pub async fn destroy_checked(
             .run(move |s| Ok(tombstone_for(s, doc, &by, reason, now)))
             .await??
     };
+    let _one_at_a_time = state.purging.lock().await;
+    let checked = check.is_some();
     if let Some(check) = check
         && !state.documents.withdraw_if(state, doc, check).await
     {
@@ -533,9 +536,11 @@ pub async fn destroy_checked(
     }
     append(&state.config.data_dir, &tombstone)?;
     state.withdrawn.write().expect("withdrawn lock").insert(doc);
-    // The document task (if the record is in memory) tells its phones and ends without
-    // writing anything back.
-    state.documents.withdraw(doc).await;
+    if !checked {
+        // The document task (if the record is in memory) tells its phones and ends without
+        // writing anything back.
+        state.documents.withdraw(doc).await;
+    }
     let purged = {
         let t = tombstone.clone();
         state.db.run(move |s| s.purge(&t)).await?
@@ -545,7 +550,9 @@ pub async fn destroy_checked(
         let _ = tokio::task::spawn_blocking(move || shred_files(&dir, &purged)).await;
     }
     tell_phones(state, &tombstone).await;
-    save_pending_now(state).await;
+    if purged.was_waiting {
+        save_pending_now(state).await;
+    }
     state
         .audit(audit_destroyed(&tombstone, device, &purged))
         .await;
@@ -651,7 +658,18 @@ pub async fn run_due(state: &Arc<AppState>) -> Result<usize, PurgeError> {
 
 /// Finishes purges whose tombstone was written but whose database write failed (the record is
 /// already refused; see [`reconcile`]).
-pub async fn finish_interrupted(state: &Arc<AppState>) -> Result<usize, PurgeError> {
+pub async fn finish_interrupted(
+    state: &Arc<AppState>,
+    checked_size: &mut Option<u64>,
+) -> Result<usize, PurgeError> {
+    let _one_at_a_time = state.purging.lock().await;
+    // The file only grows: unchanged since a complete pass, there is nothing to complete.
+    let size = std::fs::metadata(tombstone_file(&state.config.data_dir))
+        .map(|m| m.len())
+        .ok();
+    if size.is_some() && size == *checked_size {
+        return Ok(0);
+    }
     let dir = state.config.data_dir.clone();
     let storage = state.db.storage().clone();
     let reapplied = tokio::task::spawn_blocking(move || -> Result<_, PurgeError> {
@@ -670,6 +688,7 @@ pub async fn finish_interrupted(state: &Arc<AppState>) -> Result<usize, PurgeErr
         state.documents.withdraw(t.doc_id).await;
         tell_phones(state, t).await;
     }
+    *checked_size = size;
     Ok(reapplied.len())
 }
 
@@ -678,12 +697,14 @@ pub fn spawn_due_purges(state: Arc<AppState>) {
     let runtime = state.runtime.clone();
     runtime.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut checked_size = None;
         loop {
             tick.tick().await;
             if Arc::strong_count(&state) == 1 {
                 break;
             }
-            match finish_interrupted(&state).await.and(run_due(&state).await) {
+            let done = finish_interrupted(&state, &mut checked_size).await;
+            match done.and(run_due(&state).await) {
                 Ok(_) => {}
                 Err(PurgeError::Storage(StorageError::Closed)) => break,
                 Err(e) => tracing::warn!(error = %e, "due purges failed"),

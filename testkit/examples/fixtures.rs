@@ -5,6 +5,7 @@
 //!                                schema is still version 1
 //! fixtures fuzz-seeds DIR V1     the fuzz targets' seed corpora under DIR/corpus/, with the
 //!                                version 1 record at V1 among them
+//! fixtures all V1 DIR            both
 //! ```
 
 use std::path::Path;
@@ -22,14 +23,13 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["record-v1", file] => record_v1(Path::new(file)),
-        ["fuzz-seeds", dir, v1] => std::fs::read(v1)
-            .map_err(|e| format!("{v1}: {e}"))
-            .and_then(|bytes| {
-                fixtures::write_fuzz_seeds(Path::new(dir), &bytes)
-                    .map_err(|e| format!("{dir}: {e}"))
-            })
-            .map(|()| format!("seed corpora written under {dir}/corpus")),
-        _ => Err("usage: fixtures record-v1 FILE | fixtures fuzz-seeds DIR V1".into()),
+        ["fuzz-seeds", dir, v1] => fuzz_seeds(dir, v1),
+        ["all", v1, dir] => record_v1(Path::new(v1))
+            .and_then(|done| Ok(format!("{done}\n{}", fuzz_seeds(dir, v1)?))),
+        _ => Err(
+            "usage: fixtures record-v1 FILE | fixtures fuzz-seeds DIR V1 | fixtures all V1 DIR"
+                .into(),
+        ),
     };
     match result {
         Ok(done) => {
@@ -41,6 +41,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn fuzz_seeds(dir: &str, v1: &str) -> Result<String, String> {
+    let bytes = std::fs::read(v1).map_err(|e| format!("{v1}: {e}"))?;
+    fixtures::write_fuzz_seeds(Path::new(dir), &bytes).map_err(|e| format!("{dir}: {e}"))?;
+    Ok(format!("seed corpora written under {dir}/corpus"))
 }
 
 /// The committed fixture is what version 1 wrote: never replaced, written only if lost.

@@ -8,21 +8,15 @@ use saksi_shared::automerge::sync::{State, SyncDoc as _};
 use saksi_shared::automerge::{ActorId, Automerge};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::protocol::{Message, PeerMetadata, RemoteHeads};
-use saksi_shared::record::{Editor, FieldInput, Record};
+use saksi_shared::record::{FieldInput, Record};
+
+use crate::editor;
 use saksi_shared::{DocumentId, Role, Status};
 
 /// The case of the version 1 record (the record's own id is [`V1_DOC`]).
 pub const V1_CASE: [u8; 16] = [0x56; 16];
 /// The version 1 record's id.
 pub const V1_DOC: [u8; 16] = [0x57; 16];
-
-fn editor(user: &str, device: &str, role: Role) -> Editor {
-    Editor {
-        user: user.into(),
-        device: device.into(),
-        role,
-    }
-}
 
 /// The court observation schema version 1 wrote: Sokha creates and fills it, Dara (another
 /// device) edits concurrently, leaving one conflict, then Sokha submits. Deterministic (fixed

@@ -14,4 +14,17 @@ mod hub;
 mod rng;
 
 pub use hub::{ConnId, Hub};
+
+/// An editor: who edits (`user`, with `role`) on which device.
+pub fn editor(
+    user: &str,
+    device: &str,
+    role: saksi_shared::workflow::Role,
+) -> saksi_shared::Editor {
+    saksi_shared::Editor {
+        user: user.into(),
+        device: device.into(),
+        role,
+    }
+}
 pub use rng::Rng;

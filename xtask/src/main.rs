@@ -353,8 +353,7 @@ impl Workspace {
 
     /// Writes committed test data (see the module docs).
     fn fixtures(&self) -> Result<()> {
-        let v1 = "shared/tests/fixtures/court_observation_v1.automerge";
-        let example = [
+        self.cargo(&[
             "run",
             "-q",
             "-p",
@@ -362,13 +361,10 @@ impl Workspace {
             "--example",
             "fixtures",
             "--",
-        ];
-        let mut args = example.to_vec();
-        args.extend(["record-v1", v1]);
-        self.cargo(&args)?;
-        let mut args = example.to_vec();
-        args.extend(["fuzz-seeds", "fuzz", v1]);
-        self.cargo(&args)
+            "all",
+            "shared/tests/fixtures/court_observation_v1.automerge",
+            "fuzz",
+        ])
     }
 
     fn run(&self, server_args: &[String]) -> Result<()> {

@@ -453,7 +453,7 @@ class App {
       beforeReceive: () => this.flush(),
       events: (events) => this.onSyncEvents(events),
       indexed: (index) => this.onIndex(index),
-      skip: (id) => Boolean(session.meta.pendingDiscards?.some((p) => p.id === id)),
+      skip: (id) => this.discardPending(session, id),
       changed: () => this.updateStatus(),
       revoked: () => this.session === session && this.wipe("revoked_notice"),
       signedOut: () => this.signedOut(),
@@ -599,30 +599,43 @@ class App {
    */
   async retryDiscards(index) {
     const s = this.session;
-    const pending = s?.meta.pendingDiscards;
-    if (!pending?.length) return;
+    if (!s?.meta.pendingDiscards?.length || s.retryingDiscards) return;
+    s.retryingDiscards = true;
     const listed = new Set(index.records.map((r) => r.id));
     const withdrawn = new Set(index.withdrawn || []);
-    const left = [];
-    for (const p of pending) {
-      if (withdrawn.has(p.id)) continue;
-      if (!listed.has(p.id)) {
-        p.listings += 1;
-        if (p.listings < 3) left.push(p);
-        continue;
+    const settled = new Set();
+    try {
+      for (const p of [...s.meta.pendingDiscards]) {
+        if (withdrawn.has(p.id)) {
+          settled.add(p.id);
+        } else if (!listed.has(p.id)) {
+          p.listings += 1;
+          if (p.listings >= 3) settled.add(p.id);
+        } else {
+          try {
+            await api.discard(s.meta.token, p.id);
+            settled.add(p.id);
+          } catch (e) {
+            // Offline: at the next listing. Otherwise (no longer a draft: submitted from
+            // another phone) the record comes back with the next listing.
+            if (!(e instanceof api.NetworkError)) settled.add(p.id);
+          }
+        }
       }
-      try {
-        await api.discard(s.meta.token, p.id);
-      } catch (e) {
-        if (e instanceof api.NetworkError) left.push(p);
-        // Otherwise (no longer a draft: submitted from another phone) the record comes back
-        // with the next listing.
-      }
+    } finally {
+      s.retryingDiscards = false;
     }
     if (this.session !== s) return;
-    s.meta.pendingDiscards = left;
+    // Discards asked for meanwhile stay.
+    s.meta.pendingDiscards = s.meta.pendingDiscards.filter((p) => !settled.has(p.id));
     this.saveMeta();
   }
+
+  /** Whether the phone asked for `id` to be discarded and the server has not confirmed it. */
+  discardPending(session, id) {
+    return Boolean(session.meta.pendingDiscards?.some((p) => p.id === id));
+  }
+
 
   /**
    * A recording the app was closed (or the phone died) during: what was stored is attached to
@@ -892,8 +905,7 @@ class App {
     // An answer that arrives after the session ended (locked, wiped) has nowhere to go.
     if (!s) return;
     s.meta.cases = index.cases;
-    const discarding = s.meta.pendingDiscards || [];
-    s.meta.index = index.records.filter((r) => r.kind !== "case" && !discarding.some((p) => p.id === r.id));
+    s.meta.index = index.records.filter((r) => r.kind !== "case" && !this.discardPending(s, r.id));
     this.retryDiscards(index);
     this.saveMeta();
     if (index.withdrawn?.length) this.dropWithdrawn(index.withdrawn);

@@ -73,7 +73,10 @@ export class FileWriter {
     this.failed = null;
   }
 
-  /** Appends bytes (copied at once: the caller may reuse its buffer; a failure shows at `finish`). */
+  /**
+   * Appends bytes, copied when the write's turn comes: the caller may reuse its buffer once the
+   * returned promise settles (a failure shows at `finish`).
+   */
   write(bytes) {
     if (this.closed) return Promise.reject(new Error("the file is finished"));
     this.chain = this.chain.then(() => this.take(bytes));
@@ -136,6 +139,7 @@ export class FileWriter {
   /** Drops what was stored. */
   async abort() {
     await this.chain.catch(() => {});
+    this.piece.fill(0);
     await this.vault.deleteFile(this.fileId, this.pieces + 1).catch(() => {});
   }
 }

@@ -226,11 +226,18 @@ export async function dropWithdrawnLocked(probe, ids) {
     const tag = await withdrawalTag(probe, id);
     const entry = await getClear(tag);
     if (!entry || entry.gone) continue;
-    await tx("vault", "readwrite", (s) => request(s.delete(entry.doc)));
-    await tx("files", "readwrite", (s) => {
-      for (const prefix of entry.files || []) s.delete(IDBKeyRange.bound(`${prefix}:`, `${prefix};`));
+    // One transaction: the document, the files and the mark go together, or not at all.
+    const db = await openDb();
+    await new Promise((ok, fail) => {
+      const t = db.transaction(["vault", "files", "clear"], "readwrite", { durability: "strict" });
+      t.oncomplete = () => ok();
+      t.onerror = () => fail(t.error);
+      t.onabort = () => fail(t.error || new Error("transaction aborted"));
+      t.objectStore("vault").delete(entry.doc);
+      const files = t.objectStore("files");
+      for (const prefix of entry.files || []) files.delete(IDBKeyRange.bound(`${prefix}:`, `${prefix};`));
+      t.objectStore("clear").put({ gone: true }, tag);
     });
-    await putClear(tag, { gone: true });
     dropped += 1;
   }
   return dropped;

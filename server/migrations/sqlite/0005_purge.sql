@@ -6,6 +6,15 @@
 -- A liaison recorded that the family withdrew consent: the coordinators are asked to purge.
 ALTER TABLE documents ADD COLUMN consent_withdrawn INTEGER NOT NULL DEFAULT 0;
 
+-- Every file a record ever named (document_files holds only what it names now): a purge takes
+-- the files a record dropped before too. Filled from what records name today.
+CREATE TABLE document_files_ever (
+    doc_id  TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    PRIMARY KEY (doc_id, sha256)
+);
+INSERT OR IGNORE INTO document_files_ever (doc_id, sha256) SELECT doc_id, sha256 FROM document_files;
+
 CREATE TABLE tombstones (
     doc_id      TEXT PRIMARY KEY,
     purged_at   INTEGER NOT NULL,

@@ -783,9 +783,14 @@ async fn complete(state: &AppState, upload: &Upload) -> Result<(), FileError> {
         Ok(()) => {}
         Err(StorageError::NotFound(_)) => {
             // The upload was dropped while its last bytes were checked (its record purged): the
-            // file goes too, unless another upload of the same bytes is kept.
+            // file goes too, unless it is kept for another upload, or a record names it (another
+            // upload of it may be finishing).
             let sha = upload.sha256.clone();
-            if state.db.run(move |s| s.blob(&sha)).await?.is_none() {
+            let unwanted = state
+                .db
+                .run(move |s| Ok(s.blob(&sha)?.is_none() && s.documents_naming(&sha)?.is_empty()))
+                .await?;
+            if unwanted {
                 let purged = crate::storage::Purged {
                     files: vec![upload.sha256.clone()],
                     ..Default::default()

@@ -549,6 +549,8 @@ pub struct Purged {
     /// Whether the record was still in the database (a purge re-applied after a restore of an
     /// older backup finds it again).
     pub had_record: bool,
+    /// Whether a purge was waiting for it (the waiting list changed).
+    pub was_waiting: bool,
 }
 
 /// Records destroyed for good, and purges waiting for their grace period.

@@ -30,7 +30,7 @@ pub type ReadFn = Box<dyn FnOnce(Option<&Record>) + Send>;
 /// An edit made on the server for a signed-in user.
 pub type EditFn = Box<dyn FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send>;
 
-/// A check of a record as it is at one moment in its task (see [`Command::WithdrawIf`]).
+/// A check of a record as it is at one moment in its task (see [`Command::Withdraw`]).
 pub type RecordCheck = Box<dyn FnOnce(Option<&Record>) -> bool + Send>;
 
 /// A request to a document task.
@@ -57,12 +57,12 @@ pub enum Command {
         edit: EditFn,
         reply: oneshot::Sender<Result<(), EditError>>,
     },
-    /// The record is destroyed: tell the peers, keep and write back nothing, end.
-    Withdraw(oneshot::Sender<()>),
-    /// The same, only if `check` says so of the record as it is now (a discard: still a draft);
-    /// nothing can change the record between the check and the withdrawal.
-    WithdrawIf {
-        check: RecordCheck,
+    /// The record is destroyed: tell the peers, keep and write back nothing. With a `check`,
+    /// only if it holds for the record as it is now (a discard: still a draft), so that nothing
+    /// changes the record between the check and the withdrawal. Replies whether it was
+    /// withdrawn.
+    Withdraw {
+        check: Option<RecordCheck>,
         reply: oneshot::Sender<bool>,
     },
     /// A purge is pending (`true`: only reviewers are served) or was undone.
@@ -79,8 +79,7 @@ impl std::fmt::Debug for Command {
             Command::Access { .. } => "Access",
             Command::Read(_) => "Read",
             Command::Edit { .. } => "Edit",
-            Command::Withdraw(_) => "Withdraw",
-            Command::WithdrawIf { .. } => "WithdrawIf",
+            Command::Withdraw { .. } => "Withdraw",
             Command::Hidden(_) => "Hidden",
             Command::Shutdown(_) => "Shutdown",
         };
@@ -229,29 +228,26 @@ impl Documents {
         let sender = self.tasks.lock().expect("documents lock").get(&id).cloned();
         let Some(sender) = sender else { return };
         let (reply, done) = oneshot::channel();
-        if sender.send(Command::Withdraw(reply)).await.is_ok() {
+        let withdraw = Command::Withdraw { check: None, reply };
+        if sender.send(withdraw).await.is_ok() {
             let _ = done.await;
         }
     }
 
-    /// Withdraws the record (see [`Command::WithdrawIf`]) if `check` holds for it now, loading
+    /// Withdraws the record (see [`Command::Withdraw`]) if `check` holds for it now, loading
     /// it if it is not in memory. Returns whether it was withdrawn.
     pub async fn withdraw_if(
         &self,
         state: &Arc<AppState>,
         id: DocumentId,
-        check: impl FnOnce(Option<&Record>) -> bool + Send + 'static,
+        check: RecordCheck,
     ) -> bool {
         let (reply, done) = oneshot::channel();
-        self.send(
-            state,
-            id,
-            Command::WithdrawIf {
-                check: Box::new(check),
-                reply,
-            },
-        )
-        .await;
+        let withdraw = Command::Withdraw {
+            check: Some(check),
+            reply,
+        };
+        self.send(state, id, withdraw).await;
         done.await.unwrap_or(false)
     }
 
@@ -738,16 +734,14 @@ impl DocumentTask {
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
             }
-            Command::Withdraw(reply) => {
-                self.served.withdraw();
-                self.perform().await;
-                self.row = None;
-                tracing::info!(doc = %self.id, "record withdrawn: its peers were told");
-                let _ = reply.send(());
-            }
-            Command::WithdrawIf { check, reply } => {
-                let record = self.served.record();
-                let ok = guarded(|| check(record)).unwrap_or(false);
+            Command::Withdraw { check, reply } => {
+                let ok = match check {
+                    Some(check) => {
+                        let record = self.served.record();
+                        guarded(|| check(record)).unwrap_or(false)
+                    }
+                    None => true,
+                };
                 if ok {
                     self.served.withdraw();
                     self.perform().await;

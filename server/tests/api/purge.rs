@@ -802,3 +802,57 @@ async fn a_purge_takes_the_files_the_record_named_before_too() {
     assert_eq!(res.status, 400, "{}", res.text());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_interrupted_after_its_tombstone_is_completed_and_audited() {
+    let server = TestServer::start().await;
+    server.user("lina", Role::Liaison);
+    let case = server.case("ករណី", &["lina"]);
+    let (lina, mut phone) = server.phone("lina").await;
+    let (id, audio) = statement(&server, case, &lina, &mut phone).await;
+    // The server wrote the tombstone, then died (or its database refused) before the rest.
+    let tombstone = saksi_server::storage::Tombstone {
+        doc_id: id,
+        purged_at: server.clock_now(),
+        username: "chenda".into(),
+        reason: saksi_server::storage::PurgeReason::Safety,
+        case_id: case,
+        created_by: "lina".into(),
+    };
+    let file = saksi_server::purge::tombstone_file(server.data_dir.path());
+    std::fs::write(&file, saksi_server::purge::line_of(&tombstone)).expect("tombstone written");
+    let mut checked = None;
+    let done = saksi_server::purge::finish_interrupted(&server.state, &mut checked)
+        .await
+        .expect("completed");
+    assert_eq!(done, 1);
+    assert!(server.storage().document(&id).expect("read").is_none());
+    assert!(!stored_file(server.data_dir.path(), &sha(&audio)).exists());
+    assert!(!database_holds(server.data_dir.path(), PHRASE));
+    phone
+        .sync_until(WAIT, |_, events| withdrawn(events, id) > 0)
+        .await
+        .expect("the phone is told");
+    let audit = server
+        .storage()
+        .audit(&saksi_server::storage::AuditFilter {
+            target: Some(id.to_string()),
+            ..Default::default()
+        })
+        .expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.event.detail.contains("completed later")),
+        "audited: {audit:?}"
+    );
+    // Nothing more to do until the file grows.
+    assert_eq!(
+        saksi_server::purge::finish_interrupted(&server.state, &mut checked)
+            .await
+            .expect("nothing"),
+        0
+    );
+    server.storage().verify_audit().expect("the chain verifies");
+    server.stop().await;
+}

@@ -10,7 +10,7 @@ use automerge::sync::{
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use super::gate::{ChangeGate, Pending, Received, Verdict};
-use super::wire::{SyncError, check_blooms, extract_changes};
+use super::wire::{MAX_CHANGES_PER_MESSAGE, SyncError, check_blooms, extract_changes};
 use crate::change_graph::{Ancestors, Graph, HashList};
 use crate::integrity::{self, Unloadable};
 use crate::record::Record;
@@ -27,9 +27,6 @@ pub const MAX_WAITING_BYTES_PER_PEER: usize = 16 << 20;
 pub const MAX_WAITING_BYTES: usize = 64 << 20;
 /// Messages from a peer through which its changes may wait for their dependencies.
 pub const MAX_WAITING_ROUNDS: u32 = 32;
-
-/// Most changes accepted in one sync message.
-pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
 
 /// One incoming sync message of a batch (see [`DocSync::receive_batch`]).
 pub struct Incoming<'a> {

@@ -55,9 +55,9 @@ mod repo;
 mod wire;
 
 pub use doc::{
-    DocSync, Incoming, MAX_CHANGES_PER_MESSAGE, MAX_WAITING_BYTES, MAX_WAITING_BYTES_PER_PEER,
-    MAX_WAITING_ROUNDS, RESTORED_NOTE,
+    DocSync, Incoming, MAX_WAITING_BYTES, MAX_WAITING_BYTES_PER_PEER, MAX_WAITING_ROUNDS,
+    RESTORED_NOTE,
 };
 pub use gate::{AcceptAll, ChangeGate, Effects, Pending, Received, Verdict};
 pub use repo::{Event, Repo, RepoError};
-pub use wire::{SyncError, changes_message};
+pub use wire::{MAX_CHANGES_PER_MESSAGE, SyncError, changes_message};

@@ -1,9 +1,11 @@
 //! Automerge sync messages: pushing changes ([`changes_message`]), and the checks an incoming
 //! message passes before automerge sees it (Bloom filters, change chunks).
 
-use super::doc::MAX_CHANGES_PER_MESSAGE;
 use automerge::sync::{Message as SyncMessage, MessageVersion};
 use automerge::{Automerge, Change, ChangeHash};
+
+/// Most changes accepted in one sync message.
+pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
 
 /// Why a sync message could not be handled. None of its changes were applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

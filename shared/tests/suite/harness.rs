@@ -9,19 +9,13 @@ use std::collections::VecDeque;
 
 use saksi_shared::automerge::ChangeHash;
 use saksi_shared::sync::{Event, Repo};
-use saksi_shared::{DocumentId, Editor, Record, Role};
+use saksi_shared::{DocumentId, Editor, Record};
 use saksi_testkit::{ConnId, Hub};
 
 /// Steps after which a run that has not gone quiet counts as a livelock.
 const MAX_STEPS: usize = 20_000;
 
-pub fn editor(user: &str, device: &str, role: Role) -> Editor {
-    Editor {
-        user: user.into(),
-        device: device.into(),
-        role,
-    }
-}
+pub use saksi_testkit::editor;
 
 pub use saksi_testkit::Rng;
 

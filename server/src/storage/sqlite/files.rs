@@ -72,6 +72,9 @@ pub(super) fn set_document_files(
              (doc_id, attachment_id, sha256, size, media_type, device_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let mut ever = conn.prepare_cached(
+        "INSERT OR IGNORE INTO document_files_ever (doc_id, sha256) VALUES (?1, ?2)",
+    )?;
     for f in files {
         insert.execute(params![
             id,
@@ -81,6 +84,7 @@ pub(super) fn set_document_files(
             f.media_type,
             f.device_id
         ])?;
+        ever.execute(params![id, f.sha256])?;
         touched.push(f.sha256.clone());
     }
     touched.sort();

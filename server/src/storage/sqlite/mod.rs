@@ -109,7 +109,7 @@ impl From<rusqlite::Error> for StorageError {
 }
 
 fn configure(conn: &Connection) -> Result<(), StorageError> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(WRITER_BUSY_TIMEOUT)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -118,6 +118,9 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
     )?;
     Ok(())
 }
+
+/// How long a write waits for a lock another connection holds (a backup, the command line).
+const WRITER_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 thread_local! {
     /// Set by a write job (on the writer thread) that wants the WAL checkpointed and truncated
@@ -369,6 +372,9 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             // A reader in the middle of a read holds it up: tried again for up to a second when
             // a purge asks, then once after each later commit until it succeeds.
             let tries = if asked { 20 } else { 0 };
+            // Each attempt returns at once when a reader holds the WAL (no busy wait): the
+            // writer never stalls behind a long read (a backup's snapshot) for a checkpoint.
+            let _ = conn.busy_timeout(std::time::Duration::ZERO);
             for attempt in 0.. {
                 let truncated: Result<(i64, i64, i64), _> =
                     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -399,6 +405,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                     }
                 }
             }
+            let _ = conn.busy_timeout(WRITER_BUSY_TIMEOUT);
         }
         if completions.len() > 1 {
             tracing::trace!(writes = completions.len(), "group commit");

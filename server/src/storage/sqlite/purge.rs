@@ -60,11 +60,19 @@ pub fn purge_in(conn: &Connection, t: &Tombstone) -> Result<Purged, StorageError
     )?;
     // Every file the record ever named, also those removed from it since: none of them may
     // stay behind it (they would otherwise wait for the clean-up, and go into backups).
-    let ever_named = files_ever_named(conn, &id)?;
+    let ever_named: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT sha256 FROM document_files_ever WHERE doc_id = ?1")?;
+        stmt.query_map(params![id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    conn.execute(
+        "DELETE FROM document_files_ever WHERE doc_id = ?1",
+        params![id],
+    )?;
     let had_record = conn.execute("DELETE FROM documents WHERE id = ?1", params![id])? > 0;
     conn.execute("DELETE FROM chunks WHERE doc_id = ?1", params![id])?;
     conn.execute("DELETE FROM sync_states WHERE doc_id = ?1", params![id])?;
-    conn.execute("DELETE FROM purges WHERE doc_id = ?1", params![id])?;
+    let was_waiting = conn.execute("DELETE FROM purges WHERE doc_id = ?1", params![id])? > 0;
     let mut named: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT DISTINCT sha256 FROM document_files WHERE doc_id = ?1")?;
@@ -79,6 +87,7 @@ pub fn purge_in(conn: &Connection, t: &Tombstone) -> Result<Purged, StorageError
     conn.execute("DELETE FROM document_files WHERE doc_id = ?1", params![id])?;
     let mut purged = Purged {
         had_record,
+        was_waiting,
         ..Purged::default()
     };
     for sha in named {
@@ -101,44 +110,6 @@ pub fn purge_in(conn: &Connection, t: &Tombstone) -> Result<Purged, StorageError
         purged.files.push(sha);
     }
     Ok(purged)
-}
-
-/// The SHA-256 of every file record `id` ever named, from its stored changes (read before they
-/// are deleted). A record that cannot be read names none here (its current files still go).
-fn files_ever_named(conn: &Connection, id: &str) -> Result<Vec<String>, StorageError> {
-    let bytes: Vec<u8> = {
-        let mut stmt = conn.prepare("SELECT bytes FROM chunks WHERE doc_id = ?1 ORDER BY id")?;
-        let chunks: Vec<Vec<u8>> = stmt
-            .query_map(params![id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        chunks.concat()
-    };
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let read = std::panic::catch_unwind(|| {
-        let actor = saksi_shared::automerge::ActorId::from([0xee; 16]);
-        let record = saksi_shared::Record::load(&bytes, actor).ok()?;
-        let mut shas: Vec<String> = Vec::new();
-        for entry in record.history() {
-            for edit in entry.edits {
-                if let saksi_shared::record::Edit::AttachmentAdded { sha256, .. } = edit
-                    && saksi_shared::attachment::check_sha256(&sha256).is_ok()
-                    && !shas.contains(&sha256)
-                {
-                    shas.push(sha256);
-                }
-            }
-        }
-        Some(shas)
-    });
-    match read {
-        Ok(Some(shas)) => Ok(shas),
-        _ => {
-            tracing::warn!(doc = %id, "a purged record's history could not be read: only its current files go");
-            Ok(Vec::new())
-        }
-    }
 }
 
 impl PurgeStore for SqliteStorage {
