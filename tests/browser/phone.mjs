@@ -112,6 +112,21 @@ export async function newPhone(browser, options = {}) {
   return newPage(browser, { ...PHONE, ...options });
 }
 
+/**
+ * Polls `check` (run here, in Node) until it returns something truthy, and returns that.
+ * For state a page cannot wait on itself (IndexedDB, the server's database): Playwright's
+ * `waitForFunction` does not await a promise the page function returns.
+ */
+export async function waitFor(check, timeoutMs = 10_000, what = "condition") {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > until) throw new Error(`${what} not met in ${timeoutMs} ms`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+}
+
 /** Waits for the app to show `screen` (body[data-screen]). */
 export async function onScreen(page, screen, timeout = 30_000) {
   await page.waitForSelector(`body[data-screen="${screen}"]`, { timeout });

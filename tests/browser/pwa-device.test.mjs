@@ -17,6 +17,7 @@ import {
   startSaksi,
   storedData,
   unlock,
+  waitFor,
   waitOffline,
   waitSynced,
   launchPhoneBrowser,
@@ -156,14 +157,6 @@ test("the panic action wipes at once after one confirmation, and signs the devic
   await waitFor(async () => (await devicesOf(saksi.server, "mealea")).every((d) => d.status === "revoked"));
   assert.equal(devices.length, 1);
 });
-
-async function waitFor(check, timeoutMs = 10_000) {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-}
 
 test("a revoked device wipes its data at its next contact with the server", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-revoked");

@@ -30,6 +30,7 @@ import {
   storedData,
   testPhone,
   unlock,
+  waitFor,
   waitSynced,
 } from "./phone.mjs";
 
@@ -166,26 +167,17 @@ test("S8: consent withdrawn, the statement is purged from the server and from ev
   // The locked second phone comes back: it deletes the record and the recording it fetched,
   // without the PIN.
   await second.context().setOffline(false);
-  await second.waitForFunction(
-    () => new Promise((ok) => {
-      const req = indexedDB.open("saksi");
-      req.onsuccess = () => {
-        const db = req.result;
-        const t = db.transaction("vault");
-        const keys = t.objectStore("vault").getAllKeys();
-        keys.onsuccess = () => {
-          db.close();
-          ok(!keys.result.some((k) => String(k).startsWith("d:")));
-        };
-      };
-    }),
-    null,
-    { timeout: 60_000, polling: 1_000 },
+  // The record deleted and marked so that the unlock will say so (reads of several object
+  // stores are not one snapshot: wait for that end state, then check the files).
+  const locked = await waitFor(
+    async () => {
+      const h = await held(second);
+      return h.docs === 0 && h.gone === 1 && h;
+    },
+    60_000,
+    "the locked phone deleting the record",
   );
-  const locked = await held(second);
-  assert.equal(locked.docs, 0, "the record was deleted while locked");
   assert.equal(locked.pieces, 0, "the recording was deleted while locked");
-  assert.equal(locked.gone, 1, "the unlock will say so");
   await onScreen(second, "unlock");
 
   // Unlocked: it says a record was withdrawn, shows nothing of it, and has nothing to send.
