@@ -16,7 +16,8 @@ use actix_web::{App, web};
 use saksi_shared::policy::Principal;
 use saksi_shared::{Millis, Role};
 
-use crate::accounts::{Clock, Passwords, SystemClock, Throttle, Tickets};
+use crate::accounts::{Passwords, Throttle, Tickets};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
 use crate::storage::sqlite::SqliteStorage;

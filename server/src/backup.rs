@@ -44,8 +44,6 @@ use crate::storage::sqlite::{
 /// Why a backup or a restore did not happen. Nothing was changed when one of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("usage: {0}")]
-    Usage(&'static str),
     #[error("{0} already exists; choose a new file name (backups are never overwritten)")]
     Exists(PathBuf),
     #[error("there is no database at {0}")]
@@ -669,69 +667,61 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
     result
 }
 
-/// Runs `saksi admin backup FILE` or `saksi admin restore FILE [--force]`.
-pub fn command(
-    name: &str,
-    args: &[String],
+/// `saksi admin backup FILE`: writes the backup and prints what it holds.
+pub fn backup_command(
     config: &Config,
+    file: &Path,
     out: &mut dyn Write,
 ) -> Result<(), BackupError> {
-    let force = args.iter().any(|a| a == "--force");
-    let files: Vec<&String> = args.iter().filter(|a| *a != "--force").collect();
-    let usage = || {
-        BackupError::Usage(match name {
-            "restore" => "saksi admin restore FILE [--force]",
-            _ => "saksi admin backup FILE",
-        })
-    };
-    let ([file], "backup" | "restore") = (files.as_slice(), name) else {
-        return Err(usage());
-    };
-    if force && name == "backup" {
-        return Err(usage());
-    }
-    let file = Path::new(file.as_str());
     let stdout = Path::new("standard output");
-    if name == "backup" {
-        let summary = backup(config, file)?;
-        writeln!(out, "backup written to {}", file.display()).map_err(io_err(stdout))?;
-        writeln!(out, "{summary}").map_err(io_err(stdout))?;
-    } else {
-        let restored = restore(config, file, force)?;
+    let summary = backup(config, file)?;
+    writeln!(out, "backup written to {}", file.display()).map_err(io_err(stdout))?;
+    writeln!(out, "{summary}").map_err(io_err(stdout))?;
+    Ok(())
+}
+
+/// `saksi admin restore FILE [--force]`: restores and prints what was put back.
+pub fn restore_command(
+    config: &Config,
+    file: &Path,
+    force: bool,
+    out: &mut dyn Write,
+) -> Result<(), BackupError> {
+    let stdout = Path::new("standard output");
+    let restored = restore(config, file, force)?;
+    writeln!(
+        out,
+        "restored {} into {}",
+        file.display(),
+        config.database_path().display()
+    )
+    .map_err(io_err(stdout))?;
+    writeln!(out, "{}", restored.summary).map_err(io_err(stdout))?;
+    if restored.reapplied > 0 {
         writeln!(
             out,
-            "restored {} into {}",
-            file.display(),
-            config.database_path().display()
+            "{} record(s) purged after this backup was made were destroyed again \
+             (from the tombstones file)",
+            restored.reapplied
         )
         .map_err(io_err(stdout))?;
-        writeln!(out, "{}", restored.summary).map_err(io_err(stdout))?;
-        if restored.reapplied > 0 {
-            writeln!(
-                out,
-                "{} record(s) purged after this backup was made were destroyed again \
-                 (from the tombstones file)",
-                restored.reapplied
-            )
-            .map_err(io_err(stdout))?;
-        }
-        let (scheduled, undone) = restored.waiting;
-        if scheduled + undone > 0 {
-            writeln!(
-                out,
-                "waiting purges as they were before the restore: {scheduled} put back, {undone} \
-                 undone (from the purges-waiting file)"
-            )
-            .map_err(io_err(stdout))?;
-        }
-        if let Some(aside) = restored.replaced {
-            writeln!(
-                out,
-                "the replaced database was kept as {} (delete it once you are sure)",
-                aside.display()
-            )
-            .map_err(io_err(stdout))?;
-        }
+    }
+    let (scheduled, undone) = restored.waiting;
+    if scheduled + undone > 0 {
+        writeln!(
+            out,
+            "waiting purges as they were before the restore: {scheduled} put back, {undone} \
+             undone (from the purges-waiting file)"
+        )
+        .map_err(io_err(stdout))?;
+    }
+    if let Some(aside) = restored.replaced {
+        writeln!(
+            out,
+            "the replaced database was kept as {} (delete it once you are sure)",
+            aside.display()
+        )
+        .map_err(io_err(stdout))?;
     }
     Ok(())
 }

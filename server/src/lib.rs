@@ -21,6 +21,7 @@ pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod backup;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod datadir;

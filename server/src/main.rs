@@ -1,46 +1,50 @@
-//! The `saksi` binary: `serve`, `print-config`, `admin ...`.
+//! The `saksi` binary: `serve`, `print-config`, `admin <command>` (`saksi --help`).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 use saksi_server::config::{Config, LogFormat};
 use saksi_server::{Application, admin};
 
-const HELP: &str = "\
-saksi: offline-first sync server for human-rights monitoring records
+/// saksi: offline-first sync server for human-rights monitoring records.
+#[derive(Debug, Parser)]
+#[command(
+    name = "saksi",
+    version,
+    arg_required_else_help = true,
+    after_help = "Settings: defaults < --config FILE < SAKSI_* environment variables (see \
+                  print-config).\nLog level: SAKSI_LOG (e.g. info, debug). Log format: \
+                  log_format = text | json."
+)]
+struct Cli {
+    /// A configuration file (TOML; `saksi print-config` writes one with every option).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
 
-usage:
-  saksi serve [--config FILE]       run the server (HTTPS, data in SAKSI_DATA_DIR or ./data)
-  saksi print-config                print a commented configuration file with every option
-  saksi admin <command> [options]   manage users, devices and cases (saksi admin help)
-  saksi --version
-
-Settings: defaults < --config FILE < SAKSI_* environment variables (see print-config).
-Log level: SAKSI_LOG (e.g. info, debug). Log format: log_format = text | json.
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server (HTTPS; data in SAKSI_DATA_DIR or ./data).
+    Serve,
+    /// Prints a commented configuration file with every option and its default.
+    PrintConfig,
+    /// Manages users, devices, cases, purges, the certificate and backups.
+    Admin {
+        #[command(subcommand)]
+        command: admin::cli::Command,
+    },
+}
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(e) = run(&args) {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
         eprintln!("saksi: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// Splits `--config FILE` out of the arguments.
-fn config_arg(args: &[String]) -> anyhow::Result<(Option<PathBuf>, Vec<String>)> {
-    let mut rest = Vec::new();
-    let mut config = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--config" {
-            config = Some(PathBuf::from(it.next().context("--config needs a file")?));
-        } else {
-            rest.push(a.clone());
-        }
-    }
-    Ok((config, rest))
 }
 
 fn init_logging(format: LogFormat) {
@@ -55,58 +59,48 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run(args: &[String]) -> anyhow::Result<()> {
-    let (config_file, rest) = config_arg(args)?;
-    let command = rest.first().map(String::as_str).unwrap_or("help");
-    match command {
-        "help" | "--help" | "-h" => {
-            print!("{HELP}");
-            Ok(())
-        }
-        "--version" | "-V" => {
-            println!("saksi {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        "print-config" => {
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::PrintConfig => {
             print!("{}", saksi_server::config::EXAMPLE);
             Ok(())
         }
-        "serve" => {
-            let config = Config::load(config_file.as_deref())?;
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
             init_logging(config.log_format);
             serve(config)
         }
-        "admin" => {
-            let sub = rest.get(1).map(String::as_str).unwrap_or("help");
-            if matches!(sub, "help" | "--help" | "-h") {
-                print!("{}", admin::USAGE);
-                return Ok(());
-            }
-            let config = Config::load(config_file.as_deref())?;
-            if matches!(sub, "backup" | "restore") {
-                let mut out = std::io::stdout();
-                saksi_server::backup::command(sub, &rest[2..], &config, &mut out)?;
-                out.flush()?;
-                return Ok(());
-            }
-            let storage = saksi_server::app::open_storage(&config)?;
+        Command::Admin { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            run_admin(command, &config)
+        }
+    }
+}
+
+fn run_admin(command: admin::cli::Command, config: &Config) -> anyhow::Result<()> {
+    use admin::cli::Command as Admin;
+    let mut out = std::io::stdout();
+    match &command {
+        Admin::Backup { file } => saksi_server::backup::backup_command(config, file, &mut out)?,
+        Admin::Restore { file, force } => {
+            saksi_server::backup::restore_command(config, file, *force, &mut out)?
+        }
+        _ => {
+            let storage = saksi_server::app::open_storage(config)?;
             let stdin = std::io::stdin();
-            let mut out = std::io::stdout();
             // A secret typed at a terminal is not echoed; piped in, it is read as it comes.
-            if let Some(prompt) = admin::secret_prompt(sub).filter(|_| stdin.is_terminal()) {
+            if let Some(prompt) = command.secret_prompt().filter(|_| stdin.is_terminal()) {
                 let secret =
                     rpassword::prompt_password(prompt).context("reading from the terminal")?;
                 let mut input = std::io::Cursor::new(format!("{secret}\n").into_bytes());
-                admin::run(sub, &rest[2..], &config, &*storage, &mut input, &mut out)?;
+                admin::cli::run(command, config, &*storage, &mut input, &mut out)?;
             } else {
-                let mut input = stdin.lock();
-                admin::run(sub, &rest[2..], &config, &*storage, &mut input, &mut out)?;
+                admin::cli::run(command, config, &*storage, &mut stdin.lock(), &mut out)?;
             }
-            out.flush()?;
-            Ok(())
         }
-        other => anyhow::bail!("unknown command `{other}`\n\n{HELP}"),
     }
+    out.flush()?;
+    Ok(())
 }
 
 #[tokio::main]
@@ -224,4 +218,33 @@ fn print_local_ca(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_keeps_its_shape() {
+        Cli::command().debug_assert();
+        // What scripts, the README and the tests type.
+        for line in [
+            "saksi serve",
+            "saksi serve --config saksi.toml",
+            "saksi --config saksi.toml admin list-users",
+            "saksi admin list-users --config saksi.toml",
+            "saksi admin backup /tmp/b.saksi-backup",
+            "saksi admin restore /tmp/b.saksi-backup --force",
+            "saksi print-config",
+        ] {
+            Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        let cli = Cli::try_parse_from(["saksi", "admin", "list-users", "--config", "x.toml"])
+            .expect("parses");
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("x.toml")));
+        assert!(Cli::try_parse_from(["saksi", "admin"]).is_err());
+        assert!(Cli::try_parse_from(["saksi", "frobnicate"]).is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! Signing in and out of the console, and the language setting.
 //!
-//! The sign-in form uses the same code as `POST /api/login` ([`crate::http::api::sign_in`]):
+//! The sign-in form uses the same code as `POST /api/login` ([`crate::accounts::sign_in`]):
 //! throttling, the audit entry and the device registration are identical; the device is named
 //! "console (browser)" and the token goes only into the `saksi_session` cookie.
 
@@ -12,9 +12,10 @@ use serde::Deserialize;
 
 use super::words::Words;
 use super::{Console, ConsoleError, LANG_COOKIE, page, posted_from_here, safe_next, see_other};
+use crate::accounts::{SignIn, SignInError, sign_in, sign_out};
 use crate::app::AppState;
 use crate::http::ApiError;
-use crate::http::api::{removal_cookie, session_cookie, sign_in, sign_out};
+use crate::http::api::{client_address, removal_cookie, session_cookie};
 use crate::http::auth::{authenticate, request_token};
 
 /// The name of devices registered by the console's sign-in form.
@@ -101,18 +102,17 @@ pub async fn login(
     }
     let form = form.into_inner();
     let w = Words::of(&req);
-    let signed_in = match sign_in(
-        &req,
-        &state,
-        form.username.trim(),
-        &form.password,
-        CONSOLE_DEVICE_NAME,
-        None,
-    )
-    .await
-    {
+    let address = client_address(&req, &state.config);
+    let request = SignIn {
+        username: form.username.trim(),
+        password: &form.password,
+        device_name: CONSOLE_DEVICE_NAME,
+        renew: None,
+        address: &address,
+    };
+    let signed_in = match sign_in(&state, request).await {
         Ok(s) => s,
-        Err(ApiError::InvalidCredentials) => {
+        Err(SignInError::WrongCredentials) => {
             return Ok(login_again(
                 StatusCode::UNAUTHORIZED,
                 &form,
@@ -120,7 +120,7 @@ pub async fn login(
                 w,
             ));
         }
-        Err(ApiError::Throttled(seconds)) => {
+        Err(SignInError::Throttled(seconds)) => {
             return Ok(login_again(
                 StatusCode::TOO_MANY_REQUESTS,
                 &form,
@@ -129,7 +129,7 @@ pub async fn login(
                 w,
             ));
         }
-        Err(ApiError::BadRequest(_)) => {
+        Err(SignInError::Invalid(_)) => {
             return Ok(login_again(
                 StatusCode::BAD_REQUEST,
                 &form,
@@ -137,13 +137,13 @@ pub async fn login(
                 w,
             ));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(ApiError::from(e).into()),
     };
     if !signed_in.user.role.reviews() {
         // The password was right, but the console is not for this role: end the new session
         // at once rather than leave an unused device behind.
         if let Ok(auth) = authenticate(&state, &signed_in.token, true).await {
-            sign_out(&state, &auth).await?;
+            sign_out(&state, &auth.device, &auth.user).await?;
         }
         return Ok(login_again(
             StatusCode::FORBIDDEN,
@@ -173,7 +173,7 @@ pub async fn logout(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     who.check_form(&req, &form.csrf)?;
-    sign_out(&who.state, &who.auth).await?;
+    sign_out(&who.state, &who.auth.device, &who.auth.user).await?;
     Ok(HttpResponse::SeeOther()
         .cookie(removal_cookie())
         .insert_header((actix_web::http::header::LOCATION, "/console/login"))

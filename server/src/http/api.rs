@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token, same_origin};
 use super::upgrade::{Accepted, Upgrading};
-use crate::accounts::{new_device_id, new_token, token_hash};
+use crate::accounts::{SignIn, sign_in, sign_out, token_hash};
 use crate::app::AppState;
-use crate::storage::{AuditAction, AuditEvent, DocumentFilter, User};
+use crate::storage::DocumentFilter;
 use crate::sync::connection::Authenticated;
 
 type State = web::Data<AppState>;
@@ -116,7 +116,8 @@ impl PinPolicy {
 
 /// The client's address for throttling. Behind a reverse proxy (TLS off, loopback only) the
 /// proxy's forwarded address is used; otherwise the socket's peer, which cannot be forged.
-fn client_address(req: &HttpRequest, behind_proxy: bool) -> String {
+pub fn client_address(req: &HttpRequest, config: &crate::config::Config) -> String {
+    let behind_proxy = config.tls == crate::config::TlsMode::Off;
     if behind_proxy && let Some(addr) = req.connection_info().realip_remote_addr() {
         return addr.to_owned();
     }
@@ -142,13 +143,16 @@ pub async fn login(
             "a probe is 16 to 128 letters and digits".into(),
         ));
     }
+    let address = client_address(&req, &state.config);
     let signed_in = sign_in(
-        &req,
         &state,
-        &username,
-        &password,
-        &device_name,
-        renew_token.as_deref(),
+        SignIn {
+            username: &username,
+            password: &password,
+            device_name: &device_name,
+            renew: renew_token.as_deref(),
+            address: &address,
+        },
     )
     .await?;
     if let Some(probe) = probe {
@@ -167,145 +171,6 @@ pub async fn login(
         pin_policy: PinPolicy::of(&state.config),
         max_file_bytes: state.config.max_file_bytes,
     }))
-}
-
-/// A successful sign-in: a new device and its token (shown to the client once).
-pub struct SignedIn {
-    pub token: String,
-    pub device_id: String,
-    pub user: User,
-    pub expires_at: Millis,
-}
-
-impl std::fmt::Debug for SignedIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignedIn")
-            .field("token", &"<redacted>")
-            .field("device_id", &self.device_id)
-            .field("user", &self.user.id)
-            .finish()
-    }
-}
-
-/// Checks a username and password (throttled, audited) and registers a new device named
-/// `device_name` for the user, or, given the token of one of the user's devices whose session
-/// expired (`renew`), gives that same device a new token. Shared by the JSON API and the
-/// console's sign-in form.
-pub async fn sign_in(
-    req: &HttpRequest,
-    state: &Arc<AppState>,
-    username: &str,
-    password: &str,
-    device_name: &str,
-    renew: Option<&str>,
-) -> Result<SignedIn, ApiError> {
-    let device_name = device_name.trim().to_owned();
-    // The same rule as when accounts are made: no account has another name.
-    if let Err(rule) = crate::accounts::Username::parse(username) {
-        return Err(ApiError::BadRequest(rule.into()));
-    }
-    if password.len() > 1024 || device_name.is_empty() || device_name.chars().count() > 100 {
-        return Err(ApiError::BadRequest(
-            "username, password and a device name (at most 100 characters) are required".into(),
-        ));
-    }
-    let now = state.now();
-    let address = client_address(req, state.config.tls == crate::config::TlsMode::Off);
-    // Counted as a failure before the password is checked (one step, under the throttle's
-    // lock): concurrent guesses cannot all pass a check made before any of them was counted.
-    if let Err(wait) = state.throttle.begin(username, &address, now) {
-        tracing::warn!(address = %address, "login throttled");
-        return Err(ApiError::Throttled(wait));
-    }
-    let state_inner = state.clone();
-    let (name, pw) = (username.to_owned(), password.to_owned());
-    let found = state.db.run(move |s| s.user_by_name(&name)).await?;
-    // Checks wait their turn here, not on a blocking thread each.
-    let mut turn = state.passwords.turn().await;
-    let verified = tokio::task::spawn_blocking(move || match &found {
-        Some((user, hash)) if !user.disabled => state_inner
-            .passwords
-            .verify(&mut turn, &pw, hash)
-            .then(|| user.clone()),
-        _ => {
-            // Same cost for unknown and disabled accounts: no timing oracle.
-            state_inner.passwords.verify_nothing(&mut turn, &pw);
-            None
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let Some(user) = verified else {
-        state
-            .metrics
-            .logins_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state
-            .audit(AuditEvent {
-                at: now,
-                username: None,
-                device_id: None,
-                action: AuditAction::LoginFailed,
-                target: Some(username.chars().take(64).collect()),
-                detail: format!("from {address}"),
-            })
-            .await;
-        return Err(ApiError::InvalidCredentials);
-    };
-    state.throttle.succeeded(username, &address, now);
-    let (token, hash) = new_token();
-    let expires_at = now + state.config.session_days as Millis * 86_400_000;
-    let (device_id, detail) = match renew {
-        Some(previous) => {
-            let previous = token_hash(previous);
-            let found = state.db.run(move |s| s.device_by_token(&previous)).await?;
-            let device = match found {
-                Some((d, u)) if u.id == user.id && d.revoked_at.is_none() => d,
-                // A revoked phone learns it now, and wipes itself.
-                Some((d, u)) if u.id == user.id => {
-                    tracing::info!(device = %d.id, "renewal of a revoked device refused");
-                    return Err(ApiError::DeviceRevoked);
-                }
-                _ => {
-                    return Err(ApiError::BadRequest(
-                        "that session cannot be renewed; sign in without it".into(),
-                    ));
-                }
-            };
-            let id = device.id.clone();
-            state
-                .db
-                .run(move |s| s.renew_device(&id, &hash, expires_at))
-                .await?;
-            (device.id, "session renewed")
-        }
-        None => {
-            let device_id = new_device_id();
-            let (id, uid, dname) = (device_id.clone(), user.id, device_name);
-            state
-                .db
-                .run(move |s| s.create_device(&id, uid, &dname, &hash, now, expires_at))
-                .await?;
-            (device_id, "device registered")
-        }
-    };
-    state
-        .audit(AuditEvent {
-            at: now,
-            username: Some(user.username.clone()),
-            device_id: Some(device_id.clone()),
-            action: AuditAction::Login,
-            target: Some(device_id.clone()),
-            detail: detail.into(),
-        })
-        .await;
-    tracing::info!(user = user.id, device = %device_id, "signed in");
-    Ok(SignedIn {
-        token,
-        device_id,
-        user,
-        expires_at,
-    })
 }
 
 /// The `saksi_session` cookie carrying a device token: HttpOnly, Secure, SameSite=Strict.
@@ -331,26 +196,6 @@ pub fn removal_cookie() -> Cookie<'static> {
     expired
 }
 
-/// Ends a session: revokes the calling device, closes its sockets, writes the audit entry.
-pub async fn sign_out(state: &AppState, auth: &AuthDevice) -> Result<(), ApiError> {
-    let (id, now) = (auth.device.id.clone(), state.now());
-    state.db.run(move |s| s.revoke_device(&id, now)).await?;
-    state
-        .connections
-        .close_device(&auth.device.id, "signed out");
-    state
-        .audit(AuditEvent {
-            at: now,
-            username: Some(auth.user.username.clone()),
-            device_id: Some(auth.device.id.clone()),
-            action: AuditAction::Logout,
-            target: Some(auth.device.id.clone()),
-            detail: String::new(),
-        })
-        .await;
-    Ok(())
-}
-
 fn check_csrf(req: &HttpRequest, auth: &AuthDevice) -> Result<(), ApiError> {
     if auth.via_cookie && !same_origin(req) {
         return Err(ApiError::Forbidden);
@@ -364,7 +209,7 @@ pub async fn logout(
     auth: AuthDevice,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &auth)?;
-    sign_out(&state, &auth).await?;
+    sign_out(&state, &auth.device, &auth.user).await?;
     Ok(HttpResponse::NoContent().cookie(removal_cookie()).finish())
 }
 

@@ -161,6 +161,33 @@ impl ApiError {
     }
 }
 
+impl From<crate::accounts::SignInError> for ApiError {
+    fn from(e: crate::accounts::SignInError) -> Self {
+        use crate::accounts::SignInError as E;
+        match e {
+            E::Invalid(rule) => ApiError::BadRequest(rule.into()),
+            E::Throttled(seconds) => ApiError::Throttled(seconds),
+            E::WrongCredentials => ApiError::InvalidCredentials,
+            E::DeviceRevoked => ApiError::DeviceRevoked,
+            e @ E::NotRenewable => ApiError::BadRequest(e.to_string()),
+            E::Storage(e) => e.into(),
+            e @ E::Check(_) => ApiError::Internal(error_chain(&e)),
+        }
+    }
+}
+
+/// An error and its causes, for the log: `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         ApiError::Internal(e.to_string())

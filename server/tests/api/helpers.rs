@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use saksi_client::{Client, Response, Session, SyncClient, SyncSocket};
 use saksi_server::Application;
-use saksi_server::accounts::{ManualClock, random_16};
+use saksi_server::accounts::random_16;
+use saksi_server::clock::ManualClock;
 use saksi_server::app::AppState;
 use saksi_server::config::Config;
 use saksi_shared::protocol::Message;
@@ -104,7 +105,7 @@ impl TestServer {
     }
 
     pub fn clock_now(&self) -> i64 {
-        use saksi_server::accounts::Clock;
+        use saksi_server::clock::Clock;
         self.clock.now()
     }
 

@@ -1,4 +1,5 @@
-//! Passwords, device tokens, sync tickets and login throttling.
+//! Accounts and devices: passwords, device tokens, sync tickets, login throttling, the
+//! username rule, and signing in and out ([`sign_in`]).
 //!
 //! Passwords are hashed with Argon2id. A device token is 32 random bytes shown to the client
 //! once; the server keeps only its SHA-256. A sync ticket is a single-use token for clients that
@@ -6,6 +7,10 @@
 //! account and per client address in a sliding window, each as it begins (before its password
 //! is checked, so concurrent guesses get no more tries); past the limit, attempts are refused
 //! before any password is checked.
+
+mod sign_in;
+
+pub use sign_in::{SignIn, SignInError, SignedIn, sign_in, sign_out};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,47 +23,6 @@ use sha2::{Digest, Sha256};
 
 /// Shortest password accepted when one is set.
 pub const MIN_PASSWORD_CHARS: usize = 10;
-
-/// The current time, in milliseconds since the Unix epoch. Injected so tests can move time.
-pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
-    fn now(&self) -> Millis;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Millis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as Millis)
-            .unwrap_or(0)
-    }
-}
-
-/// A clock tests move by hand. Starts at the system time.
-#[derive(Debug)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        ManualClock(std::sync::atomic::AtomicI64::new(SystemClock.now()))
-    }
-}
-
-impl ManualClock {
-    pub fn advance(&self, millis: Millis) {
-        self.0
-            .fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Millis {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// Argon2id hashing with the configured cost.
 #[derive(Debug, Clone)]
