@@ -7,11 +7,13 @@
 //!   crate's property tests and scenarios exercise what the server decides.
 //! - [`Rng`]: a seeded random source (schedules, workloads, the load generator).
 //! - [`fuzzing`]: the fuzz targets' entry points, shared with their regression tests.
+//! - [`s2`]: scenario S2's edits and the check of their merge, for every test that runs it.
 
 pub mod fixtures;
 pub mod fuzzing;
 mod hub;
 mod rng;
+pub mod s2;
 
 pub use hub::{ConnId, Hub};
 

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use saksi_client::SyncClient;
 use saksi_server::accounts::random_16;
 use saksi_server::storage::{
     AuditFilter, DocumentFilter, DocumentRow, DocumentSort, DocumentWrite,
@@ -18,108 +17,21 @@ use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::sync::Event;
 use saksi_shared::{DocumentId, FieldValue, Role, Status};
 
-use crate::helpers::{Browser, PASSWORD, TestServer, WAIT, form};
+use saksi_testkit::s2;
 
-const COURT: &str = "សាលាដំបូងរាជធានីភ្នំពេញ";
-const JUDGE: &str = "ចៅក្រម សុខ ចាន់ធា";
+use crate::helpers::{self, Browser, PASSWORD, S2, TestServer, WAIT, form};
+
+const COURT: &str = s2::COURT;
 const NARRATIVE_KM: &str = "ព្រឹកនេះ សវនាការបានចាប់ផ្តើមយឺតជាងការគ្រោងទុកមួយម៉ោង។ ";
-const NARRATIVE_EN: &str = "The accused was brought in handcuffs and looked unwell.";
 
 fn text(s: &str) -> FieldInput {
     FieldInput::Text(s.to_owned())
 }
 
-/// S2 as a console sees it: two monitors edit the same observation offline. Returns the
-/// record, both phones, and the change hashes of the "yes" (Sophea) and "no" (Vanna) values.
-struct Conflicted {
-    id: DocumentId,
-    case: DocumentId,
-    phones: Vec<SyncClient>,
-    yes_change: String,
-    no_change: String,
-}
-
-async fn observation_with_conflict(server: &TestServer) -> Conflicted {
-    server.user("sophea", Role::Monitor);
-    server.user("vanna", Role::Monitor);
-    let case = server.case("ករណី ក-១២ (Koh Kong land activists)", &["sophea", "vanna"]);
-    let t0 = server.clock_now();
-    let (s1, mut p1) = server.phone("sophea").await;
-    let e1 = s1.editor();
-    let id = p1
-        .repo
-        .create(RecordKind::CourtObservation, &case, &e1, t0, random_16());
-    let long = format!(
-        "{}{}",
-        NARRATIVE_KM.repeat(40),
-        "\n\nសេចក្តីសន្និដ្ឋាន៖ គ្មានអ្នកបកប្រែ។"
-    );
-    p1.repo
-        .edit(&id, |r| {
-            r.set_field("court", text(COURT), &e1, t0 + 1_000)?;
-            r.set_field("case_number", text("០១២/២០២៦"), &e1, t0 + 1_100)?;
-            r.set_field("hearing_date", text("2026-03-02"), &e1, t0 + 1_200)?;
-            r.set_field("stage", text("trial"), &e1, t0 + 1_300)?;
-            r.set_list("judges", &[JUDGE.into(), "Judge B".into()], &e1, t0 + 1_400)?;
-            r.set_text("narrative", &long, &e1, t0 + 1_500)
-        })
-        .expect("doc")
-        .expect("edits");
-    p1.sync_all(WAIT).await.expect("synced");
-
-    let (s2, mut p2) = server.phone("vanna").await;
-    let e2 = s2.editor();
-    p2.repo.request(id);
-    p2.sync_until_received(WAIT, &id).await.expect("received");
-
-    let mut r1 = p1.disconnect().await;
-    let mut r2 = p2.disconnect().await;
-    r1.edit(&id, |r| {
-        r.set_field("counsel_present", text("yes"), &e1, t0 + 2_000)
-    })
-    .expect("doc")
-    .expect("edit");
-    r2.edit(&id, |r| {
-        r.set_field("verdict", text("convicted"), &e2, t0 + 2_000)?;
-        r.splice_text("narrative", 0, 0, NARRATIVE_EN, &e2, t0 + 2_100)?;
-        r.set_field("counsel_present", text("no"), &e2, t0 + 2_200)
-    })
-    .expect("doc")
-    .expect("edits");
-    let mut p1 = s1.sync(r1).await.expect("reconnect");
-    let mut p2 = s2.sync(r2).await.expect("reconnect");
-    p1.sync_all(WAIT).await.expect("p1 synced");
-    p2.sync_all(WAIT).await.expect("p2 synced");
-    for p in [&mut p1, &mut p2] {
-        p.sync_until(WAIT, |repo, _| {
-            repo.record(&id)
-                .and_then(|r| r.view().ok())
-                .is_some_and(|v| v.conflicts.iter().any(|c| c.field == "counsel_present"))
-        })
-        .await
-        .expect("both phones see the conflict");
-    }
-    let view = p1.repo.record(&id).expect("doc").view().expect("view");
-    let conflict = view
-        .conflicts
-        .iter()
-        .find(|c| c.field == "counsel_present")
-        .expect("conflict");
-    let change_of = |value: &str| {
-        conflict
-            .values
-            .iter()
-            .find(|v| v.value == FieldValue::Text(value.into()))
-            .map(|v| v.by.change.clone())
-            .expect("value present")
-    };
-    Conflicted {
-        id,
-        case,
-        yes_change: change_of("yes"),
-        no_change: change_of("no"),
-        phones: vec![p1, p2],
-    }
+/// S2 as a console sees it: two monitors edit the same observation offline (the record, both
+/// phones, and the changes of the "yes" (Sophea) and "no" (Vanna) values).
+async fn observation_with_conflict(server: &TestServer) -> S2 {
+    helpers::s2(server, "sophea", "vanna", "ករណី ក-១២ (test)").await
 }
 
 /// A family statement with a long Khmer statement, by a liaison, synced.
@@ -183,9 +95,9 @@ async fn every_console_page_renders_realistic_data() {
     let html = admin.page(&format!("/console/records/{}", c.id)).await;
     for needle in [
         COURT,
-        JUDGE,
-        "Judge B",
-        NARRATIVE_EN,
+        s2::JUDGE_1,
+        s2::JUDGE_2,
+        s2::SECOND_NOTES.trim(),
         "គ្មានអ្នកបកប្រែ",
         "Conflicts to resolve (1)",
         "Defence lawyer",
@@ -227,7 +139,7 @@ async fn every_console_page_renders_realistic_data() {
         "{html}"
     );
     assert!(html.contains("set “Defence lawyer present” to “No”"));
-    assert!(!html.contains("Judge B"), "only the field's changes");
+    assert!(!html.contains(s2::JUDGE_2), "only the field's changes");
 
     // The family statement page.
     let html = admin.page(&format!("/console/records/{statement}")).await;
@@ -814,7 +726,7 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
     assert!(row.starts_with(&format!("{},{},", c.id, c.case)));
     assert!(row.contains(COURT), "Khmer survives");
     assert!(
-        row.contains(&format!("{JUDGE}; Judge B")),
+        row.contains(&format!("{}; {}", s2::JUDGE_1, s2::JUDGE_2)),
         "lists joined with '; '"
     );
     assert!(row.contains("[conflict] no | yes") || row.contains("[conflict] yes | no"));
@@ -828,7 +740,9 @@ async fn exports_keep_khmer_flag_conflicts_and_are_audited() {
         "the conflicts column names the field"
     );
     assert!(
-        row.contains("\"The accused was brought in handcuffs"),
+        [s2::FIRST_NOTES, s2::SECOND_NOTES]
+            .iter()
+            .any(|notes| row.contains(&format!("\"{notes}"))),
         "narrative quoted"
     );
 

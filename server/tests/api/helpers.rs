@@ -9,8 +9,8 @@ use std::time::Duration;
 use saksi_client::{Client, Response, Session, SyncClient, SyncSocket};
 use saksi_server::Application;
 use saksi_server::accounts::random_16;
-use saksi_server::clock::ManualClock;
 use saksi_server::app::AppState;
+use saksi_server::clock::ManualClock;
 use saksi_server::config::Config;
 use saksi_shared::protocol::Message;
 use saksi_shared::sync::Repo;
@@ -143,6 +143,95 @@ impl TestServer {
         );
         let sync = session.sync(repo).await.expect("sync connects");
         (session, sync)
+    }
+}
+
+/// Scenario S2 over this server ([`saksi_testkit::s2`]): `first` creates and fills a court
+/// observation in a case of both monitors and syncs it, `second` fetches it, both go offline
+/// and make S2's edits, and both reconnect and sync until each sees the conflict.
+pub struct S2 {
+    pub id: DocumentId,
+    pub case: DocumentId,
+    /// The two phones, connected, in the order `first`, `second`.
+    pub phones: Vec<SyncClient>,
+    pub editors: [saksi_shared::Editor; 2],
+    /// The changes that wrote the first monitor's "yes" and the second's "no".
+    pub yes_change: String,
+    pub no_change: String,
+}
+
+/// Runs S2 between the monitors `first` and `second` (created here) in a new case `case_name`.
+pub async fn s2(server: &TestServer, first: &str, second: &str, case_name: &str) -> S2 {
+    use saksi_shared::catalogue::RecordKind;
+    use saksi_testkit::s2;
+    server.user(first, Role::Monitor);
+    server.user(second, Role::Monitor);
+    let case = server.case(case_name, &[first, second]);
+    let t0 = server.clock_now();
+    let (s1, mut p1) = server.phone(first).await;
+    let e1 = s1.editor();
+    let id = p1
+        .repo
+        .create(RecordKind::CourtObservation, &case, &e1, t0, random_16());
+    p1.repo
+        .edit(&id, |r| s2::before_the_hearing(r, &e1, t0 + 1_000))
+        .expect("doc")
+        .expect("filled");
+    p1.sync_all(WAIT).await.expect("synced");
+
+    // The second learns of it from the listing and fetches it.
+    let (s2_session, mut p2) = server.phone(second).await;
+    let e2 = s2_session.editor();
+    let listing = s2_session.records().await.expect("listing");
+    assert!(
+        listing.records.iter().any(|r| r.id == id),
+        "listed for the team"
+    );
+    p2.repo.request(id);
+    p2.sync_until_received(WAIT, &id).await.expect("received");
+
+    let mut r1 = p1.disconnect().await;
+    let mut r2 = p2.disconnect().await;
+    r1.edit(&id, |r| s2::first_monitor_offline(r, &e1, t0 + 2_000))
+        .expect("doc")
+        .expect("edits");
+    r2.edit(&id, |r| s2::second_monitor_offline(r, &e2, t0 + 2_050))
+        .expect("doc")
+        .expect("edits");
+    let mut p1 = s1.sync(r1).await.expect("reconnect");
+    let mut p2 = s2_session.sync(r2).await.expect("reconnect");
+    p1.sync_all(WAIT).await.expect("p1 synced");
+    p2.sync_all(WAIT).await.expect("p2 synced");
+    for p in [&mut p1, &mut p2] {
+        p.sync_until(WAIT, |repo, _| {
+            repo.record(&id)
+                .and_then(|r| r.view().ok())
+                .is_some_and(|v| v.conflicts.iter().any(|c| c.field == "counsel_present"))
+        })
+        .await
+        .expect("both phones see the conflict");
+    }
+    let view = p1.repo.record(&id).expect("doc").view().expect("view");
+    let conflict = view
+        .conflicts
+        .iter()
+        .find(|c| c.field == "counsel_present")
+        .expect("conflict");
+    let change_of = |value: &str| {
+        conflict
+            .values
+            .iter()
+            .find(|v| v.value.display() == value)
+            .map(|v| v.by.change.clone())
+            .expect("value present")
+    };
+    S2 {
+        id,
+        case,
+        yes_change: change_of("yes"),
+        no_change: change_of("no"),
+        phones: vec![p1, p2],
+        editors: [e1, e2],
     }
 }
 

@@ -1,4 +1,5 @@
-//! Sync through the server: scenario S2 (two monitors edit the same observation offline), and
+//! Sync through the server: scenario S2 (two monitors edit the same observation offline, as
+//! `saksi_testkit::s2` writes it), and
 //! flow control towards a phone that stops answering.
 
 use saksi_shared::catalogue::RecordKind;
@@ -6,7 +7,7 @@ use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Event;
 use saksi_shared::{FieldValue, Role};
 
-use crate::helpers::{TestServer, WAIT};
+use crate::helpers::{self, S2, TestServer, WAIT};
 
 fn text(s: &str) -> FieldInput {
     FieldInput::Text(s.to_owned())
@@ -15,130 +16,23 @@ fn text(s: &str) -> FieldInput {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_two_monitors_offline_merge_and_a_coordinator_resolves() {
     let server = TestServer::start().await;
-    server.user("sophea", Role::Monitor);
-    server.user("vanna", Role::Monitor);
     server.user("kosal", Role::Coordinator);
-    let case = server.case("ករណី ក-១២", &["sophea", "vanna"]);
-
-    // Sophea creates the observation and syncs it.
-    let (s1, mut p1) = server.phone("sophea").await;
-    let editor1 = s1.editor();
-    let id = p1.repo.create(
-        RecordKind::CourtObservation,
-        &case,
-        &editor1,
-        1_000,
-        saksi_server::accounts::random_16(),
+    let S2 {
+        id,
+        phones,
+        editors,
+        ..
+    } = helpers::s2(&server, "sophea", "vanna", "ករណី ក-១២").await;
+    let mut phones = phones.into_iter();
+    let (mut p1, mut p2) = (
+        phones.next().expect("first"),
+        phones.next().expect("second"),
     );
-    p1.repo
-        .edit(&id, |r| {
-            r.set_field("court", text("សាលាដំបូងរាជធានីភ្នំពេញ"), &editor1, 1_100)
-        })
-        .expect("doc")
-        .expect("edit");
-    p1.sync_all(WAIT).await.expect("synced");
-
-    // Vanna learns about it from the listing and fetches it.
-    let (s2, mut p2) = server.phone("vanna").await;
-    let editor2 = s2.editor();
-    let listing = s2.records().await.expect("listing");
-    assert!(
-        listing.records.iter().any(|r| r.id == id),
-        "listed for the team"
-    );
-    p2.repo.request(id);
-    p2.sync_until_received(WAIT, &id).await.expect("received");
-
-    // Both go offline and edit.
-    let mut r1 = p1.disconnect().await;
-    let mut r2 = p2.disconnect().await;
-    r1.edit(&id, |r| {
-        r.set_list(
-            "judges",
-            &["ចៅក្រម ក".into(), "Judge B".into()],
-            &editor1,
-            2_000,
-        )?;
-        r.splice_text(
-            "narrative",
-            0,
-            0,
-            "ព្រឹកនេះ សវនាការបានចាប់ផ្តើម។ ",
-            &editor1,
-            2_100,
-        )?;
-        r.set_field("counsel_present", text("yes"), &editor1, 2_200)
-    })
-    .expect("doc")
-    .expect("edits");
-    r2.edit(&id, |r| {
-        r.set_field("verdict", text("convicted"), &editor2, 2_000)?;
-        r.splice_text(
-            "narrative",
-            0,
-            0,
-            "The accused looked unwell.",
-            &editor2,
-            2_100,
-        )?;
-        r.set_field("counsel_present", text("no"), &editor2, 2_300)
-    })
-    .expect("doc")
-    .expect("edits");
-
-    // Both reconnect: everything merges through the server.
-    let mut p1 = s1.sync(r1).await.expect("reconnect");
-    let mut p2 = s2.sync(r2).await.expect("reconnect");
-    p1.sync_all(WAIT).await.expect("p1 synced");
-    p2.sync_all(WAIT).await.expect("p2 synced");
-    p1.sync_until(WAIT, |repo, _| {
-        repo.record(&id)
-            .and_then(|r| r.field("verdict").ok().flatten())
-            .is_some()
-    })
-    .await
-    .expect("p1 has p2's verdict");
     let v1 = p1.repo.record(&id).expect("doc").view().expect("view");
     let v2 = p2.repo.record(&id).expect("doc").view().expect("view");
     assert_eq!(v1.heads, v2.heads, "converged");
     assert_eq!(v1, v2);
-    assert_eq!(
-        v1.fields.get("judges"),
-        Some(&FieldValue::List(vec!["ចៅក្រម ក".into(), "Judge B".into()]))
-    );
-    assert_eq!(
-        v1.fields.get("verdict"),
-        Some(&FieldValue::Text("convicted".into()))
-    );
-    let Some(FieldValue::Text(narrative)) = v1.fields.get("narrative") else {
-        panic!("narrative missing");
-    };
-    assert!(
-        narrative.contains("ព្រឹកនេះ សវនាការបានចាប់ផ្តើម។"),
-        "{narrative}"
-    );
-    assert!(
-        narrative.contains("The accused looked unwell."),
-        "{narrative}"
-    );
-    let conflict = v1
-        .conflicts
-        .iter()
-        .find(|c| c.field == "counsel_present")
-        .expect("the yes/no disagreement is a conflict");
-    let mut authors: Vec<_> = conflict
-        .values
-        .iter()
-        .map(|v| (v.by.user.clone().expect("named"), v.value.clone()))
-        .collect();
-    authors.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        authors,
-        vec![
-            ("sophea".to_string(), FieldValue::Text("yes".into())),
-            ("vanna".to_string(), FieldValue::Text("no".into())),
-        ]
-    );
+    saksi_testkit::s2::check_merged(&v1, &editors[0], &editors[1]);
 
     // The server's index knows about the conflict.
     let row = server
@@ -160,7 +54,7 @@ async fn s2_two_monitors_offline_merge_and_a_coordinator_resolves() {
     .expect("coordinator sees the conflict");
     p3.repo
         .edit(&id, |r| {
-            r.resolve("counsel_present", text("no"), &editor3, 3_000)
+            r.resolve("counsel_present", text("no"), &editor3, server.clock_now())
         })
         .expect("doc")
         .expect("resolve");

@@ -1,19 +1,13 @@
-//! Scenario S2 of DESIGN.md at crate level: two monitors at the same hearing edit one court
+//! Scenario S2 (docs/SCENARIOS.md) at crate level: two monitors at the same hearing edit one court
 //! observation offline; after they reconnect every edit is merged, and the one disagreement is
 //! a conflict naming both of them, which a coordinator resolves for everyone.
 
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Edit, FieldInput, FieldValue};
 use saksi_shared::{Role, Status};
-use saksi_testkit::Hub;
+use saksi_testkit::{Hub, s2};
 
 use crate::harness::{Net, editor, sorted_heads};
-
-const JUDGE_1: &str = "ចៅក្រម សុខ វណ្ណា";
-const JUDGE_2: &str = "ចៅក្រម ម៉ៅ ចន្ទា";
-const SOKHA_NOTES: &str = "ជនជាប់ចោទត្រូវបានដាក់ខ្នោះពេលចូលបន្ទប់សវនាការ។ ";
-const DARA_NOTES: &str =
-    "The prosecutor read the charges in Khmer only; no interpreter was offered.";
 
 #[test]
 fn two_monitors_offline_then_a_coordinator_resolves() {
@@ -30,7 +24,7 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
     );
     let ed = |net: &Net, i: usize| net.phone(i).editor.clone();
 
-    // Sokha creates the observation before the hearing and both phones get it.
+    // Sokha creates and fills the observation before the hearing and both phones get it.
     let s_ed = ed(&net, sokha);
     let id = net.phone_mut(sokha).repo.create(
         RecordKind::CourtObservation,
@@ -39,46 +33,28 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
         10_000,
         [0x0b; 16],
     );
+    net.phone_mut(sokha)
+        .repo
+        .edit(&id, |r| s2::before_the_hearing(r, &s_ed, 10_100))
+        .expect("has the record")
+        .expect("filled");
     net.sync(sokha);
     net.phone_mut(dara).repo.request(id);
     net.sync(dara);
     net.disconnect_all();
 
-    // In the courtroom, no signal. Sokha fills the judges and types notes.
+    // In the courtroom, no signal: both edit.
     let d_ed = ed(&net, dara);
-    let s = &mut net.phone_mut(sokha).repo;
-    s.edit(&id, |r| {
-        r.list_insert("judges", 0, JUDGE_1, &s_ed, 11_000)?;
-        r.list_insert("judges", 1, JUDGE_2, &s_ed, 11_500)?;
-        r.splice_text("narrative", 0, 0, SOKHA_NOTES, &s_ed, 12_000)?;
-        r.set_field(
-            "counsel_present",
-            FieldInput::Text("yes".into()),
-            &s_ed,
-            13_000,
-        )
-    })
-    .expect("has the record")
-    .expect("sokha's edits");
-    // Dara fills the verdict and types notes of her own.
-    let d = &mut net.phone_mut(dara).repo;
-    d.edit(&id, |r| {
-        r.set_field(
-            "verdict",
-            FieldInput::Text("convicted".into()),
-            &d_ed,
-            11_200,
-        )?;
-        r.splice_text("narrative", 0, 0, DARA_NOTES, &d_ed, 12_100)?;
-        r.set_field(
-            "counsel_present",
-            FieldInput::Text("no".into()),
-            &d_ed,
-            13_100,
-        )
-    })
-    .expect("has the record")
-    .expect("dara's edits");
+    net.phone_mut(sokha)
+        .repo
+        .edit(&id, |r| s2::first_monitor_offline(r, &s_ed, 11_000))
+        .expect("has the record")
+        .expect("sokha's edits");
+    net.phone_mut(dara)
+        .repo
+        .edit(&id, |r| s2::second_monitor_offline(r, &d_ed, 11_050))
+        .expect("has the record")
+        .expect("dara's edits");
 
     // Both reconnect.
     net.connect(sokha);
@@ -91,52 +67,7 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
         let view = net.phone(i).record(&id).view().expect("view");
         assert_eq!(view, hub_view, "phone {i} holds the merged record");
     }
-    let view = hub_view;
-    // Every edit is merged.
-    assert_eq!(
-        view.fields.get("judges"),
-        Some(&FieldValue::List(vec![JUDGE_1.into(), JUDGE_2.into()]))
-    );
-    assert_eq!(
-        view.fields.get("verdict"),
-        Some(&FieldValue::Text("convicted".into()))
-    );
-    // The narrative holds both texts, each intact.
-    let narrative = view.fields.get("narrative").expect("narrative").display();
-    assert!(narrative.contains(SOKHA_NOTES), "{narrative}");
-    assert!(narrative.contains(DARA_NOTES), "{narrative}");
-    assert_eq!(
-        narrative.chars().count(),
-        SOKHA_NOTES.chars().count() + DARA_NOTES.chars().count()
-    );
-    // The yes/no disagreement is a conflict naming both authors.
-    assert_eq!(view.conflicts.len(), 1, "{:?}", view.conflicts);
-    let conflict = &view.conflicts[0];
-    assert_eq!(conflict.field, "counsel_present");
-    let mut votes: Vec<(String, String, String)> = conflict
-        .values
-        .iter()
-        .map(|v| {
-            (
-                v.value.display(),
-                v.by.user.clone().expect("named"),
-                v.by.device.clone().expect("named"),
-            )
-        })
-        .collect();
-    votes.sort();
-    assert_eq!(
-        votes,
-        [
-            ("no".into(), "dara".into(), "dara-phone".into()),
-            ("yes".into(), "sokha".into(), "sokha-phone".into()),
-        ]
-    );
-    assert_eq!(
-        view.fields.get("counsel_present"),
-        Some(&conflict.values[0].value),
-        "the value shown is listed first"
-    );
+    s2::check_merged(&hub_view, &s_ed, &d_ed);
 
     // A coordinator picks "yes"; the resolution reaches both phones and the conflict is gone.
     net.phone_mut(chenda).repo.request(id);
