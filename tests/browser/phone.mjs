@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { after } from "node:test";
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -42,6 +43,36 @@ export const PHONE = {
 /** A password made up for one test account. */
 export function password(user) {
   return `pw-${user}-${Math.random().toString(36).slice(2)}-Saksi!`;
+}
+
+/**
+ * A test file's phones and server, started now (top-level await) and closed after the file's
+ * tests: a Chromium with nothing a phone lacks (`launch` for a flag a test needs, documented
+ * where it is used) and a server with a case and `users` (see `startSaksi`; `options` as there).
+ * Returns `{browser, saksi}`; a file that restarts its server puts the new one in `saksi` so
+ * that it is the one closed.
+ */
+export async function phoneSuite(users, { launch = launchPhoneBrowser, ...options } = {}) {
+  const suite = { browser: await launch(), saksi: null };
+  after(async () => {
+    await suite.browser?.close();
+    await suite.saksi?.stop();
+  });
+  suite.saksi = await startSaksi(users, options);
+  return suite;
+}
+
+/**
+ * The usual start of a phone test: `user` (of `saksi`) signs in on `page` (as device `device`),
+ * creates a record of `kind`, fills `fields` ({field: value}, in order) and, unless `sync` is
+ * false, waits until the server has it all. Returns the record's id.
+ */
+export async function withRecord(page, saksi, user, { device, kind, fields = {}, sync = true } = {}) {
+  await signIn(page, saksi.url, user, saksi.passwords[user], { device });
+  const id = await createRecord(page, kind);
+  for (const [field, value] of Object.entries(fields)) await fillField(page, field, value);
+  if (sync) await waitSynced(page);
+  return id;
 }
 
 /**

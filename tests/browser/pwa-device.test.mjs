@@ -2,47 +2,35 @@
 // panic wipe, and the wipe of a device its organisation revoked, at its next contact.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { admin } from "./helpers.mjs";
 import {
   apiAs,
-  createRecord,
   devicesOf,
   fillField,
   onScreen,
+  phoneSuite,
   problems,
   screenshot,
   signIn,
-  startSaksi,
   storedData,
+  testPhone,
   unlock,
   waitFor,
   waitOffline,
   waitSynced,
-  launchPhoneBrowser,
-  testPhone,
+  withRecord,
 } from "./phone.mjs";
 
 const COURT = "តុលាការកំពូល";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  // Idle connections closed after 6 s: the server then re-checks each connected device every
-  // 2 s (a third of that), so a revocation reaches a connected phone quickly.
-  saksi = await startSaksi(
-    { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor", srey: "monitor", kanha: "monitor" },
-    { env: { SAKSI_IDLE_CONNECTION_SECONDS: "6" } },
-  );
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+// Idle connections closed after 6 s: the server then re-checks each connected device every
+// 2 s (a third of that), so a revocation reaches a connected phone quickly.
+const { browser, saksi } = await phoneSuite(
+  { dara: "monitor", vanna: "monitor", mealea: "monitor", chea: "monitor", bopha: "monitor", srey: "monitor", kanha: "monitor" },
+  { env: { SAKSI_IDLE_CONNECTION_SECONDS: "6" } },
+);
 
 /** Asserts that nothing of Saksi's data is left on the phone. */
 async function assertWiped(page) {
@@ -55,10 +43,7 @@ async function assertWiped(page) {
 
 test("the PIN locks the app; the lock hides everything and a wrong PIN does not open it", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-lock");
-  await signIn(page, saksi.url, "dara", saksi.passwords.dara);
-  const id = await createRecord(page);
-  await fillField(page, "court", COURT);
-  await waitSynced(page);
+  const id = await withRecord(page, saksi, "dara", { fields: { court: COURT } });
 
   await page.click('[data-action="back"]');
   await page.click('[data-action="lock"]');
@@ -109,9 +94,7 @@ test("the app locks itself after the idle time and after a while in the backgrou
 
 test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-wrong-pins");
-  await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
-  await createRecord(page);
-  await fillField(page, "court", COURT);
+  await withRecord(page, saksi, "vanna", { fields: { court: COURT }, sync: false });
   await page.reload();
   await onScreen(page, "unlock");
   for (let i = 1; i <= 9; i++) {
@@ -140,9 +123,7 @@ test("ten wrong PINs wipe the phone's data", { timeout: 180_000 }, async (t) => 
 
 test("the panic action wipes at once after one confirmation, and signs the device out", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-panic");
-  await signIn(page, saksi.url, "mealea", saksi.passwords.mealea);
-  await createRecord(page);
-  await fillField(page, "court", COURT);
+  await withRecord(page, saksi, "mealea", { fields: { court: COURT }, sync: false });
   await page.click('[data-action="back"]');
   await page.click('[data-action="settings"]');
   await onScreen(page, "settings");
@@ -160,10 +141,7 @@ test("the panic action wipes at once after one confirmation, and signs the devic
 
 test("a revoked device wipes its data at its next contact with the server", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-revoked");
-  await signIn(page, saksi.url, "dara", saksi.passwords.dara, { device: "seized phone" });
-  await createRecord(page);
-  await fillField(page, "court", COURT);
-  await waitSynced(page);
+  await withRecord(page, saksi, "dara", { device: "seized phone", fields: { court: COURT } });
   await page.context().setOffline(true);
   await waitOffline(page);
 
@@ -183,10 +161,7 @@ test("a revoked device wipes its data at its next contact with the server", { ti
 
 test("a locked phone whose device was revoked wipes at its next contact, without its PIN", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-revoked-locked");
-  await signIn(page, saksi.url, "kanha", saksi.passwords.kanha, { device: "locked phone" });
-  await createRecord(page);
-  await fillField(page, "court", COURT);
-  await waitSynced(page);
+  await withRecord(page, saksi, "kanha", { device: "locked phone", fields: { court: COURT } });
   await page.click('[data-action="back"]');
   await page.click('[data-action="lock"]');
   await onScreen(page, "unlock");
@@ -206,10 +181,7 @@ test("a locked phone whose device was revoked wipes at its next contact, without
 
 test("a device revoked while connected is told so by the server and wipes at once", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-revoked-online");
-  await signIn(page, saksi.url, "bopha", saksi.passwords.bopha, { device: "phone in a bag" });
-  await createRecord(page);
-  await fillField(page, "court", COURT);
-  await waitSynced(page);
+  await withRecord(page, saksi, "bopha", { device: "phone in a bag", fields: { court: COURT } });
   // She is typing when it happens: the narrative keeps the focus. (Chromium fires `blur` on a
   // focused field as the wipe removes it from the page; the field's handler once ran with the
   // session gone and threw reading its user.)
@@ -226,10 +198,7 @@ test("a device revoked while connected is told so by the server and wipes at onc
 
 test("an ended session asks for the password; the phone keeps its offline edits and renews the same device", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-session-ended");
-  await signIn(page, saksi.url, "srey", saksi.passwords.srey, { device: "field phone" });
-  const id = await createRecord(page);
-  await fillField(page, "court", COURT);
-  await waitSynced(page);
+  const id = await withRecord(page, saksi, "srey", { device: "field phone", fields: { court: COURT } });
   // The title line follows the title fields as they are typed.
   await page.waitForFunction((court) => document.querySelector(".record-head h1")?.textContent.includes(court), COURT);
 

@@ -3,35 +3,23 @@
 // section links, and signing out from Settings.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import {
   createRecord,
   devicesOf,
   fillField,
-  launchPhoneBrowser,
   onScreen,
+  phoneSuite,
   problems,
   screenshot,
   signIn,
-  startSaksi,
+  testPhone,
   unlock,
   waitSynced,
-  testPhone,
 } from "./phone.mjs";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", vanna: "monitor", chea: "monitor" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ dara: "monitor", vanna: "monitor", chea: "monitor" });
 
 test("a date the browser cannot read says so; an arrest after the hearing is flagged when entered", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-field-dates");

@@ -7,29 +7,21 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { launchBrowser, newPage } from "./helpers.mjs";
-import { PHONE, createRecord, onScreen, problems, screenshot, signIn, startSaksi, testPhone, waitSynced } from "./phone.mjs";
+import { createRecord, phoneSuite, problems, screenshot, signIn, testPhone, waitSynced } from "./phone.mjs";
 
 const PIECE = 1 << 20;
 /** What the photo's EXIF says, which must not leave the phone. */
 const WHERE = "GPS 11.5564N 104.9282E home of the family";
 
-let browser;
-let saksi;
-
-before(async () => {
-  // The fake device gives the phone a microphone (a test tone); it hides nothing a phone with a
-  // real microphone would see.
-  browser = await launchBrowser(["--use-fake-device-for-media-stream"]);
-  saksi = await startSaksi({ lina: "liaison", chenda: "coordinator" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+// The fake device gives the phone a microphone (a test tone); it hides nothing a phone with a
+// real microphone would see.
+const { browser, saksi } = await phoneSuite(
+  { lina: "liaison", chenda: "coordinator" },
+  { launch: () => launchBrowser(["--use-fake-device-for-media-stream"]) },
+);
 
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 

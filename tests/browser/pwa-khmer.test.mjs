@@ -3,22 +3,20 @@
 // the language. Screenshots show that Khmer renders (fonts-khmeros on Debian).
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { PIN, createRecord, onScreen, problems, screenshot, signIn, startSaksi, launchPhoneBrowser, testPhone } from "./phone.mjs";
+import {
+  createRecord,
+  onScreen,
+  phoneSuite,
+  PIN,
+  problems,
+  screenshot,
+  signIn,
+  testPhone,
+} from "./phone.mjs";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ srey: "liaison", dara: "monitor" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ srey: "liaison", dara: "monitor" });
 
 test("switching to Khmer changes UI strings and catalogue labels, and is remembered", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-khmer");

@@ -4,41 +4,31 @@
 // changing the PIN in Settings, and quick exit to a neutral page with nothing lost.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { saveArtifacts, startServer } from "./helpers.mjs";
 import {
-  PIN,
   createRecord,
   fillField,
-  openRecord,
-  launchPhoneBrowser,
   newPhone,
   onScreen,
+  openRecord,
+  phoneSuite,
+  PIN,
   problems,
   screenshot,
   signIn,
   startSaksi,
+  testPhone,
   unlock,
   waitSynced,
-  testPhone,
+  withRecord,
 } from "./phone.mjs";
 
 const COURT = "តុលាការខេត្តកំពត";
 const NARRATIVE = "សាក្សីបានឃើញ";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", vanna: "monitor", sokha: "monitor", kanha: "monitor" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ dara: "monitor", vanna: "monitor", sokha: "monitor", kanha: "monitor" });
 
 /** The PIN key's stored parameters (the `clear` store's `kdf`). */
 function kdfOf(page) {
@@ -112,10 +102,7 @@ test("the PIN key is Argon2id (64 MiB) in a worker; unlocking is measured, also 
 
 test("a phone set up with PBKDF2 is rewrapped with Argon2id at its next unlock, keeping its records", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-pin-migrate");
-  await signIn(page, saksi.url, "vanna", saksi.passwords.vanna);
-  const id = await createRecord(page);
-  await fillField(page, "court", COURT);
-  await waitSynced(page);
+  const id = await withRecord(page, saksi, "vanna", { fields: { court: COURT } });
   await page.click('[data-action="back"]');
   await page.click('[data-action="lock"]');
   await onScreen(page, "unlock");
@@ -332,9 +319,7 @@ test("Settings → Change PIN: a wrong current PIN changes nothing; the new PIN 
 
 test("quick exit: one tap from a record shows a calculator, Saksi locks behind it, nothing typed is lost", { timeout: 180_000 }, async (t) => {
   const page = await testPhone(t, browser, "pwa-quick-exit");
-  await signIn(page, saksi.url, "kanha", saksi.passwords.kanha);
-  const id = await createRecord(page);
-  await fillField(page, "court", COURT);
+  const id = await withRecord(page, saksi, "kanha", { fields: { court: COURT }, sync: false });
   // Back to the list and into the record again: the browser's history now holds the record's
   // page twice, which no quick exit can remove.
   await page.click('[data-action="back"]');

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { admin, newPage } from "./helpers.mjs";
 import {
@@ -20,13 +20,12 @@ import {
   containsUtf8,
   createRecord,
   fillField,
-  launchPhoneBrowser,
   onScreen,
   openRecord,
+  phoneSuite,
   problems,
   screenshot,
   signIn,
-  startSaksi,
   storedData,
   testPhone,
   unlock,
@@ -37,18 +36,7 @@ import {
 /** A phrase of the statement (fictional): nothing of it may survive the purge. */
 const PHRASE = "ម្តាយរបស់គាត់ត្រូវបានចាប់ខ្លួននៅភូមិត្រពាំងឈូក";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ lina: "liaison", chenda: "coordinator", ana: "admin" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ lina: "liaison", chenda: "coordinator", ana: "admin" });
 
 /** Whether the database file or its WAL holds `text`. */
 function databaseHolds(text) {

@@ -3,7 +3,7 @@
 // local data kept.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { admin, saveArtifacts } from "./helpers.mjs";
 import {
@@ -12,33 +12,21 @@ import {
   chooseYesNo,
   createRecord,
   fillField,
-  launchPhoneBrowser,
   newPhone,
   onScreen,
+  phoneSuite,
   problems,
   screenshot,
   selectChoice,
   signIn,
-  startSaksi,
+  testPhone,
   waitOffline,
   waitSynced,
-  testPhone,
 } from "./phone.mjs";
 
 const COMMENT = "សូមបញ្ជាក់ឈ្មោះចៅក្រមទាំងអស់។";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", sokha: "coordinator", vanna: "monitor" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ dara: "monitor", sokha: "coordinator", vanna: "monitor" });
 
 /** The author's answer to the coordinator's comment. */
 const REPLY = "បានបន្ថែមឈ្មោះមេធាវីហើយ។";

@@ -3,7 +3,7 @@
 // Back online it syncs by itself, and the server (and a coordinator's phone) have it.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { saveArtifacts } from "./helpers.mjs";
 import {
@@ -15,32 +15,20 @@ import {
   fillField,
   newPhone,
   onScreen,
+  phoneSuite,
   problems,
   screenshot,
   signIn,
-  startSaksi,
   storedData,
   unlock,
   waitOffline,
   waitSynced,
-  launchPhoneBrowser,
 } from "./phone.mjs";
 
 const COURT = "សាលាដំបូងខេត្តកណ្ដាល";
 const NARRATIVE = "ការឃុំខ្លួនបណ្ដោះអាសន្ន — សាក្សី បានឃើញជនជាប់ចោទចូលក្នុងបន្ទប់សវនាការ។";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", sokha: "coordinator" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ dara: "monitor", sokha: "coordinator" });
 
 test("S1: an observation recorded offline survives a reload and syncs when the network returns", { timeout: 180_000 }, async (t) => {
   const page = await newPhone(browser);

@@ -4,7 +4,7 @@
 // show the same merged record: both edits, both texts, and the yes/no conflict naming both.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { saveArtifacts } from "./helpers.mjs";
 import {
@@ -15,32 +15,20 @@ import {
   fillField,
   newPhone,
   onScreen,
+  phoneSuite,
   problems,
   screenshot,
   selectChoice,
   signIn,
-  startSaksi,
   waitOffline,
   waitSynced,
-  launchPhoneBrowser,
 } from "./phone.mjs";
 
 const BASE = "សវនាការចាប់ផ្ដើម។";
 const FROM_DARA = " ចៅក្រមបានអានការចោទប្រកាន់។";
 const FROM_VANNA = " មេធាវីបានសុំពន្យារពេល។";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({ dara: "monitor", vanna: "monitor", sokha: "coordinator" });
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const { browser, saksi } = await phoneSuite({ dara: "monitor", vanna: "monitor", sokha: "coordinator" });
 
 test("S2: two phones edit one observation offline, reconnect, converge, and show the conflict with both names", { timeout: 180_000 }, async (t) => {
   const dara = await newPhone(browser);

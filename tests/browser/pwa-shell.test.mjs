@@ -6,24 +6,15 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { shellHash, stampedVersion } from "../../pwa/tools/stamp-sw.mjs";
 import { artifactsDir, forgeCertificate, httpsRequest, saveArtifacts, startServer } from "./helpers.mjs";
-import { launchPhoneBrowser, newPhone, onScreen, persistentPhone, screenshot, startSaksi } from "./phone.mjs";
+import { newPhone, onScreen, persistentPhone, phoneSuite, screenshot, startSaksi } from "./phone.mjs";
 
-let browser;
-let saksi;
-
-before(async () => {
-  browser = await launchPhoneBrowser();
-  saksi = await startSaksi({});
-});
-
-after(async () => {
-  await browser?.close();
-  await saksi?.stop();
-});
+const suite = await phoneSuite({});
+const browser = suite.browser;
+let saksi = suite.saksi;
 
 test("the service worker's VERSION is stamped from the current shell files", () => {
   assert.equal(stampedVersion(), shellHash(), "run `node pwa/tools/stamp-sw.mjs`");
@@ -108,7 +99,7 @@ test("installable: valid manifest, 192 and 512 px icons, an active service worke
   await onScreen(page, "login");
   assert.ok(await page.evaluate(() => typeof WebAssembly === "object" && document.querySelector("form") !== null));
   assert.deepEqual(page.problems.filter((p) => !/Failed to load resource|ERR_/.test(p)), []);
-  saksi = await startSaksi({});
+  saksi = suite.saksi = await startSaksi({});
 });
 
 test("Chromium refuses a certificate the local CA signs for an address outside tls_names", { timeout: 60_000 }, async (t) => {
