@@ -99,11 +99,7 @@ pub struct Device {
 
 impl Device {
     pub fn editor(&self) -> Editor {
-        Editor {
-            user: self.username.clone(),
-            device: self.device_id.clone(),
-            role: Role::Monitor,
-        }
+        Editor::new(self.username.clone(), self.device_id.clone(), Role::Monitor)
     }
 }
 

@@ -554,11 +554,7 @@ pub struct Listing {
 impl Session {
     /// The editor identity for local edits.
     pub fn editor(&self) -> Editor {
-        Editor {
-            user: self.username.clone(),
-            device: self.device_id.clone(),
-            role: self.role,
-        }
+        Editor::new(self.username.clone(), self.device_id.clone(), self.role)
     }
 
     /// The cases and records this device may sync.

@@ -130,8 +130,7 @@ pub async fn principal(
         })
         .await?;
     Ok(Principal {
-        user: user.username.clone(),
-        device: device.to_owned(),
+        who: saksi_shared::Who::new(user.username.clone(), device),
         role: user.role,
         cases: cases.into_iter().collect(),
     })

@@ -40,10 +40,12 @@ pub mod served;
 pub mod structure;
 pub mod sync;
 pub mod validate;
+pub mod who;
 pub mod workflow;
 
 pub use automerge;
 pub use catalogue::{FieldType, Lang, RecordKind};
 pub use id::DocumentId;
 pub use record::{Editor, FieldInput, FieldValue, Millis, Record, RecordView};
+pub use who::Who;
 pub use workflow::{Role, Status};

@@ -35,19 +35,19 @@ use crate::catalogue::{FieldType, MAX_LIST_ITEMS, RecordKind};
 use crate::changes::{Action, Place, touches_decoded};
 use crate::id::DocumentId;
 use crate::record::{
-    CASE, CREATED_AT, CREATED_BY, CommitNote, FIELDS, FieldInput, KIND, MAX_COMMENT_CHARS, REVIEW,
+    CASE, CREATED_AT, CREATED_BY, Editor, FIELDS, FieldInput, KIND, MAX_COMMENT_CHARS, REVIEW,
     REVIEW_KEYS, RecordMeta, RecordRef, SCHEMA_VERSION, STATUS, check_scalar,
 };
 use crate::schema::CURRENT_SCHEMA_VERSION;
 use crate::structure::{self, Earlier, Flaw, NoneEarlier};
 use crate::sync::{ChangeGate, Effects, Pending, Verdict};
+use crate::who::Who;
 use crate::workflow::{ReviewAction, Role, Status, may_reach, transition};
 
 /// The signed-in sender of a change, as the server knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub user: String,
-    pub device: String,
+    pub who: Who,
     pub role: Role,
     /// The cases this user may write records in: their teams' cases, or every case for
     /// coordinators and admins.
@@ -55,9 +55,18 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal of `editor` (the same user, device and role) writing in `cases`.
+    pub fn of(editor: &Editor, cases: HashSet<DocumentId>) -> Principal {
+        Principal {
+            who: editor.who.clone(),
+            role: editor.role,
+            cases,
+        }
+    }
+
     /// The author, the case team, coordinators and admins may read a record.
     pub fn may_read(&self, meta: &RecordMeta) -> bool {
-        self.role.reviews() || meta.created_by == self.user || self.cases.contains(&meta.case)
+        self.role.reviews() || meta.created_by == self.who.user || self.cases.contains(&meta.case)
     }
 
     /// The case team, coordinators and admins may write to a record.
@@ -114,9 +123,9 @@ fn refuse(code: RefusalCode, detail: impl Into<String>) -> Refusal {
 
 /// Checks that the attribution in `change`'s message, if any, names `who`.
 pub fn check_attribution(change: &Change, who: &Principal) -> Result<(), Refusal> {
-    match CommitNote::check(change.message()) {
+    match Who::check_note(change.message()) {
         Ok(None) => Ok(()),
-        Ok(Some(note)) if note.user == who.user && note.device == who.device => Ok(()),
+        Ok(Some(note)) if note.user == who.who.user && note.device == who.who.device => Ok(()),
         Ok(Some(_)) => Err(refuse(
             RefusalCode::ForgedAttribution,
             "commit message names another user or device",
@@ -308,7 +317,7 @@ fn check_creation(
                 }
             }
             (CREATED_BY, Action::Put(v)) => {
-                if scalar_str(v) != Some(who.user.as_str()) {
+                if scalar_str(v) != Some(who.who.user.as_str()) {
                     return Err(refuse(
                         RefusalCode::ForgedAttribution,
                         "created_by must name the sender",
@@ -516,7 +525,7 @@ fn check_edit(
                 match attachment::find(doc, id)
                     .and_then(|(_, entry)| attachment::read_entry(doc, id, &entry))
                 {
-                    Some(file) if file.by != who.user && !who.role.reviews() => {
+                    Some(file) if file.by != who.who.user && !who.role.reviews() => {
                         return Err(Stop::from(refuse(
                             RefusalCode::NotAllowed,
                             "only who attached a file, or a coordinator, may remove it",
@@ -665,8 +674,8 @@ fn check_attachment_value(key: &str, v: &ScalarValue, who: &Principal) -> Result
             .map(|_| ())
             .ok_or(attachment::EntryError::Metadata)
             .map_err(invalid),
-        "by" if scalar_str(v) == Some(who.user.as_str()) => Ok(()),
-        "device" if scalar_str(v) == Some(who.device.as_str()) => Ok(()),
+        "by" if scalar_str(v) == Some(who.who.user.as_str()) => Ok(()),
+        "device" if scalar_str(v) == Some(who.who.device.as_str()) => Ok(()),
         "by" | "device" => Err(refuse(
             RefusalCode::ForgedAttribution,
             "a file is attached by the sender, on the sending device",
@@ -710,7 +719,7 @@ fn check_review_value(
     who: &Principal,
 ) -> Result<(), Refusal> {
     let ok = match key {
-        "author" => scalar_str(v) == Some(who.user.as_str()),
+        "author" => scalar_str(v) == Some(who.who.user.as_str()),
         "role" => scalar_str(v) == Some(who.role.as_str()),
         "action" => scalar_str(v)
             .and_then(ReviewAction::parse)
@@ -936,7 +945,7 @@ pub struct PolicyGate<'a, B: ActorBindings> {
 impl<B: ActorBindings> PolicyGate<'_, B> {
     fn check_actor(&self, change: &Change) -> Result<(), Refusal> {
         match self.bindings.device_of(change.actor_id()) {
-            Some(device) if device != self.who.device => Err(refuse(
+            Some(device) if device != self.who.who.device => Err(refuse(
                 RefusalCode::ForgedAttribution,
                 "the change's actor belongs to another device",
             )),
@@ -947,7 +956,7 @@ impl<B: ActorBindings> PolicyGate<'_, B> {
     fn bind(&mut self, change: &Change) {
         let actor = change.actor_id();
         if self.bindings.device_of(actor).is_none() {
-            self.bindings.bind(actor, &self.who.device);
+            self.bindings.bind(actor, &self.who.who.device);
         }
     }
 }

@@ -26,7 +26,7 @@
 //! message `{"user":"<username>","device":"<device id>"}` naming who made it. The server checks
 //! that claim against the device that sends the change, and binds each actor id to one device.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, AutoCommit, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
@@ -38,6 +38,7 @@ use crate::changes::{Action, Place, touches};
 use crate::id::DocumentId;
 use crate::schema::CURRENT_SCHEMA_VERSION;
 use crate::validate::{self, Problem};
+use crate::who::Who;
 use crate::workflow::{ReviewAction, Role, Status, transition};
 
 pub(crate) const KIND: &str = "kind";
@@ -56,12 +57,30 @@ pub const MAX_COMMENT_CHARS: usize = 4_000;
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
-/// Who is editing: the signed-in user, their device and their role.
+/// Who is editing: the signed-in user and their device ([`Who`]), and their role. Serialised
+/// flat: `{"user", "device", "role"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Editor {
-    pub user: String,
-    pub device: String,
+    #[serde(flatten)]
+    pub who: Who,
     pub role: Role,
+}
+
+impl Editor {
+    pub fn new(user: impl Into<String>, device: impl Into<String>, role: Role) -> Editor {
+        Editor {
+            who: Who::new(user, device),
+            role,
+        }
+    }
+
+    /// The options of a commit this editor makes at `now`: the time and the attribution note
+    /// naming the editor ([`Who::check_note`] reads it).
+    pub(crate) fn commit_options(&self, now: Millis) -> CommitOptions {
+        CommitOptions::default()
+            .with_message(self.who.note())
+            .with_time(now)
+    }
 }
 
 /// A change's time in milliseconds since the epoch. Saksi's clients record milliseconds;
@@ -73,203 +92,6 @@ pub fn change_time(timestamp: i64) -> Millis {
         timestamp * 1000
     } else {
         timestamp
-    }
-}
-
-/// The attribution carried in every commit message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommitNote {
-    pub user: String,
-    pub device: String,
-}
-
-/// Why a commit message that is (or looks like) an attribution note is not a valid one. The
-/// messages name no contents of the note.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NoteError {
-    /// It starts like a JSON object but is not one (or has more after it).
-    #[error("the commit message starts like a JSON object but is not one")]
-    NotJson,
-    /// A key appears twice, at any depth (also when spelt differently, e.g. with `\u` escapes).
-    /// JSON readers disagree on which one counts, so a note saying two things is refused.
-    #[error("the commit message repeats a key")]
-    RepeatedKey,
-    /// `user` or `device` is there but is not a string.
-    #[error("the commit message's `{0}` is not a string")]
-    NotAString(&'static str),
-    /// One of `user` and `device` without the other.
-    #[error("the commit message names a user or a device but not both")]
-    Incomplete,
-}
-
-impl CommitNote {
-    /// Reads the attribution note in a commit message, telling three cases apart:
-    ///
-    /// - `Ok(None)`: no note. No message, a message that does not start (after white space)
-    ///   with `{`, or a JSON object with neither a `user` nor a `device` key: not ours.
-    /// - `Ok(Some(note))`: a JSON object with `user` and `device` strings (other keys are
-    ///   allowed, for later versions), no key repeated at any depth, nothing after it.
-    /// - `Err(_)`: a malformed note, which must be refused rather than read as no note: it
-    ///   starts like a JSON object but is not one, repeats a key (`{"user":"a","device":"d",
-    ///   "user":"b"}`: which user it names depends on the reader), has a `user` or `device`
-    ///   that is not a string, or only one of them.
-    pub fn check(message: Option<&str>) -> Result<Option<CommitNote>, NoteError> {
-        let Some(message) = message else {
-            return Ok(None);
-        };
-        if !message.trim_start().starts_with('{') {
-            return Ok(None);
-        }
-        let mut json = serde_json::Deserializer::from_str(message);
-        let fields = NoteFields::deserialize(&mut json).map_err(|_| NoteError::NotJson)?;
-        json.end().map_err(|_| NoteError::NotJson)?;
-        if !fields.unique {
-            return Err(NoteError::RepeatedKey);
-        }
-        let text = |value: Option<serde_json::Value>, key: &'static str| match value {
-            None => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(NoteError::NotAString(key)),
-        };
-        match (text(fields.user, "user")?, text(fields.device, "device")?) {
-            (Some(user), Some(device)) => Ok(Some(CommitNote { user, device })),
-            (None, None) => Ok(None),
-            _ => Err(NoteError::Incomplete),
-        }
-    }
-
-    /// The note in `message` if it is a valid one ([`CommitNote::check`]); `None` for no note
-    /// and for a malformed one (for display: the server refuses malformed notes).
-    pub fn parse(message: &str) -> Option<Self> {
-        Self::check(Some(message)).ok().flatten()
-    }
-
-    pub(crate) fn options(editor: &Editor, now: Millis) -> CommitOptions {
-        let note = CommitNote {
-            user: editor.user.clone(),
-            device: editor.device.clone(),
-        };
-        let message = serde_json::to_string(&note).expect("two strings always serialise");
-        CommitOptions::default()
-            .with_message(message)
-            .with_time(now)
-    }
-}
-
-/// The top level of a commit message read as a JSON object: its `user` and `device` values as
-/// found, and whether no key repeats, at any depth.
-struct NoteFields {
-    user: Option<serde_json::Value>,
-    device: Option<serde_json::Value>,
-    unique: bool,
-}
-
-impl<'de> Deserialize<'de> for NoteFields {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = NoteFields;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<NoteFields, A::Error> {
-                let mut fields = NoteFields {
-                    user: None,
-                    device: None,
-                    unique: true,
-                };
-                // Keys as decoded: `"user"` and `"us\u0065r"` are the same key.
-                let mut keys = BTreeSet::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "user" => fields.user = Some(map.next_value()?),
-                        "device" => fields.device = Some(map.next_value()?),
-                        _ => {
-                            let NoRepeats(unique) = map.next_value()?;
-                            fields.unique &= unique;
-                        }
-                    }
-                    fields.unique &= keys.insert(key);
-                }
-                Ok(fields)
-            }
-        }
-
-        deserializer.deserialize_map(Fields)
-    }
-}
-
-/// Any JSON value, walked for repeated keys: whether none of its objects repeats a key.
-struct NoRepeats(bool);
-
-impl<'de> Deserialize<'de> for NoRepeats {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Walk;
-
-        impl<'de> serde::de::Visitor<'de> for Walk {
-            type Value = NoRepeats;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<NoRepeats, E> {
-                Ok(NoRepeats(true))
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<NoRepeats, E> {
-                Ok(NoRepeats(true))
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<NoRepeats, E> {
-                Ok(NoRepeats(true))
-            }
-
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<NoRepeats, E> {
-                Ok(NoRepeats(true))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<NoRepeats, E> {
-                Ok(NoRepeats(true))
-            }
-
-            fn visit_unit<E: serde::de::Error>(self) -> Result<NoRepeats, E> {
-                Ok(NoRepeats(true))
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<NoRepeats, A::Error> {
-                let mut unique = true;
-                while let Some(NoRepeats(item)) = seq.next_element()? {
-                    unique &= item;
-                }
-                Ok(NoRepeats(unique))
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<NoRepeats, A::Error> {
-                let mut keys = BTreeSet::new();
-                let mut unique = true;
-                while let Some(key) = map.next_key::<String>()? {
-                    let NoRepeats(value) = map.next_value()?;
-                    unique &= value;
-                    unique &= keys.insert(key);
-                }
-                Ok(NoRepeats(unique))
-            }
-        }
-
-        deserializer.deserialize_any(Walk)
     }
 }
 
@@ -544,12 +366,12 @@ impl Record {
     ) -> Record {
         let mut doc = Automerge::new().with_actor(actor);
         let result = doc.transact_with(
-            |_| CommitNote::options(editor, now),
+            |_| editor.commit_options(now),
             |tx| -> Result<(), automerge::AutomergeError> {
                 tx.put(ROOT, KIND, kind.as_str())?;
                 tx.put(ROOT, SCHEMA_VERSION, CURRENT_SCHEMA_VERSION)?;
                 tx.put(ROOT, CASE, case.to_string())?;
-                tx.put(ROOT, CREATED_BY, editor.user.as_str())?;
+                tx.put(ROOT, CREATED_BY, editor.who.user.as_str())?;
                 tx.put(ROOT, CREATED_AT, now)?;
                 tx.put(ROOT, STATUS, Status::Draft.as_str())?;
                 let fields = tx.put_object(ROOT, FIELDS, ObjType::Map)?;
@@ -666,7 +488,7 @@ impl Record {
     {
         crate::schema::migrate(&mut self.doc, editor, now)?;
         self.doc
-            .transact_with(|_| CommitNote::options(editor, now), f)
+            .transact_with(|_| editor.commit_options(now), f)
             .map(|_| ())
             .map_err(|failure| failure.error)
     }
@@ -1031,8 +853,8 @@ impl Record {
             tx.put(&entry, "type", file.media_type.as_str())?;
             tx.put(&entry, "name", file.name.as_str())?;
             tx.put(&entry, "captured_at", file.captured_at)?;
-            tx.put(&entry, "by", editor.user.as_str())?;
-            tx.put(&entry, "device", editor.device.as_str())?;
+            tx.put(&entry, "by", editor.who.user.as_str())?;
+            tx.put(&entry, "device", editor.who.device.as_str())?;
             if let Some(metadata) = file.metadata {
                 tx.put(&entry, "metadata", metadata.as_str())?;
             }
@@ -1054,7 +876,7 @@ impl Record {
         let (map, entry) = crate::attachment::find(&self.doc, id)
             .ok_or_else(|| RecordError::NoSuchAttachment(id.to_owned()))?;
         let by = crate::attachment::read_entry(&self.doc, id, &entry).map(|a| a.by);
-        if !editor.role.reviews() && by.as_deref() != Some(editor.user.as_str()) {
+        if !editor.role.reviews() && by.as_deref() != Some(editor.who.user.as_str()) {
             return Err(RecordError::NotYourAttachment);
         }
         self.commit(editor, now, |tx| Ok(tx.delete(&map, id)?))
@@ -1319,7 +1141,7 @@ impl<'a> RecordRef<'a> {
     fn attribution_of_change(&self, hash: &ChangeHash) -> Attribution {
         match self.doc.get_change_meta_by_hash(hash) {
             Some(meta) => {
-                let note = meta.message.as_deref().and_then(CommitNote::parse);
+                let note = meta.message.as_deref().and_then(Who::parse_note);
                 Attribution {
                     user: note.as_ref().map(|n| n.user.clone()),
                     device: note.map(|n| n.device),
@@ -1457,7 +1279,7 @@ fn write_review_entry(
 ) -> Result<(), RecordError> {
     let index = tx.length(review);
     let entry = tx.insert_object(review, index, ObjType::Map)?;
-    tx.put(&entry, "author", editor.user.as_str())?;
+    tx.put(&entry, "author", editor.who.user.as_str())?;
     tx.put(&entry, "role", editor.role.as_str())?;
     tx.put(&entry, "at", now)?;
     tx.put(&entry, "action", action.as_str())?;
@@ -1709,107 +1531,4 @@ pub(crate) fn summarise(touched: &[crate::changes::Touch]) -> Vec<Edit> {
         edits.push(Edit::Other);
     }
     edits
-}
-
-#[cfg(test)]
-mod note_tests {
-    use super::*;
-
-    fn note(user: &str, device: &str) -> Option<CommitNote> {
-        Some(CommitNote {
-            user: user.into(),
-            device: device.into(),
-        })
-    }
-
-    #[test]
-    fn a_note_as_written_is_read_back_with_khmer_intact() {
-        // Usernames are plain; the note names the device by its id. Any strings are read back
-        // as they were written, Khmer included.
-        for (user, device) in [("sophea", "dev_0123456789abcdef0123"), ("សាក្សី", "ទូរស័ព្ទ សុភា")]
-        {
-            let editor = Editor {
-                user: user.into(),
-                device: device.into(),
-                role: Role::Monitor,
-            };
-            let message = CommitNote::options(&editor, 1).message.expect("a message");
-            assert_eq!(
-                CommitNote::check(Some(message.as_str())),
-                Ok(note(user, device))
-            );
-            assert_eq!(CommitNote::parse(&message), note(user, device));
-        }
-        // Escaped as JSON allows, the same note.
-        assert_eq!(
-            CommitNote::check(Some(
-                r#" {"device":"\u1791\u17bc","user":"sophea","app":{"v":[1,2.5,null,true]}} "#
-            )),
-            Ok(note("sophea", "ទូ"))
-        );
-    }
-
-    #[test]
-    fn no_note_is_not_a_malformed_note() {
-        for message in [
-            None,
-            Some(""),
-            Some("edited on the laptop"),
-            Some("[\"user\",\"device\"]"),
-            Some("\"{\""),
-            Some("{}"),
-            Some(r#"{"note":"from another tool"}"#),
-        ] {
-            assert_eq!(CommitNote::check(message), Ok(None), "{message:?}");
-        }
-    }
-
-    #[test]
-    fn malformed_notes_are_errors_not_missing_notes() {
-        for (message, error) in [
-            (
-                r#"{"user":"a","device":"d","user":"b"}"#,
-                NoteError::RepeatedKey,
-            ),
-            (
-                r#"{"user":"a","device":"d","device":"d"}"#,
-                NoteError::RepeatedKey,
-            ),
-            // The same key spelt with an escape.
-            (
-                r#"{"user":"a","device":"d","us\u0065r":"b"}"#,
-                NoteError::RepeatedKey,
-            ),
-            (
-                r#"{"user":"a","device":"d","x":{"k":1,"k":2}}"#,
-                NoteError::RepeatedKey,
-            ),
-            (
-                r#"{"user":"a","device":"d","x":[{"k":1},{"k":1,"k":1}]}"#,
-                NoteError::RepeatedKey,
-            ),
-            (r#"{"user":"a","x":1,"x":2}"#, NoteError::RepeatedKey),
-            (r#"{"user":1,"device":"d"}"#, NoteError::NotAString("user")),
-            (
-                r#"{"user":"a","device":null}"#,
-                NoteError::NotAString("device"),
-            ),
-            (
-                r#"{"user":["a"],"device":"d"}"#,
-                NoteError::NotAString("user"),
-            ),
-            (r#"{"user":"a"}"#, NoteError::Incomplete),
-            (r#"{"device":"d","other":true}"#, NoteError::Incomplete),
-            (r#"{"user":"a","device":"d""#, NoteError::NotJson),
-            (r#"{"user":"a","device":"d"} trailing"#, NoteError::NotJson),
-            (
-                r#"{"user":"a","device":"d"}{"user":"b"}"#,
-                NoteError::NotJson,
-            ),
-            ("{user: a, device: d}", NoteError::NotJson),
-        ] {
-            assert_eq!(CommitNote::check(Some(message)), Err(error), "{message}");
-            assert_eq!(CommitNote::parse(message), None, "{message}");
-        }
-    }
 }

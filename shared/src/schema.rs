@@ -13,9 +13,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{Automerge, AutomergeError, ObjType, ROOT, ReadDoc, Value};
 
 use crate::catalogue::RecordKind;
-use crate::record::{
-    CommitNote, Editor, FIELDS, KIND, Millis, RecordError, SCHEMA_VERSION, create_containers,
-};
+use crate::record::{Editor, FIELDS, KIND, Millis, RecordError, SCHEMA_VERSION, create_containers};
 
 /// The schema version this build writes.
 pub const CURRENT_SCHEMA_VERSION: u64 = 1;
@@ -65,7 +63,7 @@ pub(crate) fn migrate_with(
         return Ok(false);
     }
     doc.transact_with(
-        |_| CommitNote::options(editor, now),
+        |_| editor.commit_options(now),
         |tx| -> Result<(), AutomergeError> {
             for v in version..target {
                 if let Some(step) = usize::try_from(v - 1).ok().and_then(|i| steps.get(i)) {
@@ -90,11 +88,7 @@ mod tests {
     use automerge::ActorId;
 
     fn editor() -> Editor {
-        Editor {
-            user: "dara".into(),
-            device: "dev-1".into(),
-            role: Role::Monitor,
-        }
+        Editor::new("dara", "dev-1", Role::Monitor)
     }
 
     fn add_tags(tx: &mut Transaction<'_>, _kind: RecordKind) -> Result<(), AutomergeError> {

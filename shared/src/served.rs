@@ -44,9 +44,6 @@ use crate::sync::{DocSync, Incoming, Received};
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;
 
-/// Who is on a connection: what the policy needs to know about its user.
-pub type Who = Arc<Principal>;
-
 /// What a peer is told when its changes could not be stored (nothing of it was acknowledged;
 /// it sends them again).
 pub const STORE_FAILED: &str =
@@ -72,7 +69,7 @@ pub struct PeerInfo {
 #[derive(Debug, Clone)]
 pub struct PeerMessage {
     pub peer: PeerInfo,
-    pub who: Who,
+    pub who: Arc<Principal>,
     pub data: Vec<u8>,
     pub is_request: bool,
 }
@@ -236,7 +233,7 @@ struct PeerSlot {
     peer: PeerInfo,
     /// What the connection's user may read, as last refreshed: checked again before anything
     /// is sent to it.
-    who: Who,
+    who: Arc<Principal>,
     /// Changes from this connection were refused: ignore it until it reconnects.
     refused: bool,
     /// When this peer was first put off for a later flush (a ticket; lower is earlier).
@@ -257,13 +254,13 @@ enum AfterStore {
     /// A connection's new document: install it and serve its creator.
     Created {
         peer: PeerInfo,
-        who: Who,
+        who: Arc<Principal>,
         sync: Box<DocSync>,
         count: usize,
     },
     /// Changes from a batch of messages: answer each sender.
     Received {
-        answers: Vec<(PeerInfo, Who, Result<Received, String>)>,
+        answers: Vec<(PeerInfo, Arc<Principal>, Result<Received, String>)>,
         count: usize,
     },
     /// An edit on the server or changes from elsewhere: forward them.
@@ -534,7 +531,7 @@ impl ServedDocument {
     fn refused(&mut self, peer: &PeerInfo, who: &Principal, refusal: Refusal, changes: usize) {
         self.effects.push_back(Effect::Refused {
             peer: peer.clone(),
-            user: who.user.clone(),
+            user: who.who.user.clone(),
             refusal: refusal.clone(),
             changes,
         });
@@ -789,7 +786,7 @@ impl ServedDocument {
             .flat_map(|r| r.applied.iter().map(|c| c.raw_bytes().to_vec()))
             .collect();
         // The messages' bytes are not needed past here (a batch can hold thousands).
-        let answers: Vec<(PeerInfo, Who, Result<Received, String>)> = messages
+        let answers: Vec<(PeerInfo, Arc<Principal>, Result<Received, String>)> = messages
             .into_iter()
             .zip(results)
             .map(|(m, r)| (m.peer, m.who, r.map_err(|e| e.to_string())))
@@ -802,7 +799,10 @@ impl ServedDocument {
         self.queue_store(changes, new_actors, AfterStore::Received { answers, count });
     }
 
-    fn answer_received(&mut self, answers: Vec<(PeerInfo, Who, Result<Received, String>)>) {
+    fn answer_received(
+        &mut self,
+        answers: Vec<(PeerInfo, Arc<Principal>, Result<Received, String>)>,
+    ) {
         for (peer, who, result) in answers {
             let received = match result {
                 Ok(r) => r,
@@ -943,7 +943,7 @@ impl ServedDocument {
     /// What a connection's user may read changed: stop serving it if it may no longer read
     /// this document (it is told the document is unavailable). Only peers served the stored
     /// document: a connection's own document being created reveals nothing it did not send.
-    pub fn access_changed(&mut self, conn: ConnId, who: Who) -> bool {
+    pub fn access_changed(&mut self, conn: ConnId, who: Arc<Principal>) -> bool {
         let Some(slot) = self.peers.get_mut(&conn) else {
             return false;
         };

@@ -40,11 +40,7 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| {
         let case = DocumentId::from_bytes([1; 16]);
         let doc_id = DocumentId::from_bytes([2; 16]);
-        let editor = Editor {
-            user: "dara".into(),
-            device: "phone".into(),
-            role: Role::Monitor,
-        };
+        let editor = Editor::new("dara", "phone", Role::Monitor);
         let mut record = Record::create(
             RecordKind::CourtObservation,
             &case,
@@ -63,8 +59,7 @@ fn world() -> &'static World {
             doc_id,
             record: record.into_automerge(),
             who: Principal {
-                user: "sokha".into(),
-                device: "other-phone".into(),
+                who: saksi_shared::Who::new("sokha", "other-phone"),
                 role: Role::Monitor,
                 cases: HashSet::from([case]),
             },

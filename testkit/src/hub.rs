@@ -84,11 +84,7 @@ impl Hub {
     /// Creates a case document on the hub, as an admin would.
     pub fn create_case(&mut self, id_bytes: [u8; 16], now: Millis) -> DocumentId {
         let id = DocumentId::from_bytes(id_bytes);
-        let admin = Editor {
-            user: "admin".into(),
-            device: "hub".into(),
-            role: Role::Admin,
-        };
+        let admin = Editor::new("admin", "hub", Role::Admin);
         let mut actor = [0xad; 16];
         actor[..4].copy_from_slice(&(self.cases.len() as u32).to_be_bytes());
         let record = Record::create(RecordKind::Case, &id, ActorId::from(actor), &admin, now);
@@ -162,14 +158,12 @@ impl Hub {
         let cases = if editor.role.reviews() {
             self.cases.clone()
         } else {
-            self.members.get(&editor.user).cloned().unwrap_or_default()
+            self.members
+                .get(&editor.who.user)
+                .cloned()
+                .unwrap_or_default()
         };
-        Principal {
-            user: editor.user.clone(),
-            device: editor.device.clone(),
-            role: editor.role,
-            cases,
-        }
+        Principal::of(editor, cases)
     }
 
     /// Handles one frame from a connection.
@@ -243,7 +237,7 @@ impl Hub {
             peer: PeerInfo {
                 conn: conn as u64,
                 peer_id,
-                device: editor.device.clone(),
+                device: editor.who.device.clone(),
             },
             who: Arc::new(self.principal(&editor)),
             data,

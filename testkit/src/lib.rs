@@ -23,10 +23,6 @@ pub fn editor(
     device: &str,
     role: saksi_shared::workflow::Role,
 ) -> saksi_shared::Editor {
-    saksi_shared::Editor {
-        user: user.into(),
-        device: device.into(),
-        role,
-    }
+    saksi_shared::Editor::new(user, device, role)
 }
 pub use rng::Rng;

@@ -104,8 +104,16 @@ pub fn check_merged(view: &RecordView, first: &Editor, second: &Editor) {
     assert_eq!(
         votes,
         [
-            ("no".into(), second.user.clone(), second.device.clone()),
-            ("yes".into(), first.user.clone(), first.device.clone()),
+            (
+                "no".into(),
+                second.who.user.clone(),
+                second.who.device.clone()
+            ),
+            (
+                "yes".into(),
+                first.who.user.clone(),
+                first.who.device.clone()
+            ),
         ]
     );
     assert_eq!(

@@ -139,10 +139,10 @@ impl Engine {
         let actor = bytes16("actor", actor)?;
         let editor: Editor =
             from_json("editorJson", "{\"user\",\"device\",\"role\"}", editor_json)?;
-        if editor.user.is_empty() {
+        if editor.who.user.is_empty() {
             return Err(Error::Empty("editor.user"));
         }
-        if editor.device.is_empty() {
+        if editor.who.device.is_empty() {
             return Err(Error::Empty("editor.device"));
         }
         Ok(Engine {

@@ -388,7 +388,7 @@ fn purge_cmd(
     let data_dir = &cx.config.data_dir;
     if now {
         let purged =
-            purge::destroy_stored(cx.storage, data_dir, doc, cx.by.username, reason, cx.now)
+            purge::destroy_stored(cx.storage, data_dir, doc, cx.by.username(), reason, cx.now)
                 .map_err(purge_error)?;
         return cx.say(format_args!(
             "record {doc} destroyed ({}); {} file(s) deleted",
@@ -401,7 +401,7 @@ fn purge_cmd(
         cx.storage,
         data_dir,
         doc,
-        cx.by.username,
+        cx.by.username(),
         reason,
         grace,
         cx.now,

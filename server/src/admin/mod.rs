@@ -9,7 +9,7 @@ pub mod cli;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
-use saksi_shared::{DocumentId, Millis, Role};
+use saksi_shared::{DocumentId, Millis, Role, Who};
 
 use crate::accounts::{Passwords, random_16};
 use crate::storage::{AuditAction, AuditEvent, Case, DocumentRow, Storage, StorageError, User};
@@ -27,29 +27,40 @@ pub enum AdminError {
     Stdout(#[source] std::io::Error),
 }
 
-/// Who performs an account, device or case operation, as the audit log names them.
+/// Who performs an account, device or case operation, as the audit log names them: a user on
+/// one of their devices (the console, or a phone acting on itself), or the command line.
 #[derive(Debug, Clone, Copy)]
-pub struct Operator<'a> {
-    /// `cli` for the command line, else the signed-in admin.
-    pub username: &'a str,
-    /// The admin's device (none for the command line).
-    pub device_id: Option<&'a str>,
+pub enum Operator<'a> {
+    Cli,
+    Admin(&'a Who),
 }
 
 impl Operator<'_> {
     /// The command line.
-    pub const CLI: Operator<'static> = Operator {
-        username: "cli",
-        device_id: None,
-    };
+    pub const CLI: Operator<'static> = Operator::Cli;
 
-    /// The author written into documents this operator creates: the signed-in admin, or
+    /// The name the audit log gives the operator: the user, or `cli`.
+    pub fn username(&self) -> &str {
+        match self {
+            Operator::Cli => "cli",
+            Operator::Admin(who) => &who.user,
+        }
+    }
+
+    /// The operator's device (none for the command line).
+    pub fn device_id(&self) -> Option<&str> {
+        match self {
+            Operator::Cli => None,
+            Operator::Admin(who) => Some(&who.device),
+        }
+    }
+
+    /// The author written into documents this operator creates: the signed-in user, or
     /// `admin` for the command line.
     pub fn author(&self) -> &str {
-        if self.device_id.is_some() {
-            self.username
-        } else {
-            "admin"
+        match self {
+            Operator::Cli => "admin",
+            Operator::Admin(who) => &who.user,
         }
     }
 
@@ -63,8 +74,8 @@ impl Operator<'_> {
     ) -> Result<(), StorageError> {
         storage.append_audit(AuditEvent {
             at: now,
-            username: Some(self.username.to_owned()),
-            device_id: self.device_id.map(str::to_owned),
+            username: Some(self.username().to_owned()),
+            device_id: self.device_id().map(str::to_owned),
             action,
             target: Some(target),
             detail,
@@ -291,11 +302,7 @@ pub fn create_case(
     now: i64,
 ) -> Result<DocumentId, AdminError> {
     let id = DocumentId::from_bytes(random_16());
-    let editor = Editor {
-        user: created_by.to_owned(),
-        device: "server".into(),
-        role: Role::Admin,
-    };
+    let editor = Editor::new(created_by, "server", Role::Admin);
     let mut record = Record::create(
         RecordKind::Case,
         &id,

@@ -137,20 +137,13 @@ pub async fn create_user(
     } = form.into_inner();
     let role = parse_role(&role)?;
     let username = username.trim().to_owned();
-    let (state, by, device) = (
-        who.state.clone(),
-        who.username().to_owned(),
-        who.auth.device.id.clone(),
-    );
+    let (state, by) = (who.state.clone(), who.who());
     let now = state.now();
     let passwords = state.passwords.clone();
     state
         .db
         .run(move |s| {
-            let by = ops::Operator {
-                username: &by,
-                device_id: Some(&device),
-            };
+            let by = ops::Operator::Admin(&by);
             Ok(ops::create_user(
                 s, &passwords, by, &username, role, &password, now,
             ))
@@ -201,11 +194,7 @@ pub async fn user_action(
         ));
     }
     let UserActionForm { role, password, .. } = form.into_inner();
-    let (state, by, device) = (
-        who.state.clone(),
-        who.username().to_owned(),
-        who.auth.device.id.clone(),
-    );
+    let (state, by) = (who.state.clone(), who.who());
     let now = state.now();
     let passwords = state.passwords.clone();
     let done = match action.as_str() {
@@ -214,10 +203,7 @@ pub async fn user_action(
             state
                 .db
                 .run(move |s| {
-                    let by = ops::Operator {
-                        username: &by,
-                        device_id: Some(&device),
-                    };
+                    let by = ops::Operator::Admin(&by);
                     Ok(ops::set_role(s, by, &user, role, now))
                 })
                 .await??;
@@ -227,10 +213,7 @@ pub async fn user_action(
             state
                 .db
                 .run(move |s| {
-                    let by = ops::Operator {
-                        username: &by,
-                        device_id: Some(&device),
-                    };
+                    let by = ops::Operator::Admin(&by);
                     Ok(ops::reset_password(
                         s, &passwords, by, &user, &password, now,
                     ))
@@ -243,10 +226,7 @@ pub async fn user_action(
             let revoked = state
                 .db
                 .run(move |s| {
-                    let by = ops::Operator {
-                        username: &by,
-                        device_id: Some(&device),
-                    };
+                    let by = ops::Operator::Admin(&by);
                     Ok(ops::set_disabled(s, by, &user, disabled, now))
                 })
                 .await??;
@@ -374,20 +354,13 @@ pub async fn revoke(
         ));
     }
     let device = path.into_inner();
-    let (state, by, mine) = (
-        who.state.clone(),
-        who.username().to_owned(),
-        who.auth.device.id.clone(),
-    );
+    let (state, by) = (who.state.clone(), who.who());
     let now = state.now();
     let target = device.clone();
     let revoked = state
         .db
         .run(move |s| {
-            let by = ops::Operator {
-                username: &by,
-                device_id: Some(&mine),
-            };
+            let by = ops::Operator::Admin(&by);
             Ok(ops::revoke_device(s, by, &target, now))
         })
         .await??;
@@ -489,19 +462,12 @@ pub async fn create_case(
     who.require_admin()?;
     who.check_form(&req, &form.csrf)?;
     let name = form.into_inner().name;
-    let (state, by, device) = (
-        who.state.clone(),
-        who.username().to_owned(),
-        who.auth.device.id.clone(),
-    );
+    let (state, by) = (who.state.clone(), who.who());
     let now = state.now();
     let id = state
         .db
         .run(move |s| {
-            let by = ops::Operator {
-                username: &by,
-                device_id: Some(&device),
-            };
+            let by = ops::Operator::Admin(&by);
             Ok(ops::new_case(s, by, &name, now))
         })
         .await??;
@@ -527,20 +493,13 @@ async fn membership(
     who.require_admin()?;
     who.check_form(&req, &form.csrf)?;
     let case = DocumentId::parse(&case).map_err(|_| ConsoleError::NotFound)?;
-    let (state, by, device) = (
-        who.state.clone(),
-        who.username().to_owned(),
-        who.auth.device.id.clone(),
-    );
+    let (state, by) = (who.state.clone(), who.who());
     let now = state.now();
     let username = form.username.trim().to_owned();
     state
         .db
         .run(move |s| {
-            let by = ops::Operator {
-                username: &by,
-                device_id: Some(&device),
-            };
+            let by = ops::Operator::Admin(&by);
             let Some((user, _)) = s.user_by_name(&username)? else {
                 return Ok(Err(ops::AdminError::Invalid("Choose a user.".into())));
             };

@@ -715,11 +715,7 @@ mod tests {
     /// is still defused.
     #[test]
     fn numbers_are_not_defused_as_formulas() {
-        let editor = saksi_shared::Editor {
-            user: "sokha".into(),
-            device: "phone".into(),
-            role: saksi_shared::Role::Monitor,
-        };
+        let editor = saksi_shared::Editor::new("sokha", "phone", saksi_shared::Role::Monitor);
         let case = saksi_shared::DocumentId::from_bytes([1; 16]);
         let mut record = Record::create(
             RecordKind::CourtObservation,

@@ -53,11 +53,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
-use saksi_shared::Lang;
 use saksi_shared::record::Editor;
+use saksi_shared::{Lang, Who};
 use sha2::{Digest, Sha256};
 
-use crate::admin::{AdminError, Operator};
+use crate::admin::AdminError;
 use crate::app::AppState;
 use crate::http::ApiError;
 use crate::http::auth::{AuthDevice, authenticate, request_token, same_origin};
@@ -362,18 +362,14 @@ impl Console {
     /// The identity of edits made from the console.
     pub fn editor(&self) -> Editor {
         Editor {
-            user: self.auth.user.username.clone(),
-            device: self.auth.device.id.clone(),
+            who: self.who(),
             role: self.auth.user.role,
         }
     }
 
-    /// The operator of admin actions, for the audit log.
-    pub fn operator(&self) -> Operator<'_> {
-        Operator {
-            username: &self.auth.user.username,
-            device_id: Some(&self.auth.device.id),
-        }
+    /// The signed-in user and this browser's device.
+    pub fn who(&self) -> Who {
+        Who::new(self.auth.user.username.clone(), self.auth.device.id.clone())
     }
 
     /// What every page's frame shows.

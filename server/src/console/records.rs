@@ -12,7 +12,7 @@ use saksi_shared::{DocumentId, Lang, Status};
 use serde::Deserialize;
 
 use super::view::{
-    self, Choice, Chrome, Directory, RecordQuery, SORTS, Who, choices, file_size, kind_label,
+    self, ChangeBy, Choice, Chrome, Directory, RecordQuery, SORTS, choices, file_size, kind_label,
     status_label, time_in, value_label,
 };
 use super::words::word;
@@ -292,7 +292,7 @@ fn filter_offset(page_no: u32) -> u32 {
 #[derive(Debug)]
 pub struct ConflictValueView {
     pub value: String,
-    pub who: Who,
+    pub who: ChangeBy,
     pub change: String,
     /// The value the record currently shows.
     pub shown: bool,
@@ -586,7 +586,7 @@ pub fn display(
 /// One change in the history, ready to show.
 #[derive(Debug)]
 pub struct HistoryRow {
-    pub who: Who,
+    pub who: ChangeBy,
     pub edits: Vec<String>,
 }
 
@@ -668,7 +668,7 @@ struct RecordPage {
     record: RecordDisplay,
     flash: String,
     actions: Vec<ActionView>,
-    last_change: Option<Who>,
+    last_change: Option<ChangeBy>,
     changes: usize,
     /// A purge waiting out its grace period: when it happens, why, who asked.
     pending_purge: Option<(String, String, String)>,

@@ -194,9 +194,10 @@ pub fn file_size(bytes: u64) -> String {
     }
 }
 
-/// Who made a change, as the server knows it.
+/// Who made a change, as the server knows it (for display: names, time, whether the
+/// attribution is confirmed).
 #[derive(Debug, Clone, Serialize)]
-pub struct Who {
+pub struct ChangeBy {
     /// The account of the device the change's actor is bound to (else the claim).
     pub user: String,
     pub device_name: String,
@@ -309,7 +310,7 @@ impl Directory {
         self
     }
 
-    pub fn who(&self, a: &Attribution) -> Who {
+    pub fn who(&self, a: &Attribution) -> ChangeBy {
         let claimed_user = a.user.clone().unwrap_or_default();
         let claimed_device = a.device.clone().unwrap_or_default();
         let at = self.time(a.at);
@@ -329,7 +330,7 @@ impl Directory {
                         or_unknown(&claimed_device)
                     )
                 };
-                Who {
+                ChangeBy {
                     user,
                     device_name,
                     device_id: device_id.clone(),
@@ -346,7 +347,7 @@ impl Directory {
                     .get(&claimed_device)
                     .map(|(d, _)| d.name.clone())
                     .unwrap_or_else(|| or_unknown(&claimed_device));
-                Who {
+                ChangeBy {
                     user: or_unknown(&claimed_user),
                     device_name,
                     device_id: claimed_device,

@@ -269,10 +269,8 @@ pub async fn probe_wiped(
             let Some((_, user)) = s.device(&id)? else {
                 return Ok(None);
             };
-            let by = crate::admin::Operator {
-                username: &user.username,
-                device_id: Some(&id),
-            };
+            let who = saksi_shared::Who::new(user.username.clone(), id.clone());
+            let by = crate::admin::Operator::Admin(&who);
             let done = crate::admin::revoke_device(s, by, &id, now)
                 .map_err(|e| crate::storage::StorageError::Database(e.to_string()))?;
             Ok::<Option<String>, crate::storage::StorageError>(done.then_some(id.clone()))
@@ -459,7 +457,7 @@ fn discardable(record: &saksi_shared::Record, who: &saksi_shared::policy::Princi
     who.may_read(&meta)
         && meta.kind != saksi_shared::RecordKind::Case
         && meta.status == saksi_shared::Status::Draft
-        && (who.role.reviews() || (meta.created_by == who.user && never_submitted))
+        && (who.role.reviews() || (meta.created_by == who.who.user && never_submitted))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,18 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use saksi_shared::DocumentId;
+use saksi_shared::policy::Principal;
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
 
 use super::document::Command;
 use super::socket::{CloseCode, CloseReason, Closed, Incoming, Reader, Writer};
-use super::{ConnId, Outbox, Outgoing, Peer, Who};
+use super::{ConnId, Outbox, Outgoing, Peer};
 use crate::app::{AppState, principal};
 use crate::storage::User;
 
 /// Frames queued for one connection before it counts as too slow.
 const OUTBOX: usize = 4096;
 
-/// Who is on the other end, as established at the upgrade.
+/// Arc<Principal> is on the other end, as established at the upgrade.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,
@@ -163,7 +164,7 @@ struct Connection {
     conn: ConnId,
     auth: Authenticated,
     outbox: Outbox,
-    who: Option<Who>,
+    who: Option<Arc<Principal>>,
     /// The peer id from `join`; `None` until the handshake.
     peer_id: Option<String>,
     open: HashSet<DocumentId>,
@@ -195,7 +196,7 @@ impl Connection {
         let _ = self.outbox.frame(frame);
     }
 
-    async fn refresh_who(&mut self) -> Result<Who, CloseReason> {
+    async fn refresh_who(&mut self) -> Result<Arc<Principal>, CloseReason> {
         match principal(&self.state, &self.auth.user, &self.auth.device).await {
             Ok(p) => {
                 let who = Arc::new(p);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use saksi_shared::automerge::ActorId;
 use saksi_shared::integrity::guarded;
+use saksi_shared::policy::Principal;
 use saksi_shared::record::{Editor, Record, RecordError};
 use saksi_shared::served::{
     Effect, Loaded, PeerInfo, PeerMessage, ServedDocument, StoreRequest, Tuning,
@@ -21,7 +22,7 @@ use saksi_shared::served::{
 use saksi_shared::{DocumentId, Millis};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConnId, Peer, Who};
+use super::{ConnId, Peer};
 use crate::app::AppState;
 use crate::storage::{AuditAction, AuditEvent, DocumentRow, DocumentWrite, FileRef, StorageError};
 
@@ -38,7 +39,7 @@ pub enum Command {
     /// A `sync` or `request` message from a connection.
     Sync {
         peer: Peer,
-        who: Who,
+        who: Arc<Principal>,
         data: Vec<u8>,
         is_request: bool,
     },
@@ -46,7 +47,7 @@ pub enum Command {
     Close { conn: ConnId },
     /// What the connection's user may read changed: stop serving it if it may no longer read
     /// this document.
-    Access { peer: Peer, who: Who },
+    Access { peer: Peer, who: Arc<Principal> },
     /// Read the document (console, exports).
     Read(ReadFn),
     /// An edit made on the server on behalf of a signed-in user (console review actions and

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use saksi_shared::policy::Principal;
 use tokio::sync::mpsc;
 
 pub use document::Documents;
@@ -124,9 +123,6 @@ impl Peer {
         }
     }
 }
-
-/// What the server knows about who sent a message: refreshed by the connection.
-pub type Who = Arc<Principal>;
 
 /// Actor → device bindings of the whole server, shared by every document (see
 /// [`saksi_shared::served::SharedBindings`]).

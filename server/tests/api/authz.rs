@@ -2,11 +2,12 @@
 
 use saksi_server::accounts::random_16;
 use saksi_server::storage::AuditFilter;
+use saksi_shared::Who;
 use saksi_shared::automerge::ROOT;
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::protocol::Message;
-use saksi_shared::record::{CommitNote, FieldInput};
+use saksi_shared::record::FieldInput;
 use saksi_shared::sync::{Event, Repo};
 use saksi_shared::{DocumentId, FieldValue, Role, Status};
 
@@ -144,9 +145,9 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
     // A tampered client writes `approved` directly: monitors may not approve.
     p1.repo
         .edit(&id, |r| {
-            let note = serde_json::to_string(&CommitNote {
-                user: editor.user.clone(),
-                device: editor.device.clone(),
+            let note = serde_json::to_string(&Who {
+                user: editor.who.user.clone(),
+                device: editor.who.device.clone(),
             })
             .expect("json");
             r.doc_mut()

@@ -46,7 +46,7 @@ async fn keep_writing(
                     "narrative",
                     0,
                     0,
-                    &format!("<{} {n}>", editor.user),
+                    &format!("<{} {n}>", editor.who.user),
                     &editor,
                     n as i64,
                 )?;

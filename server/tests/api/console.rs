@@ -822,11 +822,7 @@ fn seed(
     } else {
         Role::Liaison
     };
-    let editor = Editor {
-        user: author.into(),
-        device: "seed".into(),
-        role,
-    };
+    let editor = Editor::new(author, "seed", role);
     let mut record = Record::create(kind, case, ActorId::from(random_16()), &editor, updated_at);
     let field = if kind == RecordKind::CourtObservation {
         "court"

@@ -70,7 +70,7 @@ async fn work(mut phone: Phone, client: Client, acked: Acked) -> Phone {
                 "narrative",
                 0,
                 0,
-                &format!("[{} {n}]", editor.user),
+                &format!("[{} {n}]", editor.who.user),
                 &editor,
                 n as i64,
             )?;
@@ -88,7 +88,7 @@ async fn work(mut phone: Phone, client: Client, acked: Acked) -> Phone {
                     "narrative",
                     0,
                     0,
-                    &format!("<{} {n}>", editor.user),
+                    &format!("<{} {n}>", editor.who.user),
                     &editor,
                     n as i64,
                 )

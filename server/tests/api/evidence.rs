@@ -8,11 +8,12 @@ use std::io::Read as _;
 use saksi_client::Session;
 use saksi_server::accounts::random_16;
 use saksi_server::storage::{DocumentRow, DocumentWrite, FileRef};
+use saksi_shared::Who;
 use saksi_shared::attachment::NewAttachment;
 use saksi_shared::automerge::transaction::Transactable as _;
 use saksi_shared::automerge::{ActorId, ObjType, ROOT};
 use saksi_shared::catalogue::RecordKind;
-use saksi_shared::record::{CommitNote, Record};
+use saksi_shared::record::Record;
 use saksi_shared::{DocumentId, Role, Status};
 use sha2::{Digest, Sha256};
 
@@ -211,11 +212,7 @@ async fn exports_list_the_files_and_their_hashes() {
 /// tampered database, could be), a record whose files have hostile names.
 fn hostile_record(server: &TestServer, case: &DocumentId, bytes: &[u8]) -> DocumentId {
     let id = DocumentId::from_bytes(random_16());
-    let editor = saksi_shared::Editor {
-        user: "sophea".into(),
-        device: "old-phone".into(),
-        role: Role::Monitor,
-    };
+    let editor = saksi_shared::Editor::new("sophea", "old-phone", Role::Monitor);
     let mut record = Record::create(
         RecordKind::CourtObservation,
         case,
@@ -238,9 +235,9 @@ fn hostile_record(server: &TestServer, case: &DocumentId, bytes: &[u8]) -> Docum
             |_| {
                 saksi_shared::automerge::transaction::CommitOptions::default()
                     .with_message(
-                        serde_json::to_string(&CommitNote {
-                            user: editor.user.clone(),
-                            device: editor.device.clone(),
+                        serde_json::to_string(&Who {
+                            user: editor.who.user.clone(),
+                            device: editor.who.device.clone(),
                         })
                         .expect("note"),
                     )

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use saksi_client::{Session, SyncSocket};
 use saksi_server::accounts::random_16;
+use saksi_shared::Who;
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable as _};
 use saksi_shared::automerge::{AutomergeError, ObjType, ROOT, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::cbor::Cbor;
 use saksi_shared::policy::NOT_A_MEMBER;
 use saksi_shared::protocol::Message;
-use saksi_shared::record::{CommitNote, Editor, FieldInput, Record};
+use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::sync::{Event, Repo};
 use saksi_shared::{DocumentId, Role};
 use tokio::io::AsyncWriteExt as _;
@@ -132,9 +133,9 @@ fn tamper(
         &mut saksi_shared::automerge::transaction::Transaction<'_>,
     ) -> Result<(), AutomergeError>,
 ) {
-    let note = serde_json::to_string(&CommitNote {
-        user: editor.user.clone(),
-        device: editor.device.clone(),
+    let note = serde_json::to_string(&Who {
+        user: editor.who.user.clone(),
+        device: editor.who.device.clone(),
     })
     .expect("json");
     record
@@ -937,10 +938,7 @@ async fn a_commit_message_naming_another_user() {
     let before = repo.record(&record).expect("doc").save();
     let mut r = Repo::new("m2".into(), random_16());
     r.add_document(record, &before, None).expect("add");
-    let impostor = Editor {
-        user: "vanna".into(),
-        ..h.editor.clone()
-    };
+    let impostor = Editor::new("vanna", h.editor.who.device.clone(), h.editor.role);
     r.edit(&record, |rec| {
         rec.set_field("prosecutor", FieldInput::Text("Y".into()), &impostor, 6_100)
     })

@@ -18,7 +18,7 @@
 //! use saksi_shared::record::FieldInput;
 //! use saksi_testkit::Hub;
 //!
-//! let editor = Editor { user: "dara".into(), device: "phone-1".into(), role: Role::Monitor };
+//! let editor = Editor::new("dara", "phone-1", Role::Monitor);
 //! let mut hub = Hub::new();
 //! let case = hub.create_case([9; 16], 1);
 //! hub.add_member("dara", case);

@@ -52,8 +52,8 @@ fn craft_entry(
         ("type", "audio/webm".into()),
         ("name", "សំឡេង.webm".into()),
         ("captured_at", ScalarValue::Int(1_700_000_000_000)),
-        ("by", ed.user.clone().into()),
-        ("device", ed.device.clone().into()),
+        ("by", ed.who.user.clone().into()),
+        ("device", ed.who.device.clone().into()),
     ];
     change(&mut values);
     w.craft(phone, id, None, move |tx| {

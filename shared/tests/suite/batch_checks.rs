@@ -75,12 +75,7 @@ struct Device {
 }
 
 fn principal(e: &Editor, case: DocumentId) -> Principal {
-    Principal {
-        user: e.user.clone(),
-        device: e.device.clone(),
-        role: e.role,
-        cases: [case].into_iter().collect(),
-    }
+    Principal::of(e, [case].into_iter().collect())
 }
 
 fn message(changes: &[Change]) -> Vec<u8> {
@@ -103,7 +98,10 @@ fn random_edit(rng: &mut Rng, d: &mut Device, now: i64) {
         10 => r.transition(Status::Draft, None, &ed, now),
         _ => {
             // A forged identity key or an unknown field, committed by hand.
-            let note = format!(r#"{{"user":"{}","device":"{}"}}"#, ed.user, ed.device);
+            let note = format!(
+                r#"{{"user":"{}","device":"{}"}}"#,
+                ed.who.user, ed.who.device
+            );
             r.doc_mut()
                 .transact_with(
                     |_| CommitOptions::default().with_message(note).with_time(now),

@@ -207,8 +207,8 @@ impl Run {
             key: "status",
             value: Some(FieldValue::Text("draft".into())),
             hash: created,
-            user: creator.user.clone(),
-            device: creator.device.clone(),
+            user: creator.who.user.clone(),
+            device: creator.who.device.clone(),
             superseded: false,
         });
         net.sync(0);
@@ -377,8 +377,8 @@ impl Run {
                 key,
                 value,
                 hash,
-                user: ed.user.clone(),
-                device: ed.device.clone(),
+                user: ed.who.user.clone(),
+                device: ed.who.device.clone(),
                 superseded: false,
             });
         }
@@ -402,19 +402,29 @@ impl Run {
         let id = self.id;
         assert_eq!(net.hub.refusals(), &[], "the hub refused a legal change");
         for p in &net.phones {
-            assert_eq!(p.refusals(), vec![], "{} saw a refusal", p.editor.device);
+            assert_eq!(
+                p.refusals(),
+                vec![],
+                "{} saw a refusal",
+                p.editor.who.device
+            );
         }
         let hub_record = net.hub.record(&id).expect("the hub has the record");
         let expected_view = hub_record.view().expect("the hub's copy is a record");
         let hub_heads = sorted_heads(hub_record);
         for p in &net.phones {
             let record = p.record(&id);
-            assert_eq!(sorted_heads(record), hub_heads, "{} heads", p.editor.device);
+            assert_eq!(
+                sorted_heads(record),
+                hub_heads,
+                "{} heads",
+                p.editor.who.device
+            );
             assert_eq!(
                 record.view().expect("a record"),
                 expected_view,
                 "{} view",
-                p.editor.device
+                p.editor.who.device
             );
         }
         // The hub's own changes: a reviewer's status put back after a concurrent step by

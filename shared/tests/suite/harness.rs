@@ -35,7 +35,7 @@ impl Phone {
     pub fn record(&self, id: &DocumentId) -> &Record {
         self.repo
             .record(id)
-            .unwrap_or_else(|| panic!("{} has no document {id}", self.editor.device))
+            .unwrap_or_else(|| panic!("{} has no document {id}", self.editor.who.device))
     }
 
     /// Documents the hub refused changes to, as reported to this phone.
@@ -80,7 +80,7 @@ impl Net {
 
     /// Adds an offline phone. Its peer id is derived from the device name.
     pub fn add_phone(&mut self, editor: Editor, actor: [u8; 16]) -> usize {
-        let repo = Repo::new(format!("{}-peer", editor.device), actor);
+        let repo = Repo::new(format!("{}-peer", editor.who.device), actor);
         self.phones.push(Phone {
             editor,
             repo,
@@ -177,10 +177,9 @@ impl Net {
         let Some(frame) = p.down.pop_front() else {
             return false;
         };
-        let events = p
-            .repo
-            .receive(&frame)
-            .unwrap_or_else(|e| panic!("{} could not handle a hub frame: {e}", p.editor.device));
+        let events = p.repo.receive(&frame).unwrap_or_else(|e| {
+            panic!("{} could not handle a hub frame: {e}", p.editor.who.device)
+        });
         p.events.extend(events);
         true
     }

@@ -34,8 +34,7 @@ fn member(user: &str, device: &str, role: Role, cases: &[DocumentId]) -> Member 
     let editor = editor(user, device, role);
     Member {
         principal: Principal {
-            user: user.into(),
-            device: device.into(),
+            who: saksi_shared::Who::new(user, device),
             role,
             cases: cases.iter().copied().collect(),
         },
@@ -141,7 +140,7 @@ fn run(seed: u64) {
         if !made || changes.is_empty() {
             continue;
         }
-        let peer = who.principal.device.clone();
+        let peer = who.principal.who.device.clone();
         if !sync.has_peer(&peer) {
             sync.add_peer(&peer, None);
         }
@@ -153,7 +152,7 @@ fn run(seed: u64) {
         let message = changes_message(&changes, fork.heads());
         let _ = sync.receive(&peer, &message, &mut gate);
 
-        let context = format!("seed {seed}, step {step}, {}", who.editor.user);
+        let context = format!("seed {seed}, step {step}, {}", who.editor.who.user);
         let after = sync.record();
         let loaded = Automerge::load(&after.save()).expect("the record loads");
         let (mut a, mut b) = (loaded.get_heads(), after.heads());

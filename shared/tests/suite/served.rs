@@ -53,7 +53,7 @@ fn messages(repo: &mut Repo, conn: u64, who: &Arc<Principal>, id: DocumentId) ->
             peer: PeerInfo {
                 conn,
                 peer_id: repo.peer_id().to_owned(),
-                device: who.device.clone(),
+                device: who.who.device.clone(),
             },
             who: who.clone(),
             data,
@@ -63,12 +63,7 @@ fn messages(repo: &mut Repo, conn: u64, who: &Arc<Principal>, id: DocumentId) ->
 }
 
 fn principal(editor: &Editor, case: DocumentId) -> Arc<Principal> {
-    Arc::new(Principal {
-        user: editor.user.clone(),
-        device: editor.device.clone(),
-        role: editor.role,
-        cases: [case].into_iter().collect(),
-    })
+    Arc::new(Principal::of(editor, [case].into_iter().collect()))
 }
 
 fn effects(doc: &mut ServedDocument) -> Vec<Effect> {

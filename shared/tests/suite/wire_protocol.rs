@@ -757,11 +757,7 @@ proptest! {
 /// mutate.
 fn sync_data_with_changes() -> Vec<u8> {
     use saksi_shared::sync::{AcceptAll, DocSync};
-    let monitor = saksi_shared::Editor {
-        user: "sokha".into(),
-        device: "sokha-phone".into(),
-        role: saksi_shared::Role::Monitor,
-    };
+    let monitor = saksi_shared::Editor::new("sokha", "sokha-phone", saksi_shared::Role::Monitor);
     let case = DocumentId::from_bytes([0x70; 16]);
     let mut record = saksi_shared::Record::create(
         saksi_shared::RecordKind::CourtObservation,

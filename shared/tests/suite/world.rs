@@ -2,11 +2,12 @@
 //! coordinator, a liaison) connected and settled, and helpers to make legal edits, craft
 //! hostile changes on a phone with automerge's own API, and check that a refusal was complete.
 
+use saksi_shared::Who;
 use saksi_shared::automerge::transaction::{CommitOptions, Transaction};
 use saksi_shared::automerge::{AutomergeError, ChangeHash, ObjId, ROOT, ReadDoc};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::policy::RefusalCode;
-use saksi_shared::record::{CommitNote, FieldInput, FieldValue, RecordError};
+use saksi_shared::record::{FieldInput, FieldValue, RecordError};
 use saksi_shared::{DocumentId, Editor, Record, Role};
 use saksi_testkit::Hub;
 
@@ -112,7 +113,7 @@ impl World {
         f: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> ChangeHash {
         let ed = self.ed(phone);
-        let message = message.unwrap_or_else(|| note(&ed.user, &ed.device));
+        let message = message.unwrap_or_else(|| note(&ed.who.user, &ed.who.device));
         let now = self.tick();
         let hash = self
             .net
@@ -200,7 +201,7 @@ impl World {
 }
 
 pub(crate) fn note(user: &str, device: &str) -> String {
-    serde_json::to_string(&CommitNote {
+    serde_json::to_string(&Who {
         user: user.into(),
         device: device.into(),
     })

@@ -154,8 +154,8 @@ fn a_malformed_commit_message_is_refused_not_skipped() {
         let other = w.observation(0x27, &[]);
         let ed = w.ed(SOKHA);
         let forged = template
-            .replace("USER", &ed.user)
-            .replace("DEVICE", &ed.device);
+            .replace("USER", &ed.who.user)
+            .replace("DEVICE", &ed.who.device);
         let before = w.net.hub.refusals().len();
         let hash = w.craft(SOKHA, id, Some(forged.clone()), |tx| {
             let fields = fields_of(tx)?;
@@ -616,12 +616,7 @@ fn chenda_ed() -> Editor {
 
 /// The server's view of `ed`, signed in on their device, a member of `cases`.
 fn principal(ed: &Editor, cases: &[DocumentId]) -> Principal {
-    Principal {
-        user: ed.user.clone(),
-        device: ed.device.clone(),
-        role: ed.role,
-        cases: cases.iter().copied().collect(),
-    }
+    Principal::of(ed, cases.iter().copied().collect())
 }
 
 /// Sokha's court observation as the server stores it: in draft, with a court and a narrative.
@@ -731,7 +726,7 @@ fn hand_made(doc: &Automerge, by: &Editor, operations: Vec<Op>) -> ExpandedChang
         seq: 1,
         start_op: NonZeroU64::new(max_op + 1).expect("positive"),
         time: 20_000,
-        message: Some(note(&by.user, &by.device)),
+        message: Some(note(&by.who.user, &by.who.device)),
         deps: doc.get_heads(),
         extra_bytes: Vec::new(),
         author: None,
@@ -808,7 +803,7 @@ fn device_change(
     f: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
 ) -> Change {
     let mut doc = record.doc().clone().with_actor(ActorId::from(actor));
-    let message = note(&by.user, &by.device);
+    let message = note(&by.who.user, &by.who.device);
     let hash = doc
         .transact_with(
             |_| {
@@ -1067,7 +1062,7 @@ fn review_entries(doc: &Automerge, by: &Editor, entries: &[Vec<&str>]) -> Change
         let mut written: HashMap<&str, OpId> = HashMap::new();
         for &key in keys {
             let value = match key {
-                "author" => ScalarValue::Str(by.user.as_str().into()),
+                "author" => ScalarValue::Str(by.who.user.as_str().into()),
                 "role" => ScalarValue::Str(by.role.as_str().into()),
                 "action" => ScalarValue::Str("comment".into()),
                 "at" => ScalarValue::Int(20_000),
