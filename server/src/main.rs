@@ -234,6 +234,7 @@ mod tests {
             "saksi serve",
             "saksi serve --config saksi.toml",
             "saksi --config saksi.toml admin list-users",
+            "saksi admin --config saksi.toml list-users",
             "saksi admin list-users --config saksi.toml",
             "saksi admin backup /tmp/b.saksi-backup",
             "saksi admin restore /tmp/b.saksi-backup --force",

@@ -25,7 +25,7 @@ pub enum Command {
     /// Creates an account; its password is read from standard input (one line).
     CreateUser {
         /// 1-64 letters (any script), digits, '.', '_' or '-'.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
         /// monitor, liaison, coordinator or admin.
         #[arg(long, value_parser = parse_role)]
@@ -33,50 +33,50 @@ pub enum Command {
     },
     /// Sets a new password, read from standard input.
     ResetPassword {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
     },
     /// Changes an account's role.
     SetRole {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
     /// Disables an account; also cuts off its devices.
     DisableUser {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
     },
     /// Enables a disabled account (its devices stay revoked: it signs in again).
     EnableUser {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
     },
     /// Lists the accounts: username, role, active or disabled.
     ListUsers,
     /// Lists the devices, of one account or of all.
     ListDevices {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: Option<String>,
     },
     /// Revokes a device: it can no longer sign in, sync or renew, and wipes itself at its
     /// next contact.
     RevokeDevice {
         /// The device's id, as list-devices shows it.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         device: String,
     },
     /// Signs an account's devices out without wiping them: each asks for the password at its
     /// next contact and keeps its data.
     EndSessions {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
     },
     /// Creates a case and prints its id.
     CreateCase {
         /// 1-200 characters, any script.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         name: String,
     },
     /// Lists the cases: id, name, team.
@@ -86,7 +86,7 @@ pub enum Command {
         /// The case's id, as list-cases shows it.
         #[arg(long, value_parser = parse_id)]
         case: DocumentId,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
     },
     /// Removes an account from a case's team.
@@ -94,7 +94,7 @@ pub enum Command {
         /// The case's id, as list-cases shows it.
         #[arg(long, value_parser = parse_id)]
         case: DocumentId,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
     },
     /// Destroys a record after the grace period (purge_grace_days), hidden from field staff
@@ -607,6 +607,19 @@ mod tests {
             Some("password: ")
         );
         assert_eq!(Command::ListUsers.secret_prompt(), None);
+        // Usernames, case names and device ids may start with '-', as before clap.
+        assert_eq!(
+            parse("reset-password --username -bob").expect("parses"),
+            Command::ResetPassword {
+                username: "-bob".into()
+            }
+        );
+        assert_eq!(
+            parse("create-case --name -ក").expect("parses"),
+            Command::CreateCase {
+                name: "-ក".into()
+            }
+        );
     }
 
     #[test]

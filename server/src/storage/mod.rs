@@ -2,7 +2,7 @@
 //! default; another backend implements the same trait with its own migrations.
 //!
 //! Methods are blocking; async callers run them on the blocking pool (see [`crate::db::Db`]).
-//! [`Storage::append_changes`] returns only once the changes are on disk: the sync endpoint
+//! [`DocumentStore::append_changes`] returns only once the changes are on disk: the sync endpoint
 //! acknowledges nothing before that.
 
 pub mod sqlite;

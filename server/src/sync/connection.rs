@@ -23,7 +23,7 @@ use crate::storage::User;
 /// Frames queued for one connection before it counts as too slow.
 const OUTBOX: usize = 4096;
 
-/// Arc<Principal> is on the other end, as established at the upgrade.
+/// Who is on the other end (user and device), as established at the upgrade.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,

@@ -6,8 +6,8 @@
 //! rolls back alone. Reads use a small pool of read-only connections, which WAL lets run beside
 //! the writer.
 //!
-//! One module per trait of [`Storage`]: [`accounts`], [`documents`], [`audit`], [`files`],
-//! [`purge`]; this one holds the connections, the writer and the migrations.
+//! One module per trait of [`Storage`]: `accounts`, `documents`, `audit`, `files`, `purge`;
+//! this one holds the connections, the writer and the migrations.
 //!
 //! The writer deletes with `secure_delete` on: what a delete removes is overwritten with zeros
 //! in the database file, so that a purged record's words do not stay in freed pages.
