@@ -349,7 +349,7 @@ fn audit_destroyed(t: &Tombstone, device: Option<&str>, purged: &Purged) -> Audi
     AuditEvent {
         at: t.purged_at,
         username: Some(t.username.clone()),
-        device_id: device.map(str::to_owned),
+        device_id: device.map(saksi_shared::DeviceId::from),
         action,
         target: Some(t.doc_id.to_string()),
         detail: format!(
@@ -409,7 +409,7 @@ fn scheduled_event(p: &PendingPurge, device: Option<&str>, grace_days: u64) -> A
     AuditEvent {
         at: p.requested_at,
         username: Some(p.username.clone()),
-        device_id: device.map(str::to_owned),
+        device_id: device.map(saksi_shared::DeviceId::from),
         action: AuditAction::PurgeScheduled,
         target: Some(p.doc_id.to_string()),
         detail: format!("{}; due in {grace_days} day(s)", p.reason.as_str()),
@@ -614,7 +614,7 @@ pub async fn cancel(
             .audit(AuditEvent {
                 at: state.now(),
                 username: Some(by.to_owned()),
-                device_id: device.map(str::to_owned),
+                device_id: device.map(saksi_shared::DeviceId::from),
                 action: AuditAction::PurgeCancelled,
                 target: Some(doc.to_string()),
                 detail: String::new(),

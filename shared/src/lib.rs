@@ -47,5 +47,5 @@ pub use automerge;
 pub use catalogue::{FieldType, Lang, RecordKind};
 pub use id::DocumentId;
 pub use record::{Editor, FieldInput, FieldValue, Millis, Record, RecordView};
-pub use who::Who;
+pub use who::{DeviceId, Who};
 pub use workflow::{Role, Status};

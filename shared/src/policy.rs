@@ -41,7 +41,7 @@ use crate::record::{
 use crate::schema::CURRENT_SCHEMA_VERSION;
 use crate::structure::{self, Earlier, Flaw, NoneEarlier};
 use crate::sync::{ChangeGate, Effects, Pending, Verdict};
-use crate::who::Who;
+use crate::who::{DeviceId, Who};
 use crate::workflow::{ReviewAction, Role, Status, may_reach, transition};
 
 /// The signed-in sender of a change, as the server knows them.
@@ -919,18 +919,18 @@ fn field_container<'a>(
 /// sends a change made with it; changes under an actor bound to another device are refused.
 pub trait ActorBindings {
     /// The device an actor is bound to, if any.
-    fn device_of(&self, actor: &ActorId) -> Option<String>;
+    fn device_of(&self, actor: &ActorId) -> Option<DeviceId>;
     /// Binds a new actor to a device.
-    fn bind(&mut self, actor: &ActorId, device: &str);
+    fn bind(&mut self, actor: &ActorId, device: &DeviceId);
 }
 
-impl ActorBindings for HashMap<ActorId, String> {
-    fn device_of(&self, actor: &ActorId) -> Option<String> {
+impl ActorBindings for HashMap<ActorId, DeviceId> {
+    fn device_of(&self, actor: &ActorId) -> Option<DeviceId> {
         self.get(actor).cloned()
     }
 
-    fn bind(&mut self, actor: &ActorId, device: &str) {
-        self.insert(actor.clone(), device.to_owned());
+    fn bind(&mut self, actor: &ActorId, device: &DeviceId) {
+        self.insert(actor.clone(), device.clone());
     }
 }
 

@@ -38,7 +38,7 @@ use crate::changes::{Action, Place, touches};
 use crate::id::DocumentId;
 use crate::schema::CURRENT_SCHEMA_VERSION;
 use crate::validate::{self, Problem};
-use crate::who::Who;
+use crate::who::{DeviceId, Who};
 use crate::workflow::{ReviewAction, Role, Status, transition};
 
 pub(crate) const KIND: &str = "kind";
@@ -67,7 +67,7 @@ pub struct Editor {
 }
 
 impl Editor {
-    pub fn new(user: impl Into<String>, device: impl Into<String>, role: Role) -> Editor {
+    pub fn new(user: impl Into<String>, device: impl Into<DeviceId>, role: Role) -> Editor {
         Editor {
             who: Who::new(user, device),
             role,
@@ -136,7 +136,7 @@ impl FieldValue {
 pub struct Attribution {
     /// From the commit message; absent for changes made by clients that do not set it.
     pub user: Option<String>,
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
     /// The automerge actor (hex): the server maps it to a device.
     pub actor: String,
     /// When the change was committed (ms since the epoch, as the author's device said).

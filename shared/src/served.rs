@@ -40,6 +40,7 @@ use crate::policy::{
 use crate::protocol::Message;
 use crate::record::{Editor, Millis, Record, RecordError, Summary};
 use crate::sync::{DocSync, Incoming, Received};
+use crate::who::DeviceId;
 
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;
@@ -62,7 +63,7 @@ pub struct PeerInfo {
     /// Its peer id on the sync protocol.
     pub peer_id: String,
     /// Its device id (sync states are kept per device).
-    pub device: String,
+    pub device: DeviceId,
 }
 
 /// One sync or request message from a peer.
@@ -121,7 +122,7 @@ pub enum Effect {
         changes: usize,
     },
     /// Keep this device's sync state for the document (the peer left).
-    SaveSyncState { device: String, state: Vec<u8> },
+    SaveSyncState { device: DeviceId, state: Vec<u8> },
     /// Replace the stored chunks by this snapshot, then call [`ServedDocument::compacted`].
     Compact { snapshot: Vec<u8> },
     /// The document in memory is ahead of storage: load it again and call
@@ -150,7 +151,7 @@ pub struct StoreRequest {
     pub summary: Option<Summary>,
     pub changes: Vec<Vec<u8>>,
     /// Actor → device bindings the changes introduced (hex actor id, device id).
-    pub new_actors: Vec<(String, String)>,
+    pub new_actors: Vec<(String, DeviceId)>,
     /// The connection that created the document (for the log).
     pub creator: Option<PeerInfo>,
 }
@@ -171,11 +172,11 @@ pub enum EditError {
 /// Actor → device bindings shared by every document of a server: which device wrote with an
 /// actor id first (the write policy refuses changes by another device's actor).
 #[derive(Debug, Default)]
-pub struct SharedBindings(RwLock<HashMap<ActorId, String>>);
+pub struct SharedBindings(RwLock<HashMap<ActorId, DeviceId>>);
 
 impl SharedBindings {
     /// From stored pairs (hex actor id, device id); malformed ids are skipped.
-    pub fn load(pairs: Vec<(String, String)>) -> SharedBindings {
+    pub fn load(pairs: Vec<(String, DeviceId)>) -> SharedBindings {
         let map = pairs
             .into_iter()
             .filter_map(|(actor, device)| actor.parse::<ActorId>().ok().map(|a| (a, device)))
@@ -205,11 +206,11 @@ impl SharedBindings {
 #[derive(Debug)]
 pub struct BindingsBatch<'a> {
     shared: &'a SharedBindings,
-    pub added: Vec<(String, String)>,
+    pub added: Vec<(String, DeviceId)>,
 }
 
 impl ActorBindings for BindingsBatch<'_> {
-    fn device_of(&self, actor: &ActorId) -> Option<String> {
+    fn device_of(&self, actor: &ActorId) -> Option<DeviceId> {
         self.shared
             .0
             .read()
@@ -218,11 +219,11 @@ impl ActorBindings for BindingsBatch<'_> {
             .cloned()
     }
 
-    fn bind(&mut self, actor: &ActorId, device: &str) {
+    fn bind(&mut self, actor: &ActorId, device: &DeviceId) {
         let mut map = self.shared.0.write().expect("bindings lock");
         if !map.contains_key(actor) {
-            map.insert(actor.clone(), device.to_owned());
-            self.added.push((actor.to_hex_string(), device.to_owned()));
+            map.insert(actor.clone(), device.clone());
+            self.added.push((actor.to_hex_string(), device.clone()));
         }
     }
 }
@@ -479,7 +480,7 @@ impl ServedDocument {
 
     /// Connections among `messages` that are new to the stored document and will be served
     /// it: the driver looks up their device's saved sync state for [`ServedDocument::receive`].
-    pub fn resuming(&self, messages: &[PeerMessage]) -> Vec<(ConnId, String)> {
+    pub fn resuming(&self, messages: &[PeerMessage]) -> Vec<(ConnId, DeviceId)> {
         let mut seen = HashSet::new();
         let Some(meta) = self.serving_meta() else {
             return Vec::new();
@@ -779,7 +780,8 @@ impl ServedDocument {
                 .collect();
             sync.receive_batch(&mut incoming)
         };
-        let new_actors: Vec<(String, String)> = batches.into_iter().flat_map(|b| b.added).collect();
+        let new_actors: Vec<(String, DeviceId)> =
+            batches.into_iter().flat_map(|b| b.added).collect();
         let changes: Vec<Vec<u8>> = results
             .iter()
             .flatten()
@@ -962,7 +964,7 @@ impl ServedDocument {
     /// changed.
     pub fn edit(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         editor: &Editor,
         now: Millis,
         actor: ActorId,
@@ -1028,7 +1030,7 @@ impl ServedDocument {
         Ok(count)
     }
 
-    fn store_local(&mut self, changes: Vec<Vec<u8>>, new_actors: Vec<(String, String)>) {
+    fn store_local(&mut self, changes: Vec<Vec<u8>>, new_actors: Vec<(String, DeviceId)>) {
         let count = changes.len();
         self.queue_store(changes, new_actors, AfterStore::Local { count });
     }
@@ -1038,7 +1040,7 @@ impl ServedDocument {
     fn queue_store(
         &mut self,
         changes: Vec<Vec<u8>>,
-        new_actors: Vec<(String, String)>,
+        new_actors: Vec<(String, DeviceId)>,
         after: AfterStore,
     ) {
         let summary = self

@@ -7,20 +7,106 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-/// An account (its username) and one of its devices (the device id the server issued, or a
-/// name a client chose for itself before it had one).
+/// An account (its username) and one of its devices.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Who {
     pub user: String,
-    pub device: String,
+    pub device: DeviceId,
 }
 
 impl Who {
-    pub fn new(user: impl Into<String>, device: impl Into<String>) -> Who {
+    pub fn new(user: impl Into<String>, device: impl Into<DeviceId>) -> Who {
         Who {
             user: user.into(),
             device: device.into(),
         }
+    }
+}
+
+/// A device's id. The server issues one at every sign-in (`dev_` and 20 hex digits); a change's
+/// attribution note carries whatever its client claims, which the server checks against the
+/// device the change's actor is bound to. A type of its own, so that a device id is never
+/// passed where a username or a peer id is meant. Serialised as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub fn new(id: impl Into<String>) -> DeviceId {
+        DeviceId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for DeviceId {
+    fn from(id: &str) -> DeviceId {
+        DeviceId(id.to_owned())
+    }
+}
+
+impl From<String> for DeviceId {
+    fn from(id: String) -> DeviceId {
+        DeviceId(id)
+    }
+}
+
+impl From<&DeviceId> for DeviceId {
+    fn from(id: &DeviceId) -> DeviceId {
+        id.clone()
+    }
+}
+
+/// Reads as the text it is (`&*id`, `id.len()`, `Option<DeviceId>::as_deref`): the type keeps
+/// a `&str` from being passed where a device id is asked for, not the other way round.
+impl std::ops::Deref for DeviceId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for DeviceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by device id can be asked with a `&str`.
+impl std::borrow::Borrow<str> for DeviceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for DeviceId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DeviceId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for DeviceId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
     }
 }
 
@@ -81,7 +167,7 @@ impl Who {
             Some(_) => Err(NoteError::NotAString(key)),
         };
         match (text(fields.user, "user")?, text(fields.device, "device")?) {
-            (Some(user), Some(device)) => Ok(Some(Who { user, device })),
+            (Some(user), Some(device)) => Ok(Some(Who::new(user, device))),
             (None, None) => Ok(None),
             _ => Err(NoteError::Incomplete),
         }
@@ -221,6 +307,28 @@ mod tests {
     use super::*;
     use crate::record::Editor;
     use crate::workflow::Role;
+
+    #[test]
+    fn a_device_id_is_a_string_on_the_wire_and_a_type_in_the_code() {
+        let who = Who::new("សុខា", "dev_0123456789abcdef0123");
+        let json = serde_json::to_string(&who).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"user":"សុខា","device":"dev_0123456789abcdef0123"}"#
+        );
+        assert_eq!(serde_json::from_str::<Who>(&json).expect("parses"), who);
+        let editor = Editor::new("សុខា", "dev_0123456789abcdef0123", Role::Monitor);
+        assert_eq!(
+            serde_json::to_string(&editor).expect("serialises"),
+            r#"{"user":"សុខា","device":"dev_0123456789abcdef0123","role":"monitor"}"#,
+            "the phone's editor JSON is unchanged"
+        );
+        // A map keyed by device id is asked with a &str.
+        let map = std::collections::HashMap::from([(who.device.clone(), 1)]);
+        assert_eq!(map.get("dev_0123456789abcdef0123"), Some(&1));
+        assert_eq!(who.device, "dev_0123456789abcdef0123");
+        assert_eq!(who.device.to_string(), "dev_0123456789abcdef0123");
+    }
 
     fn note(user: &str, device: &str) -> Option<Who> {
         Some(Who {

@@ -78,7 +78,7 @@ pub fn sync_receive(data: &[u8]) {
     if mode % 2 == 0 {
         let mut sync = DocSync::new(Record::from_automerge(w.record.clone()));
         sync.add_peer("peer", None);
-        let mut bindings: HashMap<ActorId, String> = HashMap::new();
+        let mut bindings: HashMap<ActorId, saksi_shared::DeviceId> = HashMap::new();
         let mut gate = PolicyGate {
             doc_id: w.doc_id,
             who: &w.who,
@@ -281,7 +281,7 @@ pub fn malformed_change(data: &[u8]) {
     let mut sync = DocSync::new(Record::from_automerge(doc.clone()));
     sync.verify_loads();
     sync.add_peer("peer", None);
-    let mut bindings: HashMap<ActorId, String> = HashMap::new();
+    let mut bindings: HashMap<ActorId, saksi_shared::DeviceId> = HashMap::new();
     let mut gate = PolicyGate {
         doc_id: w.doc_id,
         who: &who,

@@ -43,7 +43,7 @@ pub struct Hub {
     bindings: SharedBindings,
     /// Sync states saved when a connection left, per device and document (as the server keeps
     /// them): a reconnecting device resumes from its own.
-    sync_states: HashMap<(String, DocumentId), Vec<u8>>,
+    sync_states: HashMap<(saksi_shared::DeviceId, DocumentId), Vec<u8>>,
     conns: Vec<Conn>,
     refusals: Vec<(DocumentId, Refusal)>,
 }

@@ -89,7 +89,7 @@ pub fn check_merged(view: &RecordView, first: &Editor, second: &Editor) {
     assert_eq!(view.conflicts.len(), 1, "{:?}", view.conflicts);
     let conflict = &view.conflicts[0];
     assert_eq!(conflict.field, "counsel_present");
-    let mut votes: Vec<(String, String, String)> = conflict
+    let mut votes: Vec<(String, String, saksi_shared::DeviceId)> = conflict
         .values
         .iter()
         .map(|v| {

@@ -197,8 +197,8 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 }
 
 /// A new device id (not secret).
-pub fn new_device_id() -> String {
-    format!("dev_{}", hex::encode(random_bytes::<10>()))
+pub fn new_device_id() -> saksi_shared::DeviceId {
+    format!("dev_{}", hex::encode(random_bytes::<10>())).into()
 }
 
 /// A username that follows the one rule for usernames: 1-64 letters (any script, Khmer

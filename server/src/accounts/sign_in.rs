@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use saksi_shared::Millis;
+use saksi_shared::{DeviceId, Millis};
 
 use super::{Username, new_device_id, new_token, token_hash};
 use crate::app::AppState;
@@ -37,7 +37,7 @@ impl std::fmt::Debug for SignIn<'_> {
 /// A successful sign-in: the device and its token (shown to the client once).
 pub struct SignedIn {
     pub token: String,
-    pub device_id: String,
+    pub device_id: DeviceId,
     pub user: User,
     pub expires_at: Millis,
 }
@@ -159,7 +159,7 @@ pub async fn sign_in(state: &Arc<AppState>, request: SignIn<'_>) -> Result<Signe
             username: Some(user.username.clone()),
             device_id: Some(device_id.clone()),
             action: AuditAction::Login,
-            target: Some(device_id.clone()),
+            target: Some(device_id.to_string()),
             detail: detail.into(),
         })
         .await;
@@ -208,7 +208,7 @@ pub async fn sign_out(state: &AppState, device: &Device, user: &User) -> Result<
             username: Some(user.username.clone()),
             device_id: Some(device.id.clone()),
             action: AuditAction::Logout,
-            target: Some(device.id.clone()),
+            target: Some(device.id.to_string()),
             detail: String::new(),
         })
         .await;

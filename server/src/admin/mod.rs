@@ -9,7 +9,7 @@ pub mod cli;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
-use saksi_shared::{DocumentId, Millis, Role, Who};
+use saksi_shared::{DeviceId, DocumentId, Millis, Role, Who};
 
 use crate::accounts::{Passwords, random_16};
 use crate::storage::{AuditAction, AuditEvent, Case, DocumentRow, Storage, StorageError, User};
@@ -75,7 +75,7 @@ impl Operator<'_> {
         storage.append_audit(AuditEvent {
             at: now,
             username: Some(self.username().to_owned()),
-            device_id: self.device_id().map(str::to_owned),
+            device_id: self.device_id().map(DeviceId::from),
             action,
             target: Some(target),
             detail,
@@ -172,7 +172,7 @@ pub fn set_disabled(
     user: &User,
     disabled: bool,
     now: Millis,
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Vec<DeviceId>, AdminError> {
     storage.set_disabled(user.id, disabled)?;
     let mut revoked = Vec::new();
     if disabled {

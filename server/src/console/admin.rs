@@ -310,7 +310,7 @@ pub async fn devices(
             expires: time_in(&who.state.time_zone, d.expires_at),
             user: u.username,
             name: d.name,
-            id: d.id,
+            id: d.id.into_string(),
         })
         .collect();
     let mut options = vec![(

@@ -116,7 +116,11 @@ pub async fn list(
             seq: e.seq,
             at: time_in(&who.state.time_zone, e.event.at),
             user: e.event.username.unwrap_or_default(),
-            device: e.event.device_id.unwrap_or_default(),
+            device: e
+                .event
+                .device_id
+                .map(|d| d.into_string())
+                .unwrap_or_default(),
             action_label: action_label(&e.event.action, who.lang),
             action: e.event.action.as_str().to_owned(),
             target: e.event.target.unwrap_or_default(),

@@ -738,7 +738,7 @@ pub async fn show(
     people
         .load_devices(
             &who.state,
-            view.attachments.iter().map(|a| a.device.clone()),
+            view.attachments.iter().map(|a| a.device.as_str().into()),
         )
         .await?;
     let held = held_files(&who.state, &view).await?;

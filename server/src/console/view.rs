@@ -8,7 +8,7 @@ use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::{FieldDef, FieldType, RecordKind};
 use saksi_shared::policy::ActorBindings;
 use saksi_shared::record::{Attribution, Edit, FieldValue};
-use saksi_shared::{DocumentId, Lang, Millis, Status};
+use saksi_shared::{DeviceId, DocumentId, Lang, Millis, Status};
 use serde::{Deserialize, Serialize};
 
 use super::ConsoleError;
@@ -213,8 +213,8 @@ pub struct ChangeBy {
 #[derive(Debug)]
 pub struct Directory {
     /// actor hex → device id (the server's bindings).
-    actors: HashMap<String, String>,
-    devices: HashMap<String, (Device, User)>,
+    actors: HashMap<String, DeviceId>,
+    devices: HashMap<DeviceId, (Device, User)>,
     zone: jiff::tz::TimeZone,
 }
 
@@ -265,9 +265,9 @@ impl Directory {
     pub async fn load_devices(
         &mut self,
         state: &Arc<AppState>,
-        devices: impl IntoIterator<Item = String>,
+        devices: impl IntoIterator<Item = DeviceId>,
     ) -> Result<(), ConsoleError> {
-        let wanted: HashSet<String> = devices
+        let wanted: HashSet<DeviceId> = devices
             .into_iter()
             .filter(|d| !self.devices.contains_key(d))
             .collect();
@@ -312,7 +312,7 @@ impl Directory {
 
     pub fn who(&self, a: &Attribution) -> ChangeBy {
         let claimed_user = a.user.clone().unwrap_or_default();
-        let claimed_device = a.device.clone().unwrap_or_default();
+        let claimed_device = a.device.as_deref().unwrap_or_default().to_owned();
         let at = self.time(a.at);
         match self.actors.get(&a.actor) {
             Some(device_id) => {
@@ -333,7 +333,7 @@ impl Directory {
                 ChangeBy {
                     user,
                     device_name,
-                    device_id: device_id.clone(),
+                    device_id: device_id.to_string(),
                     at,
                     confirmed,
                     note,
@@ -344,7 +344,7 @@ impl Directory {
                 // command line), or before bindings existed. Show the claim, unconfirmed.
                 let device_name = self
                     .devices
-                    .get(&claimed_device)
+                    .get(claimed_device.as_str())
                     .map(|(d, _)| d.name.clone())
                     .unwrap_or_else(|| or_unknown(&claimed_device));
                 ChangeBy {

@@ -89,7 +89,7 @@ pub struct UserInfo {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LoginResponse {
     pub token: String,
-    pub device_id: String,
+    pub device_id: saksi_shared::DeviceId,
     pub user: UserInfo,
     pub expires_at: Millis,
     pub pin_policy: PinPolicy,
@@ -273,7 +273,9 @@ pub async fn probe_wiped(
             let by = crate::admin::Operator::Admin(&who);
             let done = crate::admin::revoke_device(s, by, &id, now)
                 .map_err(|e| crate::storage::StorageError::Database(e.to_string()))?;
-            Ok::<Option<String>, crate::storage::StorageError>(done.then_some(id.clone()))
+            Ok::<Option<saksi_shared::DeviceId>, crate::storage::StorageError>(
+                done.then_some(id.clone()),
+            )
         })
         .await?;
     if let Some(device) = revoked {
@@ -286,7 +288,7 @@ pub async fn probe_wiped(
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MeResponse {
     pub user: UserInfo,
-    pub device_id: String,
+    pub device_id: saksi_shared::DeviceId,
     pub device_name: String,
     pub expires_at: Millis,
     pub pin_policy: PinPolicy,

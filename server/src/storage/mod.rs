@@ -7,7 +7,7 @@
 
 pub mod sqlite;
 
-use saksi_shared::{DocumentId, Millis, Role};
+use saksi_shared::{DeviceId, DocumentId, Millis, Role};
 use serde::Serialize;
 
 pub type UserId = i64;
@@ -25,7 +25,7 @@ pub struct User {
 /// One signed-in device (a phone, a browser, a script).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
-    pub id: String,
+    pub id: DeviceId,
     pub user_id: UserId,
     pub name: String,
     pub created_at: Millis,
@@ -114,7 +114,7 @@ pub struct DocumentWrite {
     /// Raw automerge change chunks.
     pub changes: Vec<Vec<u8>>,
     /// Actor ids seen for the first time, with the device that sent them.
-    pub new_actors: Vec<(String, String)>,
+    pub new_actors: Vec<(String, DeviceId)>,
     /// The files the document names after the changes (`None`: unknown, keep the index as it
     /// is).
     pub files: Option<Vec<FileRef>>,
@@ -129,7 +129,7 @@ pub struct FileRef {
     pub size: u64,
     pub media_type: String,
     /// The device that captured it.
-    pub device_id: String,
+    pub device_id: DeviceId,
 }
 
 /// A file the server holds, verified against its SHA-256 when its upload finished.
@@ -138,7 +138,7 @@ pub struct Blob {
     pub sha256: String,
     pub size: u64,
     /// The device whose upload stored it first (counts against its quota).
-    pub uploaded_by: String,
+    pub uploaded_by: DeviceId,
     pub stored_at: Millis,
     /// Since when no record names it (deleted after `unreferenced_file_days`).
     pub unreferenced_since: Option<Millis>,
@@ -148,7 +148,7 @@ pub struct Blob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Upload {
     pub id: String,
-    pub device_id: String,
+    pub device_id: DeviceId,
     pub sha256: String,
     /// The file's size, declared when the upload began (the entry's size).
     pub length: u64,
@@ -268,7 +268,7 @@ impl Serialize for AuditAction {
 pub struct AuditEvent {
     pub at: Millis,
     pub username: Option<String>,
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     pub action: AuditAction,
     pub target: Option<String>,
     /// Ids and counts only; never record contents, passwords or tokens.
@@ -394,7 +394,7 @@ pub trait AccountStore {
     /// Registers a phone's probe (its SHA-256) for `device` (see `0003_device_probes.sql`).
     fn set_probe(&self, device: &str, probe_hash: &[u8]) -> Result<(), StorageError>;
     /// The device a probe (its SHA-256) was registered for.
-    fn device_of_probe(&self, probe_hash: &[u8]) -> Result<Option<String>, StorageError>;
+    fn device_of_probe(&self, probe_hash: &[u8]) -> Result<Option<DeviceId>, StorageError>;
     /// The users whose access changed (team, role) after change number `seq`, and the number
     /// of the last change (0 if none), to pass next time.
     fn access_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StorageError>;
@@ -431,10 +431,10 @@ pub trait DocumentStore {
     fn sync_state(&self, device: &str, doc: &DocumentId) -> Result<Option<Vec<u8>>, StorageError>;
     fn save_sync_states(
         &self,
-        states: Vec<(String, DocumentId, Vec<u8>)>,
+        states: Vec<(DeviceId, DocumentId, Vec<u8>)>,
     ) -> Result<(), StorageError>;
     /// Every actor binding (actor hex, device id).
-    fn actor_bindings(&self) -> Result<Vec<(String, String)>, StorageError>;
+    fn actor_bindings(&self) -> Result<Vec<(String, DeviceId)>, StorageError>;
 }
 
 /// The append-only, hash-chained audit log.

@@ -27,7 +27,7 @@ const OUTBOX: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,
-    pub device: String,
+    pub device: saksi_shared::DeviceId,
     pub device_expires_at: i64,
 }
 

@@ -19,7 +19,7 @@ use saksi_shared::record::{Editor, Record, RecordError};
 use saksi_shared::served::{
     Effect, Loaded, PeerInfo, PeerMessage, ServedDocument, StoreRequest, Tuning,
 };
-use saksi_shared::{DocumentId, Millis};
+use saksi_shared::{DeviceId, DocumentId, Millis};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnId, Peer};
@@ -53,7 +53,7 @@ pub enum Command {
     /// An edit made on the server on behalf of a signed-in user (console review actions and
     /// conflict resolution); stored and forwarded like any change.
     Edit {
-        device: String,
+        device: DeviceId,
         editor: Editor,
         edit: EditFn,
         reply: oneshot::Sender<Result<(), EditError>>,
@@ -203,7 +203,7 @@ impl Documents {
         &self,
         state: &Arc<AppState>,
         id: DocumentId,
-        device: &str,
+        device: &DeviceId,
         editor: Editor,
         edit: impl FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send + 'static,
     ) -> Result<(), EditError> {
@@ -212,7 +212,7 @@ impl Documents {
             state,
             id,
             Command::Edit {
-                device: device.to_owned(),
+                device: device.clone(),
                 editor,
                 edit: Box::new(edit),
                 reply,
@@ -603,7 +603,7 @@ impl DocumentTask {
                     sha256: a.sha256.clone(),
                     size: a.size,
                     media_type: a.media_type.clone(),
-                    device_id: a.device.clone(),
+                    device_id: a.device.as_str().into(),
                 })
                 .collect()
         });
@@ -698,7 +698,7 @@ impl DocumentTask {
             let mut saved = HashMap::new();
             if !resuming.is_empty() {
                 let id = self.id;
-                let devices: Vec<String> = resuming.iter().map(|(_, d)| d.clone()).collect();
+                let devices: Vec<DeviceId> = resuming.iter().map(|(_, d)| d.clone()).collect();
                 let states = self
                     .state
                     .db
@@ -775,7 +775,12 @@ impl DocumentTask {
         }
     }
 
-    async fn edit(&mut self, device: &str, editor: Editor, edit: EditFn) -> Result<(), EditError> {
+    async fn edit(
+        &mut self,
+        device: &DeviceId,
+        editor: Editor,
+        edit: EditFn,
+    ) -> Result<(), EditError> {
         let now = self.state.clock.now();
         let result = self.served.edit(
             device,

@@ -109,7 +109,7 @@ pub struct Peer {
     pub conn: ConnId,
     /// The peer id the client announced in `join`.
     pub peer_id: String,
-    pub device: String,
+    pub device: saksi_shared::DeviceId,
     pub outbox: Outbox,
 }
 

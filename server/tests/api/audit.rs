@@ -8,7 +8,7 @@ fn event(i: i64) -> AuditEvent {
     AuditEvent {
         at: 1_000 + i,
         username: Some("kosal".into()),
-        device_id: Some(format!("dev_{i}")),
+        device_id: Some(format!("dev_{i}").into()),
         action: saksi_server::storage::AuditAction::Export,
         target: Some("case".into()),
         detail: format!("{i} records"),

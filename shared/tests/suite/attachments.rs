@@ -53,7 +53,7 @@ fn craft_entry(
         ("name", "សំឡេង.webm".into()),
         ("captured_at", ScalarValue::Int(1_700_000_000_000)),
         ("by", ed.who.user.clone().into()),
-        ("device", ed.who.device.clone().into()),
+        ("device", ed.who.device.as_str().into()),
     ];
     change(&mut values);
     w.craft(phone, id, None, move |tx| {

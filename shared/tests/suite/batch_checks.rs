@@ -22,15 +22,15 @@ use crate::harness::{Rng, editor};
 
 /// Actor bindings shared by every gate of a batch, like the server's.
 #[derive(Clone, Default)]
-struct Shared(Rc<RefCell<HashMap<ActorId, String>>>);
+struct Shared(Rc<RefCell<HashMap<ActorId, saksi_shared::DeviceId>>>);
 
 impl ActorBindings for Shared {
-    fn device_of(&self, actor: &ActorId) -> Option<String> {
+    fn device_of(&self, actor: &ActorId) -> Option<saksi_shared::DeviceId> {
         self.0.borrow().get(actor).cloned()
     }
 
-    fn bind(&mut self, actor: &ActorId, device: &str) {
-        self.0.borrow_mut().insert(actor.clone(), device.to_owned());
+    fn bind(&mut self, actor: &ActorId, device: &saksi_shared::DeviceId) {
+        self.0.borrow_mut().insert(actor.clone(), device.clone());
     }
 }
 

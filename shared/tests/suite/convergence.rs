@@ -208,7 +208,7 @@ impl Run {
             value: Some(FieldValue::Text("draft".into())),
             hash: created,
             user: creator.who.user.clone(),
-            device: creator.who.device.clone(),
+            device: creator.who.device.to_string(),
             superseded: false,
         });
         net.sync(0);
@@ -378,7 +378,7 @@ impl Run {
                 value,
                 hash,
                 user: ed.who.user.clone(),
-                device: ed.who.device.clone(),
+                device: ed.who.device.to_string(),
                 superseded: false,
             });
         }

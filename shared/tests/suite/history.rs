@@ -17,7 +17,7 @@ fn who(history: &[HistoryEntry]) -> Vec<(String, String, i64)> {
         .map(|h| {
             (
                 h.by.user.clone().unwrap_or_default(),
-                h.by.device.clone().unwrap_or_default(),
+                h.by.device.as_deref().unwrap_or_default().to_owned(),
                 h.by.at,
             )
         })

@@ -112,8 +112,8 @@ fn run(seed: u64) {
     let mut sync = DocSync::new(record);
     sync.keep_changes();
     sync.verify_loads();
-    let mut bindings: HashMap<ActorId, String> =
-        HashMap::from([(ActorId::from([0x51; 16]), "sokha-phone".to_owned())]);
+    let mut bindings: HashMap<ActorId, saksi_shared::DeviceId> =
+        HashMap::from([(ActorId::from([0x51; 16]), "sokha-phone".into())]);
     let mut seen: Vec<Vec<ChangeHash>> = vec![sync.record().heads()];
     let identity = |r: &Record| {
         let v = r.view().expect("a record");

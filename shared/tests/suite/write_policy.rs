@@ -833,7 +833,7 @@ fn receive_from_dara(
     sync.verify_loads();
     sync.add_peer("dara-phone", None);
     let who = principal(&dara_ed(), &[case_id()]);
-    let mut bindings: HashMap<ActorId, String> = HashMap::new();
+    let mut bindings: HashMap<ActorId, saksi_shared::DeviceId> = HashMap::new();
     let mut gate = PolicyGate {
         doc_id: record_id(),
         who: &who,

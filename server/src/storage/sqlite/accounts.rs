@@ -1,6 +1,7 @@
 //! Accounts, devices, probes and access changes ([`AccountStore`]).
 
 use rusqlite::{Connection, OptionalExtension, params};
+use saksi_shared::DeviceId;
 use saksi_shared::{Millis, Role};
 
 use super::{SqliteStorage, role_of};
@@ -32,7 +33,7 @@ const DEVICE_COLUMNS: &str =
 
 fn device_from(row: &rusqlite::Row<'_>) -> Result<Device, rusqlite::Error> {
     Ok(Device {
-        id: row.get(0)?,
+        id: row.get::<_, String>(0)?.into(),
         user_id: row.get(1)?,
         name: row.get(2)?,
         created_at: row.get(3)?,
@@ -161,7 +162,7 @@ impl AccountStore for SqliteStorage {
         expires_at: Millis,
     ) -> Result<Device, StorageError> {
         let device = Device {
-            id: device_id.to_owned(),
+            id: device_id.into(),
             user_id: user,
             name: name.to_owned(),
             created_at: now,
@@ -175,7 +176,14 @@ impl AccountStore for SqliteStorage {
                 "INSERT INTO devices (id, user_id, name, token_hash, created_at, last_seen,
                                       expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-                params![device.id, user, device.name, token_hash, now, expires_at],
+                params![
+                    device.id.as_str(),
+                    user,
+                    device.name,
+                    token_hash,
+                    now,
+                    expires_at
+                ],
             )?;
             Ok(device)
         })
@@ -286,13 +294,13 @@ impl AccountStore for SqliteStorage {
         })
     }
 
-    fn device_of_probe(&self, probe_hash: &[u8]) -> Result<Option<String>, StorageError> {
+    fn device_of_probe(&self, probe_hash: &[u8]) -> Result<Option<DeviceId>, StorageError> {
         self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT device_id FROM device_probes WHERE probe_hash = ?1",
                     params![probe_hash],
-                    |r| r.get(0),
+                    |r| r.get::<_, String>(0).map(DeviceId::from),
                 )
                 .optional()?)
         })

@@ -63,7 +63,7 @@ fn audit_from(row: &rusqlite::Row<'_>) -> Result<(AuditEntry, Vec<u8>), rusqlite
             event: AuditEvent {
                 at: row.get(1)?,
                 username: row.get(2)?,
-                device_id: row.get(3)?,
+                device_id: row.get::<_, Option<String>>(3)?.map(Into::into),
                 action: AuditAction::from_stored(&row.get::<_, String>(4)?),
                 target: row.get(5)?,
                 detail: row.get(6)?,
@@ -96,7 +96,7 @@ impl AuditLog for SqliteStorage {
                     seq,
                     event.at,
                     event.username,
-                    event.device_id,
+                    event.device_id.as_deref(),
                     event.action.as_str(),
                     event.target,
                     event.detail,

@@ -1,6 +1,7 @@
 //! Cases, teams, documents, sync states and actor bindings ([`DocumentStore`]).
 
 use rusqlite::{Connection, OptionalExtension, params};
+use saksi_shared::DeviceId;
 use saksi_shared::DocumentId;
 
 use super::accounts::{USER_COLUMNS, access_changed, user_from};
@@ -293,7 +294,7 @@ impl DocumentStore for SqliteStorage {
                 "INSERT OR IGNORE INTO actors (actor, device_id, first_seen) VALUES (?1, ?2, ?3)",
             )?;
             for (actor, device) in &write.new_actors {
-                bind.execute(params![actor, device, write.row.updated_at])?;
+                bind.execute(params![actor, device.as_str(), write.row.updated_at])?;
             }
             if let Some(files) = &write.files {
                 super::files::set_document_files(conn, &write.row.id, files, write.row.updated_at)?;
@@ -329,7 +330,7 @@ impl DocumentStore for SqliteStorage {
 
     fn save_sync_states(
         &self,
-        states: Vec<(String, DocumentId, Vec<u8>)>,
+        states: Vec<(DeviceId, DocumentId, Vec<u8>)>,
     ) -> Result<(), StorageError> {
         if states.is_empty() {
             return Ok(());
@@ -342,16 +343,16 @@ impl DocumentStore for SqliteStorage {
                  ON CONFLICT(device_id, doc_id) DO UPDATE SET state = excluded.state",
             )?;
             for (device, doc, state) in &states {
-                stmt.execute(params![device, doc.to_string(), state])?;
+                stmt.execute(params![device.as_str(), doc.to_string(), state])?;
             }
             Ok(())
         })
     }
 
-    fn actor_bindings(&self) -> Result<Vec<(String, String)>, StorageError> {
+    fn actor_bindings(&self) -> Result<Vec<(String, DeviceId)>, StorageError> {
         self.read(|conn| {
             let mut stmt = conn.prepare("SELECT actor, device_id FROM actors")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?.into())))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }

@@ -16,7 +16,7 @@ fn file_from(row: &rusqlite::Row<'_>, at: usize) -> Result<FileRef, rusqlite::Er
         sha256: row.get(at + 2)?,
         size: row.get::<_, i64>(at + 3)?.max(0) as u64,
         media_type: row.get(at + 4)?,
-        device_id: row.get(at + 5)?,
+        device_id: row.get::<_, String>(at + 5)?.into(),
     })
 }
 
@@ -26,7 +26,7 @@ fn blob_from(row: &rusqlite::Row<'_>) -> Result<Blob, rusqlite::Error> {
     Ok(Blob {
         sha256: row.get(0)?,
         size: row.get::<_, i64>(1)?.max(0) as u64,
-        uploaded_by: row.get(2)?,
+        uploaded_by: row.get::<_, String>(2)?.into(),
         stored_at: row.get(3)?,
         unreferenced_since: row.get(4)?,
     })
@@ -37,7 +37,7 @@ const UPLOAD_COLUMNS: &str = "id, device_id, sha256, length, received, created_a
 fn upload_from(row: &rusqlite::Row<'_>) -> Result<Upload, rusqlite::Error> {
     Ok(Upload {
         id: row.get(0)?,
-        device_id: row.get(1)?,
+        device_id: row.get::<_, String>(1)?.into(),
         sha256: row.get(2)?,
         length: row.get::<_, i64>(3)?.max(0) as u64,
         received: row.get::<_, i64>(4)?.max(0) as u64,
@@ -82,7 +82,7 @@ pub(super) fn set_document_files(
             f.sha256,
             int(f.size),
             f.media_type,
-            f.device_id
+            f.device_id.as_str()
         ])?;
         ever.execute(params![id, f.sha256])?;
         touched.push(f.sha256.clone());
@@ -198,7 +198,7 @@ impl FileIndex for SqliteStorage {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     u.id,
-                    u.device_id,
+                    u.device_id.as_str(),
                     u.sha256,
                     int(u.length),
                     int(u.received),
@@ -244,7 +244,7 @@ impl FileIndex for SqliteStorage {
                 params![
                     blob.sha256,
                     int(blob.size),
-                    blob.uploaded_by,
+                    blob.uploaded_by.as_str(),
                     blob.stored_at,
                     blob.unreferenced_since
                 ],
