@@ -68,6 +68,34 @@ async function photo(page) {
   return Buffer.concat([jpeg.subarray(0, 2), exifSegment(), jpeg.subarray(2)]);
 }
 
+/** Every piece the phone keeps of its files, as stored: the keys and the bytes (base64). */
+function storedPieces(page) {
+  return page.evaluate(
+    () =>
+      new Promise((ok, fail) => {
+        const req = indexedDB.open("saksi");
+        req.onerror = () => fail(req.error);
+        req.onsuccess = () => {
+          const db = req.result;
+          const t = db.transaction("files");
+          const keys = t.objectStore("files").getAllKeys();
+          const values = t.objectStore("files").getAll();
+          t.oncomplete = () => {
+            db.close();
+            ok(
+              keys.result.map((key, i) => {
+                const bytes = values.result[i].ct;
+                let s = "";
+                for (let j = 0; j < bytes.length; j += 0x8000) s += String.fromCharCode(...bytes.subarray(j, j + 0x8000));
+                return { key: String(key), bytes: btoa(s) };
+              }),
+            );
+          };
+        };
+      }),
+  );
+}
+
 /** The record's files as the phone's engine has them. */
 function filesOf(page) {
   return page.evaluate(() =>
@@ -116,6 +144,19 @@ test("S10: a photo and a recording taken offline upload by themselves, survive a
   const voice = files.find((f) => f.type === "audio/webm");
   assert.match(await page.locator(`li.file[data-file="${shot.id}"] .meta`).textContent(), /location and camera details removed/);
 
+  // On the phone the pieces are ciphertext under opaque keys: no place, no image data, no
+  // file's magic bytes, no name or id of the file or the record.
+  const pieces = await storedPieces(page);
+  const stored = pieces.map((p) => Buffer.from(p.bytes, "base64"));
+  const total = stored.reduce((n, b) => n + b.length, 0);
+  assert.ok(pieces.length >= 4 && total > jpeg.length, `the pieces of both files are stored (${pieces.length}, ${total} B)`);
+  const imageData = jpeg.subarray(jpeg.length >> 1, (jpeg.length >> 1) + 64);
+  for (const [i, b] of stored.entries()) {
+    assert.ok(!b.includes(Buffer.from(WHERE)) && !b.includes(imageData), `piece ${i} holds the photo in the clear`);
+    assert.ok(![[0xff, 0xd8, 0xff], [0x1a, 0x45, 0xdf, 0xa3]].some((m) => b.subarray(0, m.length).equals(Buffer.from(m))), `piece ${i} starts like a JPEG or WebM`);
+    assert.ok(![shot.id, voice.id, record, "ផ្ទះ"].some((s) => pieces[i].key.includes(s)), `piece ${i}'s key names the file: ${pieces[i].key}`);
+  }
+
   // Back online; the second piece of the photo is under way when the signal goes again.
   const patches = [];
   page.on("request", (request) => {
@@ -124,9 +165,15 @@ test("S10: a photo and a recording taken offline upload by themselves, survive a
     }
   });
   let dropped = false;
+  let uploading = null;
   const drop = async (route) => {
     if (route.request().method() === "PATCH" && patches.length === 2 && !dropped) {
       dropped = true;
+      // The first piece is on the server: the file and the sync status say how far it got.
+      uploading = await page.evaluate(() => ({
+        file: document.querySelector('li.file[data-state="uploading"]')?.textContent || "",
+        status: document.querySelector("#sync-status")?.textContent || "",
+      }));
       await page.context().setOffline(true);
       // Going offline may have failed the request already.
       return route.abort("internetdisconnected").catch(() => {});
@@ -138,6 +185,8 @@ test("S10: a photo and a recording taken offline upload by themselves, survive a
   await page.waitForFunction(() => document.querySelector('li.file[data-state="uploading"], li.file[data-state="waiting"]'));
   await page.waitForFunction(() => navigator.onLine === false);
   assert.ok(dropped, "the connection dropped mid-upload");
+  assert.match(uploading.file, /Uploading [1-9]\d? %/, `the file shows its progress: ${JSON.stringify(uploading)}`);
+  assert.match(uploading.status, /Uploading \d+ files? · \d+ %/, `the sync status shows the total: ${JSON.stringify(uploading)}`);
   await page.unroute("**/api/files/uploads/**", drop);
   await page.waitForTimeout(1_000);
   await page.context().setOffline(false);

@@ -232,6 +232,25 @@ async fn s8_consent_withdrawn_the_statement_is_purged_everywhere() {
         desk.get(&format!("/console/records/{id}")).await.status,
         404
     );
+    // Nor the case archive: no entry named after it, nothing of it in any entry.
+    let zip = desk
+        .get(&format!("/console/export/archive.zip?case={case}"))
+        .await;
+    assert_eq!(zip.status, 200, "{}", zip.text());
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.body)).expect("a ZIP");
+    assert!(archive.len() > 2, "the archive has its CSV, JSON and manifest");
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).expect("entry");
+        let name = entry.name().to_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+        assert!(!name.contains(&id.to_string()), "the archive names it: {name}");
+        assert!(
+            !contains(&bytes, id.to_string().as_bytes()) && !contains(&bytes, PHRASE.as_bytes()),
+            "{name} holds it"
+        );
+        assert!(!contains(&bytes, &audio[..64]), "{name} holds the recording");
+    }
     // The audit log says what happened, without content, and its chain verifies.
     let audit = desk.page("/console/audit").await;
     assert!(audit.contains("consent_withdrawn"));
@@ -800,6 +819,64 @@ async fn a_purge_takes_the_files_the_record_named_before_too() {
         .post(&format!("/console/records/{other}/purge/cancel"), &[])
         .await;
     assert_eq!(res.status, 400, "{}", res.text());
+    server.stop().await;
+}
+
+/// Two statements name the same recording (the same bytes, attached to both): purging one
+/// leaves the file for the other, which still opens it; purging the other then deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_keeps_a_file_another_live_record_names() {
+    let server = TestServer::start().await;
+    server.user("lina", Role::Liaison);
+    server.user("chenda", Role::Coordinator);
+    let case = server.case("ករណី", &["lina"]);
+    let (lina, mut phone) = server.phone("lina").await;
+    let (first, audio) = statement(&server, case, &lina, &mut phone).await;
+    let editor = lina.editor();
+    let second = phone.repo.create(
+        RecordKind::FamilyStatement,
+        &case,
+        &editor,
+        3_000,
+        random_16(),
+    );
+    let same = NewAttachment {
+        id: hex::encode(random_16()),
+        sha256: sha(&audio),
+        size: audio.len() as u64,
+        media_type: "audio/webm".into(),
+        name: "ចម្លង.webm".into(),
+        captured_at: 1_700_000_000_000,
+        metadata: None,
+        caption: String::new(),
+    };
+    phone
+        .repo
+        .edit(&second, |r| r.add_attachment(&same, &editor, 3_100))
+        .expect("doc")
+        .expect("attached");
+    phone.sync_all(WAIT).await.expect("synced");
+    let blob = stored_file(server.data_dir.path(), &sha(&audio));
+    let destroy = |id| {
+        saksi_server::purge::destroy(
+            &server.state,
+            id,
+            "chenda",
+            None,
+            saksi_server::storage::PurgeReason::ConsentWithdrawn,
+        )
+    };
+    let purged = destroy(first).await.expect("destroyed");
+    assert!(purged.files.is_empty(), "no file deleted: {purged:?}");
+    assert!(blob.is_file(), "the other statement's recording is kept");
+    assert!(server.storage().blob(&sha(&audio)).expect("read").is_some());
+    let got = lina.download(&sha(&audio)).await.expect("download");
+    assert_eq!(got.status, 200, "the other statement's author still gets it");
+    assert_eq!(sha(&got.body), sha(&audio));
+
+    let purged = destroy(second).await.expect("destroyed");
+    assert_eq!(purged.files, vec![sha(&audio)]);
+    assert!(!blob.exists(), "named by no record now: deleted");
     server.stop().await;
 }
 
