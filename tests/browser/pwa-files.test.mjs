@@ -10,7 +10,18 @@ import { createHash } from "node:crypto";
 import { test } from "node:test";
 
 import { launchBrowser, newPage } from "./helpers.mjs";
-import { createRecord, phoneSuite, problems, screenshot, signIn, testPhone, waitSynced } from "./phone.mjs";
+import {
+  createRecord,
+  onScreen,
+  openRecord,
+  phoneSuite,
+  problems,
+  screenshot,
+  signIn,
+  testPhone,
+  unlock,
+  waitSynced,
+} from "./phone.mjs";
 
 const PIECE = 1 << 20;
 /** What the photo's EXIF says, which must not leave the phone. */
@@ -188,16 +199,40 @@ test("S10: a photo and a recording taken offline upload by themselves, survive a
   assert.match(uploading.file, /Uploading [1-9]\d? %/, `the file shows its progress: ${JSON.stringify(uploading)}`);
   assert.match(uploading.status, /Uploading \d+ files? · \d+ %/, `the sync status shows the total: ${JSON.stringify(uploading)}`);
   await page.unroute("**/api/files/uploads/**", drop);
+  // Back online it continues; while the third piece is on its way the app is closed, then
+  // opened again and unlocked.
+  let held = null;
+  const hold = async (route) => {
+    if (route.request().method() === "PATCH" && patches.length === 4 && !held) {
+      held = route;
+      return;
+    }
+    return route.continue().catch(() => {});
+  };
+  await page.route("**/api/files/uploads/**", hold);
   await page.waitForTimeout(1_000);
   await page.context().setOffline(false);
+  for (let i = 0; i < 600 && !held; i++) await page.waitForTimeout(100);
+  assert.ok(held, `the third piece was sent: ${JSON.stringify(patches)}`);
+  // Closed while the request is held: none of the third piece reaches the server.
+  await page.reload();
+  await held.abort().catch(() => {});
+  await page.unroute("**/api/files/uploads/**", hold);
+  await onScreen(page, "unlock");
+  await unlock(page);
+  await openRecord(page, record);
   await page.waitForFunction(() => document.querySelectorAll('li.file[data-state="done"]').length === 2, null, { timeout: 90_000 });
   await waitSynced(page);
   await screenshot(page, "41-files-on-the-server");
 
-  // It continued from where it stopped: the first piece was not sent again.
-  const resumed = patches[2];
-  assert.equal(resumed.offset, PIECE, `continued at ${resumed.offset}: ${JSON.stringify(patches)}`);
-  const sent = patches.filter((p, i) => i !== 1).reduce((n, p) => n + p.bytes, 0);
+  // It continued from where it stopped, each time: after the dropped connection from the
+  // second piece, after the closed app from the third. No piece the server had was sent again.
+  assert.equal(patches[2].offset, PIECE, `continued at ${patches[2].offset}: ${JSON.stringify(patches)}`);
+  assert.equal(patches[3].offset, 2 * PIECE, `the third piece: ${JSON.stringify(patches)}`);
+  const [cut, after] = [patches[3], patches[4]];
+  assert.equal(after.offset, 2 * PIECE, `continued after the app was closed: ${JSON.stringify(patches)}`);
+  assert.equal(after.offset + after.bytes, cut.offset + cut.bytes, `the same file, to its end: ${JSON.stringify(patches)}`);
+  const sent = patches.filter((p, i) => i !== 1 && i !== 3).reduce((n, p) => n + p.bytes, 0);
   files = await filesOf(page);
   const sizes = await page.evaluate(() => [...document.querySelectorAll("li.file .meta")].map((m) => m.textContent));
   assert.ok(sent <= jpeg.length + 2 * PIECE, `bytes sent ${sent}, ${JSON.stringify(sizes)}`);
