@@ -1021,6 +1021,28 @@ mod tests {
         }
     }
 
+    /// Every kind has its files, labelled and explained in English and Khmer, and the
+    /// catalogue the phone and the console read carries them.
+    #[test]
+    fn every_kind_has_files_labelled_in_english_and_khmer() {
+        let khmer = |s: &str| s.chars().any(|c| ('\u{1780}'..='\u{17FF}').contains(&c));
+        let json: serde_json::Value = serde_json::from_str(&catalogue_json()).expect("valid JSON");
+        for (i, kind) in RecordKind::ALL.into_iter().enumerate() {
+            let files = kind.def().attachments;
+            for label in [files.label, files.help] {
+                assert!(
+                    !label.en.is_empty() && !khmer(label.en),
+                    "{kind:?}: {label:?}"
+                );
+                assert!(khmer(label.km), "{kind:?}: {label:?}");
+            }
+            assert_eq!(
+                json["kinds"][i]["attachments"]["label"]["km"],
+                files.label.km
+            );
+        }
+    }
+
     #[test]
     fn court_observation_covers_fair_trial_indicators() {
         let def = RecordKind::CourtObservation.def();

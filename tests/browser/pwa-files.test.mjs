@@ -269,3 +269,17 @@ test("S10: a photo and a recording taken offline upload by themselves, survive a
   await desk.screenshot({ path: (await import("./helpers.mjs")).ARTIFACTS_DIR + "/42-console-files.png", fullPage: true }).catch(() => {});
   assert.deepEqual(problems(page).filter((p) => !/ERR_INTERNET_DISCONNECTED|internetdisconnected|net::ERR/.test(p)), []);
 });
+
+test("a photo whose location the user chose to keep is stored as taken, and says so", { timeout: 120_000 }, async (t) => {
+  const page = await testPhone(t, browser, "pwa-files-keep");
+  await signIn(page, saksi.url, "lina", saksi.passwords.lina, { device: "keep phone" });
+  await createRecord(page, "family_statement");
+  await page.context().setOffline(true);
+  const jpeg = await photo(page);
+  await page.check('input[name="keep_metadata"]');
+  await page.setInputFiles('input[data-capture="photo"]', { name: "ផ្លាកសញ្ញា.jpg", mimeType: "image/jpeg", buffer: jpeg });
+  await page.waitForSelector('li.file[data-type="image/jpeg"]');
+  const [kept] = await filesOf(page);
+  assert.equal(kept.hash, sha256(jpeg), "the bytes as they were taken, location included");
+  assert.match(await page.locator(`li.file[data-file="${kept.id}"] .meta`).textContent(), /location and camera details kept/);
+});

@@ -172,6 +172,23 @@ async fn s10_the_console_shows_each_file_with_its_hash_and_whether_the_server_ve
         history.contains("removed the file “សាលក្រម.pdf”"),
         "{history}"
     );
+    // Each row names who did it, on which device, confirmed by the server's bindings.
+    let row_of = |what: &str| {
+        history
+            .split("<tr>")
+            .find(|row| row.contains(what))
+            .unwrap_or_else(|| panic!("no row for {what}: {history}"))
+            .to_owned()
+    };
+    for what in ["attached “សេចក្តីជូនដំណឹង.jpg”", "removed the file “សាលក្រម.pdf”"]
+    {
+        let row = row_of(what);
+        assert!(
+            row.contains("<td>sophea <span class=\"confirmed\"")
+                && row.contains(e.sophea.device_id.as_str()),
+            "{what}: {row}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,10 +376,8 @@ async fn a_case_archive_streams_records_files_and_a_manifest_and_no_name_escapes
     );
     // Whatever its name, each entry is one file in its record's folder, and the planted names
     // carry the bytes that were uploaded for them.
-    for (name, bytes) in &entries {
-        if name.starts_with("files/") {
-            assert!(name.split('/').count() == 3, "{name}");
-        }
+    for name in entries.keys().filter(|k| k.starts_with("files/")) {
+        assert!(name.split('/').count() == 3, "{name}");
     }
     for name in &hostile_entries {
         assert_eq!(sha(&entries[*name]), sha(&hostile), "{name}");

@@ -238,18 +238,27 @@ async fn s8_consent_withdrawn_the_statement_is_purged_everywhere() {
         .await;
     assert_eq!(zip.status, 200, "{}", zip.text());
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.body)).expect("a ZIP");
-    assert!(archive.len() > 2, "the archive has its CSV, JSON and manifest");
+    assert!(
+        archive.len() > 2,
+        "the archive has its CSV, JSON and manifest"
+    );
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).expect("entry");
         let name = entry.name().to_owned();
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
-        assert!(!name.contains(&id.to_string()), "the archive names it: {name}");
+        assert!(
+            !name.contains(&id.to_string()),
+            "the archive names it: {name}"
+        );
         assert!(
             !contains(&bytes, id.to_string().as_bytes()) && !contains(&bytes, PHRASE.as_bytes()),
             "{name} holds it"
         );
-        assert!(!contains(&bytes, &audio[..64]), "{name} holds the recording");
+        assert!(
+            !contains(&bytes, &audio[..64]),
+            "{name} holds the recording"
+        );
     }
     // The audit log says what happened, without content, and its chain verifies.
     let audit = desk.page("/console/audit").await;
@@ -871,7 +880,10 @@ async fn a_purge_keeps_a_file_another_live_record_names() {
     assert!(blob.is_file(), "the other statement's recording is kept");
     assert!(server.storage().blob(&sha(&audio)).expect("read").is_some());
     let got = lina.download(&sha(&audio)).await.expect("download");
-    assert_eq!(got.status, 200, "the other statement's author still gets it");
+    assert_eq!(
+        got.status, 200,
+        "the other statement's author still gets it"
+    );
     assert_eq!(sha(&got.body), sha(&audio));
 
     let purged = destroy(second).await.expect("destroyed");
