@@ -124,7 +124,7 @@ impl Peer {
         socket
             .send(
                 Message::Join {
-                    sender_id: me.clone(),
+                    sender_id: me.clone().into(),
                     supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
                     metadata: Some(PeerMetadata {
                         storage_id: Some(format!("{me}-storage")),
@@ -142,7 +142,7 @@ impl Peer {
             Message::Peer { sender_id, .. } => Ok(Peer {
                 socket,
                 me,
-                server: sender_id,
+                server: sender_id.to_string(),
             }),
             other => bail!("expected `peer`, got `{}`", other.type_name()),
         }
@@ -156,8 +156,8 @@ impl Peer {
             let mut doc = LightDoc::new(table.clone(), &[]).advertise_v2();
             let data = doc.generate().context("a first message")?;
             let frame = Message::Request {
-                sender_id: self.me.clone(),
-                target_id: self.server.clone(),
+                sender_id: self.me.clone().into(),
+                target_id: self.server.clone().into(),
                 document_id: *id,
                 data,
             }
@@ -196,8 +196,8 @@ impl Peer {
             }
             if let Some(reply) = doc.generate() {
                 let frame = Message::Sync {
-                    sender_id: self.me.clone(),
-                    target_id: self.server.clone(),
+                    sender_id: self.me.clone().into(),
+                    target_id: self.server.clone().into(),
                     document_id,
                     data: reply,
                 }

@@ -94,7 +94,7 @@ async fn reconnect(
 ) -> Result<ReconnectResult> {
     let meter = Arc::new(Meter::default());
     let client = client.clone().with_meter(meter.clone());
-    let mut repo = Repo::new(format!("{}-phone", device.peer_id), device.actor);
+    let mut repo = Repo::new(format!("{}-phone", device.peer_id).into(), device.actor);
     repo.add_document(edits.id, &edits.edited, None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = std::time::Instant::now();

@@ -88,7 +88,7 @@ pub async fn upload(
     device: &Device,
     docs: &[(DocumentId, Vec<u8>)],
 ) -> Result<()> {
-    let mut repo = Repo::new(format!("{}-upload", device.peer_id), device.actor);
+    let mut repo = Repo::new(format!("{}-upload", device.peer_id).into(), device.actor);
     for (id, bytes) in docs {
         repo.add_document(*id, bytes, None)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -160,7 +160,7 @@ impl DeviceRun {
     fn join(&self) -> Vec<u8> {
         let device = &self.work.devices[self.n];
         Message::Join {
-            sender_id: device.peer_id.clone(),
+            sender_id: device.peer_id.clone().into(),
             supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
             metadata: Some(PeerMetadata {
                 storage_id: Some(format!("{}-storage", device.peer_id)),
@@ -172,8 +172,8 @@ impl DeviceRun {
 
     fn sync_frame(&self, server: &str, doc: usize, data: Vec<u8>) -> Vec<u8> {
         Message::Sync {
-            sender_id: self.work.devices[self.n].peer_id.clone(),
-            target_id: server.to_owned(),
+            sender_id: self.work.devices[self.n].peer_id.clone().into(),
+            target_id: server.to_owned().into(),
             document_id: self.work.docs[doc],
             data,
         }
@@ -231,7 +231,9 @@ impl DeviceRun {
                 .payload_down
                 .fetch_add(frame.len() as u64, Ordering::Relaxed);
             match Message::decode(&frame) {
-                Ok(Message::Peer { sender_id, .. }) => return Some((socket, sender_id)),
+                Ok(Message::Peer { sender_id, .. }) => {
+                    return Some((socket, sender_id.to_string()));
+                }
                 _ => self.shared.failed("peer: another message first".into()),
             }
         }

@@ -51,7 +51,7 @@ fn sha256(bytes: &[u8]) -> String {
 async fn record_naming(session: &Session, case: DocumentId, bytes: &[u8], seed: u64) -> Result<()> {
     let mut rng = Rng::new(seed);
     let editor = session.editor();
-    let mut repo = Repo::new(format!("bench-files-{seed}"), rng.bytes16());
+    let mut repo = Repo::new(format!("bench-files-{seed}").into(), rng.bytes16());
     let doc = repo.create(
         RecordKind::CourtObservation,
         &case,

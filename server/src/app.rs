@@ -75,7 +75,7 @@ pub struct AppState {
     pub bindings: Bindings,
     pub metrics: Metrics,
     /// This server's peer id on the sync protocol (stable across restarts).
-    pub peer_id: String,
+    pub peer_id: saksi_shared::protocol::PeerId,
     /// The runtime document tasks run on (multi-threaded).
     pub runtime: tokio::runtime::Handle,
     /// With `tls = "local_ca"`: the CA phones install (served at `/ca.pem`, `/ca.crt`).
@@ -515,11 +515,11 @@ async fn stop_signal() {
 
 /// A stable peer id for this server: derived from its database path, so that clients that
 /// persist sync state per storage id can resume after a restart.
-fn server_peer_id(config: &Config) -> String {
+fn server_peer_id(config: &Config) -> saksi_shared::protocol::PeerId {
     use sha2::Digest;
     let path = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
-    format!("saksi-server-{}", hex::encode(&digest[..8]))
+    format!("saksi-server-{}", hex::encode(&digest[..8])).into()
 }
 
 /// Devices revoked from outside this process (the admin CLI) are cut off within seconds.

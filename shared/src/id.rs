@@ -3,6 +3,9 @@
 //! A [`DocumentId`] is 16 random bytes, written as bs58check (base58 with a four-byte SHA-256d
 //! checksum), exactly like `@automerge/automerge-repo` and `samod`. The randomness is passed in:
 //! this crate never reads the OS random source itself.
+//!
+//! Device ids ([`crate::who::DeviceId`]) and peer ids ([`crate::protocol::PeerId`]) are text
+//! with a type of its own, declared by one macro (`string_id!`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -102,6 +105,96 @@ impl<'de> Deserialize<'de> for DocumentId {
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// Declares a text identifier with a type of its own: serialised as the plain string, read as
+/// a `&str` (it derefs to one) and compared with one, made from a `&str` or a `String`; but a
+/// `&str` or another id is never taken where this one is asked for.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> $name {
+                $name(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> $name {
+                $name(id.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> $name {
+                $name(id)
+            }
+        }
+
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> $name {
+                id.clone()
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// Maps keyed by this id can be asked with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+    };
+}
+pub(crate) use string_id;
 
 #[cfg(test)]
 mod tests {

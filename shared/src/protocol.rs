@@ -35,63 +35,69 @@ pub struct RemoteHeads {
     pub timestamp: u64,
 }
 
+crate::id::string_id! {
+    /// A peer's id on the sync protocol: chosen by each end at `join` (a phone's tab, the
+    /// server), and named as the sender and target of every message.
+    PeerId
+}
+
 /// One protocol message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Join {
-        sender_id: String,
+        sender_id: PeerId,
         supported_protocol_versions: Vec<String>,
         metadata: Option<PeerMetadata>,
     },
     Peer {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         selected_protocol_version: String,
         metadata: Option<PeerMetadata>,
     },
     Leave {
-        sender_id: String,
+        sender_id: PeerId,
     },
     Request {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         document_id: DocumentId,
         data: Vec<u8>,
     },
     Sync {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         document_id: DocumentId,
         data: Vec<u8>,
     },
     DocUnavailable {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         document_id: DocumentId,
     },
     Ephemeral {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         count: u64,
         session_id: String,
         document_id: DocumentId,
         data: Vec<u8>,
     },
     Error {
-        sender_id: Option<String>,
-        target_id: Option<String>,
+        sender_id: Option<PeerId>,
+        target_id: Option<PeerId>,
         message: String,
         document_id: Option<DocumentId>,
     },
     RemoteSubscriptionChange {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         add: Vec<String>,
         remove: Vec<String>,
     },
     RemoteHeadsChanged {
-        sender_id: String,
-        target_id: String,
+        sender_id: PeerId,
+        target_id: PeerId,
         document_id: DocumentId,
         new_heads: Vec<RemoteHeads>,
     },
@@ -162,7 +168,7 @@ impl Message {
             "join" => {
                 let r = r.of("join");
                 Message::Join {
-                    sender_id: r.text("senderId")?,
+                    sender_id: r.text("senderId")?.into(),
                     supported_protocol_versions: r.text_list("supportedProtocolVersions")?,
                     metadata: r.metadata()?,
                 }
@@ -170,18 +176,19 @@ impl Message {
             "peer" => {
                 let r = r.of("peer");
                 Message::Peer {
-                    sender_id: r.text("senderId")?,
-                    target_id: r.text("targetId")?,
+                    sender_id: r.text("senderId")?.into(),
+                    target_id: r.text("targetId")?.into(),
                     selected_protocol_version: r.text("selectedProtocolVersion")?,
                     metadata: r.metadata()?,
                 }
             }
             "leave" => Message::Leave {
-                sender_id: r.of("leave").text("senderId")?,
+                sender_id: r.of("leave").text("senderId")?.into(),
             },
             "request" | "sync" => {
                 let r = r.of(if ty == "sync" { "sync" } else { "request" });
-                let (sender_id, target_id) = (r.text("senderId")?, r.text("targetId")?);
+                let (sender_id, target_id): (PeerId, PeerId) =
+                    (r.text("senderId")?.into(), r.text("targetId")?.into());
                 let document_id = r.doc_id("documentId")?;
                 let data = r.bytes("data")?;
                 if ty == "sync" {
@@ -203,16 +210,16 @@ impl Message {
             "doc-unavailable" => {
                 let r = r.of("doc-unavailable");
                 Message::DocUnavailable {
-                    sender_id: r.text("senderId")?,
-                    target_id: r.text("targetId")?,
+                    sender_id: r.text("senderId")?.into(),
+                    target_id: r.text("targetId")?.into(),
                     document_id: r.doc_id("documentId")?,
                 }
             }
             "ephemeral" => {
                 let r = r.of("ephemeral");
                 Message::Ephemeral {
-                    sender_id: r.text("senderId")?,
-                    target_id: r.text("targetId")?,
+                    sender_id: r.text("senderId")?.into(),
+                    target_id: r.text("targetId")?.into(),
                     count: r.uint("count")?,
                     session_id: r.text("sessionId")?,
                     document_id: r.doc_id("documentId")?,
@@ -222,8 +229,8 @@ impl Message {
             "error" => {
                 let r = r.of("error");
                 Message::Error {
-                    sender_id: r.opt_text("senderId")?,
-                    target_id: r.opt_text("targetId")?,
+                    sender_id: r.opt_text("senderId")?.map(PeerId::from),
+                    target_id: r.opt_text("targetId")?.map(PeerId::from),
                     message: r.text("message")?,
                     document_id: match map.get("documentId") {
                         None => None,
@@ -234,8 +241,8 @@ impl Message {
             "remote-subscription-change" => {
                 let r = r.of("remote-subscription-change");
                 Message::RemoteSubscriptionChange {
-                    sender_id: r.text("senderId")?,
-                    target_id: r.text("targetId")?,
+                    sender_id: r.text("senderId")?.into(),
+                    target_id: r.text("targetId")?.into(),
                     add: r.opt_text_list("add")?,
                     remove: r.opt_text_list("remove")?,
                 }
@@ -270,8 +277,8 @@ impl Message {
                     _ => return Err(bad()),
                 }
                 Message::RemoteHeadsChanged {
-                    sender_id: r.text("senderId")?,
-                    target_id: r.text("targetId")?,
+                    sender_id: r.text("senderId")?.into(),
+                    target_id: r.text("targetId")?.into(),
                     document_id: r.doc_id("documentId")?,
                     new_heads,
                 }

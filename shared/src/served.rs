@@ -37,7 +37,7 @@ use crate::integrity::guarded;
 use crate::policy::{
     ActorBindings, NOT_A_MEMBER, PolicyGate, Principal, Refusal, RefusalCode, check_created,
 };
-use crate::protocol::Message;
+use crate::protocol::{Message, PeerId};
 use crate::record::{Editor, Millis, Record, RecordError, Summary};
 use crate::sync::{DocSync, Incoming, Received};
 use crate::who::DeviceId;
@@ -61,7 +61,7 @@ pub const WITHDRAWN: &str =
 pub struct PeerInfo {
     pub conn: ConnId,
     /// Its peer id on the sync protocol.
-    pub peer_id: String,
+    pub peer_id: PeerId,
     /// Its device id (sync states are kept per device).
     pub device: DeviceId,
 }
@@ -272,7 +272,7 @@ enum AfterStore {
 #[derive(Debug)]
 pub struct ServedDocument {
     id: DocumentId,
-    server_peer: String,
+    server_peer: PeerId,
     tuning: Tuning,
     /// The stored document, if there is one.
     doc: Option<DocSync>,
@@ -318,7 +318,7 @@ impl ServedDocument {
     /// A document as loaded from storage (`None`: no such document yet).
     pub fn new(
         id: DocumentId,
-        server_peer: String,
+        server_peer: PeerId,
         tuning: Tuning,
         stored: Option<Loaded>,
     ) -> ServedDocument {
@@ -346,14 +346,14 @@ impl ServedDocument {
     }
 
     /// A document that could not be loaded: peers are told it cannot be served.
-    pub fn broken(id: DocumentId, server_peer: String, tuning: Tuning) -> ServedDocument {
+    pub fn broken(id: DocumentId, server_peer: PeerId, tuning: Tuning) -> ServedDocument {
         let mut served = ServedDocument::new(id, server_peer, tuning, None);
         served.broken = true;
         served
     }
 
     /// A record that was destroyed: nothing of it is served or taken, to anyone.
-    pub fn withdrawn(id: DocumentId, server_peer: String, tuning: Tuning) -> ServedDocument {
+    pub fn withdrawn(id: DocumentId, server_peer: PeerId, tuning: Tuning) -> ServedDocument {
         let mut served = ServedDocument::new(id, server_peer, tuning, None);
         served.withdrawn = true;
         served

@@ -23,97 +23,11 @@ impl Who {
     }
 }
 
-/// A device's id. The server issues one at every sign-in (`dev_` and 20 hex digits); a change's
-/// attribution note carries whatever its client claims, which the server checks against the
-/// device the change's actor is bound to. A type of its own, so that a device id is never
-/// passed where a username or a peer id is meant. Serialised as a plain string.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DeviceId(String);
-
-impl DeviceId {
-    pub fn new(id: impl Into<String>) -> DeviceId {
-        DeviceId(id.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl std::fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for DeviceId {
-    fn from(id: &str) -> DeviceId {
-        DeviceId(id.to_owned())
-    }
-}
-
-impl From<String> for DeviceId {
-    fn from(id: String) -> DeviceId {
-        DeviceId(id)
-    }
-}
-
-impl From<&DeviceId> for DeviceId {
-    fn from(id: &DeviceId) -> DeviceId {
-        id.clone()
-    }
-}
-
-/// Reads as the text it is (`&*id`, `id.len()`, `Option<DeviceId>::as_deref`): the type keeps
-/// a `&str` from being passed where a device id is asked for, not the other way round.
-impl std::ops::Deref for DeviceId {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for DeviceId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Maps keyed by device id can be asked with a `&str`.
-impl std::borrow::Borrow<str> for DeviceId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for DeviceId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for DeviceId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<String> for DeviceId {
-    fn eq(&self, other: &String) -> bool {
-        &self.0 == other
-    }
-}
-
-impl std::fmt::Display for Who {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} on {}", self.user, self.device)
-    }
+crate::id::string_id! {
+    /// A device's id. The server issues one at every sign-in (`dev_` and 20 hex digits); a
+    /// change's attribution note carries whatever its client claims, which the server checks
+    /// against the device the change's actor is bound to.
+    DeviceId
 }
 
 // ---- the attribution note in every commit message ----

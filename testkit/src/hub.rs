@@ -15,7 +15,7 @@ use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::id::DocumentId;
 use saksi_shared::policy::{Principal, Refusal};
-use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
+use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerId, PeerMetadata};
 use saksi_shared::record::{Editor, Millis, Record, RecordError};
 use saksi_shared::served::{
     Effect, Loaded, PeerInfo, PeerMessage, ServedDocument, SharedBindings, Tuning,
@@ -28,7 +28,7 @@ pub type ConnId = usize;
 #[derive(Debug)]
 struct Conn {
     editor: Editor,
-    peer: Option<String>,
+    peer: Option<PeerId>,
     outbox: Vec<Vec<u8>>,
     closed: bool,
 }
@@ -36,7 +36,7 @@ struct Conn {
 /// An in-process stand-in for the server's sync endpoint (see the module docs).
 #[derive(Debug)]
 pub struct Hub {
-    peer_id: String,
+    peer_id: PeerId,
     docs: BTreeMap<DocumentId, ServedDocument>,
     cases: HashSet<DocumentId>,
     members: HashMap<String, HashSet<DocumentId>>,
@@ -57,7 +57,7 @@ impl Default for Hub {
 impl Hub {
     pub fn new() -> Self {
         Hub {
-            peer_id: "hub".to_owned(),
+            peer_id: "hub".into(),
             docs: BTreeMap::new(),
             cases: HashSet::new(),
             members: HashMap::new(),

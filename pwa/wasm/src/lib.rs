@@ -146,7 +146,7 @@ impl Engine {
             return Err(Error::Empty("editor.device"));
         }
         Ok(Engine {
-            repo: Repo::new(peer_id, actor),
+            repo: Repo::new(peer_id.into(), actor),
             editor,
         })
     }
@@ -590,7 +590,9 @@ enum JsEvent {
 impl From<Event> for JsEvent {
     fn from(event: Event) -> Self {
         match event {
-            Event::Connected { server } => JsEvent::Connected { server },
+            Event::Connected { server } => JsEvent::Connected {
+                server: server.into_string(),
+            },
             Event::DocumentChanged(id) => JsEvent::Changed { id: id.to_string() },
             Event::DocumentUnavailable(id) => JsEvent::Unavailable { id: id.to_string() },
             Event::DocumentWithdrawn(id) => JsEvent::Withdrawn { id: id.to_string() },

@@ -166,7 +166,7 @@ struct Connection {
     outbox: Outbox,
     who: Option<Arc<Principal>>,
     /// The peer id from `join`; `None` until the handshake.
-    peer_id: Option<String>,
+    peer_id: Option<saksi_shared::protocol::PeerId>,
     open: HashSet<DocumentId>,
     /// The client sent sync messages since its device's last-seen time was recorded.
     synced: bool,
@@ -354,7 +354,7 @@ impl Connection {
             target_id: sender_id.clone(),
             selected_protocol_version: PROTOCOL_VERSION.to_owned(),
             metadata: Some(PeerMetadata {
-                storage_id: Some(self.state.peer_id.clone()),
+                storage_id: Some(self.state.peer_id.to_string()),
                 is_ephemeral: false,
             }),
         }
@@ -366,7 +366,7 @@ impl Connection {
 
     async fn route(
         &mut self,
-        peer_id: String,
+        peer_id: saksi_shared::protocol::PeerId,
         document_id: DocumentId,
         data: Vec<u8>,
         is_request: bool,

@@ -108,7 +108,7 @@ impl Outbox {
 pub struct Peer {
     pub conn: ConnId,
     /// The peer id the client announced in `join`.
-    pub peer_id: String,
+    pub peer_id: saksi_shared::protocol::PeerId,
     pub device: saksi_shared::DeviceId,
     pub outbox: Outbox,
 }

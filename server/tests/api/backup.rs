@@ -90,7 +90,7 @@ async fn backup_under_write_load_restores_every_acknowledged_change() {
             .login(name, PASSWORD, "phone")
             .await
             .expect("login");
-        let mut repo = Repo::new(format!("{name}-phone"), random_16());
+        let mut repo = Repo::new(format!("{name}-phone").into(), random_16());
         let own = repo.create(
             RecordKind::CourtObservation,
             &case,

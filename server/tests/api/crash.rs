@@ -155,7 +155,7 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
             .await
             .expect("login");
         let editor = session.editor();
-        let mut repo = Repo::new(format!("{name}-phone"), random_16());
+        let mut repo = Repo::new(format!("{name}-phone").into(), random_16());
         let own = repo.create(RecordKind::CourtObservation, &case, &editor, 1, random_16());
         if i == 0 {
             let made = repo.create(

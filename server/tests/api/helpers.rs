@@ -138,7 +138,7 @@ impl TestServer {
     pub async fn phone(&self, name: &str) -> (Session, SyncClient) {
         let session = self.login(name).await;
         let repo = Repo::new(
-            format!("{name}-tab-{}", hex(&random_16()[..4])),
+            format!("{name}-tab-{}", hex(&random_16()[..4])).into(),
             random_16(),
         );
         let sync = session.sync(repo).await.expect("sync connects");
@@ -240,7 +240,7 @@ pub async fn joined(session: &Session) -> (SyncSocket, String) {
     let mut socket = session.socket().await.expect("socket");
     let peer = format!("raw-{}", hex(&random_16()[..4]));
     let join = Message::Join {
-        sender_id: peer.clone(),
+        sender_id: peer.clone().into(),
         supported_protocol_versions: vec!["1".into()],
         metadata: None,
     };

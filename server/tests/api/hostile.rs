@@ -66,7 +66,7 @@ async fn frame_is_refused(session: &Session, frame: Vec<u8>, expect: &str) {
 
 fn sync_frame(peer: &str, doc: DocumentId, data: Vec<u8>) -> Vec<u8> {
     Message::Sync {
-        sender_id: peer.to_owned(),
+        sender_id: peer.to_owned().into(),
         target_id: "server".into(),
         document_id: doc,
         data,
@@ -482,7 +482,7 @@ async fn a_second_join() {
     let (mut s, peer) = joined(mallory).await;
     s.send(
         Message::Join {
-            sender_id: peer,
+            sender_id: peer.into(),
             supported_protocol_versions: vec!["1".into()],
             metadata: None,
         }
@@ -551,7 +551,7 @@ async fn garbage_automerge_bytes() {
     let unknown = DocumentId::from_bytes(random_16());
     s.send(
         Message::Request {
-            sender_id: peer,
+            sender_id: peer.into(),
             target_id: "server".into(),
             document_id: unknown,
             data: empty_sync_message(),
@@ -577,7 +577,7 @@ async fn request_for_a_document_that_never_existed() {
     let unknown = DocumentId::from_bytes(random_16());
     s.send(
         Message::Request {
-            sender_id: peer,
+            sender_id: peer.into(),
             target_id: "server".into(),
             document_id: unknown,
             data: empty_sync_message(),
@@ -607,7 +607,7 @@ async fn too_many_documents_on_one_connection() {
     for d in &docs {
         s.send(
             Message::Request {
-                sender_id: peer.clone(),
+                sender_id: peer.clone().into(),
                 target_id: "server".into(),
                 document_id: *d,
                 data: empty_sync_message(),

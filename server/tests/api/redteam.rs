@@ -20,7 +20,7 @@ use crate::helpers::{TestServer, WAIT, joined};
 async fn offer(socket: &mut SyncSocket, peer: &str, id: DocumentId, change: &Change) -> String {
     let data = changes_message(std::slice::from_ref(change), vec![change.hash()]);
     let frame = Message::Sync {
-        sender_id: peer.to_owned(),
+        sender_id: peer.to_owned().into(),
         target_id: "server".into(),
         document_id: id,
         data,

@@ -10,14 +10,14 @@ use super::gate::AcceptAll;
 use super::wire::SyncError;
 use crate::catalogue::RecordKind;
 use crate::id::DocumentId;
-use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, ProtocolError};
+use crate::protocol::{Message, PROTOCOL_VERSION, PeerId, PeerMetadata, ProtocolError};
 use crate::record::{Editor, Millis, Record, RecordError};
 
 /// Something the application should know after [`Repo::receive`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The handshake finished: the server's peer id.
-    Connected { server: String },
+    Connected { server: PeerId },
     /// A document received changes from the server.
     DocumentChanged(DocumentId),
     /// The server does not have the document or will not share it (the same answer).
@@ -76,13 +76,13 @@ struct DocEntry {
 enum Connection {
     Closed,
     AwaitingPeer,
-    Ready { server: String },
+    Ready { server: PeerId },
 }
 
 /// A client's documents and its sync with one server.
 #[derive(Debug)]
 pub struct Repo {
-    peer_id: String,
+    peer_id: PeerId,
     storage_id: Option<String>,
     actor: ActorId,
     docs: BTreeMap<DocumentId, DocEntry>,
@@ -94,7 +94,7 @@ pub struct Repo {
 impl Repo {
     /// `peer_id` names this tab or process on the wire; `actor` (16 random bytes, passed in) is
     /// the automerge actor used for this device's edits.
-    pub fn new(peer_id: String, actor: [u8; 16]) -> Self {
+    pub fn new(peer_id: PeerId, actor: [u8; 16]) -> Self {
         Repo {
             peer_id,
             storage_id: None,

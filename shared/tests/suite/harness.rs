@@ -80,7 +80,7 @@ impl Net {
 
     /// Adds an offline phone. Its peer id is derived from the device name.
     pub fn add_phone(&mut self, editor: Editor, actor: [u8; 16]) -> usize {
-        let repo = Repo::new(format!("{}-peer", editor.who.device), actor);
+        let repo = Repo::new(format!("{}-peer", editor.who.device).into(), actor);
         self.phones.push(Phone {
             editor,
             repo,

@@ -23,11 +23,11 @@ const COURT: &str = "សាលាដំបូងខេត្តកណ្ដា�
 
 /// A phone that has finished the handshake with a server called `server`.
 fn phone(device: &str, actor: u8) -> Repo {
-    let mut repo = Repo::new(format!("{device}-tab"), [actor; 16]);
+    let mut repo = Repo::new(format!("{device}-tab").into(), [actor; 16]);
     let _join = repo.connect();
     let peer = Message::Peer {
         sender_id: "server".into(),
-        target_id: repo.peer_id().to_owned(),
+        target_id: repo.peer_id().to_owned().into(),
         selected_protocol_version: PROTOCOL_VERSION.into(),
         metadata: Some(PeerMetadata {
             storage_id: None,
@@ -52,7 +52,7 @@ fn messages(repo: &mut Repo, conn: u64, who: &Arc<Principal>, id: DocumentId) ->
         .map(|data| PeerMessage {
             peer: PeerInfo {
                 conn,
-                peer_id: repo.peer_id().to_owned(),
+                peer_id: repo.peer_id().to_owned().into(),
                 device: who.who.device.clone(),
             },
             who: who.clone(),
@@ -272,7 +272,7 @@ fn changes_from_elsewhere_are_stored_then_sent_to_every_peer() {
         .map(|data| PeerMessage {
             peer: PeerInfo {
                 conn: 2,
-                peer_id: other.peer_id().to_owned(),
+                peer_id: other.peer_id().to_owned().into(),
                 device: "phone-v".into(),
             },
             who: who_v.clone(),

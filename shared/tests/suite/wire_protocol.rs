@@ -108,8 +108,8 @@ fn request_or_sync(sync: bool) -> (Message, Vec<u8>) {
     let (message, type_cbor) = if sync {
         (
             Message::Sync {
-                sender_id,
-                target_id,
+                sender_id: sender_id.into(),
+                target_id: target_id.into(),
                 document_id,
                 data,
             },
@@ -118,8 +118,8 @@ fn request_or_sync(sync: bool) -> (Message, Vec<u8>) {
     } else {
         (
             Message::Request {
-                sender_id,
-                target_id,
+                sender_id: sender_id.into(),
+                target_id: target_id.into(),
                 document_id,
                 data,
             },
@@ -354,13 +354,13 @@ fn every_message_type_round_trips() {
     let mut messages: Vec<Message> = vectors().into_iter().map(|(_, m, _)| m).collect();
     messages.extend([
         Message::Join {
-            sender_id: khmer.clone(),
+            sender_id: khmer.clone().into(),
             supported_protocol_versions: vec!["1".into(), "2".into()],
             metadata: None,
         },
         Message::Peer {
             sender_id: "hub".into(),
-            target_id: khmer.clone(),
+            target_id: khmer.clone().into(),
             selected_protocol_version: "1".into(),
             metadata: Some(PeerMetadata {
                 storage_id: Some("ឃ្លាំង".into()),
