@@ -184,18 +184,8 @@ impl From<BlobError> for FileError {
                  file must be sent again",
             ),
             BlobError::NotFound => FileError::not_found(),
-            BlobError::Io { .. } => {
-                ApiError::Internal(format!("{e}: {:?}", e.source_text())).into()
-            }
+            BlobError::Io { .. } => ApiError::Internal(super::error_chain(&e)).into(),
         }
-    }
-}
-
-impl BlobError {
-    fn source_text(&self) -> String {
-        std::error::Error::source(self)
-            .map(|s| s.to_string())
-            .unwrap_or_default()
     }
 }
 
