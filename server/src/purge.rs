@@ -392,17 +392,55 @@ pub fn schedule_stored(
     now: Millis,
 ) -> Result<PendingPurge, PurgeError> {
     tombstone_for(storage, doc, by, reason, now)?;
-    let purge = PendingPurge {
+    let purge = pending_purge(doc, by, reason, grace_days, now);
+    storage.schedule_purge(&purge)?;
+    save_pending(storage, data_dir)?;
+    storage.append_audit(scheduled_event(&purge, None, grace_days))?;
+    Ok(purge)
+}
+
+/// Undoes a scheduled purge from the command line; see [`cancel`]. False if there was none.
+pub fn cancel_stored(
+    storage: &dyn Storage,
+    data_dir: &Path,
+    doc: DocumentId,
+    by: &str,
+    now: Millis,
+) -> Result<bool, PurgeError> {
+    if !storage.cancel_purge(&doc)? {
+        return Ok(false);
+    }
+    save_pending(storage, data_dir)?;
+    storage.append_audit(cancelled_event(doc, by, None, now))?;
+    Ok(true)
+}
+
+/// The purge of `doc` requested by `by` at `now`, due after `grace_days`.
+fn pending_purge(
+    doc: DocumentId,
+    by: &str,
+    reason: PurgeReason,
+    grace_days: u64,
+    now: Millis,
+) -> PendingPurge {
+    PendingPurge {
         doc_id: doc,
         requested_at: now,
         username: by.to_owned(),
         reason,
         due_at: now + grace_days as Millis * 86_400_000,
-    };
-    storage.schedule_purge(&purge)?;
-    save_pending(storage, data_dir)?;
-    storage.append_audit(scheduled_event(&purge, None, grace_days))?;
-    Ok(purge)
+    }
+}
+
+fn cancelled_event(doc: DocumentId, by: &str, device: Option<&str>, at: Millis) -> AuditEvent {
+    AuditEvent {
+        at,
+        username: Some(by.to_owned()),
+        device_id: device.map(saksi_shared::DeviceId::from),
+        action: AuditAction::PurgeCancelled,
+        target: Some(doc.to_string()),
+        detail: String::new(),
+    }
 }
 
 fn scheduled_event(p: &PendingPurge, device: Option<&str>, grace_days: u64) -> AuditEvent {
@@ -576,13 +614,7 @@ pub async fn schedule(
             .run(move |s| Ok(tombstone_for(s, doc, &by, reason, now)))
             .await??;
     }
-    let purge = PendingPurge {
-        doc_id: doc,
-        requested_at: now,
-        username: by.to_owned(),
-        reason,
-        due_at: now + state.config.purge_grace_days as Millis * 86_400_000,
-    };
+    let purge = pending_purge(doc, by, reason, state.config.purge_grace_days, now);
     {
         let p = purge.clone();
         state.db.run(move |s| s.schedule_purge(&p)).await?;
@@ -611,14 +643,7 @@ pub async fn cancel(
         save_pending_now(state).await;
         state.documents.set_hidden(doc, false).await;
         state
-            .audit(AuditEvent {
-                at: state.now(),
-                username: Some(by.to_owned()),
-                device_id: device.map(saksi_shared::DeviceId::from),
-                action: AuditAction::PurgeCancelled,
-                target: Some(doc.to_string()),
-                detail: String::new(),
-            })
+            .audit(cancelled_event(doc, by, device, state.now()))
             .await;
     }
     Ok(cancelled)

@@ -416,19 +416,14 @@ fn purge_cmd(
 }
 
 fn cancel_purge(cx: &mut Ctx<'_>, doc: DocumentId) -> Result<(), AdminError> {
-    if !cx.storage.cancel_purge(&doc)? {
+    let data_dir = &cx.config.data_dir;
+    if !purge::cancel_stored(cx.storage, data_dir, doc, cx.by.username(), cx.now)
+        .map_err(purge_error)?
+    {
         return Err(AdminError::Invalid(format!(
             "no purge is waiting for record {doc}"
         )));
     }
-    purge::save_pending(cx.storage, &cx.config.data_dir).map_err(purge_error)?;
-    cx.by.audit(
-        cx.storage,
-        cx.now,
-        AuditAction::PurgeCancelled,
-        doc.to_string(),
-        String::new(),
-    )?;
     cx.say(format_args!("the purge of record {doc} was undone"))
 }
 
