@@ -244,3 +244,46 @@ pub fn loadavg() -> f64 {
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0.0)
 }
+
+/// Runs `node script args...` (off the async runtime) with the browser trusting the local CA in
+/// `ca_dir`, and returns the last JSON line it printed. A failed run is an error with its
+/// standard error.
+pub async fn node_json(
+    script: &Path,
+    ca_dir: &Path,
+    args: Vec<String>,
+) -> Result<serde_json::Value> {
+    let (script, ca_dir) = (script.to_owned(), ca_dir.to_owned());
+    let name = script.display().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .env("SAKSI_TEST_CA_DIR", &ca_dir)
+            .args(&args)
+            .output()
+    })
+    .await?
+    .with_context(|| format!("running node {name}"))?;
+    if !output.status.success() {
+        bail!(
+            "{name} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no JSON from {name}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// The numbers of the JSON array `key` of `v` (empty when missing).
+pub fn json_list(v: &serde_json::Value, key: &str) -> Vec<f64> {
+    v[key]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default()
+}

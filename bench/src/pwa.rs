@@ -5,13 +5,12 @@
 //! run against the release `saksi` serving the PWA; it makes `--runs` fresh phone contexts and
 //! prints JSON, medians of which go into the table. Saksi only: the peer server serves no app.
 
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
 use crate::Options;
-use crate::proc::Server;
+use crate::proc::{Server, json_list, node_json};
 use crate::report::{Report, Target};
 use crate::setup;
 
@@ -27,40 +26,19 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
     let server = Server::saksi(&options.saksi, &dir, &[])?;
     let url = format!("https://127.0.0.1:{}", server.addr.port());
     let runs = options.runs.max(if options.quick { 1 } else { 5 });
-    let script = script.clone();
-    let ca_dir = dir.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(&script)
-            // The browser trusts this server's local CA (bench/pwa.mjs).
-            .env("SAKSI_TEST_CA_DIR", &ca_dir)
-            .args(["--url", &url, "--runs", &runs.to_string()])
-            .output()
-    })
-    .await?
-    .context("running node bench/pwa.mjs")?;
+    // The browser trusts this server's local CA (bench/pwa.mjs).
+    let args = vec![
+        "--url".to_owned(),
+        url,
+        "--runs".to_owned(),
+        runs.to_string(),
+    ];
+    let result = node_json(script, &dir, args).await;
     server.stop(Duration::from_secs(30));
-    if !output.status.success() {
-        bail!(
-            "bench/pwa.mjs failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .context("no JSON from bench/pwa.mjs")?;
-    let v: serde_json::Value = serde_json::from_str(line)?;
+    let v = result?;
     let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let list = |k: &str| -> Vec<f64> {
-        v[k].as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-            .unwrap_or_default()
-    };
-    println!("saksi-bench: (d) {line}");
+    let list = |k: &str| json_list(&v, k);
+    println!("saksi-bench: (d) {v}");
     let scenario = "(d) PWA, headless Chromium";
     let (shell, wasm) = (num("shell_gzip_bytes"), num("wasm_gzip_bytes"));
     report.row(scenario, "app shell, gzip", "kB", &[shell / 1e3], &[], None);

@@ -7,7 +7,6 @@
 //!
 //! Saksi only: the peer server has no attachments.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use saksi_shared::{DocumentId, Role};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::Options;
-use crate::proc::{Server, reset_peak};
+use crate::proc::{Server, json_list, node_json, reset_peak};
 use crate::report::{Report, Target};
 use crate::setup::{self, PASSWORD};
 use crate::workload::{Rng, START};
@@ -241,49 +240,22 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
         }
         storage.close();
         let url = format!("https://127.0.0.1:{}", server.addr.port());
-        let script = script.clone();
-        let ca_dir = dir.clone();
-        let runs = options.runs.max(1);
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg(&script)
-                .env("SAKSI_TEST_CA_DIR", &ca_dir)
-                .args([
-                    "--url",
-                    &url,
-                    "--user",
-                    "liaison-web",
-                    "--password",
-                    PASSWORD,
-                    "--mb",
-                    "100",
-                    "--runs",
-                    &runs.to_string(),
-                ])
-                .output()
-        })
-        .await?
-        .context("running node bench/files.mjs")?;
-        if !output.status.success() {
-            bail!(
-                "bench/files.mjs failed ({}):\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .context("no JSON from bench/files.mjs")?;
-        println!("saksi-bench: (e) {line}");
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        let list = |k: &str| -> Vec<f64> {
-            v[k].as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-                .unwrap_or_default()
-        };
+        let runs = options.runs.max(1).to_string();
+        let args = [
+            "--url",
+            &url,
+            "--user",
+            "liaison-web",
+            "--password",
+            PASSWORD,
+            "--mb",
+            "100",
+            "--runs",
+            &runs,
+        ];
+        let v = node_json(script, &dir, args.map(str::to_owned).to_vec()).await?;
+        println!("saksi-bench: (e) {v}");
+        let list = |k: &str| json_list(&v, k);
         let scenario = "(e) PWA, headless Chromium, a 100 MB file";
         report.row(
             scenario,
