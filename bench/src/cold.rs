@@ -21,6 +21,7 @@
 //! The peer server is not run here: it keeps documents as files in its own storage-adapter
 //! layout, with nothing to seed them with short of the protocol.
 
+use saksi_testkit::ms;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,8 +87,8 @@ fn seed(
                         title: String::new(),
                         status: meta.status.as_str().to_owned(),
                         has_conflicts: false,
-                        created_at: START + i as i64,
-                        updated_at: START + i as i64,
+                        created_at: START + ms(i as u64),
+                        updated_at: START + ms(i as u64),
                         consent_withdrawn: false,
                     };
                     storage.append_changes(DocumentWrite {

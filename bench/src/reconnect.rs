@@ -13,6 +13,7 @@
 //! automerge's own compressed document format grows by them (`save()` of the whole
 //! document minus `save()` of the base).
 
+use saksi_testkit::{at, ms};
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use saksi_client::{Client, Meter, Session, SyncClient};
 use saksi_shared::automerge::ActorId;
 use saksi_shared::record::{FieldInput, Record};
 use saksi_shared::sync::Repo;
-use saksi_shared::{DocumentId, Millis, Role};
+use saksi_shared::{DocumentId, Role};
 use std::sync::Arc;
 
 use crate::Options;
@@ -54,7 +55,7 @@ pub fn offline_edits(id: DocumentId, base: Vec<u8>, device: &Device, n: usize) -
     let base_heads = record.heads();
     let mut rng = Rng::new(23);
     for j in 0..n {
-        let now = START + 120_000 + (j as Millis) * 2_000;
+        let now = START + ms(120_000 + j as u64 * 2_000);
         let result = match j % 20 {
             19 => record.set_field(
                 "case_number",
@@ -106,7 +107,7 @@ async fn reconnect(
                 device_id: device.device_id.clone(),
                 username: device.username.clone(),
                 role: Role::Monitor,
-                expires_at: 0,
+                expires_at: at(0),
             };
             session.sync(repo).await?
         }

@@ -1,5 +1,6 @@
 //! Preparing the servers: accounts, the case, logins, and the base documents.
 
+use saksi_testkit::at;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +102,7 @@ pub async fn upload(
                 device_id: device.device_id.clone(),
                 username: device.username.clone(),
                 role: Role::Monitor,
-                expires_at: 0,
+                expires_at: at(0),
             };
             session.sync(repo).await?
         }

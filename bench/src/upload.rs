@@ -7,6 +7,7 @@
 //!
 //! Saksi only: the peer server has no attachments.
 
+use saksi_testkit::ms;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,7 @@ async fn record_naming(session: &Session, case: DocumentId, bytes: &[u8], seed: 
         metadata: None,
         caption: String::new(),
     };
-    repo.edit(&doc, |r| r.add_attachment(&file, &editor, START + 1))
+    repo.edit(&doc, |r| r.add_attachment(&file, &editor, START + ms(1)))
         .context("the record")?
         .map_err(|e| anyhow::anyhow!("attach: {e}"))?;
     let mut sync = session.sync(repo).await?;

@@ -11,13 +11,14 @@
 //! changes, every device's offline changes, and the live edits made after convergence. The
 //! expected heads once everything has merged come from applying all of them to a reference copy.
 
+use saksi_testkit::{at, ms};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use saksi_shared::automerge::{ActorId, Automerge, Change, ChangeHash};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
-use saksi_shared::{DocumentId, Millis, Role};
+use saksi_shared::{DocumentId, Role, Timestamp};
 
 pub use saksi_testkit::Rng;
 
@@ -122,7 +123,7 @@ pub struct Workload {
     pub live: Vec<LiveEdit>,
 }
 
-pub const START: Millis = 1_767_225_600_000;
+pub const START: Timestamp = at(1_767_225_600_000);
 const SCALARS: [(&str, &[&str]); 6] = [
     ("court", &["សាលាដំបូងរាជធានីភ្នំពេញ", "តុលាការខេត្តសៀមរាប"]),
     ("case_number", &["លេខ ១២៣/២០២៦", "No. 45/2026"]),
@@ -149,14 +150,14 @@ pub fn base_documents(
             &case,
             ActorId::from(creator.actor),
             &editor,
-            START + i as Millis,
+            START + ms(i as u64),
         );
         record
             .set_field(
                 "hearing_date",
                 FieldInput::Text("2026-01-15".into()),
                 &editor,
-                START + 1,
+                START + ms(1),
             )
             .expect("a valid field");
         ids.push(id);
@@ -197,7 +198,7 @@ pub fn generate(
             .collect();
         for j in 0..edits_per_device {
             let x = (n + j) % d;
-            let now = START + 60_000 + (j as Millis) * 1_000 + n as Millis;
+            let now = START + ms(60_000 + j as u64 * 1_000 + n as u64);
             let record = &mut records[x];
             let result = match j % 10 {
                 9 => {
@@ -259,7 +260,7 @@ pub fn generate(
                 0,
                 &format!("ផ្ទាល់ {e} "),
                 &devices[device].editor(),
-                START + 3_600_000 + e as Millis,
+                START + ms(3_600_000 + e as u64),
             )
             .expect("a valid edit");
         let change = record.doc().get_changes(&heads)[0].clone();

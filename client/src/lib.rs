@@ -22,7 +22,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use saksi_shared::record::Editor;
 use saksi_shared::sync::{Event, Repo, RepoError};
-use saksi_shared::{Millis, Role};
+use saksi_shared::{Role, Timestamp};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
@@ -491,7 +491,7 @@ struct LoginResponse {
     token: String,
     device_id: String,
     user: LoginUser,
-    expires_at: Millis,
+    expires_at: Timestamp,
 }
 
 #[derive(Deserialize)]
@@ -508,7 +508,7 @@ pub struct Session {
     pub device_id: String,
     pub username: String,
     pub role: Role,
-    pub expires_at: Millis,
+    pub expires_at: Timestamp,
 }
 
 impl std::fmt::Debug for Session {
@@ -538,7 +538,7 @@ pub struct RecordInfo {
     pub status: String,
     pub created_by: String,
     pub has_conflicts: bool,
-    pub updated_at: Millis,
+    pub updated_at: Timestamp,
 }
 
 /// What `/api/records` returns.

@@ -14,7 +14,7 @@ use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, map_config}
 use actix_web::dev::AppConfig;
 use actix_web::{App, web};
 use saksi_shared::policy::Principal;
-use saksi_shared::{Millis, Role};
+use saksi_shared::{Role, Timestamp};
 
 use crate::accounts::{Passwords, Throttle, Tickets};
 use crate::clock::{Clock, SystemClock};
@@ -107,7 +107,7 @@ impl AppState {
         }
     }
 
-    pub fn now(&self) -> Millis {
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 }
@@ -220,7 +220,7 @@ pub fn open_storage(config: &Config) -> Result<Arc<SqliteStorage>, StartError> {
 pub fn ensure_first_admin(
     storage: &dyn Storage,
     passwords: &Passwords,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<Option<String>, StorageError> {
     if storage.count_users()? > 0 {
         return Ok(None);
@@ -547,7 +547,7 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                         state.connections.close_device(&device, "device revoked");
                     }
                     // Overlap windows: a revocation committed late is still seen.
-                    since = now - 10_000;
+                    since = now - Duration::from_millis(10_000);
                 }
                 Err(StorageError::Closed) => break,
                 Err(e) => tracing::warn!(error = %e, "revocation check failed"),

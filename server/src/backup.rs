@@ -732,6 +732,7 @@ mod tests {
     use crate::storage::AuditEvent;
     use crate::storage::prelude::*;
     use saksi_shared::Role;
+    use saksi_testkit::at;
 
     /// A data directory with a user and a few audit entries, and a backup of it.
     fn backed_up() -> (tempfile::TempDir, Config, PathBuf) {
@@ -743,12 +744,12 @@ mod tests {
         std::fs::create_dir_all(&config.data_dir).expect("data dir");
         let storage = SqliteStorage::open(&config.database_path()).expect("open");
         storage
-            .create_user("sophea", Role::Monitor, "hash", 1)
+            .create_user("sophea", Role::Monitor, "hash", at(1))
             .expect("user");
         for i in 0..3 {
             storage
                 .append_audit(AuditEvent {
-                    at: i,
+                    at: at(i),
                     username: Some("cli".into()),
                     device_id: None,
                     action: crate::storage::AuditAction::UserCreated,

@@ -13,6 +13,8 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use saksi_shared::time::days;
+
 use sha2::{Digest, Sha256};
 
 /// Why a blob operation failed. The cause is kept for the log; the client gets a fixed message.
@@ -335,9 +337,8 @@ pub async fn clean_up(
     state: &crate::app::AppState,
 ) -> Result<CleanUp, crate::storage::StorageError> {
     let now = state.now();
-    let day = 86_400_000;
     let mut done = CleanUp::default();
-    let stale_before = now - state.config.stale_upload_days as i64 * day;
+    let stale_before = now - days(state.config.stale_upload_days);
     for upload in state.db.run(move |s| s.stale_uploads(stale_before)).await? {
         let (blobs, id) = (state.blobs.clone(), upload.id.clone());
         if state.active_uploads.is_active(&upload.id) {
@@ -352,7 +353,7 @@ pub async fn clean_up(
         state.db.run(move |s| s.delete_upload(&id)).await?;
         done.stale_uploads += 1;
     }
-    let unreferenced_before = now - state.config.unreferenced_file_days as i64 * day;
+    let unreferenced_before = now - days(state.config.unreferenced_file_days);
     for blob in state
         .db
         .run(move |s| s.unreferenced_blobs(unreferenced_before))

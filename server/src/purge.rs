@@ -20,7 +20,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use saksi_shared::{DocumentId, Millis};
+use saksi_shared::time::days;
+use saksi_shared::{DocumentId, Timestamp};
 
 use crate::app::AppState;
 use crate::storage::{
@@ -324,7 +325,7 @@ fn tombstone_for(
     doc: DocumentId,
     by: &str,
     reason: PurgeReason,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<Tombstone, PurgeError> {
     let row = storage.document(&doc)?.ok_or(PurgeError::NotFound)?;
     if row.kind == "case" {
@@ -370,7 +371,7 @@ pub fn destroy_stored(
     doc: DocumentId,
     by: &str,
     reason: PurgeReason,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<Purged, PurgeError> {
     let tombstone = tombstone_for(storage, doc, by, reason, now)?;
     append(data_dir, &tombstone)?;
@@ -389,7 +390,7 @@ pub fn schedule_stored(
     by: &str,
     reason: PurgeReason,
     grace_days: u64,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<PendingPurge, PurgeError> {
     tombstone_for(storage, doc, by, reason, now)?;
     let purge = pending_purge(doc, by, reason, grace_days, now);
@@ -405,7 +406,7 @@ pub fn cancel_stored(
     data_dir: &Path,
     doc: DocumentId,
     by: &str,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<bool, PurgeError> {
     if !storage.cancel_purge(&doc)? {
         return Ok(false);
@@ -421,18 +422,18 @@ fn pending_purge(
     by: &str,
     reason: PurgeReason,
     grace_days: u64,
-    now: Millis,
+    now: Timestamp,
 ) -> PendingPurge {
     PendingPurge {
         doc_id: doc,
         requested_at: now,
         username: by.to_owned(),
         reason,
-        due_at: now + grace_days as Millis * 86_400_000,
+        due_at: now + days(grace_days),
     }
 }
 
-fn cancelled_event(doc: DocumentId, by: &str, device: Option<&str>, at: Millis) -> AuditEvent {
+fn cancelled_event(doc: DocumentId, by: &str, device: Option<&str>, at: Timestamp) -> AuditEvent {
     AuditEvent {
         at,
         username: Some(by.to_owned()),
@@ -756,7 +757,7 @@ pub fn relevant<'a>(
 pub async fn withdrawn_for(
     state: &AppState,
     user: &crate::storage::User,
-    since: Millis,
+    since: Timestamp,
 ) -> Result<Vec<DocumentId>, StorageError> {
     let (id, name, reviews) = (user.id, user.username.clone(), user.role.reviews());
     state
@@ -775,12 +776,13 @@ pub async fn withdrawn_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saksi_testkit::at;
 
     #[test]
     fn tombstone_lines_round_trip_and_hold_ids_only() {
         let t = Tombstone {
             doc_id: DocumentId::from_bytes([7; 16]),
-            purged_at: 1_700_000_000_000,
+            purged_at: at(1_700_000_000_000),
             username: "chenda".into(),
             reason: PurgeReason::ConsentWithdrawn,
             case_id: DocumentId::from_bytes([8; 16]),

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::record::Millis;
+use crate::time::Timestamp;
 
 /// The root key of the attachments map.
 pub(crate) const ATTACHMENTS: &str = "attachments";
@@ -92,7 +92,7 @@ pub struct Attachment {
     #[serde(rename = "type")]
     pub media_type: String,
     pub name: String,
-    pub captured_at: Millis,
+    pub captured_at: Timestamp,
     pub by: String,
     pub device: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ pub struct NewAttachment {
     #[serde(rename = "type")]
     pub media_type: String,
     pub name: String,
-    pub captured_at: Millis,
+    pub captured_at: Timestamp,
     #[serde(default)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
@@ -285,7 +285,7 @@ pub(crate) fn read_entry(doc: &impl ReadDoc, id: &str, entry: &ObjId) -> Option<
         size: u64::try_from(int("size")?).ok()?,
         media_type: text("type")?,
         name: text("name")?,
-        captured_at: int("captured_at")?,
+        captured_at: Timestamp::from_millis(int("captured_at")?),
         by: text("by")?,
         device: text("device")?,
         metadata: text("metadata").and_then(|m| Metadata::parse(&m)),

@@ -11,6 +11,8 @@
 //!   record, bytes outside it; [`media`]: a photo's location and camera data removed.
 //! - [`record`]: a typed API over one record's automerge document: fields, narratives, lists,
 //!   conflicts, resolution, workflow, review trail, history.
+//! - [`time`]: [`Timestamp`], a moment in milliseconds since the epoch; lengths of time are
+//!   `Duration`s.
 //! - [`workflow`]: roles, statuses and who may move a record along.
 //! - [`validate`]: checks before submission, messages in both languages.
 //! - [`schema`]: schema versions and forward migrations.
@@ -39,6 +41,7 @@ pub mod schema;
 pub mod served;
 pub mod structure;
 pub mod sync;
+pub mod time;
 pub mod validate;
 pub mod who;
 pub mod workflow;
@@ -46,6 +49,7 @@ pub mod workflow;
 pub use automerge;
 pub use catalogue::{FieldType, Lang, RecordKind};
 pub use id::DocumentId;
-pub use record::{Editor, FieldInput, FieldValue, Millis, Record, RecordView};
+pub use record::{Editor, FieldInput, FieldValue, Record, RecordView};
+pub use time::Timestamp;
 pub use who::{DeviceId, Who};
 pub use workflow::{Role, Status};

@@ -37,6 +37,7 @@ use crate::catalogue::{FieldDef, FieldType, MAX_LIST_ITEMS, RecordKind};
 use crate::changes::{Action, Place, touches};
 use crate::id::DocumentId;
 use crate::schema::CURRENT_SCHEMA_VERSION;
+use crate::time::Timestamp;
 use crate::validate::{self, Problem};
 use crate::who::{DeviceId, Who};
 use crate::workflow::{ReviewAction, Role, Status, transition};
@@ -53,9 +54,6 @@ pub(crate) const REVIEW: &str = "review";
 pub(crate) const REVIEW_KEYS: [&str; 5] = ["author", "role", "at", "action", "text"];
 /// Longest review comment, in Unicode scalar values.
 pub const MAX_COMMENT_CHARS: usize = 4_000;
-
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
 
 /// Who is editing: the signed-in user and their device ([`Who`]), and their role. Serialised
 /// flat: `{"user", "device", "role"}`.
@@ -76,10 +74,10 @@ impl Editor {
 
     /// The options of a commit this editor makes at `now`: the time and the attribution note
     /// naming the editor ([`Who::check_note`] reads it).
-    pub(crate) fn commit_options(&self, now: Millis) -> CommitOptions {
+    pub(crate) fn commit_options(&self, now: Timestamp) -> CommitOptions {
         CommitOptions::default()
             .with_message(self.who.note())
-            .with_time(now)
+            .with_time(now.as_millis())
     }
 }
 
@@ -87,11 +85,11 @@ impl Editor {
 /// automerge's JavaScript library (a stock automerge-repo client) records seconds. A time from
 /// 10^9 to 10^11 is 1970-01-12 to 1973-03-03 in milliseconds, which no phone's clock shows,
 /// and 2001 to 5138 in seconds: it is taken as seconds.
-pub fn change_time(timestamp: i64) -> Millis {
+pub fn change_time(timestamp: i64) -> Timestamp {
     if (1_000_000_000..100_000_000_000).contains(&timestamp) {
-        timestamp * 1000
+        Timestamp::from_millis(timestamp * 1000)
     } else {
-        timestamp
+        Timestamp::from_millis(timestamp)
     }
 }
 
@@ -140,7 +138,7 @@ pub struct Attribution {
     /// The automerge actor (hex): the server maps it to a device.
     pub actor: String,
     /// When the change was committed (ms since the epoch, as the author's device said).
-    pub at: Millis,
+    pub at: Timestamp,
     /// The change's hash (hex).
     pub change: String,
 }
@@ -165,7 +163,7 @@ pub struct Conflict {
 pub struct ReviewEntry {
     pub author: String,
     pub role: String,
-    pub at: Millis,
+    pub at: Timestamp,
     pub action: String,
     pub text: String,
 }
@@ -177,7 +175,7 @@ pub struct RecordView {
     pub schema_version: u64,
     pub case: String,
     pub created_by: String,
-    pub created_at: Millis,
+    pub created_at: Timestamp,
     pub status: Status,
     pub title: String,
     /// Every field that has a value (lists and narratives included once non-empty).
@@ -188,7 +186,7 @@ pub struct RecordView {
     #[serde(default)]
     pub attachments: Vec<Attachment>,
     /// Time of the newest change.
-    pub updated_at: Millis,
+    pub updated_at: Timestamp,
     /// The document heads (hex change hashes), sorted.
     pub heads: Vec<String>,
 }
@@ -362,7 +360,7 @@ impl Record {
         case: &DocumentId,
         actor: ActorId,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Record {
         let mut doc = Automerge::new().with_actor(actor);
         let result = doc.transact_with(
@@ -372,7 +370,7 @@ impl Record {
                 tx.put(ROOT, SCHEMA_VERSION, CURRENT_SCHEMA_VERSION)?;
                 tx.put(ROOT, CASE, case.to_string())?;
                 tx.put(ROOT, CREATED_BY, editor.who.user.as_str())?;
-                tx.put(ROOT, CREATED_AT, now)?;
+                tx.put(ROOT, CREATED_AT, now.as_millis())?;
                 tx.put(ROOT, STATUS, Status::Draft.as_str())?;
                 let fields = tx.put_object(ROOT, FIELDS, ObjType::Map)?;
                 create_containers(tx, &fields, kind)?;
@@ -482,7 +480,7 @@ impl Record {
     }
 
     /// Runs `f` in one commit attributed to `editor` at `now`.
-    fn commit<F>(&mut self, editor: &Editor, now: Millis, f: F) -> Result<(), RecordError>
+    fn commit<F>(&mut self, editor: &Editor, now: Timestamp, f: F) -> Result<(), RecordError>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<(), RecordError>,
     {
@@ -500,7 +498,7 @@ impl Record {
         field: &str,
         value: FieldInput,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.read().field_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -516,7 +514,7 @@ impl Record {
         &mut self,
         field: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.read().field_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -537,7 +535,7 @@ impl Record {
         field: &str,
         text: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.long_text_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -563,7 +561,7 @@ impl Record {
         delete: usize,
         insert: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.long_text_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -619,7 +617,7 @@ impl Record {
         index: usize,
         item: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.list_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -648,7 +646,7 @@ impl Record {
         index: usize,
         item: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.list_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -669,7 +667,7 @@ impl Record {
         field: &str,
         index: usize,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.list_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -690,7 +688,7 @@ impl Record {
         field: &str,
         items: &[String],
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.list_def(field)?;
         self.read().ensure_editable(editor)?;
@@ -742,7 +740,7 @@ impl Record {
         to: Status,
         comment: Option<&str>,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         self.read().kind_def()?;
         let from = self.read().status();
@@ -763,7 +761,12 @@ impl Record {
 
     /// Adds a comment to the review trail. Field staff cannot comment on an archived record
     /// (the server refuses every change they make to one).
-    pub fn comment(&mut self, text: &str, editor: &Editor, now: Millis) -> Result<(), RecordError> {
+    pub fn comment(
+        &mut self,
+        text: &str,
+        editor: &Editor,
+        now: Timestamp,
+    ) -> Result<(), RecordError> {
         self.read().kind_def()?;
         self.read().ensure_editable(editor)?;
         check_comment(text)?;
@@ -780,7 +783,7 @@ impl Record {
         &mut self,
         note: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         let def = self.read().kind_def()?;
         if def.kind != RecordKind::FamilyStatement {
@@ -810,7 +813,7 @@ impl Record {
         field: &str,
         value: FieldInput,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         if !editor.role.reviews() {
             return Err(RecordError::ReviewersOnly("resolve conflicts"));
@@ -833,7 +836,7 @@ impl Record {
         &mut self,
         file: &NewAttachment,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         self.read().kind_def()?;
         self.read().ensure_editable(editor)?;
@@ -852,7 +855,7 @@ impl Record {
             tx.put(&entry, "size", i64::try_from(file.size).unwrap_or(i64::MAX))?;
             tx.put(&entry, "type", file.media_type.as_str())?;
             tx.put(&entry, "name", file.name.as_str())?;
-            tx.put(&entry, "captured_at", file.captured_at)?;
+            tx.put(&entry, "captured_at", file.captured_at.as_millis())?;
             tx.put(&entry, "by", editor.who.user.as_str())?;
             tx.put(&entry, "device", editor.who.device.as_str())?;
             if let Some(metadata) = file.metadata {
@@ -870,7 +873,7 @@ impl Record {
         &mut self,
         id: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         self.read().ensure_editable(editor)?;
         let (map, entry) = crate::attachment::find(&self.doc, id)
@@ -888,7 +891,7 @@ impl Record {
         id: &str,
         caption: &str,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), RecordError> {
         self.read().ensure_editable(editor)?;
         crate::attachment::check_caption(caption)?;
@@ -1026,7 +1029,7 @@ impl<'a> RecordRef<'a> {
             schema_version: self.schema_version(),
             case: root_str(self.doc, CASE).ok_or(RecordError::NotARecord(CASE))?,
             created_by: root_str(self.doc, CREATED_BY).unwrap_or_default(),
-            created_at: root_int(self.doc, CREATED_AT).unwrap_or(0),
+            created_at: Timestamp::from_millis(root_int(self.doc, CREATED_AT).unwrap_or(0)),
             status: self.status(),
             title,
             fields,
@@ -1132,7 +1135,7 @@ impl<'a> RecordRef<'a> {
                 user: None,
                 device: None,
                 actor: String::new(),
-                at: 0,
+                at: Timestamp::EPOCH,
                 change: String::new(),
             },
         }
@@ -1154,7 +1157,7 @@ impl<'a> RecordRef<'a> {
                 user: None,
                 device: None,
                 actor: String::new(),
-                at: 0,
+                at: Timestamp::EPOCH,
                 change: hash.to_string(),
             },
         }
@@ -1175,6 +1178,7 @@ impl<'a> RecordRef<'a> {
                 Ok(Some((Value::Scalar(v), _))) => v.as_i64().unwrap_or(0),
                 _ => 0,
             };
+            let at = Timestamp::from_millis(at);
             entries.push(ReviewEntry {
                 author: s("author"),
                 role: s("role"),
@@ -1187,13 +1191,13 @@ impl<'a> RecordRef<'a> {
     }
 
     /// The time of the newest change (by the authors' clocks).
-    pub fn updated_at(&self) -> Millis {
+    pub fn updated_at(&self) -> Timestamp {
         self.doc
             .get_changes_meta(&[])
             .iter()
             .map(|m| change_time(m.timestamp))
             .max()
-            .unwrap_or(0)
+            .unwrap_or(Timestamp::EPOCH)
     }
 
     /// Every change, oldest first, with what it did.
@@ -1273,7 +1277,7 @@ fn write_review_entry(
     tx: &mut Transaction<'_>,
     review: &ObjId,
     editor: &Editor,
-    now: Millis,
+    now: Timestamp,
     action: ReviewAction,
     text: &str,
 ) -> Result<(), RecordError> {
@@ -1281,7 +1285,7 @@ fn write_review_entry(
     let entry = tx.insert_object(review, index, ObjType::Map)?;
     tx.put(&entry, "author", editor.who.user.as_str())?;
     tx.put(&entry, "role", editor.role.as_str())?;
-    tx.put(&entry, "at", now)?;
+    tx.put(&entry, "at", now.as_millis())?;
     tx.put(&entry, "action", action.as_str())?;
     tx.put(&entry, "text", text)?;
     Ok(())

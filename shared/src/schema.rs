@@ -13,7 +13,8 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{Automerge, AutomergeError, ObjType, ROOT, ReadDoc, Value};
 
 use crate::catalogue::RecordKind;
-use crate::record::{Editor, FIELDS, KIND, Millis, RecordError, SCHEMA_VERSION, create_containers};
+use crate::record::{Editor, FIELDS, KIND, RecordError, SCHEMA_VERSION, create_containers};
+use crate::time::Timestamp;
 
 /// The schema version this build writes.
 pub const CURRENT_SCHEMA_VERSION: u64 = 1;
@@ -36,14 +37,14 @@ fn ensure_containers(tx: &mut Transaction<'_>, kind: RecordKind) -> Result<(), A
 
 /// Migrates `doc` to [`CURRENT_SCHEMA_VERSION`] if it is older, in one commit attributed to
 /// `editor`. Returns whether a migration commit was made.
-pub fn migrate(doc: &mut Automerge, editor: &Editor, now: Millis) -> Result<bool, RecordError> {
+pub fn migrate(doc: &mut Automerge, editor: &Editor, now: Timestamp) -> Result<bool, RecordError> {
     migrate_with(doc, editor, now, STEPS, CURRENT_SCHEMA_VERSION)
 }
 
 pub(crate) fn migrate_with(
     doc: &mut Automerge,
     editor: &Editor,
-    now: Millis,
+    now: Timestamp,
     steps: &[Step],
     target: u64,
 ) -> Result<bool, RecordError> {
@@ -104,12 +105,15 @@ mod tests {
             &case,
             ActorId::from([2; 16]),
             &editor(),
-            1_000,
+            Timestamp::from_millis(1_000),
         );
         let doc = record.doc_mut();
-        assert!(!migrate(doc, &editor(), 2_000).expect("current version"));
+        assert!(!migrate(doc, &editor(), Timestamp::from_millis(2_000)).expect("current version"));
         let steps: &[Step] = &[add_tags];
-        assert!(migrate_with(doc, &editor(), 3_000, steps, 2).expect("migrates"));
+        assert!(
+            migrate_with(doc, &editor(), Timestamp::from_millis(3_000), steps, 2)
+                .expect("migrates")
+        );
         assert_eq!(
             doc.get(ROOT, SCHEMA_VERSION)
                 .expect("read")
@@ -117,10 +121,13 @@ mod tests {
             Some(2)
         );
         assert!(doc.get(ROOT, "migrated_by_step").expect("read").is_some());
-        assert!(!migrate_with(doc, &editor(), 4_000, steps, 2).expect("already migrated"));
+        assert!(
+            !migrate_with(doc, &editor(), Timestamp::from_millis(4_000), steps, 2)
+                .expect("already migrated")
+        );
         // This build refuses to edit a document from the future.
         assert_eq!(
-            migrate(doc, &editor(), 5_000),
+            migrate(doc, &editor(), Timestamp::from_millis(5_000)),
             Err(RecordError::NewerSchema(2))
         );
         // But it still reads it.

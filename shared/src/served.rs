@@ -29,6 +29,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use automerge::ActorId;
 
@@ -38,8 +39,9 @@ use crate::policy::{
     ActorBindings, NOT_A_MEMBER, PolicyGate, Principal, Refusal, RefusalCode, check_created,
 };
 use crate::protocol::{Message, PeerId};
-use crate::record::{Editor, Millis, Record, RecordError, Summary};
+use crate::record::{Editor, Record, RecordError, Summary};
 use crate::sync::{DocSync, Incoming, Received};
+use crate::time::Timestamp;
 use crate::who::DeviceId;
 
 /// A connection, as the driver numbers them.
@@ -87,9 +89,9 @@ pub struct Tuning {
     /// message once it has caught up.
     pub backlog_limit: usize,
     /// Held messages go out anyway after this long without a message ...
-    pub hold_quiet_ms: Millis,
+    pub hold_quiet: Duration,
     /// ... or after this long on a busy document.
-    pub hold_max_ms: Millis,
+    pub hold_max: Duration,
     /// A snapshot replaces the stored chunks after this many.
     pub compact_after: usize,
 }
@@ -100,8 +102,8 @@ impl Tuning {
         hold: false,
         window: usize::MAX,
         backlog_limit: usize::MAX,
-        hold_quiet_ms: 0,
-        hold_max_ms: 0,
+        hold_quiet: Duration::ZERO,
+        hold_max: Duration::ZERO,
         compact_after: usize::MAX,
     };
 }
@@ -290,8 +292,9 @@ pub struct ServedDocument {
     /// Peers owed an answer, and whether the document changed, since the last flush.
     to_answer: HashSet<ConnId>,
     changed: bool,
-    /// Since when messages have been held back from peers that have not answered.
-    held_since: Option<Millis>,
+    /// Since when messages have been held back from peers that have not answered, on the
+    /// driver's monotonic clock (see [`ServedDocument::tick`]).
+    held_since: Option<Duration>,
     tickets: u64,
     effects: VecDeque<Effect>,
     after_store: Option<AfterStore>,
@@ -450,7 +453,7 @@ impl ServedDocument {
     }
 
     /// Since when messages have been held back (see [`ServedDocument::tick`]).
-    pub fn held_since(&self) -> Option<Millis> {
+    pub fn held_since(&self) -> Option<Duration> {
         self.held_since
     }
 
@@ -966,10 +969,10 @@ impl ServedDocument {
         &mut self,
         device: &DeviceId,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
         actor: ActorId,
         bindings: &SharedBindings,
-        edit: impl FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError>,
+        edit: impl FnOnce(&mut Record, &Editor, Timestamp) -> Result<(), RecordError>,
     ) -> Result<bool, EditError> {
         debug_assert!(!self.is_storing(), "a store is outstanding");
         let Some(sync) = &mut self.doc else {
@@ -1057,11 +1060,13 @@ impl ServedDocument {
         self.after_store = Some(after);
     }
 
-    /// Time passed: held messages are released after [`Tuning::hold_quiet_ms`] without a
-    /// message (`last_message`) or [`Tuning::hold_max_ms`] of holding.
-    pub fn tick(&mut self, now: Millis, last_message: Millis) {
+    /// Time passed: held messages are released after [`Tuning::hold_quiet`] without a
+    /// message (`last_message`) or [`Tuning::hold_max`] of holding. Times here are on the
+    /// driver's monotonic clock, as the time since it began serving: the wall clock may jump.
+    pub fn tick(&mut self, now: Duration, last_message: Duration) {
         let Some(since) = self.held_since else { return };
-        if now - last_message >= self.tuning.hold_quiet_ms || now - since >= self.tuning.hold_max_ms
+        if now.saturating_sub(last_message) >= self.tuning.hold_quiet
+            || now.saturating_sub(since) >= self.tuning.hold_max
         {
             self.release_held();
         }
@@ -1083,7 +1088,7 @@ impl ServedDocument {
     /// backlog (`backlog(conn)` bytes not yet written), or that would exceed the window, stays
     /// owed for a later flush, which serves the longest put off first. Read access is checked
     /// per peer first: a member removed from the case gets nothing more.
-    pub fn flush(&mut self, now: Millis, backlog: impl Fn(ConnId) -> usize) {
+    pub fn flush(&mut self, now: Duration, backlog: impl Fn(ConnId) -> usize) {
         let (to_answer, changed) = (std::mem::take(&mut self.to_answer), self.changed);
         self.changed = false;
         let hidden = self.hidden;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::catalogue::{FieldType, RecordKind};
 use crate::record::{FieldValue, RecordView};
+use crate::time::Timestamp;
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,9 +83,9 @@ fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
-/// The UTC calendar date of a timestamp in milliseconds (for callers that have no local date).
-pub fn date_of_millis(millis: i64) -> String {
-    let days = millis.div_euclid(86_400_000);
+/// The UTC calendar date of a moment (for callers that have no local date).
+pub fn date_of(t: Timestamp) -> String {
+    let days = t.as_millis().div_euclid(86_400_000);
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -249,6 +250,7 @@ mod tests {
 
     #[test]
     fn millis_to_civil_date() {
+        let date_of_millis = |ms| date_of(Timestamp::from_millis(ms));
         assert_eq!(date_of_millis(0), "1970-01-01");
         assert_eq!(date_of_millis(951_782_400_000), "2000-02-29");
         assert_eq!(date_of_millis(1_795_000_000_000), "2026-11-18");

@@ -220,6 +220,7 @@ impl<'de> Deserialize<'de> for NoRepeats {
 mod tests {
     use super::*;
     use crate::record::Editor;
+    use crate::time::Timestamp;
     use crate::workflow::Role;
 
     #[test]
@@ -258,7 +259,10 @@ mod tests {
         for (user, device) in [("sophea", "dev_0123456789abcdef0123"), ("សាក្សី", "ទូរស័ព្ទ សុភា")]
         {
             let editor = Editor::new(user, device, Role::Monitor);
-            let message = editor.commit_options(1).message.expect("a message");
+            let message = editor
+                .commit_options(Timestamp::from_millis(1))
+                .message
+                .expect("a message");
             assert_eq!(
                 Who::check_note(Some(message.as_str())),
                 Ok(note(user, device))

@@ -2,6 +2,7 @@
 //! fuzz targets' seed corpora, and the record written by schema version 1 that
 //! `shared/tests/suite/schema_versions.rs` keeps opening.
 
+use crate::at;
 use std::path::Path;
 
 use saksi_shared::automerge::sync::{State, SyncDoc as _};
@@ -32,36 +33,64 @@ pub fn court_observation_v1() -> Vec<u8> {
         &case,
         ActorId::from([0x01; 16]),
         &sokha,
-        1_709_260_000_000,
+        at(1_709_260_000_000),
     );
-    a.set_field("court", text("សាលាដំបូងខេត្តកណ្ដាល"), &sokha, 1_709_260_060_000)
-        .expect("court");
+    a.set_field(
+        "court",
+        text("សាលាដំបូងខេត្តកណ្ដាល"),
+        &sokha,
+        at(1_709_260_060_000),
+    )
+    .expect("court");
     a.set_field(
         "hearing_date",
         text("2024-03-01"),
         &sokha,
-        1_709_260_120_000,
+        at(1_709_260_120_000),
     )
     .expect("date");
-    a.list_insert("charges", 0, "ការឃុំខ្លួនបណ្ដោះអាសន្ន", &sokha, 1_709_260_180_000)
-        .expect("charge");
-    a.splice_text("narrative", 0, 0, "សាក្សីពីរនាក់។", &sokha, 1_709_260_240_000)
-        .expect("narrative");
+    a.list_insert(
+        "charges",
+        0,
+        "ការឃុំខ្លួនបណ្ដោះអាសន្ន",
+        &sokha,
+        at(1_709_260_180_000),
+    )
+    .expect("charge");
+    a.splice_text(
+        "narrative",
+        0,
+        0,
+        "សាក្សីពីរនាក់។",
+        &sokha,
+        at(1_709_260_240_000),
+    )
+    .expect("narrative");
     let mut b = Record::load(&a.save(), ActorId::from([0x02; 16])).expect("loads");
-    a.set_field("counsel_present", text("yes"), &sokha, 1_709_260_300_000)
-        .expect("counsel");
-    b.set_field("counsel_present", text("no"), &dara, 1_709_260_310_000)
+    a.set_field(
+        "counsel_present",
+        text("yes"),
+        &sokha,
+        at(1_709_260_300_000),
+    )
+    .expect("counsel");
+    b.set_field("counsel_present", text("no"), &dara, at(1_709_260_310_000))
         .expect("counsel");
     b.set_field(
         "pretrial_detention_days",
         FieldInput::Number(120),
         &dara,
-        1_709_260_320_000,
+        at(1_709_260_320_000),
     )
     .expect("days");
     a.doc_mut().merge(b.doc_mut()).expect("merges");
-    a.transition(Status::Submitted, Some("រួចរាល់"), &sokha, 1_709_260_400_000)
-        .expect("submits");
+    a.transition(
+        Status::Submitted,
+        Some("រួចរាល់"),
+        &sokha,
+        at(1_709_260_400_000),
+    )
+    .expect("submits");
     a.save()
 }
 
@@ -151,19 +180,24 @@ pub fn write_fuzz_seeds(fuzz_dir: &Path, v1_fixture: &[u8]) -> std::io::Result<(
         &case,
         ActorId::from([9; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     record
-        .set_field("court", FieldInput::Text("សាលាដំបូង".into()), &monitor, 1_100)
+        .set_field(
+            "court",
+            FieldInput::Text("សាលាដំបូង".into()),
+            &monitor,
+            at(1_100),
+        )
         .expect("edit");
     record
-        .set_text("narrative", "សាក្សី បានឃើញ", &monitor, 1_200)
+        .set_text("narrative", "សាក្សី បានឃើញ", &monitor, at(1_200))
         .expect("edit");
     record
-        .set_list("judges", &["ក".into(), "ខ".into()], &monitor, 1_300)
+        .set_list("judges", &["ក".into(), "ខ".into()], &monitor, at(1_300))
         .expect("edit");
     record
-        .transition(Status::Submitted, Some("រួចរាល់"), &monitor, 1_400)
+        .transition(Status::Submitted, Some("រួចរាល់"), &monitor, at(1_400))
         .expect("submit");
     write("document_load", "00-record", &record.save())?;
     write("document_load", "01-empty", &Automerge::new().save())?;

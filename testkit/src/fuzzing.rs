@@ -5,6 +5,7 @@
 //! accepted it also checks a property that must hold (a decoded message re-encodes to the same
 //! message; a loaded document saves and loads to the same heads).
 
+use crate::at;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
@@ -46,13 +47,18 @@ fn world() -> &'static World {
             &case,
             ActorId::from([3; 16]),
             &editor,
-            1_000,
+            at(1_000),
         );
         record
-            .set_field("court", FieldInput::Text("សាលាដំបូង".into()), &editor, 1_100)
+            .set_field(
+                "court",
+                FieldInput::Text("សាលាដំបូង".into()),
+                &editor,
+                at(1_100),
+            )
             .expect("seed edit");
         record
-            .set_text("narrative", "សាក្សី", &editor, 1_200)
+            .set_text("narrative", "សាក្សី", &editor, at(1_200))
             .expect("seed edit");
         World {
             case,

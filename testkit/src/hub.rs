@@ -10,13 +10,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
+use saksi_shared::Timestamp;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::id::DocumentId;
 use saksi_shared::policy::{Principal, Refusal};
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerId, PeerMetadata};
-use saksi_shared::record::{Editor, Millis, Record, RecordError};
+use saksi_shared::record::{Editor, Record, RecordError};
 use saksi_shared::served::{
     Effect, Loaded, PeerInfo, PeerMessage, ServedDocument, SharedBindings, Tuning,
 };
@@ -82,7 +84,7 @@ impl Hub {
     }
 
     /// Creates a case document on the hub, as an admin would.
-    pub fn create_case(&mut self, id_bytes: [u8; 16], now: Millis) -> DocumentId {
+    pub fn create_case(&mut self, id_bytes: [u8; 16], now: Timestamp) -> DocumentId {
         let id = DocumentId::from_bytes(id_bytes);
         let admin = Editor::new("admin", "hub", Role::Admin);
         let mut actor = [0xad; 16];
@@ -259,7 +261,7 @@ impl Hub {
             self.perform(id);
         }
         if let Some(doc) = self.docs.get_mut(&id) {
-            doc.flush(0, |_| 0);
+            doc.flush(Duration::ZERO, |_| 0);
         }
         self.perform(id);
     }

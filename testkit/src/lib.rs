@@ -8,6 +8,7 @@
 //! - [`Rng`]: a seeded random source (schedules, workloads, the load generator).
 //! - [`fuzzing`]: the fuzz targets' entry points, shared with their regression tests.
 //! - [`s2`]: scenario S2's edits and the check of their merge, for every test that runs it.
+//! - [`at`] and [`ms`]: a moment and a length of time, spelt short.
 
 pub mod fixtures;
 pub mod fuzzing;
@@ -16,6 +17,16 @@ mod rng;
 pub mod s2;
 
 pub use hub::{ConnId, Hub};
+
+/// The moment `millis` milliseconds after the epoch.
+pub const fn at(millis: i64) -> saksi_shared::Timestamp {
+    saksi_shared::Timestamp::from_millis(millis)
+}
+
+/// `n` milliseconds, as a length of time (`t + ms(100)`).
+pub const fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
 
 /// An editor: who edits (`user`, with `role`) on which device.
 pub fn editor(

@@ -7,8 +7,9 @@
 //! The crate-level test (over [`crate::Hub`]), the server's sync test and its console tests
 //! (over a real server) make these same edits and check the merge with [`check_merged`].
 
+use crate::ms;
 use saksi_shared::record::{Editor, FieldInput, Record, RecordError, RecordView};
-use saksi_shared::{FieldValue, Millis};
+use saksi_shared::{FieldValue, Timestamp};
 
 pub const COURT: &str = "សាលាដំបូងរាជធានីភ្នំពេញ";
 pub const CASE_NUMBER: &str = "០១២/២០២៦";
@@ -37,26 +38,26 @@ fn text(s: &str) -> FieldInput {
 }
 
 /// Before the hearing, online: the first monitor fills the record's header and narrative.
-pub fn before_the_hearing(r: &mut Record, e: &Editor, t: Millis) -> Result<(), RecordError> {
+pub fn before_the_hearing(r: &mut Record, e: &Editor, t: Timestamp) -> Result<(), RecordError> {
     r.set_field("court", text(COURT), e, t)?;
-    r.set_field("case_number", text(CASE_NUMBER), e, t + 100)?;
-    r.set_field("hearing_date", text(HEARING_DATE), e, t + 200)?;
-    r.set_field("stage", text("trial"), e, t + 300)?;
-    r.set_text("narrative", &narrative_before(), e, t + 400)
+    r.set_field("case_number", text(CASE_NUMBER), e, t + ms(100))?;
+    r.set_field("hearing_date", text(HEARING_DATE), e, t + ms(200))?;
+    r.set_field("stage", text("trial"), e, t + ms(300))?;
+    r.set_text("narrative", &narrative_before(), e, t + ms(400))
 }
 
 /// In the courtroom, offline: the first monitor's edits (counsel present: yes).
-pub fn first_monitor_offline(r: &mut Record, e: &Editor, t: Millis) -> Result<(), RecordError> {
+pub fn first_monitor_offline(r: &mut Record, e: &Editor, t: Timestamp) -> Result<(), RecordError> {
     r.set_list("judges", &[JUDGE_1.into(), JUDGE_2.into()], e, t)?;
-    r.splice_text("narrative", 0, 0, FIRST_NOTES, e, t + 100)?;
-    r.set_field("counsel_present", text("yes"), e, t + 200)
+    r.splice_text("narrative", 0, 0, FIRST_NOTES, e, t + ms(100))?;
+    r.set_field("counsel_present", text("yes"), e, t + ms(200))
 }
 
 /// In the courtroom, offline: the second monitor's edits (counsel present: no).
-pub fn second_monitor_offline(r: &mut Record, e: &Editor, t: Millis) -> Result<(), RecordError> {
+pub fn second_monitor_offline(r: &mut Record, e: &Editor, t: Timestamp) -> Result<(), RecordError> {
     r.set_field("verdict", text("convicted"), e, t)?;
-    r.splice_text("narrative", 0, 0, SECOND_NOTES, e, t + 100)?;
-    r.set_field("counsel_present", text("no"), e, t + 200)
+    r.splice_text("narrative", 0, 0, SECOND_NOTES, e, t + ms(100))?;
+    r.set_field("counsel_present", text("no"), e, t + ms(200))
 }
 
 /// Checks the merged record: every edit kept, both notes intact beside the earlier narrative,

@@ -36,8 +36,9 @@
 
 mod error;
 
+use saksi_shared::Timestamp;
 use saksi_shared::catalogue::RecordKind;
-use saksi_shared::record::{Editor, FieldInput, Millis, Record};
+use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::sync::{Event, Repo};
 use saksi_shared::validate;
 use saksi_shared::workflow::{self, Status};
@@ -111,7 +112,7 @@ pub fn argon2id(
 /// The UTC calendar date (`YYYY-MM-DD`) of a time in milliseconds since the epoch.
 #[wasm_bindgen(js_name = dateOfMillis)]
 pub fn date_of_millis(ms: f64) -> Result<String, Error> {
-    Ok(validate::date_of_millis(millis("ms", ms)?))
+    Ok(validate::date_of(millis("ms", ms)?))
 }
 
 /// A client's documents and their sync with the server, edited as one signed-in user on one
@@ -621,11 +622,11 @@ fn bytes16(what: &'static str, bytes: &[u8]) -> Result<[u8; 16], Error> {
 /// The largest integer a JS number holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// A time in milliseconds since the epoch (fractions are dropped).
-fn millis(name: &'static str, value: f64) -> Result<Millis, Error> {
+/// A moment from JavaScript: milliseconds since the epoch (fractions are dropped).
+fn millis(name: &'static str, value: f64) -> Result<Timestamp, Error> {
     if value.is_finite() && value.abs() <= MAX_SAFE_INTEGER {
         // In range, so the cast is exact after truncation.
-        Ok(value.trunc() as Millis)
+        Ok(Timestamp::from_millis(value.trunc() as i64))
     } else {
         Err(Error::BadNumber {
             name,

@@ -14,11 +14,12 @@ pub use sign_in::{SignIn, SignInError, SignedIn, sign_in, sign_out};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::phc::Output;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use base64::Engine as _;
-use saksi_shared::Millis;
+use saksi_shared::Timestamp;
 use sha2::{Digest, Sha256};
 
 /// Shortest password accepted when one is set.
@@ -251,12 +252,12 @@ pub fn random_password() -> String {
 /// Single-use sync tickets, in memory (a restart simply invalidates them).
 #[derive(Debug, Default)]
 pub struct Tickets {
-    live: Mutex<HashMap<[u8; 32], (String, Millis)>>,
+    live: Mutex<HashMap<[u8; 32], (String, Timestamp)>>,
 }
 
 impl Tickets {
     /// Issues a ticket for `device`, valid until `expires_at`.
-    pub fn issue(&self, device: &str, now: Millis, expires_at: Millis) -> String {
+    pub fn issue(&self, device: &str, now: Timestamp, expires_at: Timestamp) -> String {
         let (ticket, hash) = new_token();
         let mut live = self.live.lock().expect("tickets lock");
         live.retain(|_, (_, exp)| *exp > now);
@@ -265,7 +266,7 @@ impl Tickets {
     }
 
     /// Redeems a ticket once; returns the device it was issued to.
-    pub fn redeem(&self, ticket: &str, now: Millis) -> Option<String> {
+    pub fn redeem(&self, ticket: &str, now: Timestamp) -> Option<String> {
         let hash = token_hash(ticket);
         let (device, expires_at) = self.live.lock().expect("tickets lock").remove(&hash)?;
         (expires_at > now).then_some(device)
@@ -287,16 +288,16 @@ impl Tickets {
 /// address's failures.
 #[derive(Debug)]
 pub struct Throttle {
-    window: Millis,
+    window: Duration,
     per_account: usize,
     per_address: usize,
-    attempts: Mutex<HashMap<String, VecDeque<Millis>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Timestamp>>>,
 }
 
 impl Throttle {
     pub fn new(window_seconds: u64, per_account: u32, per_address: u32) -> Throttle {
         Throttle {
-            window: window_seconds as Millis * 1000,
+            window: Duration::from_secs(window_seconds),
             per_account: per_account as usize,
             per_address: per_address as usize,
             attempts: Mutex::new(HashMap::new()),
@@ -315,7 +316,7 @@ impl Throttle {
     /// the account or the address has reached its limit (nothing is counted then); otherwise
     /// the attempt is counted as a failure for both, before its password is checked, and
     /// stays counted unless [`Throttle::succeeded`] is called.
-    pub fn begin(&self, account: &str, address: &str, now: Millis) -> Result<(), u64> {
+    pub fn begin(&self, account: &str, address: &str, now: Timestamp) -> Result<(), u64> {
         let mut attempts = self.attempts.lock().expect("throttle lock");
         // Bound memory under a flood of distinct names: forget the windows that have passed.
         if attempts.len() > 100_000 {
@@ -326,7 +327,7 @@ impl Throttle {
             (Self::account_key(account), self.per_account),
             (Self::address_key(address), self.per_address),
         ];
-        let mut wait: Millis = 0;
+        let mut wait = Duration::ZERO;
         for (key, limit) in &keys {
             if let Some(times) = attempts.get_mut(key) {
                 while times.front().is_some_and(|t| *t + self.window <= now) {
@@ -334,12 +335,12 @@ impl Throttle {
                 }
                 if times.len() >= *limit {
                     let oldest = times.front().copied().unwrap_or(now);
-                    wait = wait.max(oldest + self.window - now);
+                    wait = wait.max((oldest + self.window).since(now));
                 }
             }
         }
-        if wait > 0 {
-            return Err(((wait + 999) / 1000) as u64);
+        if wait > Duration::ZERO {
+            return Err(wait.as_millis().div_ceil(1000) as u64);
         }
         for (key, _) in keys {
             attempts.entry(key).or_default().push_back(now);
@@ -349,7 +350,7 @@ impl Throttle {
 
     /// The attempt begun at `began` succeeded: clears the account's count, and takes the
     /// attempt back from the address's count (the address's failures stay counted).
-    pub fn succeeded(&self, account: &str, address: &str, began: Millis) {
+    pub fn succeeded(&self, account: &str, address: &str, began: Timestamp) {
         let mut attempts = self.attempts.lock().expect("throttle lock");
         attempts.remove(&Self::account_key(account));
         let key = Self::address_key(address);
@@ -367,6 +368,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saksi_testkit::at;
 
     #[test]
     fn one_rule_for_usernames_in_any_script() {
@@ -408,10 +410,10 @@ mod tests {
         turns.push(again);
         let other = p.clone();
         let waiting = tokio::spawn(async move { other.turn().await });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "no turn while every core has one");
         drop(turns.pop());
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .expect("a released turn goes to the one waiting")
             .expect("task");
@@ -445,33 +447,33 @@ mod tests {
 
     #[test]
     fn tickets_are_single_use_and_expire() {
-        let t = Tickets::default();
-        let ticket = t.issue("dev_1", 1_000, 61_000);
-        assert_eq!(t.redeem(&ticket, 2_000), Some("dev_1".into()));
-        assert_eq!(t.redeem(&ticket, 2_000), None, "replayed");
-        let late = t.issue("dev_1", 1_000, 61_000);
-        assert_eq!(t.redeem(&late, 61_000), None, "expired");
-        assert_eq!(t.redeem("forged", 2_000), None);
+        let (t, at) = (Tickets::default(), Timestamp::from_millis);
+        let ticket = t.issue("dev_1", at(1_000), at(61_000));
+        assert_eq!(t.redeem(&ticket, at(2_000)), Some("dev_1".into()));
+        assert_eq!(t.redeem(&ticket, at(2_000)), None, "replayed");
+        let late = t.issue("dev_1", at(1_000), at(61_000));
+        assert_eq!(t.redeem(&late, at(61_000)), None, "expired");
+        assert_eq!(t.redeem("forged", at(2_000)), None);
     }
 
     #[test]
     fn throttle_counts_per_account_and_address() {
         let t = Throttle::new(900, 3, 5);
         for _ in 0..3 {
-            assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
+            assert!(t.begin("sokha", "10.0.0.1", at(0)).is_ok());
         }
         // Every attempt was counted when it began: the fourth is refused, from any address.
-        assert_eq!(t.begin("Sokha", "10.0.0.2", 1_000), Err(899));
-        assert_eq!(t.begin("sokha", "10.0.0.1", 1_000), Err(899));
-        assert!(t.begin("vanna", "10.0.0.1", 1_000).is_ok());
-        assert!(t.begin("dara", "10.0.0.1", 1_000).is_ok());
+        assert_eq!(t.begin("Sokha", "10.0.0.2", at(1_000)), Err(899));
+        assert_eq!(t.begin("sokha", "10.0.0.1", at(1_000)), Err(899));
+        assert!(t.begin("vanna", "10.0.0.1", at(1_000)).is_ok());
+        assert!(t.begin("dara", "10.0.0.1", at(1_000)).is_ok());
         assert!(
-            t.begin("kosal", "10.0.0.1", 2_000).is_err(),
+            t.begin("kosal", "10.0.0.1", at(2_000)).is_err(),
             "address limit"
         );
-        assert!(t.begin("kosal", "10.0.0.3", 2_000).is_ok());
+        assert!(t.begin("kosal", "10.0.0.3", at(2_000)).is_ok());
         assert!(
-            t.begin("sokha", "10.0.0.9", 900_000).is_ok(),
+            t.begin("sokha", "10.0.0.9", at(900_000)).is_ok(),
             "window passed"
         );
     }
@@ -479,34 +481,34 @@ mod tests {
     #[test]
     fn a_refused_attempt_is_not_counted() {
         let t = Throttle::new(900, 2, 100);
-        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
-        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", at(0)).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", at(0)).is_ok());
         for s in 1..100 {
-            assert!(t.begin("sokha", "10.0.0.1", s * 1_000).is_err());
+            assert!(t.begin("sokha", "10.0.0.1", at(s * 1_000)).is_err());
         }
         // Only the two counted attempts hold the account back: both leave the window at 900 s.
-        assert!(t.begin("sokha", "10.0.0.1", 900_000).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", at(900_000)).is_ok());
     }
 
     #[test]
     fn success_clears_the_account_and_takes_back_only_its_own_address_count() {
         let t = Throttle::new(900, 3, 3);
-        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
-        assert!(t.begin("sokha", "10.0.0.1", 0).is_ok());
-        assert!(t.begin("sokha", "10.0.0.1", 1_000).is_ok());
-        t.succeeded("Sokha", "10.0.0.1", 1_000);
+        assert!(t.begin("sokha", "10.0.0.1", at(0)).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", at(0)).is_ok());
+        assert!(t.begin("sokha", "10.0.0.1", at(1_000)).is_ok());
+        t.succeeded("Sokha", "10.0.0.1", at(1_000));
         // The account starts again; the address keeps its two failures (a limit of three).
-        assert!(t.begin("sokha", "10.0.0.2", 2_000).is_ok());
-        assert!(t.begin("vanna", "10.0.0.1", 2_000).is_ok());
-        t.succeeded("vanna", "10.0.0.1", 2_000);
+        assert!(t.begin("sokha", "10.0.0.2", at(2_000)).is_ok());
+        assert!(t.begin("vanna", "10.0.0.1", at(2_000)).is_ok());
+        t.succeeded("vanna", "10.0.0.1", at(2_000));
         // Successes do not count against an address (an office signs in many people)...
         for name in ["dara", "kosal", "vanna"] {
-            assert!(t.begin(name, "10.0.0.1", 3_000).is_ok(), "{name}");
-            t.succeeded(name, "10.0.0.1", 3_000);
+            assert!(t.begin(name, "10.0.0.1", at(3_000)).is_ok(), "{name}");
+            t.succeeded(name, "10.0.0.1", at(3_000));
         }
         // ...but its failures do.
-        assert!(t.begin("dara", "10.0.0.1", 4_000).is_ok());
-        assert_eq!(t.begin("kosal", "10.0.0.1", 4_000), Err(896));
+        assert!(t.begin("dara", "10.0.0.1", at(4_000)).is_ok());
+        assert_eq!(t.begin("kosal", "10.0.0.1", at(4_000)), Err(896));
     }
 
     #[test]
@@ -521,7 +523,7 @@ mod tests {
                 scope.spawn(move || {
                     start.wait();
                     let address = format!("10.0.0.{}", i % 4);
-                    let counter = match t.begin("sokha", &address, 0) {
+                    let counter = match t.begin("sokha", &address, at(0)) {
                         Ok(()) => allowed,
                         Err(_) => refused,
                     };
@@ -531,6 +533,6 @@ mod tests {
         });
         assert_eq!(allowed.into_inner(), 5);
         assert_eq!(refused.into_inner(), 55);
-        assert!(t.begin("sokha", "10.0.0.9", 1_000).is_err());
+        assert!(t.begin("sokha", "10.0.0.9", at(1_000)).is_err());
     }
 }

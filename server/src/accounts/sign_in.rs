@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use saksi_shared::{DeviceId, Millis};
+use saksi_shared::time::days;
+use saksi_shared::{DeviceId, Timestamp};
 
 use super::{Username, new_device_id, new_token, token_hash};
 use crate::app::AppState;
@@ -39,7 +40,7 @@ pub struct SignedIn {
     pub token: String,
     pub device_id: DeviceId,
     pub user: User,
-    pub expires_at: Millis,
+    pub expires_at: Timestamp,
 }
 
 impl std::fmt::Debug for SignedIn {
@@ -122,7 +123,7 @@ pub async fn sign_in(state: &Arc<AppState>, request: SignIn<'_>) -> Result<Signe
     };
     state.throttle.succeeded(username, address, now);
     let (token, hash) = new_token();
-    let expires_at = now + state.config.session_days as Millis * 86_400_000;
+    let expires_at = now + days(state.config.session_days);
     let (device_id, detail) = match renew {
         Some(previous) => {
             let previous = token_hash(previous);

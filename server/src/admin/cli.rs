@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use saksi_shared::{DocumentId, Millis, Role};
+use saksi_shared::{DocumentId, Role, Timestamp};
 
 use super::{
     AdminError, Operator, check_username, create_user, end_sessions, format_time, new_case,
@@ -173,7 +173,7 @@ struct Ctx<'a> {
     storage: &'a dyn Storage,
     input: &'a mut dyn BufRead,
     out: &'a mut dyn Write,
-    now: Millis,
+    now: Timestamp,
     by: Operator<'static>,
 }
 
@@ -719,7 +719,14 @@ mod tests {
         );
 
         storage
-            .create_device("dev_x", user.id, "phone", &[1; 32], 0, i64::MAX)
+            .create_device(
+                "dev_x",
+                user.id,
+                "phone",
+                &[1; 32],
+                Timestamp::EPOCH,
+                Timestamp::MAX,
+            )
             .expect("device");
         let devices = run_cmd(&storage, "list-devices --username sophea", "").expect("list");
         assert!(
@@ -736,7 +743,14 @@ mod tests {
 
         // Ending sessions touches live devices only, and keeps them (they renew by signing in).
         storage
-            .create_device("dev_y", user.id, "phone 2", &[2; 32], 0, i64::MAX)
+            .create_device(
+                "dev_y",
+                user.id,
+                "phone 2",
+                &[2; 32],
+                Timestamp::EPOCH,
+                Timestamp::MAX,
+            )
             .expect("device");
         let out = run_cmd(&storage, "end-sessions --username sophea", "").expect("ended");
         assert_eq!(out, "ended 1 session(s) of sophea\n");
@@ -744,7 +758,7 @@ mod tests {
             .device_by_token(&[2; 32])
             .expect("read")
             .expect("the device stays");
-        assert!(dev_y.revoked_at.is_none() && dev_y.expires_at < i64::MAX);
+        assert!(dev_y.revoked_at.is_none() && dev_y.expires_at < Timestamp::MAX);
         let devices = run_cmd(&storage, "list-devices --username sophea", "").expect("list");
         assert!(
             devices

@@ -9,7 +9,7 @@ pub mod cli;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
-use saksi_shared::{DeviceId, DocumentId, Millis, Role, Who};
+use saksi_shared::{DeviceId, DocumentId, Role, Timestamp, Who};
 
 use crate::accounts::{Passwords, random_16};
 use crate::storage::{AuditAction, AuditEvent, Case, DocumentRow, Storage, StorageError, User};
@@ -67,7 +67,7 @@ impl Operator<'_> {
     pub(crate) fn audit(
         &self,
         storage: &dyn Storage,
-        now: Millis,
+        now: Timestamp,
         action: AuditAction,
         target: String,
         detail: String,
@@ -98,7 +98,7 @@ pub fn create_user(
     username: &str,
     role: Role,
     password: &str,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<User, AdminError> {
     check_username(username)?;
     let hash = passwords
@@ -129,7 +129,7 @@ pub fn reset_password(
     by: Operator<'_>,
     user: &User,
     password: &str,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<(), AdminError> {
     let hash = passwords
         .hash(password)
@@ -151,7 +151,7 @@ pub fn set_role(
     by: Operator<'_>,
     user: &User,
     role: Role,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<(), AdminError> {
     storage.set_role(user.id, role)?;
     by.audit(
@@ -171,7 +171,7 @@ pub fn set_disabled(
     by: Operator<'_>,
     user: &User,
     disabled: bool,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<Vec<DeviceId>, AdminError> {
     storage.set_disabled(user.id, disabled)?;
     let mut revoked = Vec::new();
@@ -206,7 +206,7 @@ pub fn revoke_device(
     storage: &dyn Storage,
     by: Operator<'_>,
     device: &str,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<bool, AdminError> {
     if !storage.revoke_device(device, now)? {
         return Ok(false);
@@ -226,7 +226,7 @@ pub fn end_sessions(
     storage: &dyn Storage,
     by: Operator<'_>,
     user: &User,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<usize, AdminError> {
     let ended = storage.end_sessions(user.id, now)?;
     by.audit(
@@ -244,7 +244,7 @@ pub fn new_case(
     storage: &dyn Storage,
     by: Operator<'_>,
     name: &str,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<DocumentId, AdminError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -270,7 +270,7 @@ pub fn set_member(
     case: &DocumentId,
     user: &User,
     member: bool,
-    now: Millis,
+    now: Timestamp,
 ) -> Result<(), AdminError> {
     if !storage.cases()?.iter().any(|c| c.id == *case) {
         return Err(AdminError::Invalid(format!("no case `{case}`")));
@@ -299,7 +299,7 @@ pub fn create_case(
     storage: &dyn Storage,
     name: &str,
     created_by: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<DocumentId, AdminError> {
     let id = DocumentId::from_bytes(random_16());
     let editor = Editor::new(created_by, "server", Role::Admin);
@@ -338,8 +338,8 @@ pub fn create_case(
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC) for listings.
-pub fn format_time(millis: i64) -> String {
-    let date = saksi_shared::validate::date_of_millis(millis);
-    let minutes = millis.rem_euclid(86_400_000) / 60_000;
+pub fn format_time(t: Timestamp) -> String {
+    let date = saksi_shared::validate::date_of(t);
+    let minutes = t.as_millis().rem_euclid(86_400_000) / 60_000;
     format!("{date} {:02}:{:02}", minutes / 60, minutes % 60)
 }

@@ -24,11 +24,12 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use saksi_shared::Timestamp;
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::{FieldType, Lang, RecordKind};
 use saksi_shared::integrity::guarded;
 use saksi_shared::record::{HistoryEntry, Record, RecordView};
-use saksi_shared::validate::date_of_millis;
+use saksi_shared::validate::date_of;
 use serde::Serialize;
 
 use super::records::{HistoryRow, RecordDisplay, display, history_rows};
@@ -270,11 +271,7 @@ pub async fn csv(
         .collect();
     let body = csv_text(kind, who.lang, &rows);
     audit(&who, "csv", &query, records.len(), &skipped).await;
-    let name = format!(
-        "saksi-{}-{}.csv",
-        kind.as_str(),
-        date_of_millis(who.state.now())
-    );
+    let name = format!("saksi-{}-{}.csv", kind.as_str(), date_of(who.state.now()));
     // A CSV file has no place for a note that a spreadsheet would not take for a row: the
     // skipped records are named in a header (and in the audit log).
     Ok(HttpResponse::Ok()
@@ -375,7 +372,7 @@ pub async fn json(
     let held = held_of(&who.state, &records).await?;
     let body = json_text(&who, &query, &records, &skipped, &held)?;
     audit(&who, "json", &query, records.len(), &skipped).await;
-    let name = format!("saksi-records-{}.json", date_of_millis(who.state.now()));
+    let name = format!("saksi-records-{}.json", date_of(who.state.now()));
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(attachment(&name))
@@ -417,7 +414,7 @@ struct ArchiveFile {
     path: String,
     sha256: String,
     size: u64,
-    captured_at: i64,
+    captured_at: Timestamp,
 }
 
 /// Reads a held file through `f`, piece by piece; returns its SHA-256 and CRC-32.
@@ -449,7 +446,7 @@ fn write_archive(
     texts: Vec<(String, Vec<u8>)>,
     files: Vec<ArchiveFile>,
     mut readme: String,
-    now: i64,
+    now: Timestamp,
 ) -> std::io::Result<()> {
     use sha2::Digest as _;
     let mut zip = super::zip::ZipWriter::new(out);
@@ -603,7 +600,7 @@ pub async fn archive(
             let _ = tx.blocking_send(Err(e));
         }
     });
-    let name = format!("saksi-case-{}.zip", date_of_millis(now));
+    let name = format!("saksi-case-{}.zip", date_of(now));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|piece| (piece, rx))
     });
@@ -696,6 +693,7 @@ pub async fn report(
 mod tests {
     use super::*;
     use saksi_shared::record::FieldInput;
+    use saksi_testkit::at;
 
     #[test]
     fn cells_are_quoted_and_formulas_defused() {
@@ -722,9 +720,9 @@ mod tests {
             &case,
             ActorId::from([2; 16]),
             &editor,
-            1_000,
+            at(1_000),
         );
-        let set = |r: &mut Record, f: &str, v| r.set_field(f, v, &editor, 2_000).expect("set");
+        let set = |r: &mut Record, f: &str, v| r.set_field(f, v, &editor, at(2_000)).expect("set");
         set(
             &mut record,
             "pretrial_detention_days",

@@ -3,12 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::{FieldDef, FieldType, RecordKind};
 use saksi_shared::policy::ActorBindings;
 use saksi_shared::record::{Attribution, Edit, FieldValue};
-use saksi_shared::{DeviceId, DocumentId, Lang, Millis, Status};
+use saksi_shared::time::days;
+use saksi_shared::{DeviceId, DocumentId, Lang, Status, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::ConsoleError;
@@ -40,8 +42,8 @@ impl Chrome {
 }
 
 /// `YYYY-MM-DD HH:MM UTC`, or `-` for nothing.
-pub fn time(millis: Millis) -> String {
-    if millis <= 0 {
+pub fn time(millis: Timestamp) -> String {
+    if millis <= Timestamp::EPOCH {
         return "-".into();
     }
     format!("{} UTC", crate::admin::format_time(millis))
@@ -49,14 +51,14 @@ pub fn time(millis: Millis) -> String {
 
 /// `YYYY-MM-DD HH:MM` in `zone`, with its abbreviation (`+07` for Asia/Phnom_Penh), or `-`.
 /// UTC is written as [`time`] writes it.
-pub fn time_in(zone: &jiff::tz::TimeZone, millis: Millis) -> String {
-    if millis <= 0 {
+pub fn time_in(zone: &jiff::tz::TimeZone, millis: Timestamp) -> String {
+    if millis <= Timestamp::EPOCH {
         return "-".into();
     }
     if zone.iana_name() == Some("UTC") {
         return time(millis);
     }
-    match jiff::Timestamp::from_millisecond(millis) {
+    match jiff::Timestamp::from_millisecond(millis.as_millis()) {
         Ok(ts) => ts
             .to_zoned(zone.clone())
             .strftime("%Y-%m-%d %H:%M %Z")
@@ -65,33 +67,33 @@ pub fn time_in(zone: &jiff::tz::TimeZone, millis: Millis) -> String {
     }
 }
 
-pub fn time_opt_in(zone: &jiff::tz::TimeZone, millis: Option<Millis>) -> String {
+pub fn time_opt_in(zone: &jiff::tz::TimeZone, millis: Option<Timestamp>) -> String {
     millis.map_or_else(|| "-".into(), |m| time_in(zone, m))
 }
 
 /// The last millisecond of `YYYY-MM-DD` in `zone` (a day is not always 24 hours).
-pub fn end_of_day_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Millis> {
+pub fn end_of_day_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Timestamp> {
     let date = jiff::civil::Date::strptime("%Y-%m-%d", s).ok()?;
     date_millis(s)?;
     let next = date.tomorrow().ok()?;
     match next.to_zoned(zone.clone()) {
-        Ok(z) => Some(z.timestamp().as_millisecond() - 1),
-        Err(_) => Some(date_millis(s)? + 86_400_000 - 1),
+        Ok(z) => Some(Timestamp::from_millis(z.timestamp().as_millisecond() - 1)),
+        Err(_) => Some(date_millis(s)? + days(1) - Duration::from_millis(1)),
     }
 }
 
 /// Milliseconds at 00:00 of `YYYY-MM-DD` in `zone` (the console's date filters).
-pub fn date_millis_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Millis> {
+pub fn date_millis_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Timestamp> {
     let utc = date_millis(s)?;
     let date = jiff::civil::Date::strptime("%Y-%m-%d", s).ok()?;
     match date.to_zoned(zone.clone()) {
-        Ok(z) => Some(z.timestamp().as_millisecond()),
+        Ok(z) => Some(Timestamp::from_millis(z.timestamp().as_millisecond())),
         Err(_) => Some(utc),
     }
 }
 
 /// Milliseconds at 00:00 UTC of `YYYY-MM-DD`.
-pub fn date_millis(s: &str) -> Option<Millis> {
+pub fn date_millis(s: &str) -> Option<Timestamp> {
     let d = saksi_shared::validate::parse_date(s)?;
     // Days from civil (Howard Hinnant's algorithm).
     let (y, m) = if d.month <= 2 {
@@ -103,7 +105,9 @@ pub fn date_millis(s: &str) -> Option<Millis> {
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + i64::from(d.day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+    Some(Timestamp::from_millis(
+        (era * 146_097 + doe - 719_468) * 86_400_000,
+    ))
 }
 
 pub fn kind_label(kind: &str, lang: Lang) -> String {
@@ -300,7 +304,7 @@ impl Directory {
 
     /// A time as this directory's readers see it: the organisation's zone on console pages,
     /// UTC in exports ([`Directory::in_utc`]).
-    pub fn time(&self, millis: Millis) -> String {
+    pub fn time(&self, millis: Timestamp) -> String {
         time_in(&self.zone, millis)
     }
 
@@ -549,15 +553,17 @@ pub fn choices(options: impl IntoIterator<Item = (String, String)>, selected: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saksi_testkit::at;
 
     #[test]
     fn dates_become_utc_midnight() {
-        assert_eq!(date_millis("1970-01-01"), Some(0));
-        assert_eq!(date_millis("2000-02-29"), Some(951_782_400_000));
+        let at = Timestamp::from_millis;
+        assert_eq!(date_millis("1970-01-01"), Some(Timestamp::EPOCH));
+        assert_eq!(date_millis("2000-02-29"), Some(at(951_782_400_000)));
         assert_eq!(date_millis("2000-02-30"), None);
         for ms in [0, 951_782_400_000, 1_795_000_000_000] {
-            let day = saksi_shared::validate::date_of_millis(ms);
-            assert_eq!(date_millis(&day), Some(ms - ms.rem_euclid(86_400_000)));
+            let day = saksi_shared::validate::date_of(at(ms));
+            assert_eq!(date_millis(&day), Some(at(ms - ms.rem_euclid(86_400_000))));
         }
     }
 
@@ -574,7 +580,7 @@ mod tests {
         assert_eq!(f.has_conflicts, Some(true));
         assert_eq!(
             f.updated_to,
-            Some(date_millis("2026-02-01").expect("date") - 1)
+            Some(date_millis("2026-02-01").expect("date") - Duration::from_millis(1))
         );
         // In Phnom Penh (UTC+7) the same days start and end seven hours earlier.
         let zone = jiff::tz::TimeZone::get("Asia/Phnom_Penh").expect("zone");
@@ -582,16 +588,23 @@ mod tests {
         let hours7 = 7 * 3_600_000;
         assert_eq!(
             local.updated_from,
-            Some(date_millis("2026-01-01").expect("date") - hours7)
+            Some(date_millis("2026-01-01").expect("date") - Duration::from_millis(hours7))
         );
         assert_eq!(
             local.updated_to,
-            Some(date_millis("2026-02-01").expect("date") - hours7 - 1)
+            Some(
+                date_millis("2026-02-01").expect("date")
+                    - Duration::from_millis(hours7)
+                    - Duration::from_millis(1)
+            )
         );
-        assert_eq!(time_in(&zone, 0), "-");
-        assert_eq!(time_in(&zone, 1_795_000_000_000), "2026-11-18 18:06 +07");
+        assert_eq!(time_in(&zone, at(0)), "-");
         assert_eq!(
-            time_in(&jiff::tz::TimeZone::UTC, 1_795_000_000_000),
+            time_in(&zone, at(1_795_000_000_000)),
+            "2026-11-18 18:06 +07"
+        );
+        assert_eq!(
+            time_in(&jiff::tz::TimeZone::UTC, at(1_795_000_000_000)),
             "2026-11-18 11:06 UTC"
         );
         assert_eq!(

@@ -9,6 +9,8 @@
 
 use std::io::{self, Read, Write};
 
+use saksi_shared::Timestamp;
+
 const LOCAL: u32 = 0x0403_4b50;
 const CENTRAL: u32 = 0x0201_4b50;
 const END: u32 = 0x0605_4b50;
@@ -76,8 +78,8 @@ pub fn safe_entry_name(name: &str) -> bool {
 }
 
 /// A time as MS-DOS keeps it in ZIP headers (local time is unknowable here: UTC).
-fn dos_time(millis: i64) -> (u16, u16) {
-    let secs = millis.div_euclid(1000);
+fn dos_time(t: Timestamp) -> (u16, u16) {
+    let secs = t.as_secs();
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -116,7 +118,7 @@ impl<W: Write> ZipWriter<W> {
         name: &str,
         size: u64,
         crc: u32,
-        modified: i64,
+        modified: Timestamp,
         data: &mut dyn Read,
     ) -> io::Result<()> {
         if !safe_entry_name(name) {
@@ -241,6 +243,7 @@ impl<W: Write> ZipWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saksi_testkit::at;
 
     #[test]
     fn names_that_leave_the_folder_are_refused() {
@@ -262,13 +265,16 @@ mod tests {
             assert!(safe_entry_name(ok), "{ok}");
         }
         let mut zip = ZipWriter::new(Vec::new());
-        assert!(zip.add("../x", 0, 0, 0, &mut io::empty()).is_err());
+        assert!(
+            zip.add("../x", 0, 0, Timestamp::EPOCH, &mut io::empty())
+                .is_err()
+        );
     }
 
     #[test]
     fn dos_times() {
         // 2026-12-07 10:42:58 UTC.
-        let (time, date) = dos_time(1_796_640_178_000);
+        let (time, date) = dos_time(at(1_796_640_178_000));
         assert_eq!((date >> 9, (date >> 5) & 15, date & 31), (46, 12, 7));
         assert_eq!(
             (time >> 11, (time >> 5) & 63, (time & 31) * 2),

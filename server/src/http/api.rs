@@ -13,10 +13,11 @@
 //! | GET | `/sync` | WebSocket upgrade (cookie, bearer token or ticket) |
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
-use saksi_shared::{DocumentId, Millis, Role};
+use saksi_shared::{DocumentId, Role, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
@@ -91,7 +92,7 @@ pub struct LoginResponse {
     pub token: String,
     pub device_id: saksi_shared::DeviceId,
     pub user: UserInfo,
-    pub expires_at: Millis,
+    pub expires_at: Timestamp,
     pub pin_policy: PinPolicy,
     /// The largest file the server takes (see [`MeResponse::max_file_bytes`]).
     pub max_file_bytes: u64,
@@ -290,7 +291,7 @@ pub struct MeResponse {
     pub user: UserInfo,
     pub device_id: saksi_shared::DeviceId,
     pub device_name: String,
-    pub expires_at: Millis,
+    pub expires_at: Timestamp,
     pub pin_policy: PinPolicy,
     /// The largest file the server takes (`max_file_bytes`): the phone refuses larger ones at
     /// capture, and stops a recording before it gets there.
@@ -326,7 +327,7 @@ pub struct RecordInfo {
     pub status: String,
     pub created_by: String,
     pub has_conflicts: bool,
-    pub updated_at: Millis,
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -478,7 +479,7 @@ pub async fn sync_ticket(
     let seconds = state.config.ticket_seconds;
     let ticket = state
         .tickets
-        .issue(&auth.device.id, now, now + seconds as Millis * 1000);
+        .issue(&auth.device.id, now, now + Duration::from_secs(seconds));
     Ok(HttpResponse::Ok().json(TicketResponse {
         ticket,
         expires_in: seconds,

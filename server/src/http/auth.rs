@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -73,7 +74,10 @@ pub async fn check_device(
         return Err(ApiError::SessionExpired);
     }
     // Record when the device was last seen, at most every five minutes.
-    if device.last_seen.is_none_or(|t| now - t > 300_000) {
+    if device
+        .last_seen
+        .is_none_or(|t| now.since(t) > Duration::from_secs(300))
+    {
         let id = device.id.clone();
         if let Err(e) = state.db.run(move |s| s.touch_device(&id, now)).await {
             tracing::warn!(device = %device.id, error = %e, "last-seen not recorded");

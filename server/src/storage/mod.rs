@@ -7,7 +7,7 @@
 
 pub mod sqlite;
 
-use saksi_shared::{DeviceId, DocumentId, Millis, Role};
+use saksi_shared::{DeviceId, DocumentId, Role, Timestamp};
 use serde::Serialize;
 
 pub type UserId = i64;
@@ -19,7 +19,7 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub disabled: bool,
-    pub created_at: Millis,
+    pub created_at: Timestamp,
 }
 
 /// One signed-in device (a phone, a browser, a script).
@@ -28,10 +28,10 @@ pub struct Device {
     pub id: DeviceId,
     pub user_id: UserId,
     pub name: String,
-    pub created_at: Millis,
-    pub last_seen: Option<Millis>,
-    pub expires_at: Millis,
-    pub revoked_at: Option<Millis>,
+    pub created_at: Timestamp,
+    pub last_seen: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// A case and its team.
@@ -39,7 +39,7 @@ pub struct Device {
 pub struct Case {
     pub id: DocumentId,
     pub name: String,
-    pub created_at: Millis,
+    pub created_at: Timestamp,
 }
 
 /// The index entry of a stored document.
@@ -52,8 +52,8 @@ pub struct DocumentRow {
     pub title: String,
     pub status: String,
     pub has_conflicts: bool,
-    pub created_at: Millis,
-    pub updated_at: Millis,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// A liaison recorded that consent was withdrawn: a coordinator should purge it.
     pub consent_withdrawn: bool,
 }
@@ -70,8 +70,8 @@ pub struct DocumentFilter {
     pub created_by: Option<String>,
     pub has_conflicts: Option<bool>,
     pub consent_withdrawn: Option<bool>,
-    pub updated_from: Option<Millis>,
-    pub updated_to: Option<Millis>,
+    pub updated_from: Option<Timestamp>,
+    pub updated_to: Option<Timestamp>,
     /// Include case documents themselves (not only records).
     pub include_cases: bool,
     /// Order of the listing (newest update first by default).
@@ -139,9 +139,9 @@ pub struct Blob {
     pub size: u64,
     /// The device whose upload stored it first (counts against its quota).
     pub uploaded_by: DeviceId,
-    pub stored_at: Millis,
+    pub stored_at: Timestamp,
     /// Since when no record names it (deleted after `unreferenced_file_days`).
-    pub unreferenced_since: Option<Millis>,
+    pub unreferenced_since: Option<Timestamp>,
 }
 
 /// An upload in progress (the tus protocol's upload resource).
@@ -154,8 +154,8 @@ pub struct Upload {
     pub length: u64,
     /// Bytes received, written and synced.
     pub received: u64,
-    pub created_at: Millis,
-    pub updated_at: Millis,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// What an audit entry records. The stored names are part of the hash chain and never
@@ -266,7 +266,7 @@ impl Serialize for AuditAction {
 /// Something worth recording in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
-    pub at: Millis,
+    pub at: Timestamp,
     pub username: Option<String>,
     pub device_id: Option<DeviceId>,
     pub action: AuditAction,
@@ -290,8 +290,8 @@ pub struct AuditFilter {
     pub action: Option<AuditAction>,
     pub username: Option<String>,
     pub target: Option<String>,
-    pub from: Option<Millis>,
-    pub to: Option<Millis>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
     pub limit: Option<u32>,
     pub before_seq: Option<i64>,
 }
@@ -352,7 +352,7 @@ pub trait AccountStore {
         username: &str,
         role: Role,
         password_hash: &str,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<User, StorageError>;
     /// The user and their password hash.
     fn user_by_name(&self, username: &str) -> Result<Option<(User, String)>, StorageError>;
@@ -370,27 +370,27 @@ pub trait AccountStore {
         user: UserId,
         name: &str,
         token_hash: &[u8],
-        now: Millis,
-        expires_at: Millis,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<Device, StorageError>;
     fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<(Device, User)>, StorageError>;
     fn device(&self, id: &str) -> Result<Option<(Device, User)>, StorageError>;
     fn devices(&self, user: Option<UserId>) -> Result<Vec<(Device, User)>, StorageError>;
     /// Returns false if the device does not exist or was already revoked.
-    fn revoke_device(&self, id: &str, now: Millis) -> Result<bool, StorageError>;
+    fn revoke_device(&self, id: &str, now: Timestamp) -> Result<bool, StorageError>;
     /// Gives a device a new token and expiry (renewing an expired session keeps the device, so
     /// that its offline edits stay attributed to it). Fails if the device is revoked.
     fn renew_device(
         &self,
         id: &str,
         token_hash: &[u8],
-        expires_at: Millis,
+        expires_at: Timestamp,
     ) -> Result<(), StorageError>;
-    fn touch_device(&self, id: &str, now: Millis) -> Result<(), StorageError>;
+    fn touch_device(&self, id: &str, now: Timestamp) -> Result<(), StorageError>;
     /// Ends the sessions of `user`'s devices that are neither revoked nor expired: their tokens
     /// stop working at `now`, the devices stay (signing in again renews them, keeping their
     /// unsynced data and its attribution). Returns how many sessions were ended.
-    fn end_sessions(&self, user: UserId, now: Millis) -> Result<usize, StorageError>;
+    fn end_sessions(&self, user: UserId, now: Timestamp) -> Result<usize, StorageError>;
     /// Registers a phone's probe (its SHA-256) for `device` (see `0003_device_probes.sql`).
     fn set_probe(&self, device: &str, probe_hash: &[u8]) -> Result<(), StorageError>;
     /// The device a probe (its SHA-256) was registered for.
@@ -399,7 +399,7 @@ pub trait AccountStore {
     /// of the last change (0 if none), to pass next time.
     fn access_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StorageError>;
     /// Devices revoked at or after `since`.
-    fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError>;
+    fn revoked_since(&self, since: Timestamp) -> Result<Vec<(String, Timestamp)>, StorageError>;
 }
 
 /// Cases, their teams, and the stored documents.
@@ -462,8 +462,12 @@ pub trait FileIndex {
     /// same file already.
     fn create_upload(&self, upload: &Upload) -> Result<(), StorageError>;
     /// Notes bytes received (written and synced) for an upload.
-    fn set_upload_received(&self, id: &str, received: u64, now: Millis)
-    -> Result<(), StorageError>;
+    fn set_upload_received(
+        &self,
+        id: &str,
+        received: u64,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
     /// Records a verified file and ends its upload (one transaction). A file already held is
     /// kept as it is (another device uploaded it first).
     fn finish_upload(&self, upload: &str, blob: &Blob) -> Result<(), StorageError>;
@@ -472,9 +476,9 @@ pub trait FileIndex {
     /// declared sizes of its uploads in progress.
     fn device_usage(&self, device: &str) -> Result<u64, StorageError>;
     /// Uploads last continued before `before`.
-    fn stale_uploads(&self, before: Millis) -> Result<Vec<Upload>, StorageError>;
+    fn stale_uploads(&self, before: Timestamp) -> Result<Vec<Upload>, StorageError>;
     /// Files no record has named since before `before`.
-    fn unreferenced_blobs(&self, before: Millis) -> Result<Vec<Blob>, StorageError>;
+    fn unreferenced_blobs(&self, before: Timestamp) -> Result<Vec<Blob>, StorageError>;
     /// Forgets a file if no record names it (a record may have named it again meanwhile);
     /// returns whether it was forgotten (its bytes may then be deleted).
     fn forget_blob(&self, sha256: &str) -> Result<bool, StorageError>;
@@ -520,7 +524,7 @@ impl PurgeReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tombstone {
     pub doc_id: DocumentId,
-    pub purged_at: Millis,
+    pub purged_at: Timestamp,
     /// Who purged (or discarded) it.
     pub username: String,
     pub reason: PurgeReason,
@@ -533,10 +537,10 @@ pub struct Tombstone {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingPurge {
     pub doc_id: DocumentId,
-    pub requested_at: Millis,
+    pub requested_at: Timestamp,
     pub username: String,
     pub reason: PurgeReason,
-    pub due_at: Millis,
+    pub due_at: Timestamp,
 }
 
 /// What a purge removed from the database that must go from the disk too.
@@ -569,7 +573,7 @@ pub trait PurgeStore {
     fn purge(&self, tombstone: &Tombstone) -> Result<Purged, StorageError>;
     /// Takes a due purge off the waiting list (so that it can no longer be undone); false if it
     /// is not waiting or not due (undone meanwhile).
-    fn claim_purge(&self, doc: &DocumentId, now: Millis) -> Result<bool, StorageError>;
+    fn claim_purge(&self, doc: &DocumentId, now: Timestamp) -> Result<bool, StorageError>;
     fn tombstone(&self, doc: &DocumentId) -> Result<Option<Tombstone>, StorageError>;
     fn tombstones(&self) -> Result<Vec<Tombstone>, StorageError>;
 }

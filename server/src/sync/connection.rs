@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use saksi_shared::DocumentId;
 use saksi_shared::policy::Principal;
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
+use saksi_shared::{DocumentId, Timestamp};
 
 use super::document::Command;
 use super::socket::{CloseCode, CloseReason, Closed, Incoming, Reader, Writer};
@@ -28,7 +28,7 @@ const OUTBOX: usize = 4096;
 pub struct Authenticated {
     pub user: User,
     pub device: saksi_shared::DeviceId,
-    pub device_expires_at: i64,
+    pub device_expires_at: Timestamp,
 }
 
 /// Runs the connection until either side closes it.

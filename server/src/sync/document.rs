@@ -19,7 +19,7 @@ use saksi_shared::record::{Editor, Record, RecordError};
 use saksi_shared::served::{
     Effect, Loaded, PeerInfo, PeerMessage, ServedDocument, StoreRequest, Tuning,
 };
-use saksi_shared::{DeviceId, DocumentId, Millis};
+use saksi_shared::{DeviceId, DocumentId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnId, Peer};
@@ -29,7 +29,8 @@ use crate::storage::{AuditAction, AuditEvent, DocumentRow, DocumentWrite, FileRe
 /// A read of a document (absent if there is no such document).
 pub type ReadFn = Box<dyn FnOnce(Option<&Record>) + Send>;
 /// An edit made on the server for a signed-in user.
-pub type EditFn = Box<dyn FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send>;
+pub type EditFn =
+    Box<dyn FnOnce(&mut Record, &Editor, Timestamp) -> Result<(), RecordError> + Send>;
 
 /// A check of a record as it is at one moment in its task (see [`Command::Withdraw`]).
 pub type RecordCheck = Box<dyn FnOnce(Option<&Record>) -> bool + Send>;
@@ -205,7 +206,7 @@ impl Documents {
         id: DocumentId,
         device: &DeviceId,
         editor: Editor,
-        edit: impl FnOnce(&mut Record, &Editor, Millis) -> Result<(), RecordError> + Send + 'static,
+        edit: impl FnOnce(&mut Record, &Editor, Timestamp) -> Result<(), RecordError> + Send + 'static,
     ) -> Result<(), EditError> {
         let (reply, rx) = oneshot::channel();
         self.send(
@@ -328,15 +329,15 @@ impl DocumentTask {
             hold: true,
             window: WINDOW,
             backlog_limit: BACKLOG_LIMIT,
-            hold_quiet_ms: HOLD_QUIET.min(idle).as_millis() as Millis,
-            hold_max_ms: HOLD_MAX.as_millis() as Millis,
+            hold_quiet: HOLD_QUIET.min(idle),
+            hold_max: HOLD_MAX,
             compact_after: state.config.compact_after_changes,
         }
     }
 
-    /// Milliseconds since the task started (for holding messages back).
-    fn mono(&self) -> Millis {
-        self.started.elapsed().as_millis() as Millis
+    /// Time since the task started, on the monotonic clock (for holding messages back).
+    fn mono(&self) -> Duration {
+        self.started.elapsed()
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -416,8 +417,8 @@ impl DocumentTask {
                 Ok(None) => break,
                 Err(_) if self.served.held_since().is_some() || self.served.has_unanswered() => {
                     let now = self.mono();
-                    let quiet = last_command.elapsed().as_millis() as Millis;
-                    self.served.tick(now, now - quiet);
+                    let quiet = last_command.elapsed();
+                    self.served.tick(now, now.saturating_sub(quiet));
                     self.flush().await;
                 }
                 Err(_) => {

@@ -3,10 +3,11 @@
 use saksi_server::storage::prelude::*;
 use saksi_server::storage::sqlite::SqliteStorage;
 use saksi_server::storage::{AuditEvent, StorageError};
+use saksi_testkit::at;
 
 fn event(i: i64) -> AuditEvent {
     AuditEvent {
-        at: 1_000 + i,
+        at: at(1_000 + i),
         username: Some("kosal".into()),
         device_id: Some(format!("dev_{i}").into()),
         action: saksi_server::storage::AuditAction::Export,

@@ -1,5 +1,6 @@
 //! Accounts, devices, tokens, tickets, throttling and revocation.
 
+use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_client::ClientError;
@@ -103,7 +104,7 @@ async fn login_sets_a_strict_cookie_and_wrong_passwords_are_throttled() {
         .expect("answer");
     assert_eq!(res.status, 429);
     assert!(res.header("retry-after").is_some());
-    server.clock.advance(16 * 60 * 1000);
+    server.clock.advance(Duration::from_millis(16 * 60 * 1000));
     server.login("dara").await;
     let failures = server
         .storage()
@@ -244,7 +245,9 @@ async fn tickets_are_single_use_and_tokens_expire() {
     assert!(replay.is_err(), "a replayed ticket is refused");
 
     // After the session lifetime the token stops working, with a clear code.
-    server.clock.advance(31 * 24 * 3600 * 1000);
+    server
+        .clock
+        .advance(Duration::from_millis(31 * 24 * 3600 * 1000));
     let res = server
         .client
         .get("/api/me", Some(&session.token))
@@ -464,16 +467,23 @@ async fn an_expired_session_is_renewed_on_the_same_device() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         saksi_server::accounts::random_16(),
     );
     phone.sync_all(WAIT).await.expect("stored");
     let mut repo = phone.disconnect().await;
 
     // Offline for over a month: the session expires, edits go on.
-    server.clock.advance(31 * 24 * 3600 * 1000);
+    server
+        .clock
+        .advance(Duration::from_millis(31 * 24 * 3600 * 1000));
     repo.edit(&id, |r| {
-        r.set_field("court", FieldInput::Text("តុលាការ".into()), &editor, 2_000)
+        r.set_field(
+            "court",
+            FieldInput::Text("តុលាការ".into()),
+            &editor,
+            at(2_000),
+        )
     })
     .expect("doc")
     .expect("offline edit");
@@ -565,7 +575,7 @@ async fn last_seen_follows_syncs_on_an_open_socket() {
     let case = server.case("ករណី ក-១២", &["sophea"]);
     let (session, mut phone) = server.phone("sophea").await;
     let signed_in = server.clock_now();
-    server.clock.advance(600_000);
+    server.clock.advance(Duration::from_millis(600_000));
     let now = server.clock_now();
     phone.repo.create(
         saksi_shared::RecordKind::CourtObservation,

@@ -10,6 +10,7 @@ use saksi_shared::protocol::Message;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::{Event, Repo};
 use saksi_shared::{DocumentId, FieldValue, Role, Status};
+use saksi_testkit::at;
 
 use crate::helpers::{TestServer, WAIT};
 
@@ -53,7 +54,7 @@ async fn s3_family_statements_are_need_to_know() {
         RecordKind::FamilyStatement,
         &case_a,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     phone
@@ -63,9 +64,9 @@ async fn s3_family_statements_are_need_to_know() {
                 "interviewee",
                 FieldInput::Text("ម្តាយ (កូដ M-7)".into()),
                 &editor,
-                1_100,
+                at(1_100),
             )?;
-            r.set_text("statement", "កូនប្រុសខ្ញុំត្រូវបានចាប់ខ្លួននៅថ្ងៃច័ន្ទ។", &editor, 1_200)
+            r.set_text("statement", "កូនប្រុសខ្ញុំត្រូវបានចាប់ខ្លួននៅថ្ងៃច័ន្ទ។", &editor, at(1_200))
         })
         .expect("doc")
         .expect("edit");
@@ -131,12 +132,12 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     p1.repo
         .edit(&id, |r| {
-            r.transition(Status::Submitted, None, &editor, 1_100)
+            r.transition(Status::Submitted, None, &editor, at(1_100))
         })
         .expect("doc")
         .expect("monitors may submit");
@@ -212,7 +213,7 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_300,
+        at(1_300),
         random_16(),
     );
     p1.sync_until(WAIT, |repo, _| repo.is_synced(&other))
@@ -232,7 +233,12 @@ async fn refused_changes_are_not_stored_and_the_connection_goes_on() {
     let editor2 = s2.editor();
     p2.repo
         .edit(&other, |r| {
-            r.set_field("prosecutor", FieldInput::Text("X".into()), &editor2, 1_400)
+            r.set_field(
+                "prosecutor",
+                FieldInput::Text("X".into()),
+                &editor2,
+                at(1_400),
+            )
         })
         .expect("doc")
         .expect("local edit");

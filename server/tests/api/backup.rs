@@ -6,6 +6,7 @@
 //! answers, and note what it acknowledged (its sync reply carries their heads). The backup is
 //! taken by the real CLI while they write.
 
+use saksi_testkit::at;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,13 +49,13 @@ async fn keep_writing(
                     0,
                     &format!("<{} {n}>", editor.who.user),
                     &editor,
-                    n as i64,
+                    at(n as i64),
                 )?;
                 r.set_field(
                     "case_number",
                     FieldInput::Text(format!("លេខ {n}")),
                     &editor,
-                    n as i64,
+                    at(n as i64),
                 )
             })
             .expect("own record")
@@ -95,7 +96,7 @@ async fn backup_under_write_load_restores_every_acknowledged_change() {
             RecordKind::CourtObservation,
             &case,
             &session.editor(),
-            1,
+            at(1),
             random_16(),
         );
         docs.push(own);
@@ -334,7 +335,7 @@ async fn backup_and_restore_carry_the_attached_files() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     let mut files = Vec::new();
@@ -352,13 +353,13 @@ async fn backup_and_restore_carry_the_attached_files() {
             size: size as u64,
             media_type: "image/jpeg".into(),
             name: format!("ទំព័រ {i}.jpg"),
-            captured_at: 2_000,
+            captured_at: at(2_000),
             metadata: None,
             caption: String::new(),
         };
         phone
             .repo
-            .edit(&doc, |r| r.add_attachment(&file, &editor, 3_000))
+            .edit(&doc, |r| r.add_attachment(&file, &editor, at(3_000)))
             .expect("doc")
             .expect("attached");
         files.push((sha, bytes));

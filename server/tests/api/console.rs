@@ -4,6 +4,7 @@
 //! A browser is played by [`Browser`]: the session cookie, the CSRF token read from the page,
 //! forms posted as `application/x-www-form-urlencoded`.
 
+use saksi_testkit::{at, ms};
 use std::time::Duration;
 
 use saksi_server::accounts::random_16;
@@ -52,15 +53,15 @@ async fn family_statement(server: &TestServer, case: &DocumentId) -> DocumentId 
     phone
         .repo
         .edit(&id, |r| {
-            r.set_field("interviewee", text("ម្តាយ (កូដ M-7)"), &e, t0 + 100)?;
-            r.set_field("detainee", text("D-12"), &e, t0 + 200)?;
-            r.set_field("interview_date", text("2026-03-03"), &e, t0 + 300)?;
-            r.set_field("consent_given", text("yes"), &e, t0 + 400)?;
+            r.set_field("interviewee", text("ម្តាយ (កូដ M-7)"), &e, t0 + ms(100))?;
+            r.set_field("detainee", text("D-12"), &e, t0 + ms(200))?;
+            r.set_field("interview_date", text("2026-03-03"), &e, t0 + ms(300))?;
+            r.set_field("consent_given", text("yes"), &e, t0 + ms(400))?;
             r.set_text(
                 "statement",
                 &"កូនប្រុសខ្ញុំត្រូវបានចាប់ខ្លួននៅថ្ងៃច័ន្ទ ហើយយើងមិនទាន់បានជួបគាត់ទេ។ ".repeat(30),
                 &e,
-                t0 + 500,
+                t0 + ms(500),
             )
         })
         .expect("doc")
@@ -322,9 +323,9 @@ async fn s4_review_round_trip_with_the_authors_phone() {
     phone
         .repo
         .edit(&id, |r| {
-            r.set_field("court", text(COURT), &me, t0 + 100)?;
-            r.set_text("narrative", NARRATIVE_KM, &me, t0 + 200)?;
-            r.transition(Status::Submitted, None, &me, t0 + 300)
+            r.set_field("court", text(COURT), &me, t0 + ms(100))?;
+            r.set_text("narrative", NARRATIVE_KM, &me, t0 + ms(200))?;
+            r.transition(Status::Submitted, None, &me, t0 + ms(300))
         })
         .expect("doc")
         .expect("submitted");
@@ -375,9 +376,9 @@ async fn s4_review_round_trip_with_the_authors_phone() {
     phone
         .repo
         .edit(&id, |r| {
-            r.set_field("actual_start", text("09:40"), &me, t0 + 10_000)?;
-            r.set_list("defence_counsel", &["មេធាវី ក".into()], &me, t0 + 10_100)?;
-            r.transition(Status::Submitted, Some("បានបន្ថែមហើយ។"), &me, t0 + 10_200)
+            r.set_field("actual_start", text("09:40"), &me, t0 + ms(10_000))?;
+            r.set_list("defence_counsel", &["មេធាវី ក".into()], &me, t0 + ms(10_100))?;
+            r.transition(Status::Submitted, Some("បានបន្ថែមហើយ។"), &me, t0 + ms(10_200))
         })
         .expect("doc")
         .expect("resubmitted");
@@ -816,6 +817,7 @@ fn seed(
     status: Status,
     updated_at: i64,
 ) -> DocumentId {
+    let updated_at = at(updated_at);
     let id = DocumentId::from_bytes(random_16());
     let role = if kind == RecordKind::CourtObservation {
         Role::Monitor
@@ -1517,9 +1519,9 @@ async fn a_coordinator_puts_a_mistaken_draft_away_and_can_give_it_back() {
         .await
         .expect("the phone learns it is archived");
     // The author can no longer change it; the server refuses a change made after seeing it.
-    let edit = phone
-        .repo
-        .edit(&id, |r| r.set_field("court", text(COURT), &me, t0 + 500));
+    let edit = phone.repo.edit(&id, |r| {
+        r.set_field("court", text(COURT), &me, t0 + ms(500))
+    });
     assert!(matches!(edit, Some(Err(_))), "{edit:?}");
     let list = desk.page("/console/records?status=archived").await;
     assert!(list.contains(&format!("/console/records/{id}")));
@@ -1538,7 +1540,9 @@ async fn a_coordinator_puts_a_mistaken_draft_away_and_can_give_it_back() {
         .expect("the phone may edit it again");
     phone
         .repo
-        .edit(&id, |r| r.set_field("court", text(COURT), &me, t0 + 1_000))
+        .edit(&id, |r| {
+            r.set_field("court", text(COURT), &me, t0 + ms(1_000))
+        })
         .expect("doc")
         .expect("editable again");
     phone.sync_all(WAIT).await.expect("stored");

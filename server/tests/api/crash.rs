@@ -8,6 +8,7 @@
 //! the server gets SIGKILL; the test then opens the database file itself and checks every
 //! acknowledged change, restarts the server, and the phones carry on.
 
+use saksi_testkit::at;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,13 +73,13 @@ async fn work(mut phone: Phone, client: Client, acked: Acked) -> Phone {
                 0,
                 &format!("[{} {n}]", editor.who.user),
                 &editor,
-                n as i64,
+                at(n as i64),
             )?;
             r.set_field(
                 "case_number",
                 FieldInput::Text(format!("លេខ {n}")),
                 &editor,
-                n as i64,
+                at(n as i64),
             )
         });
         edited.expect("own record").expect("edit");
@@ -90,7 +91,7 @@ async fn work(mut phone: Phone, client: Client, acked: Acked) -> Phone {
                     0,
                     &format!("<{} {n}>", editor.who.user),
                     &editor,
-                    n as i64,
+                    at(n as i64),
                 )
             })
             .expect("shared record")
@@ -156,13 +157,19 @@ async fn s6_sigkill_during_heavy_sync_loses_nothing_acknowledged() {
             .expect("login");
         let editor = session.editor();
         let mut repo = Repo::new(format!("{name}-phone").into(), random_16());
-        let own = repo.create(RecordKind::CourtObservation, &case, &editor, 1, random_16());
+        let own = repo.create(
+            RecordKind::CourtObservation,
+            &case,
+            &editor,
+            at(1),
+            random_16(),
+        );
         if i == 0 {
             let made = repo.create(
                 RecordKind::CourtObservation,
                 &case,
                 &editor,
-                1,
+                at(1),
                 *shared.as_bytes(),
             );
             assert_eq!(made, shared);

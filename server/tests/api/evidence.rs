@@ -3,6 +3,7 @@
 //! and the case archive (ZIP), streamed, read back with a third-party reader: every entry's
 //! SHA-256 in its manifest, and no entry name that leaves its folder, whatever a record holds.
 
+use saksi_testkit::at;
 use std::io::Read as _;
 
 use saksi_client::Session;
@@ -46,7 +47,7 @@ async fn evidence() -> Evidence {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     let photo: Vec<u8> = [
@@ -69,13 +70,13 @@ async fn evidence() -> Evidence {
             size: bytes.len() as u64,
             media_type: media_type.into(),
             name: name.into(),
-            captured_at: 1_700_000_000_000,
+            captured_at: at(1_700_000_000_000),
             metadata: None,
             caption: "ភ្ជាប់ដោយ សុភា".into(),
         };
         phone
             .repo
-            .edit(&doc, |r| r.add_attachment(&file, &editor, 2_000))
+            .edit(&doc, |r| r.add_attachment(&file, &editor, at(2_000)))
             .expect("doc")
             .expect("attached");
         names.push(file.id);
@@ -159,7 +160,9 @@ async fn s10_the_console_shows_each_file_with_its_hash_and_whether_the_server_ve
     phone.sync_until_received(WAIT, &e.doc).await.expect("doc");
     phone
         .repo
-        .edit(&e.doc, |r| r.remove_attachment(&e.pdf.0, &editor, 3_000))
+        .edit(&e.doc, |r| {
+            r.remove_attachment(&e.pdf.0, &editor, at(3_000))
+        })
         .expect("doc")
         .expect("removed");
     phone.sync_all(WAIT).await.expect("synced");
@@ -235,7 +238,7 @@ fn hostile_record(server: &TestServer, case: &DocumentId, bytes: &[u8]) -> Docum
         case,
         ActorId::from(random_16()),
         &editor,
-        1_000,
+        at(1_000),
     );
     let names = [
         "../../../../etc/cron.d/saksi",
@@ -302,8 +305,8 @@ fn hostile_record(server: &TestServer, case: &DocumentId, bytes: &[u8]) -> Docum
                 title: String::new(),
                 status: Status::Draft.as_str().into(),
                 has_conflicts: false,
-                created_at: 1_000,
-                updated_at: 2_000,
+                created_at: at(1_000),
+                updated_at: at(2_000),
                 consent_withdrawn: false,
             },
             changes,

@@ -2,6 +2,7 @@
 //! every malformed or hostile upload, broken and slow connections, a full disk, a revoked
 //! device, two phones with the same file, and the clean-up of files no record names.
 
+use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_client::{ClientError, Session, SyncClient};
@@ -50,7 +51,7 @@ impl World {
             RecordKind::CourtObservation,
             &case,
             &sophea.editor(),
-            1_000,
+            at(1_000),
             random_16(),
         );
         phone.sync_all(WAIT).await.expect("record stored");
@@ -72,7 +73,7 @@ impl World {
             size: bytes.len() as u64,
             media_type: media_type.into(),
             name: name.into(),
-            captured_at: self.now,
+            captured_at: at(self.now),
             metadata: media_type
                 .starts_with("image/")
                 .then_some(Metadata::Removed),
@@ -81,7 +82,7 @@ impl World {
         let (editor, now) = (self.sophea.editor(), self.now);
         self.phone
             .repo
-            .edit(&self.doc, |r| r.add_attachment(&file, &editor, now))
+            .edit(&self.doc, |r| r.add_attachment(&file, &editor, at(now)))
             .expect("doc")
             .expect("attached");
         self.phone.sync_all(WAIT).await.expect("synced");
@@ -630,7 +631,7 @@ async fn a_file_no_record_names_is_removed_after_the_grace_period() {
     let editor = w.sophea.editor();
     w.phone
         .repo
-        .edit(&w.doc, |r| r.remove_attachment(&id, &editor, 9_000))
+        .edit(&w.doc, |r| r.remove_attachment(&id, &editor, at(9_000)))
         .expect("doc")
         .expect("removed");
     w.phone.sync_all(WAIT).await.expect("synced");
@@ -641,7 +642,9 @@ async fn a_file_no_record_names_is_removed_after_the_grace_period() {
         .await
         .expect("clean-up");
     assert_eq!(done.unreferenced_files, 0, "within the grace period");
-    w.server.clock.advance(8 * 86_400_000);
+    w.server
+        .clock
+        .advance(Duration::from_millis(8 * 86_400_000));
     let done = saksi_server::files::clean_up(&state)
         .await
         .expect("clean-up");
@@ -684,7 +687,7 @@ async fn a_server_killed_mid_upload_resumes_after_restart() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     let file = NewAttachment {
@@ -693,13 +696,13 @@ async fn a_server_killed_mid_upload_resumes_after_restart() {
         size: bytes.len() as u64,
         media_type: "audio/webm".into(),
         name: "សក្ខីកម្ម.webm".into(),
-        captured_at: 1_500,
+        captured_at: at(1_500),
         metadata: None,
         caption: String::new(),
     };
     phone
         .repo
-        .edit(&doc, |r| r.add_attachment(&file, &editor, 2_000))
+        .edit(&doc, |r| r.add_attachment(&file, &editor, at(2_000)))
         .expect("doc")
         .expect("attached");
     phone.sync_all(WAIT).await.expect("synced");

@@ -2,6 +2,8 @@
 //! freshly generated self-signed certificate that the clients trust explicitly, and a clock the
 //! test can move.
 
+use saksi_shared::Timestamp;
+use saksi_testkit::ms;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +106,7 @@ impl TestServer {
             .expect("user created");
     }
 
-    pub fn clock_now(&self) -> i64 {
+    pub fn clock_now(&self) -> Timestamp {
         use saksi_server::clock::Clock;
         self.clock.now()
     }
@@ -174,7 +176,7 @@ pub async fn s2(server: &TestServer, first: &str, second: &str, case_name: &str)
         .repo
         .create(RecordKind::CourtObservation, &case, &e1, t0, random_16());
     p1.repo
-        .edit(&id, |r| s2::before_the_hearing(r, &e1, t0 + 1_000))
+        .edit(&id, |r| s2::before_the_hearing(r, &e1, t0 + ms(1_000)))
         .expect("doc")
         .expect("filled");
     p1.sync_all(WAIT).await.expect("synced");
@@ -192,10 +194,10 @@ pub async fn s2(server: &TestServer, first: &str, second: &str, case_name: &str)
 
     let mut r1 = p1.disconnect().await;
     let mut r2 = p2.disconnect().await;
-    r1.edit(&id, |r| s2::first_monitor_offline(r, &e1, t0 + 2_000))
+    r1.edit(&id, |r| s2::first_monitor_offline(r, &e1, t0 + ms(2_000)))
         .expect("doc")
         .expect("edits");
-    r2.edit(&id, |r| s2::second_monitor_offline(r, &e2, t0 + 2_050))
+    r2.edit(&id, |r| s2::second_monitor_offline(r, &e2, t0 + ms(2_050)))
         .expect("doc")
         .expect("edits");
     let mut p1 = s1.sync(r1).await.expect("reconnect");

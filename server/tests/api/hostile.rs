@@ -2,6 +2,7 @@
 //! gets a clear error, stores nothing, and a bystander (another user of the server) keeps
 //! syncing after it.
 
+use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_client::{Session, SyncSocket};
@@ -105,7 +106,7 @@ impl Bystander {
                 "case_number",
                 FieldInput::Text(format!("ករណី {n}")),
                 &editor,
-                10_000 + n,
+                at(10_000 + n),
             )
         })
         .expect("doc")
@@ -224,7 +225,7 @@ impl Hostile {
             RecordKind::CourtObservation,
             &case,
             &vanna.editor(),
-            1_000,
+            at(1_000),
             random_16(),
         );
         let mut bystander = Bystander {
@@ -242,7 +243,7 @@ impl Hostile {
             RecordKind::CourtObservation,
             &other_case,
             &other.editor(),
-            1_000,
+            at(1_000),
             random_16(),
         );
         let mut p = other.sync(other_repo).await.expect("connects");
@@ -272,7 +273,7 @@ impl Hostile {
             RecordKind::CourtObservation,
             &self.case,
             &self.editor,
-            1_000,
+            at(1_000),
             random_16(),
         );
         let mut p = self.mallory.sync(r).await.expect("connects");
@@ -677,7 +678,7 @@ async fn a_record_in_a_case_the_sender_is_not_in() {
         RecordKind::CourtObservation,
         &other_case,
         editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     let message = expect_refused(mallory, r, doc).await;
@@ -703,10 +704,10 @@ async fn writing_into_an_existing_record_of_another_case() {
         &case,
         saksi_shared::automerge::ActorId::from(random_16()),
         editor,
-        1_000,
+        at(1_000),
     );
     record
-        .set_field("court", FieldInput::Text("x".into()), editor, 1_100)
+        .set_field("court", FieldInput::Text("x".into()), editor, at(1_100))
         .expect("edit");
     r.add_document(secret, &record.save(), None).expect("add");
     // Exactly what an unknown id gets for a record the sender may not create there.
@@ -921,7 +922,12 @@ async fn a_change_under_another_devices_actor() {
     forged.add_document(record, &before, None).expect("add");
     forged
         .edit(&record, |r| {
-            r.set_field("prosecutor", FieldInput::Text("X".into()), &h.editor, 6_000)
+            r.set_field(
+                "prosecutor",
+                FieldInput::Text("X".into()),
+                &h.editor,
+                at(6_000),
+            )
         })
         .expect("doc")
         .expect("edit");
@@ -940,7 +946,12 @@ async fn a_commit_message_naming_another_user() {
     r.add_document(record, &before, None).expect("add");
     let impostor = Editor::new("vanna", h.editor.who.device.clone(), h.editor.role);
     r.edit(&record, |rec| {
-        rec.set_field("prosecutor", FieldInput::Text("Y".into()), &impostor, 6_100)
+        rec.set_field(
+            "prosecutor",
+            FieldInput::Text("Y".into()),
+            &impostor,
+            at(6_100),
+        )
     })
     .expect("doc")
     .expect("edit");

@@ -2,6 +2,7 @@
 //! TLS WebSocket with a bearer token, creates and edits a record by writing the document shape
 //! `saksi-shared` defines, and reads one a Saksi client wrote.
 
+use saksi_testkit::at;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -160,7 +161,7 @@ async fn samod_writes_and_reads_saksi_records() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        2_000,
+        at(2_000),
         random_16(),
     );
     phone
@@ -170,7 +171,7 @@ async fn samod_writes_and_reads_saksi_records() {
                 "case_number",
                 FieldInput::Text("០៤២/២០២៦".into()),
                 &editor,
-                2_100,
+                at(2_100),
             )
         })
         .expect("doc")

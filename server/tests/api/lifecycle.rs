@@ -1,5 +1,6 @@
 //! Documents in memory: compacted while in use, written back and evicted when idle.
 
+use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_server::accounts::random_16;
@@ -23,14 +24,19 @@ async fn idle_documents_are_compacted_and_evicted() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     for i in 0..10 {
         phone
             .repo
             .edit(&id, |r| {
-                r.set_text("narrative", &"ក".repeat(i + 1), &editor, 2_000 + i as i64)
+                r.set_text(
+                    "narrative",
+                    &"ក".repeat(i + 1),
+                    &editor,
+                    at(2_000 + i as i64),
+                )
             })
             .expect("doc")
             .expect("edit");
@@ -77,14 +83,14 @@ async fn graceful_shutdown_drains_connections_and_writes_back() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     for i in 0..3 {
         phone
             .repo
             .edit(&id, |r| {
-                r.set_text("narrative", &"ខ".repeat(i + 1), &editor, 2_000)
+                r.set_text("narrative", &"ខ".repeat(i + 1), &editor, at(2_000))
             })
             .expect("doc")
             .expect("edit");
@@ -121,7 +127,7 @@ async fn metrics_count_without_contents_and_need_a_token_when_configured() {
         RecordKind::CourtObservation,
         &case,
         &session.editor(),
-        1_000,
+        at(1_000),
         random_16(),
     );
     phone.sync_all(WAIT).await.expect("stored");

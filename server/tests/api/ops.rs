@@ -6,6 +6,7 @@ use saksi_server::accounts::random_16;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Repo;
+use saksi_testkit::at;
 
 use crate::helpers::{PASSWORD, TestServer, WAIT, test_config};
 use crate::process;
@@ -34,15 +35,21 @@ async fn json_logs_are_json_lines_without_secrets_or_contents() {
         .expect("login");
     let editor = session.editor();
     let mut repo = Repo::new("sophea-phone".into(), random_16());
-    let id = repo.create(RecordKind::CourtObservation, &case, &editor, 1, random_16());
+    let id = repo.create(
+        RecordKind::CourtObservation,
+        &case,
+        &editor,
+        at(1),
+        random_16(),
+    );
     repo.edit(&id, |r| {
         r.set_field(
             "case_number",
             FieldInput::Text("សម្ងាត់-៤២".into()),
             &editor,
-            2,
+            at(2),
         )?;
-        r.set_text("narrative", "the judge said ខ្មែរ", &editor, 3)
+        r.set_text("narrative", "the judge said ខ្មែរ", &editor, at(3))
     })
     .expect("doc")
     .expect("edit");

@@ -1,6 +1,7 @@
 //! The real `saksi` binary as a child process: `saksi serve` on a data directory, and
 //! `saksi admin ...` commands, configured through `SAKSI_*` variables as an operator would.
 
+use saksi_testkit::at;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -140,12 +141,12 @@ pub fn seed(data_dir: &Path, monitors: &[&str]) -> DocumentId {
     for name in monitors {
         ids.push(
             storage
-                .create_user(name, Role::Monitor, &hash, 0)
+                .create_user(name, Role::Monitor, &hash, at(0))
                 .expect("user")
                 .id,
         );
     }
-    let case = saksi_server::admin::create_case(&storage, "ករណី ops", "admin", 0).expect("case");
+    let case = saksi_server::admin::create_case(&storage, "ករណី ops", "admin", at(0)).expect("case");
     for id in ids {
         storage.add_member(&case, id).expect("member");
     }

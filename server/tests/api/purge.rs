@@ -5,6 +5,8 @@
 //! discard, a purge undone within its grace period, the command line, and the restore of a
 //! backup older than a purge.
 
+use saksi_shared::time::days;
+use saksi_testkit::{at, ms};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,7 +58,7 @@ async fn statement_with(
         RecordKind::FamilyStatement,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     let audio = format!("សំឡេង {phrase} {id} ").repeat(300).into_bytes();
@@ -66,16 +68,21 @@ async fn statement_with(
         size: audio.len() as u64,
         media_type: "audio/webm".into(),
         name: "សក្ខីកម្ម.webm".into(),
-        captured_at: 1_700_000_000_000,
+        captured_at: at(1_700_000_000_000),
         metadata: None,
         caption: String::new(),
     };
     phone
         .repo
         .edit(&id, |r| {
-            r.set_field("detainee", FieldInput::Text(phrase.into()), &editor, 2_000)?;
-            r.set_text("statement", &format!("{phrase}។ សាក្សី"), &editor, 2_000)?;
-            r.add_attachment(&file, &editor, 2_000)
+            r.set_field(
+                "detainee",
+                FieldInput::Text(phrase.into()),
+                &editor,
+                at(2_000),
+            )?;
+            r.set_text("statement", &format!("{phrase}។ សាក្សី"), &editor, at(2_000))?;
+            r.add_attachment(&file, &editor, at(2_000))
         })
         .expect("doc")
         .expect("written");
@@ -128,7 +135,7 @@ async fn s8_consent_withdrawn_the_statement_is_purged_everywhere() {
     let editor = lina.editor();
     online
         .repo
-        .edit(&id, |r| r.withdraw_consent("", &editor, 3_000))
+        .edit(&id, |r| r.withdraw_consent("", &editor, at(3_000)))
         .expect("doc")
         .expect("recorded");
     online.sync_all(WAIT).await.expect("synced");
@@ -145,7 +152,7 @@ async fn s8_consent_withdrawn_the_statement_is_purged_everywhere() {
     let editor2 = lina2.editor();
     offline_repo
         .edit(&id, |r| {
-            r.splice_text("statement", 0, 0, "បន្ថែម ", &editor2, 3_500)
+            r.splice_text("statement", 0, 0, "បន្ថែម ", &editor2, at(3_500))
         })
         .expect("doc")
         .expect("offline edit");
@@ -201,7 +208,7 @@ async fn s8_consent_withdrawn_the_statement_is_purged_everywhere() {
     // The grace period ends.
     server
         .clock
-        .advance(server.state.config.purge_grace_days as i64 * 86_400_000 + 1);
+        .advance(days(server.state.config.purge_grace_days) + ms(1));
     let done = saksi_server::purge::run_due(&server.state)
         .await
         .expect("due purges run");
@@ -288,7 +295,7 @@ async fn s8_consent_withdrawn_the_statement_is_purged_everywhere() {
         RecordKind::FamilyStatement,
         &case,
         &editor,
-        9_000,
+        at(9_000),
         *id.as_bytes(),
     );
     let mut again = lina.sync(fresh).await.expect("connects");
@@ -341,7 +348,7 @@ async fn an_author_discards_a_draft_never_submitted_and_nothing_else() {
             RecordKind::CourtObservation,
             &case,
             &editor,
-            1_000 + n,
+            at(1_000 + n),
             random_16(),
         );
         phone
@@ -351,7 +358,7 @@ async fn an_author_discards_a_draft_never_submitted_and_nothing_else() {
                     "case_number",
                     FieldInput::Text(format!("{PHRASE} {n}")),
                     &editor,
-                    1_100 + n,
+                    at(1_100 + n),
                 )
             })
             .expect("doc")
@@ -362,7 +369,7 @@ async fn an_author_discards_a_draft_never_submitted_and_nothing_else() {
     phone
         .repo
         .edit(&submitted, |r| {
-            r.transition(Status::Submitted, None, &editor, 2_000)
+            r.transition(Status::Submitted, None, &editor, at(2_000))
         })
         .expect("doc")
         .expect("submitted");
@@ -497,7 +504,7 @@ async fn a_purge_waiting_for_its_grace_period_can_be_undone() {
         404
     );
     // Undone on the third day: everything is back for the liaison, with its file.
-    server.clock.advance(3 * 86_400_000);
+    server.clock.advance(Duration::from_millis(3 * 86_400_000));
     let res = desk
         .post(&format!("/console/records/{id}/purge/cancel"), &[])
         .await;
@@ -519,7 +526,7 @@ async fn a_purge_waiting_for_its_grace_period_can_be_undone() {
             .expect("run"),
         0
     );
-    server.clock.advance(30 * 86_400_000);
+    server.clock.advance(Duration::from_millis(30 * 86_400_000));
     assert_eq!(
         saksi_server::purge::run_due(&server.state)
             .await
@@ -783,7 +790,7 @@ async fn a_purge_takes_the_files_the_record_named_before_too() {
         .clone();
     phone
         .repo
-        .edit(&id, |r| r.remove_attachment(&file_id, &editor, 5_000))
+        .edit(&id, |r| r.remove_attachment(&file_id, &editor, at(5_000)))
         .expect("doc")
         .expect("removed");
     phone.sync_all(WAIT).await.expect("synced");
@@ -816,7 +823,7 @@ async fn a_purge_takes_the_files_the_record_named_before_too() {
     assert_eq!(res.status, 303);
     server
         .clock
-        .advance(server.state.config.purge_grace_days as i64 * 86_400_000 + 1);
+        .advance(days(server.state.config.purge_grace_days) + ms(1));
     assert!(
         server
             .storage()
@@ -846,7 +853,7 @@ async fn a_purge_keeps_a_file_another_live_record_names() {
         RecordKind::FamilyStatement,
         &case,
         &editor,
-        3_000,
+        at(3_000),
         random_16(),
     );
     let same = NewAttachment {
@@ -855,13 +862,13 @@ async fn a_purge_keeps_a_file_another_live_record_names() {
         size: audio.len() as u64,
         media_type: "audio/webm".into(),
         name: "ចម្លង.webm".into(),
-        captured_at: 1_700_000_000_000,
+        captured_at: at(1_700_000_000_000),
         metadata: None,
         caption: String::new(),
     };
     phone
         .repo
-        .edit(&second, |r| r.add_attachment(&same, &editor, 3_100))
+        .edit(&second, |r| r.add_attachment(&same, &editor, at(3_100)))
         .expect("doc")
         .expect("attached");
     phone.sync_all(WAIT).await.expect("synced");

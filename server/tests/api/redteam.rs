@@ -13,6 +13,7 @@ use saksi_shared::protocol::Message;
 use saksi_shared::record::{FieldInput, Record};
 use saksi_shared::sync::{Repo, changes_message};
 use saksi_shared::{DocumentId, Role, Status};
+use saksi_testkit::at;
 
 use crate::helpers::{TestServer, WAIT, joined};
 
@@ -102,7 +103,7 @@ async fn malformed_changes_are_refused_and_the_record_still_loads() {
         RecordKind::CourtObservation,
         &case,
         &sophea.editor(),
-        1_000,
+        at(1_000),
         random_16(),
     );
     phone
@@ -112,7 +113,7 @@ async fn malformed_changes_are_refused_and_the_record_still_loads() {
                 "court",
                 FieldInput::Text("សាក្សី".into()),
                 &sophea.editor(),
-                1_100,
+                at(1_100),
             )
         })
         .expect("doc")
@@ -184,7 +185,7 @@ async fn removed_member_gets_no_more_updates_and_cannot_send_an_empty_change() {
         RecordKind::CourtObservation,
         &case,
         &sophea.editor(),
-        1_000,
+        at(1_000),
         random_16(),
     );
     writer.sync_all(WAIT).await.expect("stored");
@@ -205,7 +206,7 @@ async fn removed_member_gets_no_more_updates_and_cannot_send_an_empty_change() {
         RecordKind::CourtObservation,
         &case,
         &vanna.editor(),
-        1_500,
+        at(1_500),
         random_16(),
     );
     reader.sync_all(WAIT).await.expect("stored");
@@ -232,7 +233,7 @@ async fn removed_member_gets_no_more_updates_and_cannot_send_an_empty_change() {
                 "prosecutor",
                 FieldInput::Text("សាក្សី".into()),
                 &sophea.editor(),
-                9_000,
+                at(9_000),
             )
         })
         .expect("doc")
@@ -272,14 +273,14 @@ async fn status_approval_survives_a_monitor_step_on_old_heads() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         random_16(),
     );
     let created = phone.repo.record(&id).expect("record").save();
     phone
         .repo
         .edit(&id, |r| {
-            r.transition(Status::Submitted, None, &editor, 2_000)
+            r.transition(Status::Submitted, None, &editor, at(2_000))
         })
         .expect("doc")
         .expect("submitted");
@@ -296,7 +297,7 @@ async fn status_approval_survives_a_monitor_step_on_old_heads() {
     console
         .repo
         .edit(&id, |r| {
-            r.transition(Status::Approved, None, &chenda.editor(), 3_000)
+            r.transition(Status::Approved, None, &chenda.editor(), at(3_000))
         })
         .expect("doc")
         .expect("approved");
@@ -313,7 +314,7 @@ async fn status_approval_survives_a_monitor_step_on_old_heads() {
                     "court",
                     FieldInput::Text(format!("សាក្សី {i}")),
                     &editor,
-                    4_000 + i,
+                    at(4_000 + i),
                 )
             })
             .expect("doc")
@@ -321,7 +322,7 @@ async fn status_approval_survives_a_monitor_step_on_old_heads() {
     }
     stale
         .edit(&id, |r| {
-            r.transition(Status::Submitted, None, &editor, 9_000)
+            r.transition(Status::Submitted, None, &editor, at(9_000))
         })
         .expect("doc")
         .expect("submitted offline");

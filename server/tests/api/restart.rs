@@ -4,6 +4,7 @@ use saksi_server::accounts::random_16;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::{FieldValue, Role};
+use saksi_testkit::at;
 
 use crate::helpers::{TestServer, WAIT};
 
@@ -20,7 +21,7 @@ async fn restart_keeps_everything_and_clients_resume() {
             RecordKind::CourtObservation,
             &case,
             &editor,
-            1_000 + i,
+            at(1_000 + i),
             random_16(),
         );
         phone
@@ -30,7 +31,7 @@ async fn restart_keeps_everything_and_clients_resume() {
                     "case_number",
                     FieldInput::Text(format!("លេខ {i}")),
                     &editor,
-                    1_100 + i,
+                    at(1_100 + i),
                 )
             })
             .expect("doc")

@@ -6,6 +6,7 @@ use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Event;
 use saksi_shared::{FieldValue, Role};
+use saksi_testkit::at;
 
 use crate::helpers::{self, S2, TestServer, WAIT};
 
@@ -104,7 +105,7 @@ async fn a_phone_that_stops_answering_still_gets_later_changes() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         saksi_server::accounts::random_16(),
     );
     writer.sync_all(WAIT).await.expect("created");
@@ -136,7 +137,7 @@ async fn a_phone_that_stops_answering_still_gets_later_changes() {
     };
     writer
         .repo
-        .edit(&id, |r| r.set_text("narrative", "សាក្សី", &editor, 2_000))
+        .edit(&id, |r| r.set_text("narrative", "សាក្សី", &editor, at(2_000)))
         .expect("doc")
         .expect("edit");
     writer.sync_all(WAIT).await.expect("stored");
@@ -146,7 +147,9 @@ async fn a_phone_that_stops_answering_still_gets_later_changes() {
     // anyway once the document has been quiet for two seconds.
     writer
         .repo
-        .edit(&id, |r| r.set_text("narrative", "សាក្សី ២", &editor, 3_000))
+        .edit(&id, |r| {
+            r.set_text("narrative", "សាក្សី ២", &editor, at(3_000))
+        })
         .expect("doc")
         .expect("edit");
     let sent = tokio::time::Instant::now();
@@ -175,7 +178,7 @@ async fn a_long_record_reaches_another_phone_whole() {
         RecordKind::CourtObservation,
         &case,
         &editor,
-        1_000,
+        at(1_000),
         saksi_server::accounts::random_16(),
     );
     // Varied text: automerge compresses a repeated phrase to almost nothing.
@@ -190,7 +193,7 @@ async fn a_long_record_reaches_another_phone_whole() {
         .collect();
     writer
         .repo
-        .edit(&id, |r| r.set_text("narrative", &long, &editor, 2_000))
+        .edit(&id, |r| r.set_text("narrative", &long, &editor, at(2_000)))
         .expect("doc")
         .expect("edit");
     writer.sync_all(WAIT).await.expect("stored");
@@ -233,7 +236,7 @@ async fn more_phones_than_a_document_serves_at_once_all_get_every_edit() {
         RecordKind::CourtObservation,
         &case,
         &s0.editor(),
-        1_000,
+        at(1_000),
         saksi_server::accounts::random_16(),
     );
     creator.sync_all(WAIT).await.expect("created");
@@ -256,7 +259,11 @@ async fn more_phones_than_a_document_serves_at_once_all_get_every_edit() {
         phone
             .repo
             .edit(&id, |r| {
-                r.comment(&format!("សាក្សី {i}"), &session.editor(), 2_000 + i as i64)
+                r.comment(
+                    &format!("សាក្សី {i}"),
+                    &session.editor(),
+                    at(2_000 + i as i64),
+                )
             })
             .expect("doc")
             .expect("comment");

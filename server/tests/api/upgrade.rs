@@ -7,6 +7,7 @@
 //! changes: it is what a server in the field holds, and this test migrates it through every
 //! migration since.
 
+use saksi_testkit::at;
 use std::path::PathBuf;
 
 use saksi_server::accounts::random_16;
@@ -95,7 +96,9 @@ async fn a_schema_1_database_is_migrated_and_serves_everything() {
     // And it takes new changes.
     let editor = session.editor();
     sync.repo
-        .edit(&own[0], |r| r.set_text("narrative", "ថ្មី", &editor, 10_000))
+        .edit(&own[0], |r| {
+            r.set_text("narrative", "ថ្មី", &editor, at(10_000))
+        })
         .expect("doc")
         .expect("edit");
     sync.sync_all(WAIT).await.expect("stored");

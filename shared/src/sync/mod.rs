@@ -16,16 +16,16 @@
 //! use saksi_shared::catalogue::RecordKind;
 //! use saksi_shared::workflow::Role;
 //! use saksi_shared::record::FieldInput;
-//! use saksi_testkit::Hub;
+//! use saksi_testkit::{Hub, at};
 //!
 //! let editor = Editor::new("dara", "phone-1", Role::Monitor);
 //! let mut hub = Hub::new();
-//! let case = hub.create_case([9; 16], 1);
+//! let case = hub.create_case([9; 16], at(1));
 //! hub.add_member("dara", case);
 //!
 //! let mut phone = Repo::new("phone-1-tab".into(), [1; 16]);
-//! let id = phone.create(RecordKind::CourtObservation, &case, &editor, 1_000, [2; 16]);
-//! phone.edit(&id, |r| r.set_field("court", FieldInput::Text("សាលាដំបូងខេត្ត".into()), &editor, 2_000))
+//! let id = phone.create(RecordKind::CourtObservation, &case, &editor, at(1_000), [2; 16]);
+//! phone.edit(&id, |r| r.set_field("court", FieldInput::Text("សាលាដំបូងខេត្ត".into()), &editor, at(2_000)))
 //!     .unwrap()
 //!     .unwrap();
 //!

@@ -11,7 +11,8 @@ use super::wire::SyncError;
 use crate::catalogue::RecordKind;
 use crate::id::DocumentId;
 use crate::protocol::{Message, PROTOCOL_VERSION, PeerId, PeerMetadata, ProtocolError};
-use crate::record::{Editor, Millis, Record, RecordError};
+use crate::record::{Editor, Record, RecordError};
+use crate::time::Timestamp;
 
 /// Something the application should know after [`Repo::receive`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +130,7 @@ impl Repo {
         kind: RecordKind,
         case: &DocumentId,
         editor: &Editor,
-        now: Millis,
+        now: Timestamp,
         id_bytes: [u8; 16],
     ) -> DocumentId {
         let id = DocumentId::from_bytes(id_bytes);

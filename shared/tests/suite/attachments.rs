@@ -9,6 +9,7 @@ use saksi_shared::automerge::{ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
 use saksi_shared::policy::RefusalCode;
 use saksi_shared::record::{Edit, RecordError};
 use saksi_shared::{DocumentId, Status};
+use saksi_testkit::at;
 
 use crate::world::{CHENDA, DARA, RITH, SOKHA, World};
 
@@ -21,7 +22,7 @@ fn file(id_byte: u8, name: &str) -> NewAttachment {
         size: 2_345_678,
         media_type: "image/jpeg".into(),
         name: name.into(),
-        captured_at: 1_700_000_000_000,
+        captured_at: at(1_700_000_000_000),
         metadata: Some(Metadata::Removed),
         caption: String::new(),
     }

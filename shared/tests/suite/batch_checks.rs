@@ -6,6 +6,8 @@
 //! review entries (new objects), edits made after seeing an archiving, forged identity keys and
 //! unknown fields, from monitors and a coordinator, in random orders.
 
+use saksi_shared::Timestamp;
+use saksi_testkit::at;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -84,7 +86,7 @@ fn message(changes: &[Change]) -> Vec<u8> {
 
 /// A random edit by `d`, legal or not. Failures of the record API (e.g. an archived record)
 /// are fine: nothing is committed.
-fn random_edit(rng: &mut Rng, d: &mut Device, now: i64) {
+fn random_edit(rng: &mut Rng, d: &mut Device, now: Timestamp) {
     let ed = d.editor.clone();
     let r = &mut d.record;
     let _ = match rng.below(12) {
@@ -104,9 +106,13 @@ fn random_edit(rng: &mut Rng, d: &mut Device, now: i64) {
             );
             r.doc_mut()
                 .transact_with(
-                    |_| CommitOptions::default().with_message(note).with_time(now),
+                    |_| {
+                        CommitOptions::default()
+                            .with_message(note)
+                            .with_time(now.as_millis())
+                    },
                     |tx| {
-                        if now % 2 == 0 {
+                        if now.as_millis() % 2 == 0 {
                             tx.put(ROOT, "created_by", "someone else")
                         } else {
                             let fields = tx.get(ROOT, "fields")?.expect("fields").1;
@@ -207,9 +213,9 @@ fn batched_checks_agree_with_one_at_a_time() {
             &case,
             ActorId::from([1; 16]),
             &sokha,
-            1_000,
+            at(1_000),
         );
-        base.splice_text("narrative", 0, 0, "ដើម ", &sokha, 1_001)
+        base.splice_text("narrative", 0, 0, "ដើម ", &sokha, at(1_001))
             .expect("edit");
         let base_heads = base.heads();
         let editors = [
@@ -244,7 +250,7 @@ fn batched_checks_agree_with_one_at_a_time() {
                     .expect("merge");
             }
             now += 1;
-            random_edit(&mut rng, &mut devices[d], now);
+            random_edit(&mut rng, &mut devices[d], at(now));
         }
         // One message per device with everything it has, in a random order.
         let mut order: Vec<usize> = (0..devices.len()).collect();

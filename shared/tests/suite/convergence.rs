@@ -9,7 +9,10 @@
 //! later write saw it. The expected merged state of a register is the set of values of its
 //! maximal puts (a concurrent clear does not remove a value it did not see).
 
+use saksi_shared::Timestamp;
+use saksi_testkit::at;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use saksi_shared::automerge::{ChangeHash, ROOT, ReadDoc, ScalarValue, Value};
@@ -170,7 +173,7 @@ struct Model {
     comments: Vec<String>,
     review_entries: usize,
     seq: usize,
-    now: i64,
+    now: Timestamp,
 }
 
 struct Run {
@@ -182,7 +185,7 @@ struct Run {
 impl Run {
     fn setup(replicas: usize) -> Run {
         let mut hub = Hub::new();
-        let case = hub.create_case([0xca; 16], 1_000);
+        let case = hub.create_case([0xca; 16], at(1_000));
         hub.add_member("sokha", case);
         hub.add_member("dara", case);
         let mut net = Net::new(hub);
@@ -194,11 +197,11 @@ impl Run {
             RecordKind::CourtObservation,
             &case,
             &creator,
-            2_000,
+            at(2_000),
             [0x0b; 16],
         );
         let mut model = Model {
-            now: 10_000,
+            now: at(10_000),
             ..Model::default()
         };
         let created = only_head(net.phone(0).record(&id));
@@ -229,7 +232,7 @@ impl Run {
     fn apply(&mut self, r: usize, op: &Op) {
         let id = self.id;
         self.model.seq += 1;
-        self.model.now += 1_000;
+        self.model.now = self.model.now + Duration::from_secs(1);
         let (seq, now) = (self.model.seq, self.model.now);
         let ed: Editor = self.net.phone(r).editor.clone();
         let view = self.net.phone(r).record(&id).view().expect("a record");

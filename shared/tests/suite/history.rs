@@ -1,17 +1,19 @@
 //! `Record::history` and `field_history` attribute each edit to the user, the device and the
 //! time its author's device gave, on every replica (the report of S7 prints them).
 
+use saksi_shared::Timestamp;
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable};
 use saksi_shared::automerge::{ActorId, ROOT, ReadDoc};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Edit, FieldInput, FieldValue, HistoryEntry};
 use saksi_shared::{DocumentId, Record, Role, Status};
 use saksi_testkit::Hub;
+use saksi_testkit::at;
 
 use crate::harness::{Net, editor};
 
 /// (user, device, time) of each entry.
-fn who(history: &[HistoryEntry]) -> Vec<(String, String, i64)> {
+fn who(history: &[HistoryEntry]) -> Vec<(String, String, Timestamp)> {
     history
         .iter()
         .map(|h| {
@@ -24,14 +26,14 @@ fn who(history: &[HistoryEntry]) -> Vec<(String, String, i64)> {
         .collect()
 }
 
-fn w(user: &str, device: &str, at: i64) -> (String, String, i64) {
-    (user.into(), device.into(), at)
+fn w(user: &str, device: &str, millis: i64) -> (String, String, Timestamp) {
+    (user.into(), device.into(), at(millis))
 }
 
 #[test]
 fn every_edit_is_attributed_to_its_user_device_and_time_on_every_replica() {
     let mut hub = Hub::new();
-    let case = hub.create_case([0x48; 16], 1);
+    let case = hub.create_case([0x48; 16], at(1));
     hub.add_member("sokha", case);
     hub.add_member("dara", case);
     let mut net = Net::new(hub);
@@ -54,13 +56,18 @@ fn every_edit_is_attributed_to_its_user_device_and_time_on_every_replica() {
         RecordKind::CourtObservation,
         &case,
         &p_ed,
-        1_000,
+        at(1_000),
         [0x49; 16],
     );
     net.phone_mut(phone)
         .repo
         .edit(&id, |r| {
-            r.set_field("court", FieldInput::Text("សាលាដំបូង".into()), &p_ed, 2_000)
+            r.set_field(
+                "court",
+                FieldInput::Text("សាលាដំបូង".into()),
+                &p_ed,
+                at(2_000),
+            )
         })
         .expect("has it")
         .expect("edits");
@@ -72,10 +79,15 @@ fn every_edit_is_attributed_to_its_user_device_and_time_on_every_replica() {
     net.phone_mut(dara)
         .repo
         .edit(&id, |r| {
-            r.set_field("court", FieldInput::Text("សាលាឧទ្ធរណ៍".into()), &d_ed, 3_000)?;
-            r.splice_text("narrative", 0, 0, "សាក្សី", &d_ed, 3_100)?;
-            r.list_insert("judges", 0, "ចៅក្រម ក", &d_ed, 3_200)?;
-            r.list_insert("judges", 1, "ចៅក្រម ខ", &d_ed, 3_200)
+            r.set_field(
+                "court",
+                FieldInput::Text("សាលាឧទ្ធរណ៍".into()),
+                &d_ed,
+                at(3_000),
+            )?;
+            r.splice_text("narrative", 0, 0, "សាក្សី", &d_ed, at(3_100))?;
+            r.list_insert("judges", 0, "ចៅក្រម ក", &d_ed, at(3_200))?;
+            r.list_insert("judges", 1, "ចៅក្រម ខ", &d_ed, at(3_200))
         })
         .expect("has it")
         .expect("edits");
@@ -83,9 +95,9 @@ fn every_edit_is_attributed_to_its_user_device_and_time_on_every_replica() {
     net.phone_mut(tablet)
         .repo
         .edit(&id, |r| {
-            r.list_set("judges", 1, "ចៅក្រម គ", &t_ed, 4_000)?;
-            r.clear_field("court", &t_ed, 4_100)?;
-            r.transition(Status::Submitted, Some("រួច"), &t_ed, 4_200)
+            r.list_set("judges", 1, "ចៅក្រម គ", &t_ed, at(4_000))?;
+            r.clear_field("court", &t_ed, at(4_100))?;
+            r.transition(Status::Submitted, Some("រួច"), &t_ed, at(4_200))
         })
         .expect("has it")
         .expect("edits");
@@ -93,8 +105,13 @@ fn every_edit_is_attributed_to_its_user_device_and_time_on_every_replica() {
     net.phone_mut(chenda)
         .repo
         .edit(&id, |r| {
-            r.resolve("court", FieldInput::Text("សាលាដំបូង".into()), &c_ed, 5_000)?;
-            r.transition(Status::Approved, None, &c_ed, 5_100)
+            r.resolve(
+                "court",
+                FieldInput::Text("សាលាដំបូង".into()),
+                &c_ed,
+                at(5_000),
+            )?;
+            r.transition(Status::Approved, None, &c_ed, at(5_100))
         })
         .expect("has it")
         .expect("edits");
@@ -223,7 +240,7 @@ fn every_edit_is_attributed_to_its_user_device_and_time_on_every_replica() {
             ]
         );
         assert_eq!(record.field_history("verdict"), vec![]);
-        assert_eq!(record.view().expect("view").updated_at, 5_100);
+        assert_eq!(record.view().expect("view").updated_at, at(5_100));
     }
 }
 
@@ -238,7 +255,7 @@ fn changes_without_a_note_are_attributed_to_their_actor() {
         &case,
         ActorId::from([0xb1; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     record.set_actor(ActorId::from([0xb2; 16]));
     record
@@ -256,7 +273,7 @@ fn changes_without_a_note_are_attributed_to_their_actor() {
     let by = &history[1].by;
     assert_eq!((by.user.as_deref(), by.device.as_deref()), (None, None));
     assert_eq!(by.actor, ActorId::from([0xb2; 16]).to_hex_string());
-    assert_eq!(by.at, 2_000);
+    assert_eq!(by.at, at(2_000));
     assert_eq!(
         history[1].edits,
         [Edit::SetField {
@@ -279,7 +296,7 @@ fn change_times_in_seconds_are_read_as_such() {
         &case,
         ActorId::from([0xb1; 16]),
         &monitor,
-        created_ms,
+        at(created_ms),
     );
     record.set_actor(ActorId::from([0xb2; 16]));
     let later_s = created_ms / 1000 + 60;
@@ -293,7 +310,10 @@ fn change_times_in_seconds_are_read_as_such() {
             },
         )
         .expect("commits");
-    assert_eq!(record.view().expect("a record").updated_at, later_s * 1000);
-    assert_eq!(record.history()[1].by.at, later_s * 1000);
-    assert_eq!(record.history()[0].by.at, created_ms);
+    assert_eq!(
+        record.view().expect("a record").updated_at,
+        at(later_s * 1000)
+    );
+    assert_eq!(record.history()[1].by.at, at(later_s * 1000));
+    assert_eq!(record.history()[0].by.at, at(created_ms));
 }

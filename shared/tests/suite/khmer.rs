@@ -9,6 +9,7 @@ use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{FieldInput, FieldValue};
 use saksi_shared::{DocumentId, Record, Role, Status};
 use saksi_testkit::Hub;
+use saksi_testkit::at;
 
 use crate::harness::{Net, editor};
 
@@ -29,40 +30,42 @@ fn filled_record(case: &DocumentId) -> Record {
         case,
         ActorId::from([1; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     let text = |s: &str| FieldInput::Text(s.to_owned());
     record
-        .set_field("court", text(COURT), &monitor, 2_000)
+        .set_field("court", text(COURT), &monitor, at(2_000))
         .expect("court");
     record
-        .set_field("case_number", text("០១២/២០២៤"), &monitor, 2_100)
+        .set_field("case_number", text("០១២/២០២៤"), &monitor, at(2_100))
         .expect("case number");
     record
-        .set_field("hearing_date", text("2024-03-01"), &monitor, 2_200)
+        .set_field("hearing_date", text("2024-03-01"), &monitor, at(2_200))
         .expect("date");
     record
-        .set_field("sentence", text(SENTENCE), &monitor, 2_300)
+        .set_field("sentence", text(SENTENCE), &monitor, at(2_300))
         .expect("sentence");
     record
-        .list_insert("charges", 0, PRETRIAL_DETENTION, &monitor, 3_000)
+        .list_insert("charges", 0, PRETRIAL_DETENTION, &monitor, at(3_000))
         .expect("charge");
     record
-        .list_insert("judges", 0, JUDGE, &monitor, 3_100)
+        .list_insert("judges", 0, JUDGE, &monitor, at(3_100))
         .expect("judge");
     record
-        .list_insert("judges", 1, WITNESS, &monitor, 3_200)
+        .list_insert("judges", 1, WITNESS, &monitor, at(3_200))
         .expect("judge");
     record
-        .list_set("judges", 1, "ចៅក្រម កែវ ច័ន្ទតារា", &monitor, 3_300)
+        .list_set("judges", 1, "ចៅក្រម កែវ ច័ន្ទតារា", &monitor, at(3_300))
         .expect("replace");
     record
-        .set_text("narrative", NARRATIVE, &monitor, 4_000)
+        .set_text("narrative", NARRATIVE, &monitor, at(4_000))
         .expect("narrative");
     record
-        .transition(Status::Submitted, Some(COMMENT), &monitor, 5_000)
+        .transition(Status::Submitted, Some(COMMENT), &monitor, at(5_000))
         .expect("submit with a comment");
-    record.comment(WITNESS, &monitor, 5_100).expect("comment");
+    record
+        .comment(WITNESS, &monitor, at(5_100))
+        .expect("comment");
     record
 }
 
@@ -100,7 +103,7 @@ fn khmer_survives_save_and_load() {
     let mut loaded = loaded;
     let monitor = editor("dara", "dara-phone", Role::Monitor);
     loaded
-        .splice_text("narrative", 0, 0, "បន្ថែម៖ ", &monitor, 6_000)
+        .splice_text("narrative", 0, 0, "បន្ថែម៖ ", &monitor, at(6_000))
         .expect("types");
     let reloaded = Record::load(&loaded.save(), ActorId::from([3; 16])).expect("loads");
     assert_eq!(
@@ -112,7 +115,7 @@ fn khmer_survives_save_and_load() {
 #[test]
 fn khmer_survives_sync_to_another_phone_and_the_hub() {
     let mut hub = Hub::new();
-    let case = hub.create_case([0x4c; 16], 1);
+    let case = hub.create_case([0x4c; 16], at(1));
     hub.add_member("sokha", case);
     hub.add_member("dara", case);
     let mut net = Net::new(hub);
@@ -145,19 +148,19 @@ fn splice_positions_count_code_points_inside_khmer_clusters() {
         &case,
         ActorId::from([1; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     // សាក្សី is six code points: ស ា ក ្ ស ី.
     assert_eq!(WITNESS.chars().count(), 6);
     record
-        .splice_text("narrative", 0, 0, WITNESS, &monitor, 2_000)
+        .splice_text("narrative", 0, 0, WITNESS, &monitor, at(2_000))
         .expect("types");
     // Insert after the second code point, then delete the coeng and the second ស (two code points).
     record
-        .splice_text("narrative", 2, 0, "ឃ", &monitor, 3_000)
+        .splice_text("narrative", 2, 0, "ឃ", &monitor, at(3_000))
         .expect("inserts");
     record
-        .splice_text("narrative", 4, 2, "", &monitor, 4_000)
+        .splice_text("narrative", 4, 2, "", &monitor, at(4_000))
         .expect("deletes");
     assert_eq!(
         record.field("narrative").expect("field"),
@@ -166,12 +169,12 @@ fn splice_positions_count_code_points_inside_khmer_clusters() {
     // Out of range in code points is an error, not a panic or a split byte.
     assert!(
         record
-            .splice_text("narrative", 6, 0, "x", &monitor, 5_000)
+            .splice_text("narrative", 6, 0, "x", &monitor, at(5_000))
             .is_err()
     );
     assert!(
         record
-            .splice_text("narrative", 4, 2, "", &monitor, 5_000)
+            .splice_text("narrative", 4, 2, "", &monitor, at(5_000))
             .is_err()
     );
 }
@@ -179,7 +182,7 @@ fn splice_positions_count_code_points_inside_khmer_clusters() {
 #[test]
 fn concurrent_khmer_typing_merges_letter_by_letter() {
     let mut hub = Hub::new();
-    let case = hub.create_case([0x4f; 16], 1);
+    let case = hub.create_case([0x4f; 16], at(1));
     hub.add_member("sokha", case);
     hub.add_member("dara", case);
     let mut net = Net::new(hub);
@@ -193,12 +196,12 @@ fn concurrent_khmer_typing_merges_letter_by_letter() {
         RecordKind::CourtObservation,
         &case,
         &s_ed,
-        1_000,
+        at(1_000),
         [0x50; 16],
     );
     net.phone_mut(sokha)
         .repo
-        .edit(&id, |r| r.set_text("narrative", "ក ខ", &s_ed, 1_500))
+        .edit(&id, |r| r.set_text("narrative", "ក ខ", &s_ed, at(1_500)))
         .expect("has it")
         .expect("types");
     net.sync(sokha);
@@ -208,12 +211,14 @@ fn concurrent_khmer_typing_merges_letter_by_letter() {
     // Offline: Sokha rewrites the start, Dara appends at the end, both in Khmer.
     net.phone_mut(sokha)
         .repo
-        .edit(&id, |r| r.set_text("narrative", "សាក្សី ក ខ", &s_ed, 2_000))
+        .edit(&id, |r| {
+            r.set_text("narrative", "សាក្សី ក ខ", &s_ed, at(2_000))
+        })
         .expect("has it")
         .expect("types");
     net.phone_mut(dara)
         .repo
-        .edit(&id, |r| r.set_text("narrative", "ក ខ គ", &d_ed, 2_100))
+        .edit(&id, |r| r.set_text("narrative", "ក ខ គ", &d_ed, at(2_100)))
         .expect("has it")
         .expect("types");
     net.sync(sokha);
@@ -232,7 +237,7 @@ fn concurrent_khmer_typing_merges_letter_by_letter() {
 #[test]
 fn khmer_user_names_are_attributed_and_pass_the_policy() {
     let mut hub = Hub::new();
-    let case = hub.create_case([0x51; 16], 1);
+    let case = hub.create_case([0x51; 16], at(1));
     hub.add_member("សុខា", case);
     let mut net = Net::new(hub);
     let phone = net.add_phone(editor("សុខា", "ទូរស័ព្ទ-១", Role::Monitor), [1; 16]);
@@ -241,14 +246,14 @@ fn khmer_user_names_are_attributed_and_pass_the_policy() {
         RecordKind::CourtObservation,
         &case,
         &ed,
-        1_000,
+        at(1_000),
         [0x52; 16],
     );
     net.phone_mut(phone)
         .repo
         .edit(&id, |r| {
-            r.comment(COMMENT, &ed, 2_000)?;
-            r.set_field("court", FieldInput::Text(COURT.into()), &ed, 3_000)
+            r.comment(COMMENT, &ed, at(2_000))?;
+            r.set_field("court", FieldInput::Text(COURT.into()), &ed, at(3_000))
         })
         .expect("has it")
         .expect("edits");

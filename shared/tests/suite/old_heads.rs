@@ -10,6 +10,9 @@
 //! - someone outside the case changes nothing;
 //! - the record always saves and loads.
 
+use saksi_testkit::{at, ms};
+
+use saksi_shared::Timestamp;
 use std::collections::HashMap;
 
 use saksi_shared::automerge::{ActorId, Automerge, ChangeHash, ROOT, ReadDoc as _};
@@ -50,7 +53,7 @@ fn list_len(record: &Record) -> usize {
 }
 
 /// One random edit on `fork` as `ed`, as the record API allows it from what the fork shows.
-fn edit(fork: &mut Record, ed: &Editor, rng: &mut Rng, now: i64) -> Result<(), RecordError> {
+fn edit(fork: &mut Record, ed: &Editor, rng: &mut Rng, now: Timestamp) -> Result<(), RecordError> {
     match rng.below(6) {
         0 => fork.set_field("court", FieldInput::Text(format!("សាក្សី {now}")), ed, now),
         1 => {
@@ -103,12 +106,14 @@ fn run(seed: u64) {
         &case,
         ActorId::from([0x51; 16]),
         sokha,
-        1_000,
+        at(1_000),
     );
     let items: Vec<String> = (0..MAX_LIST_ITEMS - 2)
         .map(|i| format!("ចៅក្រម {i}"))
         .collect();
-    record.set_list(LIST, &items, sokha, 1_100).expect("filled");
+    record
+        .set_list(LIST, &items, sokha, at(1_100))
+        .expect("filled");
     let mut sync = DocSync::new(record);
     sync.keep_changes();
     sync.verify_loads();
@@ -125,7 +130,7 @@ fn run(seed: u64) {
         let who = &roster[rng.below(roster.len())];
         let heads = seen[rng.below(seen.len())].clone();
         let before = sync.record().doc().clone();
-        let now = 2_000 + step * 100;
+        let now = at(2_000 + step * 100);
         let mut fork = Record::from_automerge(
             before
                 .fork_at(&heads)
@@ -134,7 +139,7 @@ fn run(seed: u64) {
         );
         let mut made = false;
         for i in 0..=rng.below(3) {
-            made |= edit(&mut fork, &who.editor, &mut rng, now + i as i64).is_ok();
+            made |= edit(&mut fork, &who.editor, &mut rng, now + ms(i as u64)).is_ok();
         }
         let changes = fork.doc().get_changes(&heads);
         if !made || changes.is_empty() {

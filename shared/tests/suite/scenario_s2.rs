@@ -2,9 +2,11 @@
 //! observation offline; after they reconnect every edit is merged, and the one disagreement is
 //! a conflict naming both of them, which a coordinator resolves for everyone.
 
+use saksi_shared::Timestamp;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Edit, FieldInput, FieldValue};
 use saksi_shared::{Role, Status};
+use saksi_testkit::at;
 use saksi_testkit::{Hub, s2};
 
 use crate::harness::{Net, editor, sorted_heads};
@@ -12,7 +14,7 @@ use crate::harness::{Net, editor, sorted_heads};
 #[test]
 fn two_monitors_offline_then_a_coordinator_resolves() {
     let mut hub = Hub::new();
-    let case = hub.create_case([0x52; 16], 1_000);
+    let case = hub.create_case([0x52; 16], at(1_000));
     hub.add_member("sokha", case);
     hub.add_member("dara", case);
     let mut net = Net::new(hub);
@@ -30,12 +32,12 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
         RecordKind::CourtObservation,
         &case,
         &s_ed,
-        10_000,
+        at(10_000),
         [0x0b; 16],
     );
     net.phone_mut(sokha)
         .repo
-        .edit(&id, |r| s2::before_the_hearing(r, &s_ed, 10_100))
+        .edit(&id, |r| s2::before_the_hearing(r, &s_ed, at(10_100)))
         .expect("has the record")
         .expect("filled");
     net.sync(sokha);
@@ -47,12 +49,12 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
     let d_ed = ed(&net, dara);
     net.phone_mut(sokha)
         .repo
-        .edit(&id, |r| s2::first_monitor_offline(r, &s_ed, 11_000))
+        .edit(&id, |r| s2::first_monitor_offline(r, &s_ed, at(11_000)))
         .expect("has the record")
         .expect("sokha's edits");
     net.phone_mut(dara)
         .repo
-        .edit(&id, |r| s2::second_monitor_offline(r, &d_ed, 11_050))
+        .edit(&id, |r| s2::second_monitor_offline(r, &d_ed, at(11_050)))
         .expect("has the record")
         .expect("dara's edits");
 
@@ -89,7 +91,7 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
                 "counsel_present",
                 FieldInput::Text("yes".into()),
                 &c_ed,
-                20_000,
+                at(20_000),
             )
         })
         .expect("has the record")
@@ -141,7 +143,7 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
     net.phone_mut(sokha)
         .repo
         .edit(&id, |r| {
-            r.transition(Status::Submitted, None, &s_ed, 30_000)
+            r.transition(Status::Submitted, None, &s_ed, at(30_000))
         })
         .expect("has the record")
         .expect("submits");
@@ -160,7 +162,7 @@ fn two_monitors_offline_then_a_coordinator_resolves() {
 #[test]
 fn resolving_to_the_shown_value_still_conflicts_with_a_concurrent_write() {
     let mut hub = Hub::new();
-    let case = hub.create_case([0x53; 16], 1_000);
+    let case = hub.create_case([0x53; 16], at(1_000));
     hub.add_member("sokha", case);
     hub.add_member("dara", case);
     let mut net = Net::new(hub);
@@ -179,7 +181,7 @@ fn resolving_to_the_shown_value_still_conflicts_with_a_concurrent_write() {
         RecordKind::CourtObservation,
         &case,
         &s_ed,
-        10_000,
+        at(10_000),
         [0x0c; 16],
     );
     net.sync(sokha);
@@ -188,7 +190,7 @@ fn resolving_to_the_shown_value_still_conflicts_with_a_concurrent_write() {
         net.sync(i);
     }
     net.disconnect_all();
-    let set = |net: &mut Net, i: usize, value: &str, ed: &saksi_shared::Editor, now: i64| {
+    let set = |net: &mut Net, i: usize, value: &str, ed: &saksi_shared::Editor, now: Timestamp| {
         net.phone_mut(i)
             .repo
             .edit(&id, |r| {
@@ -197,8 +199,8 @@ fn resolving_to_the_shown_value_still_conflicts_with_a_concurrent_write() {
             .expect("has the record")
             .expect("sets");
     };
-    set(&mut net, sokha, "yes", &s_ed, 11_000);
-    set(&mut net, dara, "no", &d_ed, 11_100);
+    set(&mut net, sokha, "yes", &s_ed, at(11_000));
+    set(&mut net, dara, "no", &d_ed, at(11_100));
     net.sync(sokha);
     net.sync(dara);
     net.sync(chenda);
@@ -215,11 +217,16 @@ fn resolving_to_the_shown_value_still_conflicts_with_a_concurrent_write() {
     net.phone_mut(chenda)
         .repo
         .edit(&id, |r| {
-            r.resolve("handcuffed", FieldInput::Text(shown.clone()), &c_ed, 12_000)
+            r.resolve(
+                "handcuffed",
+                FieldInput::Text(shown.clone()),
+                &c_ed,
+                at(12_000),
+            )
         })
         .expect("has the record")
         .expect("resolves");
-    set(&mut net, sokha, "unknown", &s_ed, 12_100);
+    set(&mut net, sokha, "unknown", &s_ed, at(12_100));
     net.sync(chenda);
     net.sync(sokha);
     net.sync(dara);

@@ -7,6 +7,7 @@
 //! writes the file only if it is missing, and only with a build whose `CURRENT_SCHEMA_VERSION`
 //! is 1.
 
+use saksi_testkit::at;
 use std::path::PathBuf;
 
 use saksi_shared::automerge::ActorId;
@@ -46,7 +47,7 @@ fn a_version_1_document_loads_and_views() {
     assert_eq!(view.schema_version, 1);
     assert_eq!(view.case, DocumentId::from_bytes(CASE_BYTES).to_string());
     assert_eq!(view.created_by, "sokha");
-    assert_eq!(view.created_at, 1_709_260_000_000);
+    assert_eq!(view.created_at, at(1_709_260_000_000));
     assert_eq!(view.status, Status::Submitted);
     assert_eq!(view.title, "សាលាដំបូងខេត្តកណ្ដាល · 2024-03-01");
     assert_eq!(
@@ -78,7 +79,7 @@ fn a_version_1_document_loads_and_views() {
     );
     assert_eq!(view.review.len(), 1);
     assert_eq!(view.review[0].text, "រួចរាល់");
-    assert_eq!(view.updated_at, 1_709_260_400_000);
+    assert_eq!(view.updated_at, at(1_709_260_400_000));
     // History reads the old changes too.
     let history = record.history();
     assert_eq!(history.len(), 9);
@@ -94,14 +95,21 @@ fn a_version_1_document_accepts_new_edits() {
             "counsel_present",
             FieldInput::Text("yes".into()),
             &coordinator,
-            1_800_000_000_000,
+            at(1_800_000_000_000),
         )
         .expect("resolves");
     record
-        .splice_text("narrative", 0, 0, "បន្ថែម៖ ", &coordinator, 1_800_000_001_000)
+        .splice_text(
+            "narrative",
+            0,
+            0,
+            "បន្ថែម៖ ",
+            &coordinator,
+            at(1_800_000_001_000),
+        )
         .expect("types");
     record
-        .transition(Status::Approved, None, &coordinator, 1_800_000_002_000)
+        .transition(Status::Approved, None, &coordinator, at(1_800_000_002_000))
         .expect("approves");
     let reloaded = Record::load(&record.save(), ActorId::from([10; 16])).expect("reloads");
     let view = reloaded.view().expect("views");
@@ -119,7 +127,7 @@ fn a_version_1_document_accepts_new_edits() {
 #[test]
 fn a_version_1_document_on_the_server_syncs_and_accepts_edits() {
     let mut hub = Hub::new();
-    let case = hub.create_case(CASE_BYTES, 1);
+    let case = hub.create_case(CASE_BYTES, at(1));
     hub.add_member("sokha", case);
     hub.add_member("dara", case);
     let id = DocumentId::from_bytes(DOC_BYTES);
@@ -147,9 +155,9 @@ fn a_version_1_document_on_the_server_syncs_and_accepts_edits() {
                 "verdict",
                 FieldInput::Text("pending".into()),
                 &d_ed,
-                1_800_000_000_000,
+                at(1_800_000_000_000),
             )?;
-            r.list_insert("judges", 0, "ចៅក្រម ម៉ៅ ចន្ទា", &d_ed, 1_800_000_001_000)
+            r.list_insert("judges", 0, "ចៅក្រម ម៉ៅ ចន្ទា", &d_ed, at(1_800_000_001_000))
         })
         .expect("has it")
         .expect("edits");

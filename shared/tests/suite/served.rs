@@ -3,8 +3,10 @@
 //! elsewhere. The server's document task performs exactly these effects; the hub-driven suites
 //! cover the policy through the same code.
 
+use saksi_testkit::at;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use saksi_shared::automerge::ActorId;
 use saksi_shared::catalogue::RecordKind;
@@ -93,7 +95,7 @@ fn until_store(doc: &mut ServedDocument, s: &mut Setup, conn: u64) -> Vec<Effect
         }
         let left = doc.receive(messages, &HashMap::new(), &bindings);
         assert!(left.is_empty());
-        doc.flush(0, |_| 0);
+        doc.flush(Duration::from_millis(0), |_| 0);
         let out = effects(doc);
         if out.iter().any(|e| matches!(e, Effect::Store(_))) {
             return out;
@@ -128,10 +130,16 @@ fn new_observation() -> (Setup, ServedDocument) {
     let case = DocumentId::from_bytes([0xca; 16]);
     let sophea = editor("sophea", "phone-s", Role::Monitor);
     let mut phone = phone("phone-s", 1);
-    let id = phone.create(RecordKind::CourtObservation, &case, &sophea, 1_000, [7; 16]);
+    let id = phone.create(
+        RecordKind::CourtObservation,
+        &case,
+        &sophea,
+        at(1_000),
+        [7; 16],
+    );
     phone
         .edit(&id, |r| {
-            r.set_field("court", FieldInput::Text(COURT.into()), &sophea, 2_000)
+            r.set_field("court", FieldInput::Text(COURT.into()), &sophea, at(2_000))
         })
         .expect("doc")
         .expect("edit");
@@ -217,7 +225,7 @@ fn a_failed_store_of_new_changes_reloads_and_the_sender_sends_them_again() {
                 "case_number",
                 FieldInput::Text("ក-១២/២០២៦".into()),
                 &s.sophea,
-                3_000,
+                at(3_000),
             )
         })
         .expect("doc")
@@ -281,7 +289,7 @@ fn changes_from_elsewhere_are_stored_then_sent_to_every_peer() {
         })
         .collect();
     doc.receive(request, &HashMap::new(), &bindings);
-    doc.flush(0, |_| 0);
+    doc.flush(Duration::from_millis(0), |_| 0);
     let _ = effects(&mut doc);
 
     // Changes made on another server instance (here: a third copy of the record).
@@ -292,7 +300,12 @@ fn changes_from_elsewhere_are_stored_then_sent_to_every_peer() {
     .expect("copy");
     let heads = elsewhere.heads();
     elsewhere
-        .set_field("court", FieldInput::Text("សាក្សី".into()), &s.sophea, 4_000)
+        .set_field(
+            "court",
+            FieldInput::Text("សាក្សី".into()),
+            &s.sophea,
+            at(4_000),
+        )
         .expect("set");
     let changes: Vec<Vec<u8>> = elsewhere
         .doc()
@@ -308,7 +321,7 @@ fn changes_from_elsewhere_are_stored_then_sent_to_every_peer() {
     let stored = effects(&mut doc);
     assert!(matches!(stored.as_slice(), [Effect::Store(r)] if r.changes.len() == changes.len()));
     doc.stored(true);
-    doc.flush(0, |_| 0);
+    doc.flush(Duration::from_millis(0), |_| 0);
     let sent = effects(&mut doc);
     for conn in [1, 2] {
         assert!(

@@ -12,6 +12,7 @@ use saksi_shared::sync::{
     AcceptAll, DocSync, MAX_WAITING_BYTES_PER_PEER, MAX_WAITING_ROUNDS, SyncError, changes_message,
 };
 use saksi_shared::{DocumentId, Record, Role};
+use saksi_testkit::at;
 
 use crate::harness::{editor, sorted_heads};
 
@@ -51,11 +52,11 @@ fn a_message_with_many_changes_applies_them_all() {
         &case,
         ActorId::from([1; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     for (i, judge) in ["ក", "ខ", "គ", "ឃ", "ង"].iter().enumerate() {
         record
-            .list_insert("judges", i, judge, &monitor, 2_000 + i as i64)
+            .list_insert("judges", i, judge, &monitor, at(2_000 + i as i64))
             .expect("inserts");
     }
     let mut a = DocSync::new(record);
@@ -80,7 +81,7 @@ fn a_dependency_skipped_by_a_bloom_false_positive_is_asked_for() {
         &case,
         ActorId::from([1; 16]),
         &sokha,
-        1_000,
+        at(1_000),
     );
     // B has only the base (like a server that has not heard from A since), so the bloom filter
     // it sends stays the same, round after round.
@@ -96,7 +97,7 @@ fn a_dependency_skipped_by_a_bloom_false_positive_is_asked_for() {
                 "court",
                 FieldInput::Text("សាលាដំបូង".into()),
                 &sokha,
-                3_000 + t,
+                at(3_000 + t),
             )
             .expect("sets");
         let c1 = candidate.heads()[0];
@@ -111,7 +112,7 @@ fn a_dependency_skipped_by_a_bloom_false_positive_is_asked_for() {
             "verdict",
             FieldInput::Text("pending".into()),
             &sokha,
-            200_000,
+            at(200_000),
         )
         .expect("sets");
     let mut a = DocSync::new(a_record);
@@ -145,7 +146,7 @@ fn hostile_bloom_filters_are_refused() {
         &DocumentId::from_bytes([1; 16]),
         ActorId::from([2; 16]),
         &editor("sokha", "phone", Role::Monitor),
-        1_000,
+        at(1_000),
     );
     // (entries, bits per entry, probes, bit bytes)
     let filters: [(&[u8], &str); 2] = [
@@ -195,7 +196,7 @@ fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() 
         &case,
         ActorId::from([1; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     let mut phone = DocSync::new(record);
     let mut server = DocSync::new(Record::empty(ActorId::from([2; 16])));
@@ -205,7 +206,12 @@ fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() 
     // Another phone's edit reaches the server, which sends it on (in flight to this phone).
     server
         .record_mut()
-        .set_field("court", FieldInput::Text("សាលាដំបូង".into()), &other, 2_000)
+        .set_field(
+            "court",
+            FieldInput::Text("សាលាដំបូង".into()),
+            &other,
+            at(2_000),
+        )
         .expect("sets");
     let to_phone = server
         .generate("a")
@@ -217,7 +223,7 @@ fn the_sender_of_a_change_hears_back_even_when_its_next_message_arrives_first() 
             "case_number",
             FieldInput::Text("១២៣".into()),
             &monitor,
-            2_001,
+            at(2_001),
         )
         .expect("sets");
     let m1 = phone.generate("b").expect("the phone sends its change");

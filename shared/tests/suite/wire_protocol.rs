@@ -15,6 +15,7 @@ use saksi_shared::cbor::{Cbor, CborError};
 use saksi_shared::protocol::{
     MAX_MESSAGE_BYTES, Message, PeerMetadata, ProtocolError, RemoteHeads,
 };
+use saksi_testkit::at;
 
 /// The document id used in every vector: the bytes 00 01 .. 0f, whose bs58check form (base58 of
 /// the bytes followed by the first four bytes of SHA-256(SHA-256(bytes))) is
@@ -764,10 +765,10 @@ fn sync_data_with_changes() -> Vec<u8> {
         &case,
         ActorId::from([1; 16]),
         &monitor,
-        1_000,
+        at(1_000),
     );
     record
-        .splice_text("narrative", 0, 0, "សាក្សី", &monitor, 2_000)
+        .splice_text("narrative", 0, 0, "សាក្សី", &monitor, at(2_000))
         .expect("types");
     let mut a = DocSync::new(record);
     let mut b = DocSync::new(saksi_shared::Record::empty(ActorId::from([2; 16])));
@@ -796,7 +797,7 @@ proptest! {
         use crate::harness::{Net, editor};
         use saksi_testkit::Hub;
         let mut hub = Hub::new();
-        let case = hub.create_case([0x71; 16], 1);
+        let case = hub.create_case([0x71; 16], at(1));
         hub.add_member("sokha", case);
         let mut net = Net::new(hub);
         let phone = net.add_phone(editor("sokha", "sokha-phone", saksi_shared::Role::Monitor), [1; 16]);
@@ -857,7 +858,7 @@ proptest! {
             saksi_shared::RecordKind::CourtObservation,
             &case,
             &ed,
-            5_000,
+            at(5_000),
             [0x73; 16],
         );
         net.sync(honest);

@@ -120,7 +120,7 @@ fn only_liaisons_and_coordinators_withdraw_consent_and_only_on_family_statements
         let entry = tx.insert_object(&review, 0, ObjType::Map)?;
         tx.put(&entry, "author", "sokha")?;
         tx.put(&entry, "role", "monitor")?;
-        tx.put(&entry, "at", now)?;
+        tx.put(&entry, "at", now.as_millis())?;
         tx.put(&entry, "action", "withdraw_consent")?;
         tx.put(&entry, "text", "")
     });
@@ -143,7 +143,7 @@ fn only_liaisons_and_coordinators_withdraw_consent_and_only_on_family_statements
         let entry = tx.insert_object(&review, 0, ObjType::Map)?;
         tx.put(&entry, "author", "lina")?;
         tx.put(&entry, "role", "liaison")?;
-        tx.put(&entry, "at", now)?;
+        tx.put(&entry, "at", now.as_millis())?;
         tx.put(&entry, "action", "withdraw_consent")?;
         tx.put(&entry, "text", "")
     });
@@ -168,7 +168,7 @@ fn a_consent_entry_does_not_smuggle_a_comment_into_an_approved_statement() {
             let entry = tx.insert_object(&review, i, ObjType::Map)?;
             tx.put(&entry, "author", "lina")?;
             tx.put(&entry, "role", "liaison")?;
-            tx.put(&entry, "at", now)?;
+            tx.put(&entry, "at", now.as_millis())?;
             tx.put(&entry, "action", action)?;
             tx.put(&entry, "text", "សំណួរ")?;
         }

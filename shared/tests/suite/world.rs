@@ -2,6 +2,10 @@
 //! coordinator, a liaison) connected and settled, and helpers to make legal edits, craft
 //! hostile changes on a phone with automerge's own API, and check that a refusal was complete.
 
+use saksi_testkit::at;
+use std::time::Duration;
+
+use saksi_shared::Timestamp;
 use saksi_shared::Who;
 use saksi_shared::automerge::transaction::{CommitOptions, Transaction};
 use saksi_shared::automerge::{AutomergeError, ChangeHash, ObjId, ROOT, ReadDoc};
@@ -25,14 +29,14 @@ pub(crate) struct World {
     pub(crate) net: Net,
     pub(crate) case: DocumentId,
     pub(crate) other_case: DocumentId,
-    pub(crate) now: i64,
+    pub(crate) now: Timestamp,
 }
 
 impl World {
     pub(crate) fn new() -> World {
         let mut hub = Hub::new();
-        let case = hub.create_case([0x61; 16], 1_000);
-        let other_case = hub.create_case([0x62; 16], 1_000);
+        let case = hub.create_case([0x61; 16], at(1_000));
+        let other_case = hub.create_case([0x62; 16], at(1_000));
         for user in ["sokha", "dara", "lina"] {
             hub.add_member(user, case);
         }
@@ -54,12 +58,12 @@ impl World {
             net,
             case,
             other_case,
-            now: 10_000,
+            now: at(10_000),
         }
     }
 
-    pub(crate) fn tick(&mut self) -> i64 {
-        self.now += 1_000;
+    pub(crate) fn tick(&mut self) -> Timestamp {
+        self.now = self.now + Duration::from_secs(1);
         self.now
     }
 
@@ -91,7 +95,7 @@ impl World {
         &mut self,
         phone: usize,
         id: DocumentId,
-        f: impl FnOnce(&mut Record, &Editor, i64) -> Result<(), RecordError>,
+        f: impl FnOnce(&mut Record, &Editor, Timestamp) -> Result<(), RecordError>,
     ) {
         let (ed, now) = (self.ed(phone), self.tick());
         self.net
@@ -125,7 +129,7 @@ impl World {
                         |_| {
                             CommitOptions::default()
                                 .with_message(message)
-                                .with_time(now)
+                                .with_time(now.as_millis())
                         },
                         f,
                     )

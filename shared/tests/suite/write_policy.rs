@@ -14,6 +14,8 @@
 //! [`policy::PolicyGate`]: saksi_shared::policy::PolicyGate
 //! [`sync::DocSync::receive`]: saksi_shared::sync::DocSync::receive
 
+use saksi_shared::Timestamp;
+use saksi_testkit::at;
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 
@@ -126,7 +128,7 @@ fn a_monitor_cannot_write_a_review_entry_in_someone_elses_name() {
         let entry = tx.insert_object(&review, 0, ObjType::Map)?;
         tx.put(&entry, "author", "chenda")?;
         tx.put(&entry, "role", "monitor")?;
-        tx.put(&entry, "at", now)?;
+        tx.put(&entry, "at", now.as_millis())?;
         tx.put(&entry, "action", "comment")?;
         tx.put(&entry, "text", "ត្រឹមត្រូវ")
     });
@@ -627,18 +629,18 @@ fn stored() -> Record {
         &case_id(),
         ActorId::from(SOKHA_PHONE),
         &ed,
-        1_000,
+        at(1_000),
     );
     record
         .set_field(
             "court",
             FieldInput::Text("សាលាដំបូងខេត្តកណ្ដាល".into()),
             &ed,
-            1_100,
+            at(1_100),
         )
         .expect("a legal edit");
     record
-        .set_text("narrative", "សាក្សី", &ed, 1_200)
+        .set_text("narrative", "សាក្សី", &ed, at(1_200))
         .expect("a legal edit");
     record
 }
@@ -799,7 +801,7 @@ fn device_change(
     record: &Record,
     actor: [u8; 16],
     by: &Editor,
-    now: i64,
+    now: Timestamp,
     f: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
 ) -> Change {
     let mut doc = record.doc().clone().with_actor(ActorId::from(actor));
@@ -809,7 +811,7 @@ fn device_change(
             |_| {
                 CommitOptions::default()
                     .with_message(message)
-                    .with_time(now)
+                    .with_time(now.as_millis())
             },
             f,
         )
@@ -988,15 +990,15 @@ fn deleting_deleted_elements_makes_no_room_in_a_list() {
     let mut record = stored();
     let items: Vec<String> = (0..MAX_LIST_ITEMS).map(|i| format!("ចៅក្រម {i}")).collect();
     record
-        .set_list("judges", &items, &sokha, 2_000)
+        .set_list("judges", &items, &sokha, at(2_000))
         .expect("a legal edit");
     let judges = field_id(record.doc(), "judges");
     let removed = element(record.doc(), &judges, 0);
     record
-        .list_remove("judges", 0, &sokha, 2_100)
+        .list_remove("judges", 0, &sokha, at(2_100))
         .expect("a legal edit");
     record
-        .list_insert("judges", MAX_LIST_ITEMS - 1, "ចៅក្រម ថ្មី", &sokha, 2_200)
+        .list_insert("judges", MAX_LIST_ITEMS - 1, "ចៅក្រម ថ្មី", &sokha, at(2_200))
         .expect("a legal edit");
     assert_eq!(record.doc().length(&judges), MAX_LIST_ITEMS, "full");
     let visible = element(record.doc(), &judges, 0);
@@ -1028,7 +1030,7 @@ fn deleting_deleted_elements_makes_no_room_in_a_list() {
         );
     }
     // Deleting one visible item makes room for one.
-    let replace = device_change(&record, DARA_PHONE, &dara, 3_000, |tx| {
+    let replace = device_change(&record, DARA_PHONE, &dara, at(3_000), |tx| {
         tx.delete(&judges, 0)?;
         tx.insert(&judges, MAX_LIST_ITEMS - 1, "សាក្សី ៣")
     });
@@ -1144,18 +1146,18 @@ fn offline_submit(server: &Record, seen: &[ChangeHash]) -> (Vec<Change>, Vec<Cha
     let mut phone = Record::from_automerge(server.doc().fork_at(seen).expect("known heads"));
     phone.set_actor(ActorId::from(DARA_PHONE));
     phone
-        .set_text("narrative", &offline_narrative(), &dara, 2_500)
+        .set_text("narrative", &offline_narrative(), &dara, at(2_500))
         .expect("a legal edit");
     phone
         .set_field(
             "court",
             FieldInput::Text(OFFLINE_COURT.into()),
             &dara,
-            2_600,
+            at(2_600),
         )
         .expect("a legal edit");
     phone
-        .transition(Status::Submitted, Some("រួចរាល់"), &dara, 2_700)
+        .transition(Status::Submitted, Some("រួចរាល់"), &dara, at(2_700))
         .expect("a draft can be submitted");
     (phone.doc().get_changes(seen), phone.heads())
 }
@@ -1216,16 +1218,16 @@ fn old_submit_against(steps: &[Status]) {
         &case_id(),
         ActorId::from(SOKHA_PHONE),
         &sokha,
-        1_000,
+        at(1_000),
     );
     let created = server.heads();
     on_device(&mut server, SOKHA_PHONE, |r| {
-        r.transition(Status::Submitted, None, &sokha, 2_000)
+        r.transition(Status::Submitted, None, &sokha, at(2_000))
     });
     on_device(&mut server, CHENDA_LAPTOP, |r| {
         let chenda = chenda_ed();
         for (i, step) in steps.iter().enumerate() {
-            r.transition(*step, Some("សាក្សី"), &chenda, 3_000 + i as i64)?;
+            r.transition(*step, Some("សាក្សី"), &chenda, at(3_000 + i as i64))?;
         }
         Ok(())
     });

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use saksi_shared::DeviceId;
-use saksi_shared::{Millis, Role};
+use saksi_shared::{Role, Timestamp};
 
 use super::{SqliteStorage, role_of};
 use crate::storage::{AccountStore, Device, StorageError, User, UserId};
@@ -49,7 +49,7 @@ impl AccountStore for SqliteStorage {
         username: &str,
         role: Role,
         password_hash: &str,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<User, StorageError> {
         let (username, hash) = (username.to_owned(), password_hash.to_owned());
         self.write(move |conn| {
@@ -158,8 +158,8 @@ impl AccountStore for SqliteStorage {
         user: UserId,
         name: &str,
         token_hash: &[u8],
-        now: Millis,
-        expires_at: Millis,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<Device, StorageError> {
         let device = Device {
             id: device_id.into(),
@@ -237,7 +237,7 @@ impl AccountStore for SqliteStorage {
         &self,
         id: &str,
         token_hash: &[u8],
-        expires_at: Millis,
+        expires_at: Timestamp,
     ) -> Result<(), StorageError> {
         let (id, token_hash) = (id.to_owned(), token_hash.to_vec());
         self.write(move |conn| {
@@ -252,7 +252,7 @@ impl AccountStore for SqliteStorage {
         })
     }
 
-    fn revoke_device(&self, id: &str, now: Millis) -> Result<bool, StorageError> {
+    fn revoke_device(&self, id: &str, now: Timestamp) -> Result<bool, StorageError> {
         let id = id.to_owned();
         self.write(move |conn| {
             Ok(conn.execute(
@@ -262,7 +262,7 @@ impl AccountStore for SqliteStorage {
         })
     }
 
-    fn touch_device(&self, id: &str, now: Millis) -> Result<(), StorageError> {
+    fn touch_device(&self, id: &str, now: Timestamp) -> Result<(), StorageError> {
         let id = id.to_owned();
         self.write(move |conn| {
             conn.execute(
@@ -273,7 +273,7 @@ impl AccountStore for SqliteStorage {
         })
     }
 
-    fn end_sessions(&self, user: UserId, now: Millis) -> Result<usize, StorageError> {
+    fn end_sessions(&self, user: UserId, now: Timestamp) -> Result<usize, StorageError> {
         self.write(move |conn| {
             Ok(conn.execute(
                 "UPDATE devices SET expires_at = ?2
@@ -322,7 +322,7 @@ impl AccountStore for SqliteStorage {
         })
     }
 
-    fn revoked_since(&self, since: Millis) -> Result<Vec<(String, Millis)>, StorageError> {
+    fn revoked_since(&self, since: Timestamp) -> Result<Vec<(String, Timestamp)>, StorageError> {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare("SELECT id, revoked_at FROM devices WHERE revoked_at >= ?1")?;

@@ -12,7 +12,7 @@ fn audit_hash(prev: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(seq.to_be_bytes());
-    h.update(event.at.to_be_bytes());
+    h.update(event.at.as_millis().to_be_bytes());
     for field in [
         event.username.as_deref(),
         event.device_id.as_deref(),

@@ -1,7 +1,7 @@
 //! Which files records name, which the server holds, and uploads in progress ([`FileIndex`]).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use saksi_shared::{DocumentId, Millis};
+use saksi_shared::{DocumentId, Timestamp};
 
 use super::documents::{DOC_COLUMNS, doc_from};
 use super::{SqliteStorage, doc_id_of};
@@ -57,7 +57,7 @@ pub(super) fn set_document_files(
     conn: &Connection,
     doc: &DocumentId,
     files: &[FileRef],
-    now: Millis,
+    now: Timestamp,
 ) -> Result<(), StorageError> {
     let id = doc.to_string();
     let mut touched: Vec<String> = {
@@ -96,7 +96,7 @@ pub(super) fn set_document_files(
 pub(super) fn refresh_references(
     conn: &Connection,
     shas: &[String],
-    now: Millis,
+    now: Timestamp,
 ) -> Result<(), StorageError> {
     let mut stmt = conn.prepare_cached(
         "UPDATE blobs SET unreferenced_since = CASE
@@ -214,7 +214,7 @@ impl FileIndex for SqliteStorage {
         &self,
         id: &str,
         received: u64,
-        now: Millis,
+        now: Timestamp,
     ) -> Result<(), StorageError> {
         let id = id.to_owned();
         self.write(move |conn| {
@@ -277,7 +277,7 @@ impl FileIndex for SqliteStorage {
         })
     }
 
-    fn stale_uploads(&self, before: Millis) -> Result<Vec<Upload>, StorageError> {
+    fn stale_uploads(&self, before: Timestamp) -> Result<Vec<Upload>, StorageError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE updated_at < ?1 ORDER BY updated_at"
@@ -287,7 +287,7 @@ impl FileIndex for SqliteStorage {
         })
     }
 
-    fn unreferenced_blobs(&self, before: Millis) -> Result<Vec<Blob>, StorageError> {
+    fn unreferenced_blobs(&self, before: Timestamp) -> Result<Vec<Blob>, StorageError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {BLOB_COLUMNS} FROM blobs

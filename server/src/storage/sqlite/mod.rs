@@ -453,7 +453,9 @@ impl Storage for SqliteStorage {
 
 #[cfg(test)]
 mod tests {
+    use saksi_testkit::at;
     use std::sync::Arc;
+
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -479,8 +481,8 @@ mod tests {
             sha256: sha.clone(),
             length: 10,
             received: 10,
-            created_at: 1,
-            updated_at: 1,
+            created_at: at(1),
+            updated_at: at(1),
         };
         storage.create_upload(&upload).expect("upload");
         storage.delete_upload(&upload.id).expect("dropped");
@@ -488,7 +490,7 @@ mod tests {
             sha256: sha.clone(),
             size: 10,
             uploaded_by: "phone".into(),
-            stored_at: 2,
+            stored_at: at(2),
             unreferenced_since: None,
         };
         assert!(matches!(
@@ -509,23 +511,23 @@ mod tests {
         let doc = DocumentId::from_bytes([4; 16]);
         let purge = PendingPurge {
             doc_id: doc,
-            requested_at: 1,
+            requested_at: at(1),
             username: "chenda".into(),
             reason: crate::storage::PurgeReason::Safety,
-            due_at: 100,
+            due_at: at(100),
         };
         storage.schedule_purge(&purge).expect("scheduled");
         assert!(
-            !storage.claim_purge(&doc, 99).expect("claim"),
+            !storage.claim_purge(&doc, at(99)).expect("claim"),
             "not due yet"
         );
-        assert!(storage.claim_purge(&doc, 100).expect("claim"));
+        assert!(storage.claim_purge(&doc, at(100)).expect("claim"));
         assert!(
             !storage.cancel_purge(&doc).expect("cancel"),
             "claimed: nothing to undo"
         );
         assert!(
-            !storage.claim_purge(&doc, 100).expect("claim"),
+            !storage.claim_purge(&doc, at(100)).expect("claim"),
             "claimed once"
         );
     }
@@ -605,7 +607,7 @@ mod tests {
         let (dir, storage) = storage();
         let db = dir.path().join("saksi.sqlite3");
         storage
-            .create_user("sophea", Role::Monitor, "hash", 1)
+            .create_user("sophea", Role::Monitor, "hash", at(1))
             .expect("user");
         for suffix in ["", "-wal", "-shm"] {
             assert_eq!(mode(&beside(&db, suffix)), 0o600, "saksi.sqlite3{suffix}");
@@ -624,7 +626,7 @@ mod tests {
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let storage = SqliteStorage::open(&db).expect("reopened");
         storage
-            .create_user("vanna", Role::Monitor, "hash", 2)
+            .create_user("vanna", Role::Monitor, "hash", at(2))
             .expect("user");
         for suffix in ["", "-wal", "-shm"] {
             assert_eq!(mode(&beside(&db, suffix)), 0o600, "saksi.sqlite3{suffix}");

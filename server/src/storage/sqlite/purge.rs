@@ -1,7 +1,7 @@
 //! Records destroyed for good, and purges waiting for their grace period ([`PurgeStore`]).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use saksi_shared::{DocumentId, Millis};
+use saksi_shared::{DocumentId, Timestamp};
 
 use super::{SqliteStorage, checkpoint_after_commit, doc_id_of};
 use crate::storage::{PendingPurge, PurgeReason, PurgeStore, Purged, StorageError, Tombstone};
@@ -173,7 +173,7 @@ impl PurgeStore for SqliteStorage {
         })
     }
 
-    fn claim_purge(&self, doc: &DocumentId, now: Millis) -> Result<bool, StorageError> {
+    fn claim_purge(&self, doc: &DocumentId, now: Timestamp) -> Result<bool, StorageError> {
         let id = doc.to_string();
         self.write(move |conn| {
             Ok(conn.execute(
