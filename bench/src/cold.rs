@@ -21,7 +21,6 @@
 //! The peer server is not run here: it keeps documents as files in its own storage-adapter
 //! layout, with nothing to seed them with short of the protocol.
 
-use saksi_testkit::ms;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +33,7 @@ use saksi_shared::DocumentId;
 use saksi_shared::automerge::{ActorId, Automerge};
 use saksi_shared::protocol::{Message, PROTOCOL_VERSION, PeerMetadata};
 use saksi_shared::record::Record;
+use saksi_testkit::ms;
 
 use crate::Options;
 use crate::light::LightDoc;

@@ -13,7 +13,6 @@
 //! automerge's own compressed document format grows by them (`save()` of the whole
 //! document minus `save()` of the base).
 
-use saksi_testkit::{at, ms};
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ use saksi_shared::automerge::ActorId;
 use saksi_shared::record::{FieldInput, Record};
 use saksi_shared::sync::Repo;
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::{at, ms};
 use std::sync::Arc;
 
 use crate::Options;

@@ -1,6 +1,5 @@
 //! Preparing the servers: accounts, the case, logins, and the base documents.
 
-use saksi_testkit::at;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use saksi_server::accounts::Passwords;
 use saksi_server::storage::prelude::*;
 use saksi_shared::sync::Repo;
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::at;
 use tokio::sync::Semaphore;
 
 use crate::proc::Server;

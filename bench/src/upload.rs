@@ -7,7 +7,6 @@
 //!
 //! Saksi only: the peer server has no attachments.
 
-use saksi_testkit::ms;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use saksi_shared::attachment::NewAttachment;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::sync::Repo;
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::ms;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::Options;

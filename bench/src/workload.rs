@@ -11,7 +11,6 @@
 //! changes, every device's offline changes, and the live edits made after convergence. The
 //! expected heads once everything has merged come from applying all of them to a reference copy.
 
-use saksi_testkit::{at, ms};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,6 +18,7 @@ use saksi_shared::automerge::{ActorId, Automerge, Change, ChangeHash};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::{DocumentId, Role, Timestamp};
+use saksi_testkit::{at, ms};
 
 pub use saksi_testkit::Rng;
 

@@ -103,7 +103,7 @@ impl AppState {
     pub async fn audit(&self, event: AuditEvent) {
         let action = event.action.clone();
         if let Err(e) = self.db.run(move |s| s.append_audit(event)).await {
-            tracing::error!(action = %action, error = %e, "audit entry not written");
+            tracing::error!(action = %action, error = %crate::errors::Chain(&e), "audit entry not written");
         }
     }
 
@@ -136,19 +136,20 @@ pub async fn principal(
     })
 }
 
-/// Why the server could not start.
+/// Why the server could not start. Each message says what failed; the cause is its `source()`
+/// (the binary prints the whole chain once).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     DataDir {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("storage: {0}")]
+    #[error("storage")]
     Storage(#[from] StorageError),
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[from] crate::tls::TlsError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -157,9 +158,9 @@ pub enum StartError {
     NoRuntime,
     #[error(transparent)]
     Lock(#[from] crate::datadir::LockError),
-    #[error("files: {0}")]
+    #[error("files")]
     Files(#[from] crate::files::BlobError),
-    #[error("tombstones: {0}")]
+    #[error("tombstones")]
     Purge(#[from] crate::purge::PurgeError),
 }
 
@@ -228,7 +229,7 @@ pub fn ensure_first_admin(
     let password = crate::accounts::random_password();
     let hash = passwords
         .hash(&password)
-        .map_err(|e| StorageError::Database(e.to_string()))?;
+        .map_err(|e| StorageError::database("cannot hash the first admin's password", e))?;
     storage.create_user("admin", Role::Admin, &hash, now)?;
     storage.append_audit(AuditEvent {
         at: now,
@@ -550,7 +551,9 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                     since = now - Duration::from_millis(10_000);
                 }
                 Err(StorageError::Closed) => break,
-                Err(e) => tracing::warn!(error = %e, "revocation check failed"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::errors::Chain(&e), "revocation check failed")
+                }
             }
             // Team and role changes, from the console or the command line: the users'
             // connections reload what they may read and close what they may no longer read.
@@ -564,13 +567,15 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                     }
                 }
                 Err(StorageError::Closed) => break,
-                Err(e) => tracing::warn!(error = %e, "access change check failed"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::errors::Chain(&e), "access change check failed")
+                }
             }
             // Purges from the command line.
             match crate::purge::notice_outside_changes(&state, &mut hidden).await {
                 Ok(()) => {}
                 Err(StorageError::Closed) => break,
-                Err(e) => tracing::warn!(error = %e, "purge check failed"),
+                Err(e) => tracing::warn!(error = %crate::errors::Chain(&e), "purge check failed"),
             }
         }
     });

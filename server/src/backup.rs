@@ -62,9 +62,9 @@ pub enum BackupError {
     NewerSchema { path: PathBuf, version: i64 },
     #[error("{path} failed SQLite's integrity check: {report}")]
     Corrupt { path: PathBuf, report: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Storage { path: PathBuf, source: StorageError },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -17,7 +17,7 @@ pub enum LockError {
          (e.g. systemctl stop saksi)"
     )]
     Busy { dir: PathBuf },
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

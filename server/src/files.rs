@@ -436,7 +436,7 @@ pub fn spawn_clean_up(state: std::sync::Arc<crate::app::AppState>) {
             match clean_up(&state).await {
                 Ok(_) => {}
                 Err(crate::storage::StorageError::Closed) => break,
-                Err(e) => tracing::warn!(error = %e, "file clean-up failed"),
+                Err(e) => tracing::warn!(error = %crate::errors::Chain(&e), "file clean-up failed"),
             }
         }
     });

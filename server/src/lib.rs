@@ -18,6 +18,7 @@
 //!   share with the `saksi admin <command>` line ([`admin::cli`], clap).
 //! - [`backup`]: `saksi admin backup` / `restore`; [`datadir`]: the data directory's lock that
 //!   a running server holds.
+//! - [`errors`]: an error with its causes, as the log writes it.
 
 pub mod accounts;
 pub mod admin;
@@ -28,6 +29,7 @@ pub mod config;
 pub mod console;
 pub mod datadir;
 pub mod db;
+pub mod errors;
 pub mod files;
 pub mod http;
 pub mod purge;

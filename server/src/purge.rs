@@ -41,7 +41,7 @@ pub enum PurgeError {
     Forbidden,
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     File {
         path: PathBuf,
         #[source]
@@ -194,10 +194,13 @@ async fn save_pending_now(state: &AppState) {
     let dir = state.config.data_dir.clone();
     let saved = state
         .db
-        .run(move |s| save_pending(s, &dir).map_err(|e| StorageError::Database(e.to_string())))
+        .run(move |s| {
+            save_pending(s, &dir)
+                .map_err(|e| StorageError::database("cannot write the waiting purges' file", e))
+        })
         .await;
     if let Err(e) = saved {
-        tracing::error!(error = %e, "the waiting purges' file could not be written");
+        tracing::error!(error = %crate::errors::Chain(&e), "the waiting purges' file could not be written");
     }
 }
 
@@ -288,12 +291,14 @@ pub fn shred_files(data_dir: &Path, purged: &Purged) {
     );
     for path in paths {
         if let Err(e) = shred(&path) {
-            tracing::warn!(error = %e, "a purged file could not be overwritten; removed anyway");
+            tracing::warn!(error = %crate::errors::Chain(&e), "a purged file could not be overwritten; removed anyway");
         }
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::error!(error = %e, "a purged file could not be removed"),
+            Err(e) => {
+                tracing::error!(error = %crate::errors::Chain(&e), "a purged file could not be removed")
+            }
         }
     }
 }
@@ -519,7 +524,7 @@ pub async fn tell_phones(state: &Arc<AppState>, t: &Tombstone) {
     let users = match users {
         Ok(users) => users,
         Err(e) => {
-            tracing::warn!(error = %e, "the phones of a destroyed record could not be listed");
+            tracing::warn!(error = %crate::errors::Chain(&e), "the phones of a destroyed record could not be listed");
             return;
         }
     };
@@ -672,7 +677,7 @@ pub async fn run_due(state: &Arc<AppState>) -> Result<usize, PurgeError> {
             Ok(_) => done += 1,
             Err(PurgeError::NotFound) => {}
             Err(e) => {
-                tracing::error!(doc = %p.doc_id, error = %e, "a due purge failed; tried again later");
+                tracing::error!(doc = %p.doc_id, error = %crate::errors::Chain(&e), "a due purge failed; tried again later");
                 let again = p.clone();
                 state.db.run(move |s| s.schedule_purge(&again)).await?;
                 save_pending_now(state).await;
@@ -733,7 +738,7 @@ pub fn spawn_due_purges(state: Arc<AppState>) {
             match done.and(run_due(&state).await) {
                 Ok(_) => {}
                 Err(PurgeError::Storage(StorageError::Closed)) => break,
-                Err(e) => tracing::warn!(error = %e, "due purges failed"),
+                Err(e) => tracing::warn!(error = %crate::errors::Chain(&e), "due purges failed"),
             }
         }
     });

@@ -2,9 +2,9 @@
 //! fuzz targets' seed corpora, and the record written by schema version 1 that
 //! `shared/tests/suite/schema_versions.rs` keeps opening.
 
-use crate::at;
 use std::path::Path;
 
+use crate::at;
 use saksi_shared::automerge::sync::{State, SyncDoc as _};
 use saksi_shared::automerge::{ActorId, Automerge};
 use saksi_shared::catalogue::RecordKind;

@@ -5,10 +5,10 @@
 //! accepted it also checks a property that must hold (a decoded message re-encodes to the same
 //! message; a loaded document saves and loads to the same heads).
 
-use crate::at;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use crate::at;
 use automerge::{ActorId, Automerge};
 
 use saksi_shared::catalogue::RecordKind;

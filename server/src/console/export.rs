@@ -596,7 +596,7 @@ pub async fn archive(
     let count = files.len();
     tokio::task::spawn_blocking(move || {
         if let Err(e) = write_archive(out, blobs, texts, files, readme, now) {
-            tracing::warn!(error = %e, files = count, "case archive ended early");
+            tracing::warn!(error = %crate::errors::Chain(&e), files = count, "case archive ended early");
             let _ = tx.blocking_send(Err(e));
         }
     });

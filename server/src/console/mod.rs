@@ -169,7 +169,7 @@ pub enum ConsoleError {
 
 impl From<StorageError> for ConsoleError {
     fn from(e: StorageError) -> Self {
-        ConsoleError::Internal(e.to_string())
+        ConsoleError::Internal(crate::errors::Chain(&e).to_string())
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn healthz(state: State) -> HttpResponse {
     match state.db.run(|s| s.check_health()).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ok"),
         Err(e) => {
-            tracing::error!(error = %e, "health check failed");
+            tracing::error!(error = %crate::errors::Chain(&e), "health check failed");
             HttpResponse::ServiceUnavailable()
                 .content_type("text/plain")
                 .body("storage unavailable")
@@ -272,8 +272,9 @@ pub async fn probe_wiped(
             };
             let who = saksi_shared::Who::new(user.username.clone(), id.clone());
             let by = crate::admin::Operator::Admin(&who);
-            let done = crate::admin::revoke_device(s, by, &id, now)
-                .map_err(|e| crate::storage::StorageError::Database(e.to_string()))?;
+            let done = crate::admin::revoke_device(s, by, &id, now).map_err(|e| {
+                crate::storage::StorageError::database("cannot revoke the device", e)
+            })?;
             Ok::<Option<saksi_shared::DeviceId>, crate::storage::StorageError>(
                 done.then_some(id.clone()),
             )

@@ -80,7 +80,7 @@ pub async fn check_device(
     {
         let id = device.id.clone();
         if let Err(e) = state.db.run(move |s| s.touch_device(&id, now)).await {
-            tracing::warn!(device = %device.id, error = %e, "last-seen not recorded");
+            tracing::warn!(device = %device.id, error = %crate::errors::Chain(&e), "last-seen not recorded");
         }
     }
     Ok(AuthDevice {

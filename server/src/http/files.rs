@@ -167,7 +167,7 @@ impl From<BlobError> for FileError {
     fn from(e: BlobError) -> FileError {
         match e {
             BlobError::DiskFull(_) => {
-                tracing::error!(error = %e, "file store full");
+                tracing::error!(error = %crate::errors::Chain(&e), "file store full");
                 FileError {
                     retry_after: Some(60),
                     ..FileError::new(
@@ -184,7 +184,7 @@ impl From<BlobError> for FileError {
                  file must be sent again",
             ),
             BlobError::NotFound => FileError::not_found(),
-            BlobError::Io { .. } => ApiError::Internal(super::error_chain(&e)).into(),
+            BlobError::Io { .. } => ApiError::Internal(crate::errors::Chain(&e).to_string()).into(),
         }
     }
 }
@@ -655,7 +655,7 @@ async fn write_body(
         // A write failed (the disk full): back to the last durable offset, nothing corrupt.
         let (_, cut) = on_partial(partial, move |p| p.truncate(synced)).await?;
         if let Err(e) = cut {
-            tracing::error!(upload = %upload.id, error = %e, "could not cut an upload back");
+            tracing::error!(upload = %upload.id, error = %crate::errors::Chain(&e), "could not cut an upload back");
         }
         tracing::warn!(upload = %upload.id, kept = synced, "upload write failed");
         return Err(failure.with_offset(synced));

@@ -16,6 +16,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, ResponseError, web};
 use serde::Serialize;
 
+use crate::errors::Chain;
 use crate::storage::StorageError;
 
 /// Registers every route.
@@ -171,26 +172,14 @@ impl From<crate::accounts::SignInError> for ApiError {
             E::DeviceRevoked => ApiError::DeviceRevoked,
             e @ E::NotRenewable => ApiError::BadRequest(e.to_string()),
             E::Storage(e) => e.into(),
-            e @ E::Check(_) => ApiError::Internal(error_chain(&e)),
+            e @ E::Check(_) => ApiError::Internal(Chain(&e).to_string()),
         }
     }
 }
 
-/// An error and its causes, for the log: `a: b: c`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::Internal(Chain(&e).to_string())
     }
 }
 

@@ -296,7 +296,9 @@ pub struct AuditFilter {
     pub before_seq: Option<i64>,
 }
 
-/// A storage failure. Messages name what failed, never the data involved.
+/// A storage failure. Messages name what failed, never the data involved; the failure below
+/// (SQLite's, the file system's) is kept as the error's `source()`, for the log
+/// ([`crate::errors::Chain`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     #[error("the disk is full")]
@@ -313,8 +315,50 @@ pub enum StorageError {
     Closed,
     #[error("the record was withdrawn (purged): it is refused for ever")]
     Withdrawn,
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("{context}")]
+    Database {
+        context: String,
+        #[source]
+        cause: Cause,
+    },
+}
+
+impl StorageError {
+    /// A failure below the store, with what was being done (`"cannot create …"`).
+    pub fn database(
+        context: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError::Database {
+            context: context.into(),
+            cause: Cause(std::sync::Arc::new(cause)),
+        }
+    }
+}
+
+/// The failure under a [`StorageError::Database`], shared so that the error stays `Clone`.
+/// Two are equal when they are the same failure.
+#[derive(Debug, Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Cause {}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// Everything the server stores: accounts and devices, cases and documents, the audit log, and

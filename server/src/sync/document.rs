@@ -449,7 +449,7 @@ impl DocumentTask {
                 Some(row) => Ok(Some((row, s.chunks(&id)?))),
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::errors::Chain(&e).to_string())?;
         let Some((row, mut chunks)) = stored else {
             return Ok(None);
         };
@@ -532,7 +532,7 @@ impl DocumentTask {
                         .run(move |s| s.save_sync_states(vec![(device, id, state)]))
                         .await
                     {
-                        tracing::warn!(doc = %self.id, error = %e, "sync state not saved");
+                        tracing::warn!(doc = %self.id, error = %crate::errors::Chain(&e), "sync state not saved");
                     }
                 }
                 Effect::Compact { snapshot } => {
@@ -543,7 +543,7 @@ impl DocumentTask {
                             self.served.compacted(true);
                         }
                         Err(e) => {
-                            tracing::warn!(doc = %self.id, error = %e, "compaction failed");
+                            tracing::warn!(doc = %self.id, error = %crate::errors::Chain(&e), "compaction failed");
                             self.served.compacted(false);
                         }
                     }
@@ -626,9 +626,9 @@ impl DocumentTask {
             }
             Err(e) => {
                 if request.created {
-                    tracing::error!(doc = %self.id, error = %e, "new document not stored");
+                    tracing::error!(doc = %self.id, error = %crate::errors::Chain(&e), "new document not stored");
                 } else {
-                    tracing::error!(doc = %self.id, error = %e, "changes not stored");
+                    tracing::error!(doc = %self.id, error = %crate::errors::Chain(&e), "changes not stored");
                 }
                 self.store_error = Some(e);
                 false
@@ -795,7 +795,7 @@ impl DocumentTask {
         self.perform().await;
         match result {
             Err(e) => {
-                tracing::warn!(doc = %self.id, error = %e, "an edit on the server failed");
+                tracing::warn!(doc = %self.id, error = %crate::errors::Chain(&e), "an edit on the server failed");
                 Err(e.into())
             }
             Ok(_) => match self.store_error.take() {

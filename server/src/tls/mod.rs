@@ -20,7 +20,7 @@ use crate::config::{Config, TlsMode};
 pub enum TlsError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -65,7 +65,9 @@ pub async fn run_acme(acme: Acme) {
                 tracing::info!("ACME: cached certificate in use");
             }
             Ok(event) => tracing::debug!(?event, "ACME"),
-            Err(e) => tracing::warn!(error = %e, "ACME: no new certificate yet; will retry"),
+            Err(e) => {
+                tracing::warn!(error = %crate::errors::Chain(&e), "ACME: no new certificate yet; will retry")
+            }
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Accounts, devices, tokens, tickets, throttling and revocation.
 
-use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_client::ClientError;
 use saksi_shared::Role;
 use saksi_shared::protocol::Message;
 use saksi_shared::sync::Repo;
+use saksi_testkit::at;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestServer, WAIT};
@@ -429,7 +429,12 @@ async fn certificate_files_are_used_when_configured() {
     let err = saksi_server::Application::build(config)
         .await
         .expect_err("refuses to start");
-    assert!(err.to_string().contains("missing.pem"), "{err}");
+    // What the binary prints: the error and its causes.
+    let printed = saksi_server::errors::Chain(&err).to_string();
+    assert!(
+        printed.starts_with("TLS: ") && printed.contains("missing.pem"),
+        "{printed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@
 //! answers, and note what it acknowledged (its sync reply carries their heads). The backup is
 //! taken by the real CLI while they write.
 
-use saksi_testkit::at;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +19,7 @@ use saksi_shared::automerge::{ChangeHash, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Repo;
+use saksi_testkit::at;
 
 use crate::helpers::{PASSWORD, TestServer, WAIT};
 use crate::process::{self, admin, text};
@@ -159,6 +159,17 @@ async fn backup_under_write_load_restores_every_acknowledged_change() {
     let again = admin(dir.path(), &["backup", file.to_str().expect("path")], "");
     assert!(!again.status.success());
     assert!(text(&again).contains("already exists"), "{}", text(&again));
+    // A backup that cannot be written says why, once: the error, then its cause.
+    let nowhere = dir.path().join("no-such-folder").join("saksi.sqlite3");
+    let failed = admin(dir.path(), &["backup", nowhere.to_str().expect("path")], "");
+    assert!(!failed.status.success());
+    let said = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert!(said.starts_with("saksi: "), "{said}");
+    assert_eq!(
+        said.matches("No such file or directory").count(),
+        1,
+        "{said}"
+    );
     // No restore over a running server, even forced.
     let refused = admin(
         dir.path(),

@@ -4,7 +4,6 @@
 //! A browser is played by [`Browser`]: the session cookie, the CSRF token read from the page,
 //! forms posted as `application/x-www-form-urlencoded`.
 
-use saksi_testkit::{at, ms};
 use std::time::Duration;
 
 use saksi_server::accounts::random_16;
@@ -17,6 +16,7 @@ use saksi_shared::protocol::Message;
 use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::sync::Event;
 use saksi_shared::{DocumentId, FieldValue, Role, Status};
+use saksi_testkit::{at, ms};
 
 use saksi_testkit::s2;
 

@@ -8,7 +8,6 @@
 //! the server gets SIGKILL; the test then opens the database file itself and checks every
 //! acknowledged change, restarts the server, and the phones carry on.
 
-use saksi_testkit::at;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +21,7 @@ use saksi_shared::automerge::{Automerge, ChangeHash, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Repo;
+use saksi_testkit::at;
 
 use crate::helpers::{PASSWORD, WAIT};
 use crate::process::{self, ServerProcess};

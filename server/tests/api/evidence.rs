@@ -3,7 +3,6 @@
 //! and the case archive (ZIP), streamed, read back with a third-party reader: every entry's
 //! SHA-256 in its manifest, and no entry name that leaves its folder, whatever a record holds.
 
-use saksi_testkit::at;
 use std::io::Read as _;
 
 use saksi_client::Session;
@@ -16,6 +15,7 @@ use saksi_shared::automerge::{ActorId, ObjType, ROOT};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::Record;
 use saksi_shared::{DocumentId, Role, Status};
+use saksi_testkit::at;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{Browser, TestServer, WAIT};

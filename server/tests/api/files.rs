@@ -2,7 +2,6 @@
 //! every malformed or hostile upload, broken and slow connections, a full disk, a revoked
 //! device, two phones with the same file, and the clean-up of files no record names.
 
-use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_client::{ClientError, Session, SyncClient};
@@ -10,6 +9,7 @@ use saksi_server::accounts::random_16;
 use saksi_shared::attachment::{Metadata, NewAttachment};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::at;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -2,8 +2,6 @@
 //! freshly generated self-signed certificate that the clients trust explicitly, and a clock the
 //! test can move.
 
-use saksi_shared::Timestamp;
-use saksi_testkit::ms;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +12,11 @@ use saksi_server::accounts::random_16;
 use saksi_server::app::AppState;
 use saksi_server::clock::ManualClock;
 use saksi_server::config::Config;
+use saksi_shared::Timestamp;
 use saksi_shared::protocol::Message;
 use saksi_shared::sync::Repo;
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::ms;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const WAIT: Duration = Duration::from_secs(30);

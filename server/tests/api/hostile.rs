@@ -2,7 +2,6 @@
 //! gets a clear error, stores nothing, and a bystander (another user of the server) keeps
 //! syncing after it.
 
-use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_client::{Session, SyncSocket};
@@ -17,6 +16,7 @@ use saksi_shared::protocol::Message;
 use saksi_shared::record::{Editor, FieldInput, Record};
 use saksi_shared::sync::{Event, Repo};
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::at;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::helpers::{TestServer, WAIT, joined};

@@ -2,7 +2,6 @@
 //! TLS WebSocket with a bearer token, creates and edits a record by writing the document shape
 //! `saksi-shared` defines, and reads one a Saksi client wrote.
 
-use saksi_testkit::at;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use saksi_shared::automerge::{Automerge, ObjType, ROOT, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::{DocumentId, FieldValue, Role};
+use saksi_testkit::at;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::helpers::{TestServer, WAIT};

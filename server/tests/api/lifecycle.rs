@@ -1,11 +1,11 @@
 //! Documents in memory: compacted while in use, written back and evicted when idle.
 
-use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_server::accounts::random_16;
 use saksi_shared::Role;
 use saksi_shared::catalogue::RecordKind;
+use saksi_testkit::at;
 
 use crate::helpers::{TestServer, WAIT};
 

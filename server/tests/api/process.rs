@@ -1,7 +1,6 @@
 //! The real `saksi` binary as a child process: `saksi serve` on a data directory, and
 //! `saksi admin ...` commands, configured through `SAKSI_*` variables as an operator would.
 
-use saksi_testkit::at;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -12,6 +11,7 @@ use saksi_server::accounts::Passwords;
 use saksi_server::storage::prelude::*;
 use saksi_server::storage::sqlite::SqliteStorage;
 use saksi_shared::{DocumentId, Role};
+use saksi_testkit::at;
 
 use crate::helpers::PASSWORD;
 

@@ -5,8 +5,6 @@
 //! discard, a purge undone within its grace period, the command line, and the restore of a
 //! backup older than a purge.
 
-use saksi_shared::time::days;
-use saksi_testkit::{at, ms};
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,7 +14,9 @@ use saksi_shared::attachment::NewAttachment;
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::Event;
+use saksi_shared::time::days;
 use saksi_shared::{DocumentId, Role, Status};
+use saksi_testkit::{at, ms};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{Browser, TestServer, WAIT};

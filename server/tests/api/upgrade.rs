@@ -7,13 +7,13 @@
 //! changes: it is what a server in the field holds, and this test migrates it through every
 //! migration since.
 
-use saksi_testkit::at;
 use std::path::PathBuf;
 
 use saksi_server::accounts::random_16;
 use saksi_server::storage::sqlite::SCHEMA_VERSION;
 use saksi_shared::DocumentId;
 use saksi_shared::sync::Repo;
+use saksi_testkit::at;
 
 use crate::helpers::{TestServer, WAIT};
 

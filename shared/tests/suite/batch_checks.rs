@@ -6,12 +6,11 @@
 //! review entries (new objects), edits made after seeing an archiving, forged identity keys and
 //! unknown fields, from monitors and a coordinator, in random orders.
 
-use saksi_shared::Timestamp;
-use saksi_testkit::at;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use saksi_shared::Timestamp;
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable as _};
 use saksi_shared::automerge::{ActorId, Automerge, Change, ChangeHash, ROOT, ReadDoc as _};
 use saksi_shared::catalogue::RecordKind;
@@ -19,6 +18,7 @@ use saksi_shared::policy::{ActorBindings, PolicyGate, Principal, Refusal, Refusa
 use saksi_shared::record::FieldInput;
 use saksi_shared::sync::{ChangeGate, DocSync, Incoming, Pending, Verdict, changes_message};
 use saksi_shared::{DocumentId, Editor, Record, Role, Status};
+use saksi_testkit::at;
 
 use crate::harness::{Rng, editor};
 

@@ -9,12 +9,11 @@
 //! later write saw it. The expected merged state of a register is the set of values of its
 //! maximal puts (a concurrent clear does not remove a value it did not see).
 
-use saksi_shared::Timestamp;
-use saksi_testkit::at;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use saksi_shared::Timestamp;
 use saksi_shared::automerge::{ChangeHash, ROOT, ReadDoc, ScalarValue, Value};
 use saksi_shared::catalogue::RecordKind;
 use saksi_shared::record::{FieldInput, FieldValue, RecordError};
@@ -22,6 +21,7 @@ use saksi_shared::sync::RESTORED_NOTE;
 use saksi_shared::workflow::transitions_from;
 use saksi_shared::{DocumentId, Editor, Role};
 use saksi_testkit::Hub;
+use saksi_testkit::at;
 
 use crate::harness::{Net, Rng, editor, only_head, sorted_heads};
 

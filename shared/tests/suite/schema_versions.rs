@@ -7,7 +7,6 @@
 //! writes the file only if it is missing, and only with a build whose `CURRENT_SCHEMA_VERSION`
 //! is 1.
 
-use saksi_testkit::at;
 use std::path::PathBuf;
 
 use saksi_shared::automerge::ActorId;
@@ -16,6 +15,7 @@ use saksi_shared::record::{Edit, FieldInput, FieldValue};
 use saksi_shared::schema::CURRENT_SCHEMA_VERSION;
 use saksi_shared::{DocumentId, Record, Role, Status};
 use saksi_testkit::Hub;
+use saksi_testkit::at;
 /// The case the fixture belongs to, and the fixture's own document id.
 use saksi_testkit::fixtures::{V1_CASE as CASE_BYTES, V1_DOC as DOC_BYTES};
 

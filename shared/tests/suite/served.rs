@@ -3,7 +3,6 @@
 //! elsewhere. The server's document task performs exactly these effects; the hub-driven suites
 //! cover the policy through the same code.
 
-use saksi_testkit::at;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use saksi_shared::served::{
 };
 use saksi_shared::sync::{Event, Repo};
 use saksi_shared::{DocumentId, Editor, Record, Role};
+use saksi_testkit::at;
 
 use crate::harness::editor;
 

@@ -2,7 +2,6 @@
 //! coordinator, a liaison) connected and settled, and helpers to make legal edits, craft
 //! hostile changes on a phone with automerge's own API, and check that a refusal was complete.
 
-use saksi_testkit::at;
 use std::time::Duration;
 
 use saksi_shared::Timestamp;
@@ -14,6 +13,7 @@ use saksi_shared::policy::RefusalCode;
 use saksi_shared::record::{FieldInput, FieldValue, RecordError};
 use saksi_shared::{DocumentId, Editor, Record, Role};
 use saksi_testkit::Hub;
+use saksi_testkit::at;
 
 use crate::harness::{Net, editor};
 

@@ -14,11 +14,10 @@
 //! [`policy::PolicyGate`]: saksi_shared::policy::PolicyGate
 //! [`sync::DocSync::receive`]: saksi_shared::sync::DocSync::receive
 
-use saksi_shared::Timestamp;
-use saksi_testkit::at;
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 
+use saksi_shared::Timestamp;
 use saksi_shared::automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
 use saksi_shared::automerge::transaction::{CommitOptions, Transactable, Transaction};
 use saksi_shared::automerge::{
@@ -31,6 +30,7 @@ use saksi_shared::protocol::Message;
 use saksi_shared::record::{FieldInput, FieldValue, RecordError};
 use saksi_shared::sync::{DocSync, RESTORED_NOTE, Received, changes_message};
 use saksi_shared::{DocumentId, Editor, Record, Role, Status};
+use saksi_testkit::at;
 
 use crate::harness::{Rng, editor};
 use crate::world::{CHENDA, DARA, LINA, RITH, SOKHA, World, fields_of, note, review_of};

@@ -103,7 +103,7 @@ impl From<rusqlite::Error> for StorageError {
             {
                 StorageError::Conflict(e.to_string())
             }
-            other => StorageError::Database(other.to_string()),
+            other => StorageError::database("database error", other),
         }
     }
 }
@@ -158,10 +158,10 @@ fn make_private(path: &Path) -> Result<(), StorageError> {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(StorageError::Database(format!(
-                "cannot create {}: {e}",
-                path.display()
-            )));
+            return Err(StorageError::database(
+                format!("cannot create {}", path.display()),
+                e,
+            ));
         }
     }
     #[cfg(unix)]
@@ -180,7 +180,7 @@ fn make_private(path: &Path) -> Result<(), StorageError> {
                 if let Err(e) = std::fs::set_permissions(&file, private) {
                     tracing::warn!(
                         file = %file.display(),
-                        error = %e,
+                        error = %crate::errors::Chain(&e),
                         "cannot make a database file private"
                     );
                 }
@@ -209,7 +209,7 @@ impl SqliteStorage {
         let handle = thread::Builder::new()
             .name("saksi-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StorageError::Database(format!("cannot start writer thread: {e}")))?;
+            .map_err(|e| StorageError::database("cannot start the database writer thread", e))?;
         Ok(SqliteStorage {
             path: path.to_owned(),
             writer: Mutex::new(Some(tx)),
@@ -230,9 +230,8 @@ impl SqliteStorage {
     /// Makes a consistent copy of the database into `dest` (which must not exist, and is
     /// created readable by its owner only) while it stays in use.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
-        create_private_file(dest).map_err(|e| {
-            StorageError::Database(format!("cannot create {}: {e}", dest.display()))
-        })?;
+        create_private_file(dest)
+            .map_err(|e| StorageError::database(format!("cannot create {}", dest.display()), e))?;
         let copied = self.read(|conn| {
             conn.execute("VACUUM INTO ?1", params![dest.to_string_lossy()])?;
             Ok(())
@@ -399,7 +398,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "WAL checkpoint failed: tried again after the next write");
+                        tracing::warn!(error = %crate::errors::Chain(&e), "WAL checkpoint failed: tried again after the next write");
                         checkpoint_owed = true;
                         break;
                     }
