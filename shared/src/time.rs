@@ -111,7 +111,7 @@ mod sql {
 
 /// Days as a [`Duration`], for the day-long settings (grace periods, session lengths).
 pub const fn days(n: u64) -> Duration {
-    Duration::from_secs(n * 86_400)
+    Duration::from_secs(n.saturating_mul(86_400))
 }
 
 #[cfg(test)]

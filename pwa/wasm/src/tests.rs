@@ -277,9 +277,7 @@ fn bad_input_is_an_error_not_a_panic() {
 #[test]
 fn syncs_through_a_hub_and_reports_events() {
     let mut hub = Hub::new();
-    let case = hub
-        .create_case([9; 16], Timestamp::from_millis(1))
-        .to_string();
+    let case = hub.create_case([9; 16], saksi_testkit::at(1)).to_string();
     hub.add_member("dara", DocumentId::parse(&case).unwrap());
 
     let mut phone = engine("phone-tab", 1, "dara", "monitor");
@@ -353,9 +351,7 @@ fn syncs_through_a_hub_and_reports_events() {
 #[test]
 fn the_server_acknowledges_what_it_applied() {
     let mut hub = Hub::new();
-    let case = hub
-        .create_case([9; 16], Timestamp::from_millis(1))
-        .to_string();
+    let case = hub.create_case([9; 16], saksi_testkit::at(1)).to_string();
     hub.add_member("dara", DocumentId::parse(&case).unwrap());
     let mut phone = engine("phone-tab", 1, "dara", "monitor");
     let id = phone

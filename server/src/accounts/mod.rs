@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn tickets_are_single_use_and_expire() {
-        let (t, at) = (Tickets::default(), Timestamp::from_millis);
+        let t = Tickets::default();
         let ticket = t.issue("dev_1", at(1_000), at(61_000));
         assert_eq!(t.redeem(&ticket, at(2_000)), Some("dev_1".into()));
         assert_eq!(t.redeem(&ticket, at(2_000)), None, "replayed");

@@ -375,6 +375,7 @@ fn purge_error(e: PurgeError) -> AdminError {
     match e {
         PurgeError::Storage(e) => AdminError::Storage(e),
         PurgeError::NotFound => AdminError::Invalid("no such record".into()),
+        e @ PurgeError::File { .. } => AdminError::PurgeFile(e),
         other => AdminError::Invalid(other.to_string()),
     }
 }
@@ -475,7 +476,10 @@ fn renew_certificate(cx: &mut Ctx<'_>) -> Result<(), AdminError> {
     let passphrase = cx.read_line()?;
     let names = &cx.config.tls_names;
     let trust = crate::tls::local_ca::renew(&cx.config.data_dir, names, passphrase.trim())
-        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        .map_err(|e| match e {
+            crate::tls::TlsError::WrongPassphrase => AdminError::Invalid(e.to_string()),
+            e => AdminError::Tls(e),
+        })?;
     cx.by.audit(
         cx.storage,
         cx.now,

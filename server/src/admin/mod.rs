@@ -25,6 +25,12 @@ pub enum AdminError {
     Stdin(#[source] std::io::Error),
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
+    /// The tombstones or waiting purges' file could not be written.
+    #[error(transparent)]
+    PurgeFile(crate::purge::PurgeError),
+    /// The local CA's certificate could not be renewed.
+    #[error("cannot renew the certificate")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// Who performs an account, device or case operation, as the audit log names them: a user on

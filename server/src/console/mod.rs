@@ -184,7 +184,7 @@ impl From<AdminError> for ConsoleError {
         match e {
             AdminError::Invalid(message) => ConsoleError::BadRequest(message),
             AdminError::Storage(e) => e.into(),
-            other => ConsoleError::Internal(other.to_string()),
+            other => ConsoleError::Internal(crate::errors::Chain(&other).to_string()),
         }
     }
 }

@@ -35,7 +35,7 @@ fn purge_error(e: PurgeError) -> ConsoleError {
         PurgeError::IsCase | PurgeError::NotADraft | PurgeError::Forbidden => {
             ConsoleError::BadRequest(e.to_string())
         }
-        other => ConsoleError::Internal(other.to_string()),
+        other => ConsoleError::Internal(crate::errors::Chain(&other).to_string()),
     }
 }
 

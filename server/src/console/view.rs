@@ -42,33 +42,33 @@ impl Chrome {
 }
 
 /// `YYYY-MM-DD HH:MM UTC`, or `-` for nothing.
-pub fn time(millis: Timestamp) -> String {
-    if millis <= Timestamp::EPOCH {
+pub fn time(t: Timestamp) -> String {
+    if t <= Timestamp::EPOCH {
         return "-".into();
     }
-    format!("{} UTC", crate::admin::format_time(millis))
+    format!("{} UTC", crate::admin::format_time(t))
 }
 
 /// `YYYY-MM-DD HH:MM` in `zone`, with its abbreviation (`+07` for Asia/Phnom_Penh), or `-`.
 /// UTC is written as [`time`] writes it.
-pub fn time_in(zone: &jiff::tz::TimeZone, millis: Timestamp) -> String {
-    if millis <= Timestamp::EPOCH {
+pub fn time_in(zone: &jiff::tz::TimeZone, t: Timestamp) -> String {
+    if t <= Timestamp::EPOCH {
         return "-".into();
     }
     if zone.iana_name() == Some("UTC") {
-        return time(millis);
+        return time(t);
     }
-    match jiff::Timestamp::from_millisecond(millis.as_millis()) {
+    match jiff::Timestamp::from_millisecond(t.as_millis()) {
         Ok(ts) => ts
             .to_zoned(zone.clone())
             .strftime("%Y-%m-%d %H:%M %Z")
             .to_string(),
-        Err(_) => time(millis),
+        Err(_) => time(t),
     }
 }
 
-pub fn time_opt_in(zone: &jiff::tz::TimeZone, millis: Option<Timestamp>) -> String {
-    millis.map_or_else(|| "-".into(), |m| time_in(zone, m))
+pub fn time_opt_in(zone: &jiff::tz::TimeZone, t: Option<Timestamp>) -> String {
+    t.map_or_else(|| "-".into(), |t| time_in(zone, t))
 }
 
 /// The last millisecond of `YYYY-MM-DD` in `zone` (a day is not always 24 hours).
@@ -82,7 +82,7 @@ pub fn end_of_day_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Timestamp> {
     }
 }
 
-/// Milliseconds at 00:00 of `YYYY-MM-DD` in `zone` (the console's date filters).
+/// 00:00 of `YYYY-MM-DD` in `zone` (the console's date filters).
 pub fn date_millis_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Timestamp> {
     let utc = date_millis(s)?;
     let date = jiff::civil::Date::strptime("%Y-%m-%d", s).ok()?;
@@ -92,7 +92,7 @@ pub fn date_millis_in(zone: &jiff::tz::TimeZone, s: &str) -> Option<Timestamp> {
     }
 }
 
-/// Milliseconds at 00:00 UTC of `YYYY-MM-DD`.
+/// 00:00 UTC of `YYYY-MM-DD`.
 pub fn date_millis(s: &str) -> Option<Timestamp> {
     let d = saksi_shared::validate::parse_date(s)?;
     // Days from civil (Howard Hinnant's algorithm).
@@ -304,8 +304,8 @@ impl Directory {
 
     /// A time as this directory's readers see it: the organisation's zone on console pages,
     /// UTC in exports ([`Directory::in_utc`]).
-    pub fn time(&self, millis: Timestamp) -> String {
-        time_in(&self.zone, millis)
+    pub fn time(&self, t: Timestamp) -> String {
+        time_in(&self.zone, t)
     }
 
     /// For exports, which keep UTC.
@@ -557,7 +557,6 @@ mod tests {
 
     #[test]
     fn dates_become_utc_midnight() {
-        let at = Timestamp::from_millis;
         assert_eq!(date_millis("1970-01-01"), Some(Timestamp::EPOCH));
         assert_eq!(date_millis("2000-02-29"), Some(at(951_782_400_000)));
         assert_eq!(date_millis("2000-02-30"), None);
@@ -585,18 +584,14 @@ mod tests {
         // In Phnom Penh (UTC+7) the same days start and end seven hours earlier.
         let zone = jiff::tz::TimeZone::get("Asia/Phnom_Penh").expect("zone");
         let local = q.filter(&zone).expect("valid");
-        let hours7 = 7 * 3_600_000;
+        let seven_hours = Duration::from_secs(7 * 3_600);
         assert_eq!(
             local.updated_from,
-            Some(date_millis("2026-01-01").expect("date") - Duration::from_millis(hours7))
+            Some(date_millis("2026-01-01").expect("date") - seven_hours)
         );
         assert_eq!(
             local.updated_to,
-            Some(
-                date_millis("2026-02-01").expect("date")
-                    - Duration::from_millis(hours7)
-                    - Duration::from_millis(1)
-            )
+            Some(date_millis("2026-02-01").expect("date") - seven_hours - Duration::from_millis(1))
         );
         assert_eq!(time_in(&zone, at(0)), "-");
         assert_eq!(

@@ -443,7 +443,7 @@ pub async fn discard(
         crate::purge::PurgeError::Forbidden | crate::purge::PurgeError::IsCase => {
             ApiError::Forbidden
         }
-        other => ApiError::Internal(other.to_string()),
+        other => ApiError::Internal(crate::errors::Chain(&other).to_string()),
     })?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,6 +6,7 @@ use saksi_client::ClientError;
 use saksi_shared::Role;
 use saksi_shared::protocol::Message;
 use saksi_shared::sync::Repo;
+use saksi_shared::time::days;
 use saksi_testkit::at;
 use serde_json::json;
 
@@ -104,7 +105,7 @@ async fn login_sets_a_strict_cookie_and_wrong_passwords_are_throttled() {
         .expect("answer");
     assert_eq!(res.status, 429);
     assert!(res.header("retry-after").is_some());
-    server.clock.advance(Duration::from_millis(16 * 60 * 1000));
+    server.clock.advance(Duration::from_secs(16 * 60));
     server.login("dara").await;
     let failures = server
         .storage()
@@ -245,9 +246,7 @@ async fn tickets_are_single_use_and_tokens_expire() {
     assert!(replay.is_err(), "a replayed ticket is refused");
 
     // After the session lifetime the token stops working, with a clear code.
-    server
-        .clock
-        .advance(Duration::from_millis(31 * 24 * 3600 * 1000));
+    server.clock.advance(days(31));
     let res = server
         .client
         .get("/api/me", Some(&session.token))
@@ -479,9 +478,7 @@ async fn an_expired_session_is_renewed_on_the_same_device() {
     let mut repo = phone.disconnect().await;
 
     // Offline for over a month: the session expires, edits go on.
-    server
-        .clock
-        .advance(Duration::from_millis(31 * 24 * 3600 * 1000));
+    server.clock.advance(days(31));
     repo.edit(&id, |r| {
         r.set_field(
             "court",

@@ -8,6 +8,7 @@ use saksi_client::{ClientError, Session, SyncClient};
 use saksi_server::accounts::random_16;
 use saksi_shared::attachment::{Metadata, NewAttachment};
 use saksi_shared::catalogue::RecordKind;
+use saksi_shared::time::days;
 use saksi_shared::{DocumentId, Role};
 use saksi_testkit::at;
 use sha2::{Digest, Sha256};
@@ -642,9 +643,7 @@ async fn a_file_no_record_names_is_removed_after_the_grace_period() {
         .await
         .expect("clean-up");
     assert_eq!(done.unreferenced_files, 0, "within the grace period");
-    w.server
-        .clock
-        .advance(Duration::from_millis(8 * 86_400_000));
+    w.server.clock.advance(days(8));
     let done = saksi_server::files::clean_up(&state)
         .await
         .expect("clean-up");

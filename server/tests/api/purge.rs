@@ -504,7 +504,7 @@ async fn a_purge_waiting_for_its_grace_period_can_be_undone() {
         404
     );
     // Undone on the third day: everything is back for the liaison, with its file.
-    server.clock.advance(Duration::from_millis(3 * 86_400_000));
+    server.clock.advance(days(3));
     let res = desk
         .post(&format!("/console/records/{id}/purge/cancel"), &[])
         .await;
@@ -526,7 +526,7 @@ async fn a_purge_waiting_for_its_grace_period_can_be_undone() {
             .expect("run"),
         0
     );
-    server.clock.advance(Duration::from_millis(30 * 86_400_000));
+    server.clock.advance(days(30));
     assert_eq!(
         saksi_server::purge::run_due(&server.state)
             .await

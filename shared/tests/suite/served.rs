@@ -95,7 +95,7 @@ fn until_store(doc: &mut ServedDocument, s: &mut Setup, conn: u64) -> Vec<Effect
         }
         let left = doc.receive(messages, &HashMap::new(), &bindings);
         assert!(left.is_empty());
-        doc.flush(Duration::from_millis(0), |_| 0);
+        doc.flush(Duration::ZERO, |_| 0);
         let out = effects(doc);
         if out.iter().any(|e| matches!(e, Effect::Store(_))) {
             return out;
@@ -289,7 +289,7 @@ fn changes_from_elsewhere_are_stored_then_sent_to_every_peer() {
         })
         .collect();
     doc.receive(request, &HashMap::new(), &bindings);
-    doc.flush(Duration::from_millis(0), |_| 0);
+    doc.flush(Duration::ZERO, |_| 0);
     let _ = effects(&mut doc);
 
     // Changes made on another server instance (here: a third copy of the record).
@@ -321,7 +321,7 @@ fn changes_from_elsewhere_are_stored_then_sent_to_every_peer() {
     let stored = effects(&mut doc);
     assert!(matches!(stored.as_slice(), [Effect::Store(r)] if r.changes.len() == changes.len()));
     doc.stored(true);
-    doc.flush(Duration::from_millis(0), |_| 0);
+    doc.flush(Duration::ZERO, |_| 0);
     let sent = effects(&mut doc);
     for conn in [1, 2] {
         assert!(
