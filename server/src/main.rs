@@ -160,7 +160,7 @@ fn print_local_ca(
     use saksi_server::tls::local_ca;
     let ca_path = local_ca::Paths::new(&config.data_dir).ca_cert();
     let ca_path = std::fs::canonicalize(&ca_path).unwrap_or(ca_path);
-    let expires = time::OffsetDateTime::from_unix_timestamp(trust.server_not_after)
+    let expires = time::OffsetDateTime::from_unix_timestamp(trust.server_not_after.as_secs())
         .map(|t| t.date().to_string())
         .unwrap_or_else(|_| "?".into());
     if report.certificate_generated {
@@ -208,8 +208,9 @@ fn print_local_ca(
              `saksi admin renew-certificate`"
         )?;
     }
-    let days_left =
-        (trust.server_not_after - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
+    let days_left = (trust.server_not_after.as_secs()
+        - time::OffsetDateTime::now_utc().unix_timestamp())
+        / 86_400;
     if days_left < local_ca::WARN_DAYS {
         writeln!(
             out,

@@ -79,9 +79,11 @@ pub async fn show(who: Console, req: HttpRequest) -> Result<HttpResponse, Consol
                 fingerprint: trust.ca_fingerprint.clone(),
                 server_fingerprint: trust.server_fingerprint.clone(),
                 names: trust.names.join(", "),
-                expires: time::OffsetDateTime::from_unix_timestamp(trust.server_not_after)
-                    .map(|t| t.date().to_string())
-                    .unwrap_or_default(),
+                expires: time::OffsetDateTime::from_unix_timestamp(
+                    trust.server_not_after.as_secs(),
+                )
+                .map(|t| t.date().to_string())
+                .unwrap_or_default(),
                 uncovered: trust.uncovered.clone(),
                 downloads,
             })

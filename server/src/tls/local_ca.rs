@@ -33,6 +33,7 @@ use ring::aead;
 use rustls::client::danger::ServerCertVerifier as _;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use saksi_shared::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{TlsError, fingerprint, write_private};
@@ -98,8 +99,8 @@ pub struct Trust {
     pub ca_fingerprint: String,
     /// SHA-256 of the server certificate.
     pub server_fingerprint: String,
-    /// When the server certificate expires (Unix seconds).
-    pub server_not_after: i64,
+    /// When the server certificate expires.
+    pub server_not_after: Timestamp,
     /// The names the CA may sign for (its name constraints).
     pub names: Vec<String>,
     /// Names of `tls_names` the current server certificate does not serve (needs
@@ -352,7 +353,7 @@ fn read(paths: &Paths, names: &[String]) -> Result<Trust, TlsError> {
     let sealed: SealedKey = serde_json::from_str(&read_string(&paths.ca_key())?)
         .map_err(|e| bad_key_file(&paths.ca_key(), e))?;
     let uncovered = unserved(&ca_der, &server_pem, names)?;
-    let server_not_after = not_after(&server_der).unwrap_or(0);
+    let server_not_after = not_after(&server_der).unwrap_or(Timestamp::EPOCH);
     Ok(Trust {
         ca_fingerprint: fingerprint(&ca_der),
         server_fingerprint: fingerprint(&server_der),
@@ -498,9 +499,10 @@ pub fn unseal(json: &str, passphrase: &str, path: &Path) -> Result<KeyPair, TlsE
 }
 
 /// The `notAfter` of a DER certificate, in Unix seconds.
-fn not_after(der: &[u8]) -> Option<i64> {
+fn not_after(der: &[u8]) -> Option<Timestamp> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(cert.validity().not_after.timestamp())
+    let secs = cert.validity().not_after.timestamp();
+    Some(Timestamp::from_millis(secs.saturating_mul(1000)))
 }
 
 fn first_cert(pem: &str, path: &Path) -> Result<CertificateDer<'static>, TlsError> {
@@ -551,7 +553,7 @@ mod tests {
         let made = ensure(dir.path(), &names()).expect("made");
         let passphrase = made.new_passphrase.clone().expect("new passphrase");
         assert_eq!(made.trust.uncovered, Vec::<String>::new());
-        assert!(made.trust.server_not_after > 0);
+        assert!(made.trust.server_not_after > Timestamp::EPOCH);
         // Read again: the same CA, no new passphrase.
         let again = ensure(dir.path(), &names()).expect("read");
         assert!(again.new_passphrase.is_none());
