@@ -1,7 +1,9 @@
 //! Scenario (e): attached files. N phones upload a file of M MB each at once through the tus
 //! endpoints, in 1 MiB requests as the PWA sends them: throughput, and the server's peak RSS
 //! above what it held idle. Then one phone's connection drops in the middle of a request
-//! halfway through its file: how many bytes it sends again. Then, in headless Chromium
+//! halfway through its file: how many bytes it sends again. Then a coordinator downloads the
+//! case archive (every file above in one ZIP, built as it is sent): the server's peak RSS above
+//! idle meanwhile, which must not grow with the archive. Then, in headless Chromium
 //! (`bench/files.mjs`), the page's extra memory while a 100 MB file is hashed and encrypted
 //! into the phone's store.
 //!
@@ -228,18 +230,29 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
         PIECE / 2 / 1024
     ));
 
-    // The phone's memory while a 100 MB file is hashed and encrypted into its store.
-    if let Some(script) = &options.files_script {
-        let storage = setup::open_storage(&dir)?;
-        let hash = saksi_server::accounts::Passwords::new(19_456, 2)
-            .hash(PASSWORD)
-            .map_err(|e| anyhow::anyhow!("hash: {e}"))?;
-        {
-            use saksi_server::storage::prelude::*;
-            let user = storage.create_user("liaison-web", Role::Liaison, &hash, START)?;
+    // The case archive: a coordinator downloads every file above as one ZIP.
+    let storage = setup::open_storage(&dir)?;
+    let hash = saksi_server::accounts::Passwords::new(19_456, 2)
+        .hash(PASSWORD)
+        .map_err(|e| anyhow::anyhow!("hash: {e}"))?;
+    {
+        use saksi_server::storage::prelude::*;
+        for (name, role) in [
+            ("coordinator-desk", Role::Coordinator),
+            ("liaison-web", Role::Liaison),
+        ] {
+            let user = storage.create_user(name, role, &hash, START)?;
             storage.add_member(&case, user.id)?;
         }
-        storage.close();
+    }
+    storage.close();
+    let desk = client
+        .login("coordinator-desk", PASSWORD, "bench desk")
+        .await?;
+    archive(options, report, &server, &desk, case).await?;
+
+    // The phone's memory while a 100 MB file is hashed and encrypted into its store.
+    if let Some(script) = &options.files_script {
         let url = format!("https://127.0.0.1:{}", server.addr.port());
         let runs = options.runs.max(1).to_string();
         let args = [
@@ -278,5 +291,84 @@ pub async fn scenario(options: &Options, report: &mut Report) -> Result<()> {
         report.note("(e) PWA memory: not run (no --files-script; `cargo xtask bench` passes bench/files.mjs).");
     }
     server.stop(Duration::from_secs(30));
+    Ok(())
+}
+
+/// A coordinator downloads the case archive (a ZIP of every file the case holds, built as it
+/// is sent): its size, how long it takes, and the server's peak RSS above idle meanwhile. The
+/// body is read to its end and counted, never kept.
+async fn archive(
+    options: &Options,
+    report: &mut Report,
+    server: &Server,
+    desk: &Session,
+    case: DocumentId,
+) -> Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let mut peaks = Vec::new();
+    let mut seconds = Vec::new();
+    let mut size = 0u64;
+    for run in 0..options.runs {
+        crate::quiet_machine(options, report).await;
+        let idle = server.usage()?;
+        reset_peak(server.pid());
+        let started = Instant::now();
+        let mut stream = desk.client.connect().await?;
+        let head = format!(
+            "GET /console/export/archive.zip?case={case} HTTP/1.1\r\nHost: localhost\r\n\
+             Connection: close\r\nCookie: saksi_session={}\r\n\r\n",
+            desk.token
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.flush().await?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut first = Vec::new();
+        let mut received = 0u64;
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                // The server may close without TLS close_notify after `Connection: close`.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && received > 0 => break,
+                Err(e) => return Err(e.into()),
+            };
+            if first.len() < 64 {
+                first.extend_from_slice(&buf[..n.min(64)]);
+            }
+            received += n as u64;
+        }
+        let took = started.elapsed().as_secs_f64();
+        if !first.starts_with(b"HTTP/1.1 200") {
+            bail!(
+                "the archive was refused: {}",
+                String::from_utf8_lossy(&first)
+            );
+        }
+        let after = server.usage()?;
+        let peak = after.peak_rss.saturating_sub(idle.rss) as f64 / 1e6;
+        println!(
+            "saksi-bench: (e) archive run {}: {:.1} MB in {took:.1} s, peak RSS {peak:.1} MB \
+             above idle {:.1} MB",
+            run + 1,
+            received as f64 / 1e6,
+            idle.rss as f64 / 1e6
+        );
+        size = received;
+        peaks.push(peak);
+        seconds.push(took);
+    }
+    let scenario = format!(
+        "(e) case archive of {:.0} MB to a coordinator",
+        size as f64 / 1e6
+    );
+    report.row(&scenario, "time to download it", "s", &seconds, &[], None);
+    report.row(
+        &scenario,
+        "server peak RSS above idle while it is sent",
+        "MB",
+        &peaks,
+        &[],
+        Some(Target::Below(64.0)),
+    );
     Ok(())
 }
