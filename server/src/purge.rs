@@ -124,20 +124,35 @@ fn parse_pending(line: &str) -> Option<PendingPurge> {
     })
 }
 
+/// The lock that [`save_pending`] holds while it reads the list and writes the file.
+pub fn pending_lock_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("purges-waiting.lock")
+}
+
 /// Rewrites the waiting purges' file from the database's list (a new file renamed over the
 /// old one, both synced).
+///
+/// The server and `saksi admin purge` may both write it at the same moment. Each holds an
+/// exclusive lock on [`pending_lock_file`] from reading the list to the rename, and each
+/// changed the database before taking it: so whoever writes last read the list after both
+/// changes, and the file never ends up older than the database. (Without the lock, a writer
+/// that read the list first could rename last, and a purge would be missing from the file that
+/// a restore of an older backup puts back.)
 pub fn save_pending(storage: &dyn Storage, data_dir: &Path) -> Result<(), PurgeError> {
-    // One writer at a time in this process, reading the list and writing it together; a
-    // partial file of its own (the command line may write at the same moment).
-    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = SAVING.lock().unwrap_or_else(|e| e.into_inner());
-    let list = storage.pending_purges()?;
-    let path = pending_file(data_dir);
-    let partial = data_dir.join(format!("purges-waiting.{}.new", std::process::id()));
     let err = |path: &Path| {
         let path = path.to_owned();
         move |source| PurgeError::File { path, source }
     };
+    let lock_path = pending_lock_file(data_dir);
+    let lock = private_file()
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(err(&lock_path))?;
+    // Released when `lock` is dropped (and by the system if the process dies).
+    lock.lock().map_err(err(&lock_path))?;
+    let list = storage.pending_purges()?;
+    let path = pending_file(data_dir);
+    let partial = data_dir.join(format!("purges-waiting.{}.new", std::process::id()));
     let mut file = private_file()
         .truncate(true)
         .open(&partial)

@@ -20,7 +20,7 @@ use saksi_testkit::{at, ms};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{Browser, TestServer, WAIT};
-use crate::process::{admin, text};
+use crate::process::{self, admin, text};
 
 /// The distinctive phrase of the statement (fictional): it must not survive a purge anywhere.
 const PHRASE: &str = "ម្តាយរបស់គាត់ត្រូវបានចាប់ខ្លួននៅភូមិត្រពាំងឈូក";
@@ -551,6 +551,64 @@ async fn a_purge_waiting_for_its_grace_period_can_be_undone() {
     let desk = Browser::sign_in(&server, "chenda").await;
     let audit = desk.page("/console/audit").await;
     assert!(audit.contains("Purge scheduled") && audit.contains("Purge undone"));
+    server.stop().await;
+}
+
+/// `saksi admin purge` and the server both rewrite `purges-waiting`, the list a restore of an
+/// older backup puts back. Each holds `purges-waiting.lock` from reading the database's list
+/// until the rename, so whoever writes last read the list after both changes. Here the test
+/// holds the lock, as a server writing at that moment would: the command line has changed the
+/// database but waits to write the file, then writes it with its purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_purges_file_has_one_writer_at_a_time() {
+    let server = TestServer::start().await;
+    server.user("lina", Role::Liaison);
+    let case = server.case("ករណី", &["lina"]);
+    let (lina, mut phone) = server.phone("lina").await;
+    let (id, _) = statement(&server, case, &lina, &mut phone).await;
+    let dir = server.data_dir.path();
+    let waiting =
+        || std::fs::read_to_string(saksi_server::purge::pending_file(dir)).unwrap_or_default();
+
+    let lock_path = saksi_server::purge::pending_lock_file(dir);
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .expect("the lock file");
+    held.lock().expect("locked");
+    let mut cli = process::saksi_command(dir, &[])
+        .args(["admin", "purge", "--document", &id.to_string()])
+        .args(["--reason", "recorded_in_error"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("saksi admin starts");
+    let scheduled = async {
+        loop {
+            let listed = server.storage().pending_purge(&id).expect("read");
+            if listed.is_some() {
+                return;
+            }
+            tokio::time::sleep(ms(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, scheduled)
+        .await
+        .expect("the command line changes the database first");
+    tokio::time::sleep(ms(500)).await;
+    assert!(
+        cli.try_wait().expect("status").is_none(),
+        "the command line waits for the lock"
+    );
+    assert!(!waiting().contains(&id.to_string()), "{}", waiting());
+
+    drop(held);
+    let out = cli.wait_with_output().expect("it ends");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(waiting().contains(&id.to_string()), "{}", waiting());
     server.stop().await;
 }
 
