@@ -2,8 +2,9 @@
 //!
 //! The document model of Saksi, shared by the server, the PWA (through wasm) and every test
 //! client. It is sans-IO: no sockets, no threads, no clock, no random source of its own. Time
-//! (`now`, milliseconds since the epoch) and randomness (ids, actor ids) are passed in, so it
-//! builds for `wasm32-unknown-unknown` and its tests are deterministic.
+//! (`now`, a [`Timestamp`]; the served document's hold-back, a `Duration` on the driver's
+//! monotonic clock) and randomness (ids, actor ids) are passed in, so it builds for
+//! `wasm32-unknown-unknown` and its tests are deterministic.
 //!
 //! - [`id`]: document ids compatible with automerge-repo (`automerge:` URLs).
 //! - [`catalogue`]: record kinds and every field, with English and Khmer labels.
