@@ -20,6 +20,7 @@ use crate::accounts::{Passwords, Throttle, Tickets};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
+use crate::errors::Chain;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{AuditAction, AuditEvent, Storage, StorageError, User};
 use crate::sync::{Bindings, Connections, Documents};
@@ -103,7 +104,7 @@ impl AppState {
     pub async fn audit(&self, event: AuditEvent) {
         let action = event.action.clone();
         if let Err(e) = self.db.run(move |s| s.append_audit(event)).await {
-            tracing::error!(action = %action, error = %crate::errors::Chain(&e), "audit entry not written");
+            tracing::error!(action = %action, error = %Chain(&e), "audit entry not written");
         }
     }
 
@@ -552,7 +553,7 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                 }
                 Err(StorageError::Closed) => break,
                 Err(e) => {
-                    tracing::warn!(error = %crate::errors::Chain(&e), "revocation check failed")
+                    tracing::warn!(error = %Chain(&e), "revocation check failed")
                 }
             }
             // Team and role changes, from the console or the command line: the users'
@@ -568,14 +569,14 @@ fn spawn_revocation_watch(state: Arc<AppState>) {
                 }
                 Err(StorageError::Closed) => break,
                 Err(e) => {
-                    tracing::warn!(error = %crate::errors::Chain(&e), "access change check failed")
+                    tracing::warn!(error = %Chain(&e), "access change check failed")
                 }
             }
             // Purges from the command line.
             match crate::purge::notice_outside_changes(&state, &mut hidden).await {
                 Ok(()) => {}
                 Err(StorageError::Closed) => break,
-                Err(e) => tracing::warn!(error = %crate::errors::Chain(&e), "purge check failed"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "purge check failed"),
             }
         }
     });

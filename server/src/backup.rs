@@ -36,6 +36,7 @@ use saksi_shared::DocumentId;
 
 use crate::config::Config;
 use crate::datadir::{DataDirLock, LockError};
+use crate::errors::Chain;
 use crate::storage::StorageError;
 use crate::storage::sqlite::{
     SCHEMA_VERSION, SqliteStorage, create_private_file, purge_in, verify_audit_chain,
@@ -262,7 +263,7 @@ fn copy_files_in(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
     };
     let store = crate::files::FsBlobStore::open(data_dir).map_err(|e| BackupError::Files {
         path: data_dir.join("files"),
-        message: crate::errors::Chain(&e).to_string(),
+        message: Chain(&e).to_string(),
     })?;
     let missing = |sha: &str| BackupError::Files {
         path: data_dir.join("files"),
@@ -289,7 +290,7 @@ fn copy_files_in(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
             Err(e) => {
                 return Err(BackupError::Files {
                     path: data_dir.join("files"),
-                    message: crate::errors::Chain(&e).to_string(),
+                    message: Chain(&e).to_string(),
                 });
             }
         };
@@ -390,11 +391,11 @@ fn copy_files_out(path: &Path, data_dir: &Path) -> Result<(), BackupError> {
     }
     let store = crate::files::FsBlobStore::open(data_dir).map_err(|e| BackupError::Files {
         path: data_dir.join("files"),
-        message: crate::errors::Chain(&e).to_string(),
+        message: Chain(&e).to_string(),
     })?;
     let files_err = |e: crate::files::BlobError| BackupError::Files {
         path: data_dir.join("files"),
-        message: crate::errors::Chain(&e).to_string(),
+        message: Chain(&e).to_string(),
     };
     let shas: Vec<String> = {
         let mut stmt = conn
@@ -620,7 +621,7 @@ pub fn restore(config: &Config, source: &Path, force: bool) -> Result<Restored, 
             storage.close();
             let (purged, reapplied, waiting) = reconciled.map_err(|e| BackupError::Files {
                 path: crate::purge::tombstone_file(&config.data_dir),
-                message: crate::errors::Chain(&e).to_string(),
+                message: Chain(&e).to_string(),
             })?;
             crate::purge::shred_files(&config.data_dir, &purged);
             (reapplied.len(), waiting)

@@ -17,6 +17,8 @@ use saksi_shared::time::days;
 
 use sha2::{Digest, Sha256};
 
+use crate::errors::Chain;
+
 /// Why a blob operation failed. The cause is kept for the log; the client gets a fixed message.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -436,7 +438,7 @@ pub fn spawn_clean_up(state: std::sync::Arc<crate::app::AppState>) {
             match clean_up(&state).await {
                 Ok(_) => {}
                 Err(crate::storage::StorageError::Closed) => break,
-                Err(e) => tracing::warn!(error = %crate::errors::Chain(&e), "file clean-up failed"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "file clean-up failed"),
             }
         }
     });

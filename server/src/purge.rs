@@ -24,6 +24,7 @@ use saksi_shared::time::days;
 use saksi_shared::{DocumentId, Timestamp};
 
 use crate::app::AppState;
+use crate::errors::Chain;
 use crate::storage::{
     AuditAction, AuditEvent, PendingPurge, PurgeReason, Purged, Storage, StorageError, Tombstone,
 };
@@ -215,7 +216,7 @@ async fn save_pending_now(state: &AppState) {
         })
         .await;
     if let Err(e) = saved {
-        tracing::error!(error = %crate::errors::Chain(&e), "the waiting purges' file could not be written");
+        tracing::error!(error = %Chain(&e), "the waiting purges' file could not be written");
     }
 }
 
@@ -306,13 +307,13 @@ pub fn shred_files(data_dir: &Path, purged: &Purged) {
     );
     for path in paths {
         if let Err(e) = shred(&path) {
-            tracing::warn!(error = %crate::errors::Chain(&e), "a purged file could not be overwritten; removed anyway");
+            tracing::warn!(error = %Chain(&e), "a purged file could not be overwritten; removed anyway");
         }
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                tracing::error!(error = %crate::errors::Chain(&e), "a purged file could not be removed")
+                tracing::error!(error = %Chain(&e), "a purged file could not be removed")
             }
         }
     }
@@ -539,7 +540,7 @@ pub async fn tell_phones(state: &Arc<AppState>, t: &Tombstone) {
     let users = match users {
         Ok(users) => users,
         Err(e) => {
-            tracing::warn!(error = %crate::errors::Chain(&e), "the phones of a destroyed record could not be listed");
+            tracing::warn!(error = %Chain(&e), "the phones of a destroyed record could not be listed");
             return;
         }
     };
@@ -692,7 +693,7 @@ pub async fn run_due(state: &Arc<AppState>) -> Result<usize, PurgeError> {
             Ok(_) => done += 1,
             Err(PurgeError::NotFound) => {}
             Err(e) => {
-                tracing::error!(doc = %p.doc_id, error = %crate::errors::Chain(&e), "a due purge failed; tried again later");
+                tracing::error!(doc = %p.doc_id, error = %Chain(&e), "a due purge failed; tried again later");
                 let again = p.clone();
                 state.db.run(move |s| s.schedule_purge(&again)).await?;
                 save_pending_now(state).await;
@@ -753,7 +754,7 @@ pub fn spawn_due_purges(state: Arc<AppState>) {
             match done.and(run_due(&state).await) {
                 Ok(_) => {}
                 Err(PurgeError::Storage(StorageError::Closed)) => break,
-                Err(e) => tracing::warn!(error = %crate::errors::Chain(&e), "due purges failed"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "due purges failed"),
             }
         }
     });

@@ -36,6 +36,7 @@ use super::records::{HistoryRow, RecordDisplay, display, history_rows};
 use super::view::{Directory, RecordQuery, time};
 use super::{Console, ConsoleError};
 use crate::app::AppState;
+use crate::errors::Chain;
 use crate::storage::{AuditEvent, Blob, DocumentRow};
 
 /// The most records one export holds; narrow the filter for more.
@@ -596,7 +597,7 @@ pub async fn archive(
     let count = files.len();
     tokio::task::spawn_blocking(move || {
         if let Err(e) = write_archive(out, blobs, texts, files, readme, now) {
-            tracing::warn!(error = %crate::errors::Chain(&e), files = count, "case archive ended early");
+            tracing::warn!(error = %Chain(&e), files = count, "case archive ended early");
             let _ = tx.blocking_send(Err(e));
         }
     });

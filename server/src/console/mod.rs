@@ -59,6 +59,7 @@ use sha2::{Digest, Sha256};
 
 use crate::admin::AdminError;
 use crate::app::AppState;
+use crate::errors::Chain;
 use crate::http::ApiError;
 use crate::http::auth::{AuthDevice, authenticate, request_token, same_origin};
 use crate::storage::StorageError;
@@ -169,7 +170,7 @@ pub enum ConsoleError {
 
 impl From<StorageError> for ConsoleError {
     fn from(e: StorageError) -> Self {
-        ConsoleError::Internal(crate::errors::Chain(&e).to_string())
+        ConsoleError::Internal(Chain(&e).to_string())
     }
 }
 
@@ -184,7 +185,7 @@ impl From<AdminError> for ConsoleError {
         match e {
             AdminError::Invalid(message) => ConsoleError::BadRequest(message),
             AdminError::Storage(e) => e.into(),
-            other => ConsoleError::Internal(crate::errors::Chain(&other).to_string()),
+            other => ConsoleError::Internal(Chain(&other).to_string()),
         }
     }
 }

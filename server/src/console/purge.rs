@@ -6,6 +6,7 @@ use saksi_shared::DocumentId;
 use serde::Deserialize;
 
 use super::{Console, ConsoleError, see_other};
+use crate::errors::Chain;
 use crate::purge::{self, PurgeError};
 use crate::storage::PurgeReason;
 
@@ -35,7 +36,7 @@ fn purge_error(e: PurgeError) -> ConsoleError {
         PurgeError::IsCase | PurgeError::NotADraft | PurgeError::Forbidden => {
             ConsoleError::BadRequest(e.to_string())
         }
-        other => ConsoleError::Internal(crate::errors::Chain(&other).to_string()),
+        other => ConsoleError::Internal(Chain(&other).to_string()),
     }
 }
 

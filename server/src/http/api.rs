@@ -25,6 +25,7 @@ use super::auth::{AuthDevice, COOKIE, authenticate, check_device, request_token,
 use super::upgrade::{Accepted, Upgrading};
 use crate::accounts::{SignIn, sign_in, sign_out, token_hash};
 use crate::app::AppState;
+use crate::errors::Chain;
 use crate::storage::DocumentFilter;
 use crate::sync::connection::Authenticated;
 
@@ -35,7 +36,7 @@ pub async fn healthz(state: State) -> HttpResponse {
     match state.db.run(|s| s.check_health()).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ok"),
         Err(e) => {
-            tracing::error!(error = %crate::errors::Chain(&e), "health check failed");
+            tracing::error!(error = %Chain(&e), "health check failed");
             HttpResponse::ServiceUnavailable()
                 .content_type("text/plain")
                 .body("storage unavailable")
@@ -443,7 +444,7 @@ pub async fn discard(
         crate::purge::PurgeError::Forbidden | crate::purge::PurgeError::IsCase => {
             ApiError::Forbidden
         }
-        other => ApiError::Internal(crate::errors::Chain(&other).to_string()),
+        other => ApiError::Internal(Chain(&other).to_string()),
     })?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -14,6 +14,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use super::ApiError;
 use crate::accounts::token_hash;
 use crate::app::AppState;
+use crate::errors::Chain;
 use crate::storage::{Device, User};
 
 /// The session cookie's name.
@@ -80,7 +81,7 @@ pub async fn check_device(
     {
         let id = device.id.clone();
         if let Err(e) = state.db.run(move |s| s.touch_device(&id, now)).await {
-            tracing::warn!(device = %device.id, error = %crate::errors::Chain(&e), "last-seen not recorded");
+            tracing::warn!(device = %device.id, error = %Chain(&e), "last-seen not recorded");
         }
     }
     Ok(AuthDevice {

@@ -51,6 +51,7 @@ use saksi_shared::{RecordKind, Status};
 use super::ApiError;
 use super::auth::{AuthDevice, same_origin};
 use crate::app::{AppState, principal};
+use crate::errors::Chain;
 use crate::files::{BlobError, Partial};
 use crate::storage::{Blob, DocumentRow, FileRef, StorageError, Upload};
 
@@ -167,7 +168,7 @@ impl From<BlobError> for FileError {
     fn from(e: BlobError) -> FileError {
         match e {
             BlobError::DiskFull(_) => {
-                tracing::error!(error = %crate::errors::Chain(&e), "file store full");
+                tracing::error!(error = %Chain(&e), "file store full");
                 FileError {
                     retry_after: Some(60),
                     ..FileError::new(
@@ -184,7 +185,7 @@ impl From<BlobError> for FileError {
                  file must be sent again",
             ),
             BlobError::NotFound => FileError::not_found(),
-            BlobError::Io { .. } => ApiError::Internal(crate::errors::Chain(&e).to_string()).into(),
+            BlobError::Io { .. } => ApiError::Internal(Chain(&e).to_string()).into(),
         }
     }
 }
@@ -655,7 +656,7 @@ async fn write_body(
         // A write failed (the disk full): back to the last durable offset, nothing corrupt.
         let (_, cut) = on_partial(partial, move |p| p.truncate(synced)).await?;
         if let Err(e) = cut {
-            tracing::error!(upload = %upload.id, error = %crate::errors::Chain(&e), "could not cut an upload back");
+            tracing::error!(upload = %upload.id, error = %Chain(&e), "could not cut an upload back");
         }
         tracing::warn!(upload = %upload.id, kept = synced, "upload write failed");
         return Err(failure.with_offset(synced));

@@ -18,6 +18,7 @@ use super::document::Command;
 use super::socket::{CloseCode, CloseReason, Closed, Incoming, Reader, Writer};
 use super::{ConnId, Outbox, Outgoing, Peer};
 use crate::app::{AppState, principal};
+use crate::errors::Chain;
 use crate::storage::User;
 
 /// Frames queued for one connection before it counts as too slow.
@@ -87,7 +88,7 @@ pub async fn run(
                     }
                     Some(Ok(Incoming::Close)) | None => break None,
                     Some(Err(e)) => {
-                        tracing::info!(conn, error = %crate::errors::Chain(&e), "sync connection protocol error");
+                        tracing::info!(conn, error = %Chain(&e), "sync connection protocol error");
                         let code = match e {
                             actix_http::ws::ProtocolError::Overflow => CloseCode::Size,
                             _ => CloseCode::Protocol,
@@ -204,7 +205,7 @@ impl Connection {
                 Ok(who)
             }
             Err(e) => {
-                tracing::error!(conn = self.conn, error = %crate::errors::Chain(&e), "cannot load permissions");
+                tracing::error!(conn = self.conn, error = %Chain(&e), "cannot load permissions");
                 self.error("the server cannot serve this connection right now".into());
                 Err(CloseReason {
                     code: CloseCode::Error,
@@ -227,14 +228,14 @@ impl Connection {
                 if std::mem::take(&mut self.synced) {
                     let id = self.auth.device.clone();
                     if let Err(e) = self.state.db.run(move |s| s.touch_device(&id, now)).await {
-                        tracing::warn!(conn = self.conn, error = %crate::errors::Chain(&e), "last-seen not recorded");
+                        tracing::warn!(conn = self.conn, error = %Chain(&e), "last-seen not recorded");
                     }
                 }
             }
             Ok(Some((d, _))) if d.revoked_at.is_some() => return Err("device revoked".into()),
             Ok(_) => return Err("session ended".into()),
             Err(e) => {
-                tracing::warn!(conn = self.conn, error = %crate::errors::Chain(&e), "device check failed");
+                tracing::warn!(conn = self.conn, error = %Chain(&e), "device check failed");
                 return Ok(());
             }
         }
@@ -275,7 +276,7 @@ impl Connection {
         let message = match Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                tracing::info!(conn = self.conn, error = %crate::errors::Chain(&e), "malformed sync message");
+                tracing::info!(conn = self.conn, error = %Chain(&e), "malformed sync message");
                 self.error(format!("malformed message: {e}"));
                 return Err(CloseReason {
                     code: CloseCode::Invalid,

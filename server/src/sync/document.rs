@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnId, Peer};
 use crate::app::AppState;
+use crate::errors::Chain;
 use crate::storage::{AuditAction, AuditEvent, DocumentRow, DocumentWrite, FileRef, StorageError};
 
 /// A read of a document (absent if there is no such document).
@@ -449,7 +450,7 @@ impl DocumentTask {
                 Some(row) => Ok(Some((row, s.chunks(&id)?))),
             })
             .await
-            .map_err(|e| crate::errors::Chain(&e).to_string())?;
+            .map_err(|e| Chain(&e).to_string())?;
         let Some((row, mut chunks)) = stored else {
             return Ok(None);
         };
@@ -532,7 +533,7 @@ impl DocumentTask {
                         .run(move |s| s.save_sync_states(vec![(device, id, state)]))
                         .await
                     {
-                        tracing::warn!(doc = %self.id, error = %crate::errors::Chain(&e), "sync state not saved");
+                        tracing::warn!(doc = %self.id, error = %Chain(&e), "sync state not saved");
                     }
                 }
                 Effect::Compact { snapshot } => {
@@ -543,7 +544,7 @@ impl DocumentTask {
                             self.served.compacted(true);
                         }
                         Err(e) => {
-                            tracing::warn!(doc = %self.id, error = %crate::errors::Chain(&e), "compaction failed");
+                            tracing::warn!(doc = %self.id, error = %Chain(&e), "compaction failed");
                             self.served.compacted(false);
                         }
                     }
@@ -626,9 +627,9 @@ impl DocumentTask {
             }
             Err(e) => {
                 if request.created {
-                    tracing::error!(doc = %self.id, error = %crate::errors::Chain(&e), "new document not stored");
+                    tracing::error!(doc = %self.id, error = %Chain(&e), "new document not stored");
                 } else {
-                    tracing::error!(doc = %self.id, error = %crate::errors::Chain(&e), "changes not stored");
+                    tracing::error!(doc = %self.id, error = %Chain(&e), "changes not stored");
                 }
                 self.store_error = Some(e);
                 false
@@ -795,7 +796,7 @@ impl DocumentTask {
         self.perform().await;
         match result {
             Err(e) => {
-                tracing::warn!(doc = %self.id, error = %crate::errors::Chain(&e), "an edit on the server failed");
+                tracing::warn!(doc = %self.id, error = %Chain(&e), "an edit on the server failed");
                 Err(e.into())
             }
             Ok(_) => match self.store_error.take() {

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, TlsMode};
+use crate::errors::Chain;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +67,7 @@ pub async fn run_acme(acme: Acme) {
             }
             Ok(event) => tracing::debug!(?event, "ACME"),
             Err(e) => {
-                tracing::warn!(error = %crate::errors::Chain(&e), "ACME: no new certificate yet; will retry")
+                tracing::warn!(error = %Chain(&e), "ACME: no new certificate yet; will retry")
             }
         }
     }

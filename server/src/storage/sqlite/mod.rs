@@ -31,6 +31,8 @@ use saksi_shared::{DocumentId, Role};
 
 use super::{Storage, StorageError};
 
+use crate::errors::Chain;
+
 /// Migrations, in order. `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_init.sql"),
@@ -180,7 +182,7 @@ fn make_private(path: &Path) -> Result<(), StorageError> {
                 if let Err(e) = std::fs::set_permissions(&file, private) {
                     tracing::warn!(
                         file = %file.display(),
-                        error = %crate::errors::Chain(&e),
+                        error = %Chain(&e),
                         "cannot make a database file private"
                     );
                 }
@@ -398,7 +400,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %crate::errors::Chain(&e), "WAL checkpoint failed: tried again after the next write");
+                        tracing::warn!(error = %Chain(&e), "WAL checkpoint failed: tried again after the next write");
                         checkpoint_owed = true;
                         break;
                     }
