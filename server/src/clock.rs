@@ -1,9 +1,9 @@
-//! The server's clock: the current time as [`Timestamp`] since the Unix epoch, injected so that
-//! tests can move time (session expiry, throttling windows, purge grace periods).
+//! The server's clock: the current time as a [`Timestamp`], injected so that tests can move
+//! time (session expiry, throttling windows, purge grace periods).
 
 use saksi_shared::Timestamp;
 
-/// The current time, in milliseconds since the Unix epoch. Injected so tests can move time.
+/// The current time. Injected so tests can move time.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     fn now(&self) -> Timestamp;
 }
@@ -35,9 +35,9 @@ impl Default for ManualClock {
 
 impl ManualClock {
     pub fn advance(&self, by: std::time::Duration) {
-        let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.0
-            .fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
+        use std::sync::atomic::Ordering::SeqCst;
+        let later = |t| Some((Timestamp::from_millis(t) + by).as_millis());
+        let _ = self.0.fetch_update(SeqCst, SeqCst, later);
     }
 }
 
