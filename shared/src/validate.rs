@@ -85,17 +85,7 @@ fn days_in_month(year: i32, month: u32) -> u32 {
 
 /// The UTC calendar date of a moment (for callers that have no local date).
 pub fn date_of(t: Timestamp) -> String {
-    let days = t.as_millis().div_euclid(86_400_000);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = t.utc_date();
     format!("{year:04}-{month:02}-{day:02}")
 }
 

@@ -79,19 +79,8 @@ pub fn safe_entry_name(name: &str) -> bool {
 
 /// A time as MS-DOS keeps it in ZIP headers (local time is unknowable here: UTC).
 fn dos_time(t: Timestamp) -> (u16, u16) {
-    let secs = t.as_secs();
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let rem = t.as_secs().rem_euclid(86_400);
+    let (year, month, day) = t.utc_date();
     if !(1980..=2107).contains(&year) {
         return (0, (1 << 5) | 1);
     }
